@@ -1,0 +1,76 @@
+"""Microseconds per call of ledger.canonical on a typical event line, against rfc8785.
+
+Run: ``.venv/bin/python benchmarks/bench_canonical.py`` (``--quick`` for fewer rounds).
+The "rfc8785" rows time ``rfc8785.dumps(orjson.loads(line))``, the same job done with the
+pure-Python reference encoder, so the two are comparable end to end.
+"""
+
+from __future__ import annotations
+
+import sys
+import timeit
+from collections.abc import Callable
+
+import orjson
+
+from ledger.canonical import canonical_event, canonicalize, decode_event, encode_event
+
+try:
+    import rfc8785
+except ImportError:  # the test extra is not installed
+    rfc8785 = None
+
+# A typical 10-field event: strings, ints, a boolean, two floats and a nested object.
+WITH_FLOATS = {
+    "type": "feedback.preference",
+    "ts": "2025-03-01T12:34:56.789Z",
+    "annotator": "ann-0042",
+    "session": "3f2a9c1e-7b4d-4e8a-9f10-2c3d4e5f6a7b",
+    "prompt_id": 123456,
+    "response_id": 789012,
+    "score": 0.875,
+    "loss": 1.234e-05,
+    "approved": True,
+    "meta": {"model": "llama-3-8b", "step": 1500, "tags": ["helpful", "safe"]},
+}
+# The same event with its floats as integers (basis points and micro-units).
+WITHOUT_FLOATS = {**WITH_FLOATS, "score": 8750, "loss": 12}
+
+# Keys in a different order and spaces after separators, as a producer might write it.
+LINES = {
+    "with floats": orjson.dumps(dict(reversed(WITH_FLOATS.items()))).replace(b'":', b'": '),
+    "without floats": orjson.dumps(dict(reversed(WITHOUT_FLOATS.items()))).replace(b'":', b'": '),
+}
+
+
+def per_call_us(fn: Callable[[], object], rounds: int) -> float:
+    number = 20_000 if rounds > 3 else 5_000
+    best = min(timeit.repeat(fn, number=number, repeat=rounds))
+    return best / number * 1e6
+
+
+def main() -> None:
+    rounds = 3 if "--quick" in sys.argv else 7
+    print(f"{'case':<16} {'function':<38} {'µs/call':>8}")
+    for case, line in LINES.items():
+        event = orjson.loads(line)
+        assert canonical_event(line) == encode_event(decode_event(line))
+        if rfc8785 is not None:
+            assert canonical_event(line) == rfc8785.dumps(event)
+        rows: list[tuple[str, Callable[[], object]]] = [
+            ("canonical_event(line)", lambda: canonical_event(line)),
+            ("encode_event(decode_event(line))", lambda: encode_event(decode_event(line))),
+            ("canonicalize(event)", lambda: canonicalize(event)),
+            ("orjson.loads + dumps(SORT_KEYS) [floor]", lambda: orjson.dumps(
+                orjson.loads(line), option=orjson.OPT_SORT_KEYS)),
+        ]
+        if rfc8785 is not None:
+            ref = rfc8785
+            rows.append(("rfc8785.dumps(orjson.loads(line))", lambda: ref.dumps(orjson.loads(line))))
+        for name, fn in rows:
+            print(f"{case:<16} {name:<38} {per_call_us(fn, rounds):8.2f}")
+    print(f"({len(LINES['with floats'])}-byte line; best of {rounds} rounds)")
+
+
+if __name__ == "__main__":
+    main()

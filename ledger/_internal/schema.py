@@ -1,0 +1,102 @@
+"""The ledger's tables: one schema for SQLite and PostgreSQL (alembic migrates it).
+
+- ``log_sequence``: one row, the next index to hand out. Appenders take its row lock, so
+  indices are gap-free and unique across processes.
+- ``log_tree``: one row, the integrated tree size and root. The integrator takes its row lock.
+- ``entries``: the sequenced entries, their canonical bytes and leaf hash.
+- ``tiles``: C2SP tiles (level, index) -> up to 256 concatenated 32-byte hashes; every
+  perfect subtree hash a proof needs is in at most one tile per 8 levels.
+- ``leaf_index``: first 8 bytes of each leaf hash -> index, for lookup by hash; written by the
+  integrator in large sorted batches (random B-tree inserts per append would cost 3x).
+- ``checkpoints``: every published signed checkpoint. ``timestamps``: RFC 3161 responses.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+log_sequence = Table(
+    "log_sequence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("next_index", BigInteger, nullable=False),
+)
+
+log_tree = Table(
+    "log_tree",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary, nullable=False),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+)
+
+tiles = Table(
+    "tiles",
+    metadata,
+    Column("level", SmallInteger, nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("level", "idx"),
+    sqlite_with_rowid=False,
+)
+
+leaf_index = Table(
+    "leaf_index",
+    metadata,
+    Column("hash_prefix", BigInteger, nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hash_prefix", "idx"),
+    sqlite_with_rowid=False,
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+)
+
+timestamps = Table(
+    "timestamps",
+    metadata,
+    Column("size", BigInteger, nullable=False),
+    Column("tsa", String(512), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("gen_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("size", "tsa"),
+)
+
+timestamp_failures = Table(
+    "timestamp_failures",
+    metadata,
+    Column("size", BigInteger, nullable=False),
+    Column("tsa", String(512), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("size", "tsa"),
+)

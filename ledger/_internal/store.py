@@ -1,0 +1,405 @@
+"""Storage seam of the ledger: SQLAlchemy async over SQLite (aiosqlite) or PostgreSQL (psycopg).
+
+Everything dialect-specific lives here. Hot paths (sequencing batches, reading leaf hashes and
+entry ranges) go straight to the driver's ``executemany``/``fetchall`` through
+``exec_driver_sql``: the ORM-free Core path still builds a dict per row, which would cost more
+than the ledger's own work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..errors import ConfigError, StorageError
+from . import schema as s
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+def async_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite:///`` URLs; pick the async drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+@contextlib.asynccontextmanager
+async def translate_errors(what: str) -> AsyncIterator[None]:
+    """Turn database failures into StorageError, naming what was being done."""
+    try:
+        yield
+    except DBAPIError as e:
+        raise StorageError(f"database error while {what}: {e.orig}") from e
+    except SQLAlchemyError as e:
+        raise StorageError(f"database error while {what}: {e}") from e
+    except OSError as e:
+        raise StorageError(f"cannot reach the database while {what}: {e}") from e
+
+def _hash_prefix(h: bytes) -> int:
+    return int.from_bytes(h[:8], "big", signed=True)
+
+class Store:
+    """The ledger's database. One per process; safe to share between tasks."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+        self.url = async_url(url)
+        try:
+            self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=False)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise ConfigError(f"unusable database URL {url!r}: {e}") from e
+        self.dialect = self.engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"unsupported database {self.dialect!r}: use SQLite or PostgreSQL")
+        self._ph = "?" if self.dialect == "sqlite" else "%s"
+        self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        if self.dialect == "sqlite":
+            self._configure_sqlite(sqlite_synchronous)
+
+    def _configure_sqlite(self, synchronous: str) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError("sqlite synchronous must be FULL, NORMAL or EXTRA")
+
+        @event.listens_for(self.engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Transactions are begun explicitly below, so pysqlite must not begin its own.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(self.engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        if not (MIGRATIONS / "env.py").exists():
+            raise ConfigError(f"alembic migrations not found at {MIGRATIONS}")
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+
+        def _upgrade(sync_conn: Any) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with translate_errors("migrating the schema"), self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def check_schema(self) -> None:
+        """Fail clearly when the database was never initialised."""
+        async with translate_errors("reading the schema"), self.engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(c.dialect.get_table_names(c)))
+        if "log_tree" not in names:
+            raise ConfigError("the database holds no log: run `rlhf-audit init` first")
+
+    # -- sequencing ---------------------------------------------------------------------
+
+    async def sequence(self, rows: Sequence[tuple[bytes, bytes]]) -> int:
+        """Durably store (entry bytes, leaf hash) rows; return the index of the first.
+
+        The counter update takes the sequence row's lock (PostgreSQL) or the write lock
+        (SQLite) first, so concurrent appenders queue and indices are gap-free.
+        """
+        n = len(rows)
+        ph = self._ph
+        async with translate_errors("appending entries"), self.engine.begin() as conn:
+            result = await conn.execute(
+                update(s.log_sequence)
+                .where(s.log_sequence.c.id == 1)
+                .values(next_index=s.log_sequence.c.next_index + n)
+                .returning(s.log_sequence.c.next_index)
+            )
+            first = int(result.scalar_one()) - n
+            params = [(first + i, data, h) for i, (data, h) in enumerate(rows)]
+            await conn.exec_driver_sql(
+                f"INSERT INTO entries (idx, data, leaf_hash) VALUES ({ph}, {ph}, {ph})", params
+            )
+        return first
+
+    async def sequenced_size(self) -> int:
+        async with translate_errors("reading the sequence"), self.engine.connect() as conn:
+            return int(
+                (await conn.execute(select(s.log_sequence.c.next_index))).scalar_one()
+            )
+
+    # -- integration --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def integration(self) -> AsyncIterator[Integration]:
+        """A transaction holding the tree lock: one integrator at a time, across processes."""
+        async with translate_errors("integrating"), self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(s.log_tree)
+                    .where(s.log_tree.c.id == 1)
+                    .values(size=s.log_tree.c.size)
+                    .returning(s.log_tree.c.size, s.log_tree.c.root_hash)
+                )
+            ).one()
+            yield Integration(self, conn, int(row[0]), bytes(row[1]))
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def tree_head(self) -> tuple[int, bytes]:
+        async with translate_errors("reading the tree head"), self.engine.connect() as conn:
+            row = (await conn.execute(select(s.log_tree.c.size, s.log_tree.c.root_hash))).one()
+        return int(row[0]), bytes(row[1])
+
+    async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = sorted(set(coords))
+        if not wanted:
+            return {}
+        async with translate_errors("reading tiles"), self.engine.connect() as conn:
+            return await self._read_tiles(conn, wanted)
+
+    async def _read_tiles(
+        self, conn: AsyncConnection, wanted: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        t = s.tiles.c
+        rows = await conn.execute(
+            select(t.level, t.idx, t.hashes).where(tuple_(t.level, t.idx).in_(wanted))
+        )
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+
+    async def read_entries(self, start: int, end: int) -> list[bytes]:
+        """Entry bytes for indices [start, end), in order (missing rows are skipped)."""
+        ph = self._ph
+        async with translate_errors("reading entries"), self.engine.connect() as conn:
+            result = await conn.exec_driver_sql(
+                f"SELECT data FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+                (start, end),
+            )
+            return [bytes(r[0]) for r in result.fetchall()]
+
+    async def scan_entries(
+        self, start: int, end: int, chunk: int = 16384
+    ) -> AsyncIterator[list[tuple[int, bytes, bytes]]]:
+        """(index, entry bytes, stored leaf hash) for [start, end) in chunks, for the self-audit."""
+        ph = self._ph
+        pos = start
+        while pos < end:
+            stop = min(pos + chunk, end)
+            async with translate_errors("reading entries"), self.engine.connect() as conn:
+                result = await conn.exec_driver_sql(
+                    "SELECT idx, data, leaf_hash FROM entries "
+                    f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+                    (pos, stop),
+                )
+                rows = result.fetchall()
+            yield [(int(i), bytes(d), bytes(h)) for i, d, h in rows]
+            pos = stop
+
+    async def entries_after(self, index: int) -> int:
+        """How many entry rows exist at or beyond ``index`` (rows the tree must not have)."""
+        async with translate_errors("reading entries"), self.engine.connect() as conn:
+            return int(
+                (
+                    await conn.exec_driver_sql(
+                        f"SELECT COUNT(*) FROM entries WHERE idx >= {self._ph}", (index,)
+                    )
+                ).scalar_one()
+            )
+
+    async def scan_tiles(self, level: int) -> AsyncIterator[tuple[int, bytes]]:
+        t = s.tiles.c
+        async with translate_errors("reading tiles"), self.engine.connect() as conn:
+            result = await conn.stream(
+                select(t.idx, t.hashes).where(t.level == level).order_by(t.idx)
+            )
+            async for idx, hashes in result:
+                yield int(idx), bytes(hashes)
+
+    async def tile_levels(self) -> list[int]:
+        async with translate_errors("reading tiles"), self.engine.connect() as conn:
+            rows = await conn.execute(select(s.tiles.c.level).distinct())
+            return sorted(int(r[0]) for r in rows)
+
+    async def find_leaf(self, leaf_hash: bytes) -> list[int]:
+        """Indices of integrated entries with this leaf hash, lowest first."""
+        li, e = s.leaf_index.c, s.entries.c
+        async with translate_errors("looking up a leaf hash"), self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(e.idx, e.leaf_hash)
+                .join_from(s.leaf_index, s.entries, li.idx == e.idx)
+                .where(li.hash_prefix == _hash_prefix(leaf_hash))
+                .order_by(e.idx)
+            )
+            return [int(i) for i, h in rows if bytes(h) == leaf_hash]
+
+    async def leaf_index_count(self) -> int:
+        async with translate_errors("reading the leaf index"), self.engine.connect() as conn:
+            return int(
+                (await conn.exec_driver_sql("SELECT COUNT(*) FROM leaf_index")).scalar_one()
+            )
+
+    # -- checkpoints and timestamps -----------------------------------------------------
+
+    async def checkpoint(self, size: int | None = None) -> tuple[int, bytes, bytes, datetime] | None:
+        """(size, root, signed note, published at) of one checkpoint, the newest by default."""
+        c = s.checkpoints.c
+        query = select(c.size, c.root_hash, c.note, c.published_at)
+        query = (
+            query.order_by(c.size.desc()).limit(1) if size is None else query.where(c.size == size)
+        )
+        async with translate_errors("reading a checkpoint"), self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1]), bytes(row[2]), row[3]
+
+    async def scan_checkpoints(self) -> AsyncIterator[tuple[int, bytes, bytes]]:
+        c = s.checkpoints.c
+        async with translate_errors("reading checkpoints"), self.engine.connect() as conn:
+            result = await conn.stream(select(c.size, c.root_hash, c.note).order_by(c.size))
+            async for size, root, note in result:
+                yield int(size), bytes(root), bytes(note)
+
+    async def checkpoint_count(self) -> int:
+        async with translate_errors("reading checkpoints"), self.engine.connect() as conn:
+            return int(
+                (await conn.exec_driver_sql("SELECT COUNT(*) FROM checkpoints")).scalar_one()
+            )
+
+    async def timestamps(self, size: int) -> dict[str, bytes]:
+        t = s.timestamps.c
+        async with translate_errors("reading timestamps"), self.engine.connect() as conn:
+            rows = await conn.execute(select(t.tsa, t.response).where(t.size == size))
+            return {str(tsa): bytes(r) for tsa, r in rows}
+
+    async def all_timestamps(self) -> dict[int, dict[str, bytes]]:
+        t = s.timestamps.c
+        out: dict[int, dict[str, bytes]] = {}
+        async with translate_errors("reading timestamps"), self.engine.connect() as conn:
+            result = await conn.stream(select(t.size, t.tsa, t.response))
+            async for size, tsa, resp in result:
+                out.setdefault(int(size), {})[str(tsa)] = bytes(resp)
+        return out
+
+    async def untimestamped(self, tsa: str, limit: int = 100) -> list[tuple[int, bytes]]:
+        """Checkpoints (size, note) that have no timestamp from ``tsa``, oldest first."""
+        c, t = s.checkpoints.c, s.timestamps.c
+        stamped = select(t.size).where(t.tsa == tsa)
+        async with translate_errors("reading timestamps"), self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(c.size, c.note).where(c.size.not_in(stamped)).order_by(c.size).limit(limit)
+            )
+            return [(int(sz), bytes(n)) for sz, n in rows]
+
+    async def save_timestamp(self, size: int, tsa: str, response: bytes, gen_time: datetime) -> None:
+        f = s.timestamp_failures.c
+        async with translate_errors("storing a timestamp"), self.engine.begin() as conn:
+            await conn.execute(
+                self._insert(s.timestamps)
+                .values(size=size, tsa=tsa, response=response, gen_time=gen_time)
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                s.timestamp_failures.delete().where(f.size == size, f.tsa == tsa)
+            )
+
+    async def record_timestamp_failure(
+        self, size: int, tsa: str, error: str, at: datetime
+    ) -> None:
+        f = s.timestamp_failures.c
+        stmt = self._insert(s.timestamp_failures).values(
+            size=size, tsa=tsa, attempts=1, last_error=error[:2000], last_attempt_at=at
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[f.size, f.tsa],
+            set_={"attempts": f.attempts + 1, "last_error": stmt.excluded.last_error,
+                  "last_attempt_at": stmt.excluded.last_attempt_at},
+        )
+        async with translate_errors("recording a TSA failure"), self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def timestamp_failures(self) -> list[tuple[int, str, int, str, datetime]]:
+        f = s.timestamp_failures.c
+        async with translate_errors("reading TSA failures"), self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(f.size, f.tsa, f.attempts, f.last_error, f.last_attempt_at).order_by(f.size)
+            )
+            return [(int(a), str(b), int(c), str(d), e) for a, b, c, d, e in rows]
+
+class Integration:
+    """One integration transaction; the tree row is locked until it ends."""
+
+    def __init__(self, store: Store, conn: AsyncConnection, size: int, root: bytes) -> None:
+        self._store = store
+        self._conn = conn
+        self.size = size
+        self.root = root
+
+    async def sequenced_size(self) -> int:
+        result = await self._conn.execute(select(s.log_sequence.c.next_index))
+        return int(result.scalar_one())
+
+    async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        ph = self._store._ph
+        result = await self._conn.exec_driver_sql(
+            f"SELECT idx, leaf_hash FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+            (start, end),
+        )
+        rows = result.fetchall()
+        if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
+            raise StorageError(
+                f"entries {start}..{end - 1} are sequenced but {end - start - len(rows)} are missing"
+            )
+        return [bytes(r[1]) for r in rows]
+
+    async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = sorted(set(coords))
+        return await self._store._read_tiles(self._conn, wanted) if wanted else {}
+
+    async def write_tiles(self, tiles: dict[tuple[int, int], bytes]) -> None:
+        if not tiles:
+            return
+        stmt = self._store._insert(s.tiles)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[s.tiles.c.level, s.tiles.c.idx],
+            set_={"hashes": stmt.excluded.hashes},
+        )
+        await self._conn.execute(
+            stmt, [{"level": lv, "idx": ix, "hashes": h} for (lv, ix), h in tiles.items()]
+        )
+
+    async def index_leaves(self, start: int, hashes: Sequence[bytes]) -> None:
+        # Sorted inserts touch each B-tree page once per batch instead of once per row.
+        rows = sorted((_hash_prefix(h), start + i) for i, h in enumerate(hashes))
+        ph = self._store._ph
+        await self._conn.exec_driver_sql(
+            f"INSERT INTO leaf_index (hash_prefix, idx) VALUES ({ph}, {ph})", rows
+        )
+
+    async def publish(self, size: int, root: bytes, note: bytes, at: datetime) -> None:
+        await self._conn.execute(
+            s.checkpoints.insert().values(size=size, root_hash=root, note=note, published_at=at)
+        )
+        await self._conn.execute(
+            update(s.log_tree).where(s.log_tree.c.id == 1).values(size=size, root_hash=root)
+        )
+        self.size, self.root = size, root
+
+__all__ = ["Integration", "Store", "async_url", "translate_errors"]
+

@@ -1,0 +1,159 @@
+"""The Merkle tree kept as C2SP tiles: extending it, its root, and the nodes proofs need.
+
+Pure functions over tile bytes. A tile (level L, index N) holds the hashes of perfect subtrees
+of height 8L covering positions [256N, 256N + width) of level L. A node (height h, index k)
+with h = 8L + r lies in one level-L tile: it is the root over 2**r of that tile's hashes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..merkle import EMPTY_ROOT, fold_level, fold_range, range_nodes
+from ..tiles import TILE_HEIGHT, TILE_WIDTH
+
+HASH = 32
+TILE_BYTES = TILE_WIDTH * HASH
+
+TileKey = tuple[int, int]
+Node = tuple[int, int]
+
+
+def tile_hashes(data: bytes) -> list[bytes]:
+    return [data[i : i + HASH] for i in range(0, len(data), HASH)]
+
+
+def tile_levels(data: bytes) -> list[list[bytes]]:
+    """All levels inside a tile: [bottom hashes, pairs, ..., root] (widths 256, 128, ..., 1)."""
+    levels = [tile_hashes(data)]
+    while len(levels[-1]) > 1:
+        levels.append(fold_level(levels[-1]))
+    return levels
+
+
+def edge_coords(size: int) -> list[TileKey]:
+    """The right-most partial tile of every level of a tree of ``size`` (those with width > 0)."""
+    coords = []
+    level = 0
+    count = size
+    while count:
+        if count & (TILE_WIDTH - 1):
+            coords.append((level, count >> TILE_HEIGHT))
+        count >>= TILE_HEIGHT
+        level += 1
+    return coords
+
+
+def extend(
+    size: int, edge: Mapping[TileKey, bytes], leaf_hashes: Sequence[bytes]
+) -> tuple[int, dict[TileKey, bytes], dict[TileKey, list[list[bytes]]]]:
+    """Append leaf hashes to a tree of ``size`` whose partial edge tiles are ``edge``.
+
+    Returns the new size, every tile that changed (to upsert), and the inner levels of the
+    tiles that became full (to warm the proof cache).
+    """
+    writes: dict[TileKey, bytes] = {}
+    completed: dict[TileKey, list[list[bytes]]] = {}
+    level, count, hashes = 0, size, list(leaf_hashes)
+    while hashes:
+        index, width = count >> TILE_HEIGHT, count & (TILE_WIDTH - 1)
+        buf = edge.get((level, index), b"")[: width * HASH] if width else b""
+        if len(buf) != width * HASH:
+            raise ValueError(f"tile ({level}, {index}) holds {len(buf) // HASH} hashes, not {width}")
+        above: list[bytes] = []
+        i = 0
+        while i < len(hashes):
+            take = min(TILE_WIDTH - width, len(hashes) - i)
+            buf += b"".join(hashes[i : i + take])
+            i += take
+            width += take
+            if width == TILE_WIDTH:
+                writes[(level, index)] = buf
+                levels = tile_levels(buf)
+                completed[(level, index)] = levels
+                above.append(levels[-1][0])
+                index, width, buf = index + 1, 0, b""
+        if buf:
+            writes[(level, index)] = buf
+        level, count, hashes = level + 1, count >> TILE_HEIGHT, above
+    return size + len(leaf_hashes), writes, completed
+
+
+def root_from_edge(size: int, edge: Mapping[TileKey, bytes]) -> bytes:
+    """Root of a tree of ``size`` from its partial edge tiles alone."""
+    if size == 0:
+        return EMPTY_ROOT
+    border: list[bytes] = []
+    for level, index in reversed(edge_coords(size)):
+        width = (size >> (TILE_HEIGHT * level)) & (TILE_WIDTH - 1)
+        hashes = tile_hashes(edge[(level, index)][: width * HASH])
+        for height, k in range_nodes(0, width):
+            border.append(_perfect(hashes[k << height : (k + 1) << height]))
+    return fold_range(border)
+
+
+def _perfect(hashes: list[bytes]) -> bytes:
+    while len(hashes) > 1:
+        hashes = fold_level(hashes)
+    return hashes[0]
+
+
+def node_tile(node: Node) -> TileKey:
+    height, k = node
+    level, r = divmod(height, TILE_HEIGHT)
+    return level, (k << r) >> TILE_HEIGHT
+
+
+class TileCache:
+    """Inner levels of full tiles, which never change, kept for the hottest tiles."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self.capacity = capacity
+        self._levels: OrderedDict[TileKey, list[list[bytes]]] = OrderedDict()
+
+    def get(self, key: TileKey) -> list[list[bytes]] | None:
+        levels = self._levels.get(key)
+        if levels is not None:
+            self._levels.move_to_end(key)
+        return levels
+
+    def put(self, key: TileKey, levels: list[list[bytes]]) -> None:
+        if self.capacity <= 0:
+            return
+        self._levels[key] = levels
+        self._levels.move_to_end(key)
+        while len(self._levels) > self.capacity:
+            self._levels.popitem(last=False)
+
+    def clear(self) -> None:
+        self._levels.clear()
+
+
+def node_hashes(
+    nodes: Iterable[Node], tiles: Mapping[TileKey, bytes], cache: TileCache
+) -> dict[Node, bytes]:
+    """Hash of each perfect-subtree node, from the tiles that hold them."""
+    out: dict[Node, bytes] = {}
+    for node in nodes:
+        height, k = node
+        level, r = divmod(height, TILE_HEIGHT)
+        key = (level, (k << r) >> TILE_HEIGHT)
+        pos = k & ((TILE_WIDTH >> r) - 1)
+        levels = cache.get(key)
+        if levels is None:
+            data = tiles.get(key)
+            if data is None:
+                raise KeyError(key)
+            if len(data) == TILE_BYTES:
+                levels = tile_levels(data)
+                cache.put(key, levels)
+            else:
+                start = pos << r
+                chunk = tile_hashes(data[start * HASH : (start + (1 << r)) * HASH])
+                if len(chunk) != 1 << r:
+                    raise KeyError(key)
+                out[node] = _perfect(chunk)
+                continue
+        out[node] = levels[r][pos]
+    return out

@@ -1,0 +1,387 @@
+"""RFC 8785 (JSON Canonicalization Scheme) encoding of audit events.
+
+Every event goes on the log as its JCS bytes, so that the same event always hashes the same
+way, whoever wrote it and whichever JSON library parsed it. The append path canonicalises every
+event, so this has to cost microseconds, not the tens of microseconds a pure-Python JCS
+encoder (such as ``rfc8785``, which the tests use as the reference) costs.
+
+How: ``orjson.dumps(value, option=OPT_SORT_KEYS)`` already *is* JCS for most values. It escapes
+strings exactly as JCS does (only ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` and ``\\u00xx`` with lowercase
+hex for the other controls; non-ASCII, U+2028/2029, DEL and ``/`` are written as they are), writes
+integers without exponent, and sorts keys by code point. It differs in two places only:
+
+* floats: JCS writes numbers as ECMAScript's ``Number.prototype.toString`` does (``1.0`` -> ``1``,
+  ``1e16`` -> ``10000000000000000``, ``1e-6`` -> ``0.000001``, ``-0.0`` -> ``0``, ``1e21`` ->
+  ``1e+21``), orjson does not. Each float is swapped for an ``orjson.Fragment`` holding its JCS
+  text, formatted from Python's ``repr`` (the same shortest round-trip digits ECMAScript uses).
+* key order: JCS sorts by UTF-16 code units, orjson by code point. The two orders agree except
+  between a character at or above U+10000 (a surrogate pair, D800..DFFF) and one in U+E000..U+FFFF,
+  so only an object with such a key is sorted here, by its UTF-16-BE bytes, into a Fragment.
+
+One walk over the value finds floats, such keys and anything unusual; a value with none of them
+goes to orjson unchanged. Anything else (tuples, subclasses of str/int/float/dict/list, errors)
+takes a slower, exact path that converts or refuses it, naming the JSON path (``$.metrics.loss``)
+in the :class:`~ledger.errors.EntryError`.
+
+Choices:
+
+* Integers must lie within the I-JSON safe range ±(2**53-1): RFC 8785 numbers are IEEE-754
+  doubles, and a larger integer would silently change. This holds for integer *literals* in
+  parsed text too, even those orjson would quietly turn into floats (beyond 64 bits).
+* Tuples are written as arrays (as ``json`` and ``rfc8785`` do); subclasses of str, int, float,
+  dict and list (``StrEnum``, ``IntEnum``, ``OrderedDict``) are written as their base value. Any
+  other type (``Enum``, ``datetime``, ``bytes``, ``Decimal``, ...) is refused: convert it first.
+* Nesting is limited by orjson's recursion limit (254 levels of arrays and objects).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+import orjson
+
+from ledger.errors import EntryError
+
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "MAX_SAFE_INTEGER",
+    "canonical_event",
+    "canonicalize",
+    "decode_event",
+    "encode_event",
+]
+
+MAX_ENTRY_BYTES = 65535
+"""Largest canonical event: C2SP tlog-tiles entry bundles prefix each entry with 2 length bytes."""
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest integer magnitude a JSON number may have (I-JSON, RFC 7493 section 2.2)."""
+
+_MAX_DEPTH = 254  # orjson.dumps refuses deeper nesting ("Recursion limit reached")
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # strict: refuse beyond ±(2**53-1)
+_dumps = orjson.dumps
+_Fragment = orjson.Fragment
+_PLAIN = frozenset({str, int, bool, type(None)})  # orjson writes these exactly as JCS does
+
+# Bumped whenever a float of magnitude >= 1e18 is formatted. orjson parses an integer literal
+# beyond 64 bits as a float (>= 2**63 in magnitude), losing digits; canonical_event compares this
+# counter before and after encoding and, only if it moved, rescans the text for such literals.
+# The counter only ever grows, so threads can cause a needless rescan but never a missed one.
+_huge_floats = [0]
+
+
+class _Slow(Exception):
+    """The fast path met something it does not handle; the exact path will convert or refuse it."""
+
+
+# -- the fast path: exact JSON types only -------------------------------------------------------
+
+
+def _value(v: object) -> object:
+    t = type(v)
+    if t is dict:
+        return _object(v)  # type: ignore[arg-type]
+    if t is list:
+        return _array(v)  # type: ignore[arg-type]
+    if t is float:
+        return _Fragment(_number(v))  # type: ignore[arg-type]
+    if t in _PLAIN:
+        return v
+    raise _Slow
+
+
+def _object(d: dict[str, Any]) -> object:
+    out = d
+    if not _PLAIN.issuperset(map(type, d.values())):
+        for k, v in d.items():
+            if type(v) not in _PLAIN:
+                p = _value(v)
+                if p is not v:
+                    if out is d:
+                        out = d.copy()
+                    out[k] = p
+    keys = "".join(d)  # TypeError for a non-str key
+    if not keys.isascii() and max(keys) > "\uffff":
+        return _utf16_sorted(out)
+    return out
+
+
+def _array(a: list[Any]) -> list[Any]:
+    if _PLAIN.issuperset(map(type, a)):
+        return a
+    return [_value(v) for v in a]
+
+
+def _utf16_sorted(d: dict[str, Any]) -> orjson.Fragment:
+    # str.encode raises UnicodeEncodeError (a ValueError) for a lone surrogate.
+    items = sorted(d.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+    body = b",".join([_dumps(k) + b":" + _dumps(v, option=_OPTS) for k, v in items])
+    return _Fragment(b"{" + body + b"}")
+
+
+def _number(f: float) -> str:
+    """ECMAScript Number.prototype.toString of a finite float, from Python's shortest repr."""
+    r = repr(f)
+    if r[-2:] == ".0":  # integral and below 1e16: '12.0' -> '12', '-0.0' -> '0'
+        return r[:-2] if r != "-0.0" else "0"
+    if "e" in r:
+        return _exponent(r)
+    if r[-1] in "nf":  # 'nan', 'inf', '-inf'
+        raise _Slow
+    return r  # 1e-4 <= |f| < 1e16: repr and ECMAScript agree
+
+
+def _exponent(r: str) -> str:
+    # repr chose exponent form (|f| < 1e-4 or >= 1e16); ECMAScript's differs (ECMA-262 6.1.6.1.20).
+    mantissa, _, exp = r.partition("e")
+    sign = ""
+    if mantissa[0] == "-":
+        sign, mantissa = "-", mantissa[1:]
+    digits = mantissa.replace(".", "")  # the k significant digits; value = 0.digits * 10**n
+    k, n = len(digits), int(exp) + 1
+    if n >= 19:
+        _huge_floats[0] += 1
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + digits
+    e = n - 1
+    point = "." + digits[1:] if k > 1 else ""
+    return f"{sign}{digits[0]}{point}e{'+' if e > 0 else '-'}{abs(e)}"
+
+
+# -- the exact path: convert what JSON can hold, refuse the rest, say where ---------------------
+
+
+def _normalize(v: object, path: str, depth: int, parents: set[int]) -> object:
+    """Return ``v`` rebuilt from exact JSON types, or raise EntryError naming the path."""
+    if v is None or v is True or v is False:
+        return v
+    if isinstance(v, str):
+        return _text(str.__str__(v), path, "string")
+    if isinstance(v, int):
+        n = int.__int__(v)
+        if -MAX_SAFE_INTEGER <= n <= MAX_SAFE_INTEGER:
+            return n
+        raise EntryError(f"{path}: {_unsafe_integer(n)}")
+    if isinstance(v, float):
+        f = float.__float__(v)
+        if math.isfinite(f):
+            return f
+        name = "NaN" if f != f else "Infinity" if f > 0 else "-Infinity"
+        raise EntryError(f"{path}: {name} is not a JSON number (RFC 8785 refuses NaN and Infinity)")
+    if not isinstance(v, (dict, list, tuple)):
+        raise EntryError(
+            f"{path}: type {type(v).__name__!r} is not a JSON type "
+            "(use dict, list, tuple, str, int, float, bool or None)"
+        )
+    if depth >= _MAX_DEPTH:
+        raise EntryError(f"{path}: nested more than {_MAX_DEPTH} arrays/objects deep")
+    if id(v) in parents:
+        raise EntryError(f"{path}: refers back to a containing array/object (a cycle)")
+    parents.add(id(v))
+    if isinstance(v, dict):
+        out: dict[str, object] = {}
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise EntryError(f"{path}: key {k!r} ({type(k).__name__}) is not a string")
+            key = _text(str.__str__(k), path, "key")
+            where = _member(path, key)
+            if key in out:
+                raise EntryError(f"{where}: duplicate key")
+            out[key] = _normalize(item, where, depth + 1, parents)
+        result: object = out
+    else:
+        result = [_normalize(x, f"{path}[{i}]", depth + 1, parents) for i, x in enumerate(v)]
+    parents.discard(id(v))
+    return result
+
+
+def _text(s: str, path: str, what: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise EntryError(
+            f"{path}: {what} has a lone surrogate U+{ord(s[e.start]):04X} at index {e.start} "
+            "(JSON text must be valid Unicode)"
+        ) from None
+    return s
+
+
+def _member(path: str, key: str) -> str:
+    if key.isidentifier() and len(key) <= 64:
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key[:64] + ('...' if len(key) > 64 else ''))}]"
+
+
+def _unsafe_integer(n: int) -> str:
+    shown = str(n) if n.bit_length() <= 256 else f"a {n.bit_length()}-bit integer"
+    return (
+        f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are "
+        "IEEE-754 doubles, which cannot represent it exactly (send it as a string)"
+    )
+
+
+def _kind(v: object) -> str:
+    if isinstance(v, (list, tuple)):
+        return "an array"
+    if isinstance(v, str):
+        return "a string"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    return f"a {type(v).__name__}"
+
+
+# -- text: parse, and the checks orjson does not make -----------------------------------------
+
+
+def _parse(line: bytes | str) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise EntryError(_decode_failure(line, e)) from None
+    if type(obj) is not dict:
+        raise EntryError(f"an event must be a JSON object, not {_kind(obj)}")
+    return obj
+
+
+def _decode_failure(line: object, e: orjson.JSONDecodeError) -> str:
+    if "UTF-8" in e.msg or "surrogate" in e.msg:
+        try:
+            if isinstance(line, str):
+                line.encode("utf-8")
+            elif isinstance(line, (bytes, bytearray, memoryview)):
+                bytes(line).decode("utf-8")
+        except UnicodeEncodeError as u:
+            return f"not valid Unicode: lone surrogate at index {u.start}"
+        except UnicodeDecodeError as u:
+            return f"not valid UTF-8: byte 0x{u.object[u.start]:02x} at offset {u.start}"
+    return f"not valid JSON: {e}"
+
+
+def _check_text(line: bytes | str, colons: int, rescan: bool) -> None:
+    """Refuse duplicate keys and out-of-range integer literals that parsing silently absorbed.
+
+    ``colons`` is the number of ':' in a re-encoding of the parsed value (orjson and JCS never
+    escape ':'). Each key in the text brings one ':' and strings bring theirs, so unless the text
+    spells a colon as an escape, it has exactly as many colons as the re-encoding if and only if
+    no key was repeated (a repeated key's pair is dropped, with its colons). That costs two
+    ``count`` calls; only a mismatch, an escaped colon or ``rescan`` pays for the exact scan.
+    """
+    if isinstance(line, str):
+        rescan = rescan or "\\u003" in line or line.count(":") != colons
+    else:
+        data = line if isinstance(line, (bytes, bytearray)) else bytes(line)
+        rescan = rescan or b"\\u003" in data or data.count(b":") != colons
+        line = data
+    if rescan:
+        _scan(line)
+
+
+def _scan(line: bytes | str) -> None:
+    """Exact and slow: re-parse with the standard library, watching every key and integer."""
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        seen = set()
+        for k, _ in items:
+            if k in seen:
+                raise EntryError(f"duplicate key {json.dumps(k)} in an object (RFC 8785, I-JSON)")
+            seen.add(k)
+
+    def integer(literal: str) -> int:
+        if len(literal) > 17 or abs(int(literal)) > MAX_SAFE_INTEGER:
+            shown = literal if len(literal) <= 80 else f"{literal[:40]}...({len(literal)} chars)"
+            raise EntryError(
+                f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are "
+                "IEEE-754 doubles, which cannot represent it exactly (send it as a string)"
+            )
+        return 0
+
+    try:
+        json.loads(line, object_pairs_hook=pairs, parse_int=integer, parse_float=lambda _: 0)
+    except (ValueError, RecursionError) as e:  # orjson accepted the text, so this should not happen
+        raise EntryError(f"could not check the JSON text for duplicate keys: {e}") from None
+
+
+def _fail(error: Exception) -> NoReturn:
+    raise EntryError(f"cannot canonicalise: {error}") from None
+
+
+# -- public API -------------------------------------------------------------------------------
+
+
+def canonicalize(value: object) -> bytes:
+    """Return the RFC 8785 (JCS) bytes of a JSON value.
+
+    ``value`` is a dict with str keys, list, tuple (written as an array), str, int, float, bool or
+    None, nested freely. Raises EntryError, naming the JSON path, for NaN and infinities,
+    integers beyond ±(2**53-1), non-str keys, strings with lone surrogates, other types, cycles and
+    nesting deeper than 254 levels.
+    """
+    try:
+        return _dumps(_value(value), option=_OPTS)
+    except (_Slow, TypeError, ValueError, RecursionError):
+        pass
+    clean = _normalize(value, "$", 0, set())  # raises EntryError for anything JSON cannot hold
+    try:
+        return _dumps(_value(clean), option=_OPTS)
+    except (_Slow, TypeError, ValueError, RecursionError) as e:
+        _fail(e)
+
+
+def encode_event(value: object) -> bytes:
+    """Return the canonical bytes of an event: a JSON object of at most MAX_ENTRY_BYTES bytes."""
+    if not isinstance(value, dict):
+        raise EntryError(f"an event must be a JSON object, not {_kind(value)}")
+    out = canonicalize(value)
+    if len(out) > MAX_ENTRY_BYTES:
+        raise EntryError(_too_big(len(out)))
+    return out
+
+
+def decode_event(line: bytes | str) -> dict[str, Any]:
+    """Parse one JSON text (one line of the CLI's input) into an event.
+
+    Refuses, with EntryError: text that is not JSON or not UTF-8 (or, for ``str``, holds lone
+    surrogates), a byte order mark, a top-level value that is not an object, duplicate keys
+    anywhere, integer literals beyond ±(2**53-1) and nesting deeper than 254 levels. So whatever
+    this returns, :func:`encode_event` can encode unless it is too large.
+    """
+    obj = _parse(line)
+    try:
+        text = _dumps(obj, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError as e:
+        _normalize(obj, "$", 0, set())  # raises EntryError naming the integer or the depth
+        _fail(e)
+    # orjson writes every float of magnitude >= 1e16 with 'e+': only those can be big literals.
+    _check_text(line, text.count(b":"), b"e+" in text)
+    return obj
+
+
+def canonical_event(line: bytes | str) -> bytes:
+    """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path."""
+    obj = _parse(line)
+    mark = _huge_floats[0]
+    try:
+        out = _dumps(_value(obj), option=_OPTS)
+    except (_Slow, TypeError, ValueError, RecursionError):
+        out = canonicalize(obj)  # names the problem, or encodes what the fast path would not
+    if len(out) > MAX_ENTRY_BYTES:
+        raise EntryError(_too_big(len(out)))
+    _check_text(line, out.count(b":"), _huge_floats[0] != mark)
+    return out
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"event is {size} bytes once canonicalised; the limit is {MAX_ENTRY_BYTES} "
+        "(tlog-tiles entry bundles give each entry a 2-byte length)"
+    )

@@ -1,0 +1,295 @@
+"""``rlhf-audit`` ledger commands. Output shapes here are a contract auditors and scripts rely on.
+
+Every command takes the global ``--home`` and honours ``RLHF_AUDIT_DATABASE_URL``. Errors are
+one line on stderr and a non-zero exit, never a traceback (set RLHF_AUDIT_DEBUG=1 for one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from .canonical import canonical_event
+from .errors import EntryError, LedgerError, NotFound
+from .home import LogHome
+from .log import Log
+
+T = TypeVar("T")
+
+
+def _out(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _json_line(obj: Any) -> None:
+    _out(orjson.dumps(obj) + b"\n")
+
+
+def _home(ctx: click.Context) -> LogHome:
+    return LogHome.resolve(ctx.obj.get("home"))
+
+
+def _with_log(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Run an async command body with the home's log open, closing it afterwards."""
+
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx: click.Context, /, *args: Any, **kwargs: Any) -> T:
+        async def main() -> T:
+            log = await _home(ctx).open_log()
+            try:
+                return await fn(log, *args, **kwargs)
+            finally:
+                await log.close()
+
+        return asyncio.run(main())
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Log home directory (default: $RLHF_AUDIT_HOME, else the user data directory).")
+@click.version_option(package_name="rlhf-audit-trail")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """RLHF Audit Trail: a verifiable log of human feedback, training and oversight."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+@cli.command()
+@click.option("--origin", default=None, help="The log's origin (its public name); set once.")
+@click.pass_context
+def init(ctx: click.Context, origin: str | None) -> None:
+    """Create the home: settings, database, log key and local TSA. Safe to run again."""
+    home = _home(ctx)
+    signer = home.init(origin)
+
+    async def migrate() -> None:
+        store = home.store()
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(migrate())
+    click.echo(f"home:   {home.path}", err=True)
+    click.echo(f"origin: {signer.name}", err=True)
+    click.echo(f"log key (verifier): {signer.verifier.vkey}", err=True)
+
+
+def _read_events(stream: Any) -> list[bytes]:
+    entries = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(canonical_event(line))
+        except EntryError as e:
+            raise EntryError(f"line {number}: {e} (nothing was appended)") from e
+    return entries
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@_with_log
+async def append(log: Log, file: Any) -> None:
+    """Append JSON Lines events from FILE (or stdin); print each entry's index and leaf hash."""
+    entries = _read_events(file)
+    sequenced = await log.append_entries(entries)
+    _out(b"".join(
+        orjson.dumps({"leaf_index": s.leaf_index, "leaf_hash": base64.b64encode(s.leaf_hash).decode()})
+        + b"\n" for s in sequenced))
+    await log.integrate()
+    for gap in await log.timestamp_pending(force=True):
+        click.echo(f"warning: checkpoint {gap.size} has no timestamp from {gap.tsa} yet "
+                   f"({gap.last_error}); it will be retried", err=True)
+
+
+@cli.command()
+@click.option("--size", type=click.IntRange(min=0), default=None, help="A published tree size.")
+@_with_log
+async def checkpoint(log: Log, size: int | None) -> None:
+    """Print the signed checkpoint note, exactly as stored."""
+    _out((await log.checkpoint(size)).note)
+
+
+@cli.command()
+@click.option("--size", type=click.IntRange(min=0), default=None, help="A published tree size.")
+@_with_log
+async def timestamp(log: Log, size: int | None) -> None:
+    """Write the checkpoint's RFC 3161 TimeStampResp (DER) to stdout."""
+    if sys.stdout.isatty():
+        raise click.UsageError("the timestamp is binary DER: redirect stdout to a file")
+    _out(await log.timestamp(size))
+
+
+@cli.command("public-keys")
+@click.pass_context
+def public_keys(ctx: click.Context) -> None:
+    """Print the log's verifier key and the TSA certificate chain as JSON."""
+    home = _home(ctx)
+    settings = home.settings()
+    chain = b""
+    if any(u.split(":")[0] == "local" for u in settings.tsa_urls):
+        chain += home.local_tsa().chain_pem()
+    _json_line({"origin": settings.origin, "log_vkey": home.signer().verifier.vkey,
+                "tsa_certificates": chain.decode()})
+
+
+@cli.command()
+@click.argument("index", type=click.IntRange(min=0))
+@_with_log
+async def entry(log: Log, index: int) -> None:
+    """Print an entry's canonical bytes."""
+    _out(await log.entry(index))
+
+
+@cli.group()
+def proof() -> None:
+    """Inclusion and consistency proofs (RFC 9162), as JSON."""
+
+
+@proof.command()
+@click.argument("index", type=click.IntRange(min=0), required=False)
+@click.option("--size", type=click.IntRange(min=1), default=None, help="Tree size (default: newest).")
+@click.option("--leaf-hash", default=None, help="Find the entry by its base64 leaf hash instead.")
+@_with_log
+async def inclusion(log: Log, index: int | None, size: int | None, leaf_hash: str | None) -> None:
+    """Inclusion proof for the entry at INDEX (or with --leaf-hash)."""
+    if (index is None) == (leaf_hash is None):
+        raise click.UsageError("give either INDEX or --leaf-hash")
+    if leaf_hash is not None:
+        try:
+            raw = base64.b64decode(leaf_hash, validate=True)
+        except (binascii.Error, ValueError):
+            raise click.BadParameter("not standard padded base64", param_hint="--leaf-hash") from None
+        if len(raw) != 32:
+            raise click.BadParameter("a leaf hash is 32 bytes", param_hint="--leaf-hash")
+        result = await log.inclusion_proof_by_hash(raw, size)
+    else:
+        assert index is not None
+        result = await log.inclusion_proof(index, size)
+    _json_line(result.to_json())
+
+
+@proof.command()
+@click.argument("first", type=click.IntRange(min=1))
+@click.argument("second", type=click.IntRange(min=1))
+@_with_log
+async def consistency(log: Log, first: int, second: int) -> None:
+    """Consistency proof from tree size FIRST to SECOND."""
+    if first > second:
+        raise click.BadParameter("FIRST must not exceed SECOND")
+    _json_line((await log.consistency_proof(first, second)).to_json())
+
+
+@cli.command()
+@_with_log
+async def status(log: Log) -> None:
+    """Sizes, the newest checkpoint's age and any timestamp gaps."""
+    size, _ = await log.store.tree_head()
+    latest = await log.latest_checkpoint()
+    age = None
+    if latest is not None and latest.published_at is not None:
+        published = latest.published_at
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        age = round((datetime.now(UTC) - published).total_seconds(), 3)
+    gaps = await log.timestamp_gaps()
+    _json_line({
+        "origin": log.origin,
+        "sequenced": await log.store.sequenced_size(),
+        "tree_size": size,
+        "checkpoints": await log.store.checkpoint_count(),
+        "newest_checkpoint_age_s": age,
+        "tsas": [t.name for t in log.tsas],
+        "timestamp_gaps": [{"size": g.size, "tsa": g.tsa, "attempts": g.attempts,
+                            "last_error": g.last_error} for g in gaps[:20]],
+        "timestamp_gap_count": len(gaps),
+    })
+
+
+@cli.command()
+@click.pass_context
+def verify(ctx: click.Context) -> None:
+    """Self-audit: recompute the tree and check every checkpoint, signature and timestamp."""
+    from .audit import audit_log
+
+    home = _home(ctx)
+
+    async def main() -> bool:
+        log = await home.open_log()
+        try:
+            roots = []
+            if any(t.name.startswith("local") for t in log.tsas):
+                roots.append(home.local_tsa().root_certificate)
+            report = await audit_log(
+                log, tsa_roots=roots, required_tsas=[t.name for t in log.tsas],
+                progress=lambda m: click.echo(f"… {m}", err=True),
+            )
+        finally:
+            await log.close()
+        click.echo(f"entries checked:     {report.entries_checked} (tree size {report.tree_size}, "
+                   f"sequenced {report.sequenced})")
+        click.echo(f"tiles checked:       {report.tiles_checked}")
+        click.echo(f"checkpoints checked: {report.checkpoints_checked}")
+        click.echo(f"timestamps checked:  {report.timestamps_checked}")
+        for p in report.problems:
+            click.echo(f"FAIL: {p}")
+        click.echo("OK: the log is intact" if report.ok else
+                   f"FAILED: {len(report.problems)} problem(s)")
+        return report.ok
+
+    if not asyncio.run(main()):
+        sys.exit(1)
+
+
+def run(group: click.Group = cli) -> None:
+    """Entry point: clear one-line errors instead of tracebacks."""
+    debug = os.environ.get("RLHF_AUDIT_DEBUG") == "1"
+    try:
+        group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except NotFound as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(3)
+    except LedgerError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except TimeoutError as e:
+        click.echo(f"error: timed out: {e}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # a bug of ours: still no traceback for the user
+        if debug:
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (set RLHF_AUDIT_DEBUG=1 for details)",
+                   err=True)
+        sys.exit(70)

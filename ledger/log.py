@@ -1,0 +1,332 @@
+"""The log: append (sequence), integrate (tiles + signed checkpoint), timestamp, prove.
+
+Sequencing and integration are separate steps, as in Tessera. ``append`` makes entries
+durable and returns their indices at once; ``integrate`` later extends the tiles over
+everything sequenced, signs a checkpoint and publishes it; ``timestamp_pending`` has every
+published checkpoint timestamped, retrying TSAs that were down. ``run`` does the last two
+on an interval, and any number of processes may append and integrate against one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ._internal.store import Store
+from ._internal.tree import TileCache, edge_coords, extend, node_hashes, node_tile, root_from_edge
+from .canonical import MAX_ENTRY_BYTES, encode_event
+from .checkpoint import Checkpoint
+from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
+from .merkle import consistency_ranges, fold_range, inclusion_ranges, leaf_hash, range_nodes
+from .note import Signer, sign_note
+from .proofs import ConsistencyProof, InclusionProof
+from .timestamp_verify import parse_timestamp
+from .timestamping import TimestampAuthority
+
+__all__ = ["Log", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
+
+log = logging.getLogger("ledger")
+
+
+@dataclass(frozen=True)
+class SequencedEntry:
+    """What an append returns: the entry's index and its leaf hash."""
+
+    leaf_index: int
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    note: bytes
+    published_at: datetime | None = None
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+
+@dataclass(frozen=True)
+class TimestampGap:
+    """A published checkpoint still waiting for a timestamp from one TSA."""
+
+    size: int
+    tsa: str
+    attempts: int
+    last_error: str
+    last_attempt_at: datetime
+
+
+@dataclass
+class _Backoff:
+    delay: float = 0.0
+    not_before: float = 0.0
+    failures: int = field(default=0)
+
+
+class Log:
+    """An append-only RFC 6962 log over a :class:`Store`, signing as ``signer``."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        *,
+        tsas: Sequence[TimestampAuthority] = (),
+        interval: float = 0.5,
+        max_batch: int = 1 << 18,
+        tile_cache: int = 2048,
+    ) -> None:
+        if not 0 < interval <= 60:
+            raise LedgerError("the integration interval must be between 0 and 60 seconds")
+        self.store = store
+        self.signer = signer
+        self.origin = signer.name
+        self.tsas = list(tsas)
+        self.interval = interval
+        self.max_batch = max_batch
+        self._cache = TileCache(tile_cache)
+        self._tree_size = 0
+        self._published = asyncio.Event()
+        self._backoff = {tsa.name: _Backoff() for tsa in self.tsas}
+        self._runner: asyncio.Task[None] | None = None
+
+    # -- appending ----------------------------------------------------------------------
+
+    async def append(self, events: Iterable[Mapping[str, object]]) -> list[SequencedEntry]:
+        """Canonicalise events (RFC 8785) and append them as one durable batch."""
+        return await self.append_entries([encode_event(e) for e in events])
+
+    async def append_entries(self, entries: Sequence[bytes]) -> list[SequencedEntry]:
+        """Append already-canonical entry bytes. All or nothing: one bad entry appends none."""
+        if not entries:
+            return []
+        rows = []
+        for i, data in enumerate(entries):
+            if len(data) > MAX_ENTRY_BYTES:
+                raise EntryError(
+                    f"entry {i} is {len(data)} bytes; entries are at most {MAX_ENTRY_BYTES}"
+                )
+            rows.append((data, leaf_hash(data)))
+        first = await self.store.sequence(rows)
+        return [SequencedEntry(first + i, h) for i, (_, h) in enumerate(rows)]
+
+    # -- integrating ----------------------------------------------------------------------
+
+    async def integrate(self) -> SignedCheckpoint | None:
+        """Integrate everything sequenced so far; return the newest checkpoint published."""
+        published = None
+        while True:
+            batch = await self._integrate_batch()
+            if batch is None:
+                break
+            published = batch
+        return published
+
+    async def _integrate_batch(self) -> SignedCheckpoint | None:
+        async with self.store.integration() as txn:
+            size = txn.size
+            end = min(await txn.sequenced_size(), size + self.max_batch)
+            if end <= size:
+                self._tree_size = max(self._tree_size, size)
+                return None
+            hashes = await txn.leaf_hashes(size, end)
+            edge = await txn.read_tiles(edge_coords(size))
+            new_size, writes, completed = extend(size, edge, hashes)
+            new_edge = {key: writes.get(key, edge.get(key, b"")) for key in edge_coords(new_size)}
+            root = root_from_edge(new_size, new_edge)
+            await txn.write_tiles(writes)
+            await txn.index_leaves(size, hashes)
+            body = Checkpoint(self.origin, new_size, root).body()
+            note = sign_note(body, [self.signer])
+            now = datetime.now(UTC)
+            await txn.publish(new_size, root, note, now)
+        for key, levels in completed.items():
+            self._cache.put(key, levels)
+        self._tree_size = max(self._tree_size, new_size)
+        self._published.set()
+        self._published = asyncio.Event()
+        return SignedCheckpoint(Checkpoint(self.origin, new_size, root), note, now)
+
+    async def wait_for(self, index: int, timeout: float = 30.0) -> SignedCheckpoint:
+        """Wait until a published checkpoint covers ``index``; return that checkpoint."""
+        deadline = time.monotonic() + timeout
+        while True:
+            latest = await self.latest_checkpoint()
+            if latest is not None and latest.size > index:
+                return latest
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"entry {index} was not integrated within {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                # Woken by this process's integrator; polls for integrators elsewhere.
+                await asyncio.wait_for(
+                    self._published.wait(), min(remaining, self.interval / 2)
+                )
+
+    # -- timestamping ---------------------------------------------------------------------
+
+    async def timestamp_pending(self, *, limit: int = 100, force: bool = False) -> list[TimestampGap]:
+        """Timestamp checkpoints that lack one, per TSA; return what is still missing.
+
+        A TSA that fails is retried with exponential backoff (up to a minute) on later calls;
+        appends and checkpoints never wait for it.
+        """
+        now = time.monotonic()
+        for tsa in self.tsas:
+            backoff = self._backoff[tsa.name]
+            if not force and now < backoff.not_before:
+                continue
+            for size, note in await self.store.untimestamped(tsa.name, limit):
+                try:
+                    response = await tsa.timestamp(note)
+                    info = parse_timestamp(response)
+                except (TimestampError, LedgerError) as e:
+                    backoff.failures += 1
+                    backoff.delay = min(60.0, max(1.0, backoff.delay * 2))
+                    backoff.not_before = time.monotonic() + backoff.delay
+                    await self.store.record_timestamp_failure(
+                        size, tsa.name, str(e), datetime.now(UTC)
+                    )
+                    log.warning("timestamp for checkpoint %d from %s failed: %s", size, tsa.name, e)
+                    break
+                await self.store.save_timestamp(size, tsa.name, response, info.gen_time)
+                backoff.delay = 0.0
+                backoff.not_before = 0.0
+        return await self.timestamp_gaps()
+
+    async def timestamp_gaps(self) -> list[TimestampGap]:
+        gaps = []
+        failures = {(sz, tsa): (n, err, at) for sz, tsa, n, err, at in
+                    await self.store.timestamp_failures()}
+        for tsa in self.tsas:
+            for size, _ in await self.store.untimestamped(tsa.name, 1000):
+                n, err, at = failures.get((size, tsa.name), (0, "not attempted yet", None))
+                gaps.append(TimestampGap(size, tsa.name, n, err, at or datetime.now(UTC)))
+        return gaps
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Integrate and timestamp every ``interval`` seconds until cancelled."""
+        while True:
+            try:
+                await self.integrate()
+                await self.timestamp_pending()
+            except StorageError as e:
+                log.error("integration failed, will retry: %s", e)
+            await asyncio.sleep(self.interval)
+
+    async def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self.run(), name="ledger-integrator")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+
+    async def close(self) -> None:
+        await self.stop()
+        for tsa in self.tsas:
+            aclose = getattr(tsa, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await self.store.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def latest_checkpoint(self) -> SignedCheckpoint | None:
+        row = await self.store.checkpoint()
+        return None if row is None else self._signed(row)
+
+    async def checkpoint(self, size: int | None = None) -> SignedCheckpoint:
+        """A published checkpoint: the newest, or the one of exactly ``size``."""
+        row = await self.store.checkpoint(size)
+        if row is None:
+            if size is None:
+                raise NotFound("the log has published no checkpoint yet")
+            raise NotFound(f"no checkpoint of size {size} was published")
+        return self._signed(row)
+
+    def _signed(self, row: tuple[int, bytes, bytes, datetime]) -> SignedCheckpoint:
+        size, root, note, at = row
+        self._tree_size = max(self._tree_size, size)
+        return SignedCheckpoint(Checkpoint(self.origin, size, root), note, at)
+
+    async def timestamp(self, size: int | None = None, tsa: str | None = None) -> bytes:
+        """The stored RFC 3161 response (DER) for a checkpoint."""
+        cp = await self.checkpoint(size)
+        stamps = await self.store.timestamps(cp.size)
+        if tsa is not None:
+            stamps = {k: v for k, v in stamps.items() if k == tsa}
+        if not stamps:
+            raise NotFound(f"checkpoint {cp.size} has no timestamp yet")
+        for known in self.tsas:  # configured order first
+            if known.name in stamps:
+                return stamps[known.name]
+        return next(iter(stamps.values()))
+
+    async def entry(self, index: int) -> bytes:
+        if index < 0:
+            raise NotFound("entry indices start at 0")
+        rows = await self.store.read_entries(index, index + 1)
+        if not rows:
+            raise NotFound(f"the log has no entry {index}")
+        return rows[0]
+
+    async def find(self, leaf: bytes) -> list[int]:
+        """Indices of integrated entries whose leaf hash is ``leaf``."""
+        return await self.store.find_leaf(leaf)
+
+    async def _tree(self, size: int | None) -> int:
+        if size is None or size > self._tree_size:
+            head, _ = await self.store.tree_head()
+            self._tree_size = max(self._tree_size, head)
+            if size is None:
+                return head
+        if not 0 <= size <= self._tree_size:
+            raise NotFound(f"the tree has {self._tree_size} integrated entries, not {size}")
+        return size
+
+    async def _range_hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        per_range = [range_nodes(a, b) for a, b in ranges]
+        nodes = {n for rn in per_range for n in rn}
+        missing = {node_tile(n) for n in nodes if self._cache.get(node_tile(n)) is None}
+        tiles = await self.store.read_tiles(missing)
+        try:
+            hashes = node_hashes(nodes, tiles, self._cache)
+        except KeyError as e:
+            raise StorageError(f"tile {e.args[0]} is missing or short: run `rlhf-audit verify`") from e
+        return [fold_range([hashes[n] for n in rn]) for rn in per_range]
+
+    async def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        tree_size = await self._tree(size)
+        if not 0 <= index < tree_size:
+            raise NotFound(f"entry {index} is not in the tree of size {tree_size}")
+        path = await self._range_hashes(inclusion_ranges(index, tree_size))
+        return InclusionProof(index, tree_size, tuple(path))
+
+    async def inclusion_proof_by_hash(self, leaf: bytes, size: int | None = None) -> InclusionProof:
+        tree_size = await self._tree(size)
+        for index in await self.find(leaf):
+            if index < tree_size:
+                return await self.inclusion_proof(index, tree_size)
+        raise NotFound(f"no entry with that leaf hash in the tree of size {tree_size}")
+
+    async def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        if not 0 < first <= second:
+            raise NotFound(f"no consistency proof from size {first} to size {second}")
+        await self._tree(second)
+        if first == second:
+            return ConsistencyProof(first, second, ())
+        hashes = await self._range_hashes(consistency_ranges(first, second))
+        return ConsistencyProof(first, second, tuple(hashes))

@@ -1,0 +1,19 @@
+"""Load the published test vectors copied into tests/vectors/ (sources in its README)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+@cache
+def load(name: str) -> Any:
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
+
+
+def h(hexstr: str | None) -> bytes:
+    return bytes.fromhex(hexstr or "")
