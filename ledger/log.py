@@ -96,6 +96,10 @@ class Log:
         self._published = asyncio.Event()
         self._backoff = {tsa.name: _Backoff() for tsa in self.tsas}
         self._runner: asyncio.Task[None] | None = None
+        # Leaf hashes this process sequenced and has not integrated yet, by first index: the
+        # integrator uses them instead of reading them back (entries from others are read).
+        self._pending: dict[int, list[bytes]] = {}
+        self._pending_count = 0
 
     # -- appending ----------------------------------------------------------------------
 
@@ -115,7 +119,25 @@ class Log:
                 )
             rows.append((data, leaf_hash(data)))
         first = await self.store.sequence(rows)
-        return [SequencedEntry(first + i, h) for i, (_, h) in enumerate(rows)]
+        hashes = [h for _, h in rows]
+        if self._pending_count < 4 * self.max_batch:
+            self._pending[first] = hashes
+            self._pending_count += len(hashes)
+        return [SequencedEntry(first + i, h) for i, h in enumerate(hashes)]
+
+    def _take_pending(self, start: int, end: int) -> list[bytes] | None:
+        """Locally known leaf hashes for exactly [start, end), or None if any are missing."""
+        for first in [f for f in self._pending if f + len(self._pending[f]) <= start]:
+            self._pending_count -= len(self._pending.pop(first))
+        out: list[bytes] = []
+        pos = start
+        while pos < end:
+            batch = self._pending.get(pos)
+            if batch is None:
+                return None
+            out += batch
+            pos += len(batch)
+        return out[: end - start] if pos >= end else None
 
     # -- integrating ----------------------------------------------------------------------
 
@@ -136,7 +158,9 @@ class Log:
             if end <= size:
                 self._tree_size = max(self._tree_size, size)
                 return None
-            hashes = await txn.leaf_hashes(size, end)
+            hashes = self._take_pending(size, end)
+            if hashes is None:
+                hashes = await txn.leaf_hashes(size, end)
             edge = await txn.read_tiles(edge_coords(size))
             new_size, writes, completed = extend(size, edge, hashes)
             new_edge = {key: writes.get(key, edge.get(key, b"")) for key in edge_coords(new_size)}

@@ -75,13 +75,13 @@ def verify_timestamp(
                 "pass it in roots if it is meant to be trusted"
             )
     response = _decode(response_der)
-    if not response.signed_data.certificates:
-        # rfc3161-client needs the signer certificate inside the token to find and check it.
-        raise TimestampVerificationError(
-            "the response embeds no TSA certificate (it was requested without certReq)"
-        )
     verifier = rfc3161_client.VerifierBuilder(roots=trusted, intermediates=chain).build()
     try:
+        if not response.signed_data.certificates:
+            # rfc3161-client finds the signer among the token's certificates, and only there.
+            raise TimestampVerificationError(
+                "the response embeds no TSA certificate (it was requested without certReq)"
+            )
         verifier.verify_message(response, data)
     except rfc3161_client.VerificationError as e:
         raise TimestampVerificationError(_explain(str(e))) from e
@@ -163,4 +163,3 @@ def _load_certificates(sources: Sequence[CertificateSource], role: str) -> list[
         except (ValueError, TypeError) as e:
             raise TimestampVerificationError(f"unreadable {role} certificate: {e}") from e
     return certs
-

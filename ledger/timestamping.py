@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import rfc3161_client
+
 from ledger._internal.local_tsa import LocalTSA, TimeStampResp
 from ledger.errors import ConfigError, TimestampError
 
@@ -154,14 +155,14 @@ def _check_response(
     """Return ``body`` if it is a granted answer to ``request`` about ``data``, else raise."""
     try:
         response = rfc3161_client.decode_timestamp_response(body)
-        granted = response.status == rfc3161_client.PKIStatus.GRANTED
-        tst = response.tst_info if granted else None  # parsed lazily; raises if absent
+        if response.status != rfc3161_client.PKIStatus.GRANTED:
+            raise TimestampError(_refusal(body, source))
+        tst = response.tst_info  # the Rust core parses the token lazily: raises here if absent
+        certificates = response.signed_data.certificates
     except (ValueError, TypeError) as e:
         raise TimestampError(
             f"{source} sent no usable TimeStampResp ({len(body)} bytes): {e}"
         ) from e
-    if tst is None:
-        raise TimestampError(_refusal(body, source))
     problems = []
     if tst.nonce != request.nonce:
         problems.append("nonce not echoed (a replayed or misdirected answer)")
@@ -170,7 +171,7 @@ def _check_response(
         problems.append(f"imprint uses hash {algorithm}, not SHA-256")
     elif tst.message_imprint.message != hashlib.sha256(data).digest():
         problems.append("message imprint is not SHA-256 of the data sent")
-    if not response.signed_data.certificates:
+    if not certificates:
         problems.append("no TSA certificate embedded despite certReq")
     if problems:
         raise TimestampError(f"{source} answered badly: {'; '.join(problems)}")
@@ -187,4 +188,4 @@ def _refusal(body: bytes, source: str) -> str:
     except (ValueError, TypeError, KeyError) as e:
         return f"{source} did not grant a timestamp (unreadable status: {e})"
     detail = "; ".join([*texts, *(f"failInfo {f}" for f in failures)])
-    return f"{source} refused the request ({code}){': ' + detail if detail else ''}"
+    return f"{source} did not grant a timestamp ({code}){': ' + detail if detail else ''}"

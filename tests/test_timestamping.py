@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import rfc3161_client
-from asn1crypto import tsp
+from asn1crypto import tsp  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -56,7 +56,7 @@ def serve(answer: Callable[[bytes], Answer]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -95,8 +95,9 @@ def openssl_verify(
     """``openssl ts -verify``: the auditor's check without any of our code."""
     (tmp / "data.bin").write_bytes(data)
     (tmp / "resp.tsr").write_bytes(response)
-    return openssl("ts", "-verify", "-data", tmp / "data.bin", "-in", tmp / "resp.tsr",
-                   "-CAfile", ca)
+    return openssl(
+        "ts", "-verify", "-data", tmp / "data.bin", "-in", tmp / "resp.tsr", "-CAfile", ca
+    )
 
 
 @pytest.fixture
@@ -200,11 +201,9 @@ def test_rejection_for_malformed_request(local_tsa: LocalTSA) -> None:
 
 
 def _asn1_request(algorithm: str, digest: bytes, version: str = "v1") -> bytes:
-    return tsp.TimeStampReq({
-        "version": version,
-        "message_imprint": {"hash_algorithm": {"algorithm": algorithm}, "hashed_message": digest},
-        "cert_req": True,
-    }).dump()
+    imprint = {"hash_algorithm": {"algorithm": algorithm}, "hashed_message": digest}
+    request = tsp.TimeStampReq({"version": version, "message_imprint": imprint, "cert_req": True})
+    return bytes(request.dump())
 
 
 def test_rejection_for_sha1(local_tsa: LocalTSA) -> None:
@@ -231,8 +230,8 @@ def test_bad_input_never_raises(local_tsa: LocalTSA) -> None:
     """Random bytes and single-byte mutations of a valid request always get a TimeStampResp."""
     rng = random.Random(3161)
     valid = request_der(CHECKPOINT)
-    inputs = [rng.randbytes(rng.randrange(0, 200)) for _ in range(100)]
-    for _ in range(300):
+    inputs = [rng.randbytes(rng.randrange(0, 200)) for _ in range(50)]
+    for _ in range(150):
         mutated = bytearray(valid)
         mutated[rng.randrange(len(mutated))] = rng.randrange(256)
         inputs.append(bytes(mutated))
@@ -341,14 +340,61 @@ def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """OpenSSL's ``ts -reply`` behind HTTP on 127.0.0.1; yields (URL, CA certificate path)."""
     d = tmp_path_factory.mktemp("openssl-tsa")
     steps = [
-        ("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", "/CN=Test Root CA",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-        ("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Test TSA"),
-        ("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "tsa.pem", "-days", "825", "-sha256", "-extfile", "ext.cnf"),
+        (
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=Test Root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ),
+        (
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "tsa.key",
+            "-out",
+            "tsa.csr",
+            "-subj",
+            "/CN=Test TSA",
+        ),
+        (
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tsa.pem",
+            "-days",
+            "825",
+            "-sha256",
+            "-extfile",
+            "ext.cnf",
+        ),
     ]
     (d / "ext.cnf").write_text(
         "basicConstraints=critical,CA:FALSE\n"
@@ -384,8 +430,15 @@ ess_cert_id_alg = sha256
         with lock:
             (d / "q.tsq").write_bytes(query)
             result = openssl(
-                "ts", "-reply", "-config", d / "tsa.cnf", "-queryfile", d / "q.tsq",
-                "-out", d / "r.tsr", cwd=d,
+                "ts",
+                "-reply",
+                "-config",
+                d / "tsa.cnf",
+                "-queryfile",
+                d / "q.tsq",
+                "-out",
+                d / "r.tsr",
+                cwd=d,
             )
             if result.returncode != 0:
                 return 500, result.stderr.encode()
@@ -472,7 +525,8 @@ async def test_garbage_answer_fails() -> None:
 async def test_rejection_answer_fails(local_tsa: LocalTSA) -> None:
     with serve(lambda query: (200, local_tsa.respond(b"bad"))) as url:
         async with HttpTSA(url, timeout=2.0) as tsa:
-            with pytest.raises(TimestampError, match=r"refused the request \(rejection\)"):
+            refused = r"did not grant a timestamp \(rejection\): not a DER"
+            with pytest.raises(TimestampError, match=refused):
                 await tsa.timestamp(CHECKPOINT)
 
 

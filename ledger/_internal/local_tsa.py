@@ -21,7 +21,7 @@ import os
 import secrets
 from pathlib import Path
 
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, tsp  # type: ignore[import-untyped]  # ships no type hints
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,8 +40,7 @@ POLICY_OID = "2.25.139568600396556424657080617269571501858"
 LOCAL_SUFFIX = "(local, not a trusted third party)"
 
 
-
-class TimeStampResp(tsp.TimeStampResp):
+class TimeStampResp(tsp.TimeStampResp):  # type: ignore[misc]
     """asn1crypto's TimeStampResp with timeStampToken OPTIONAL, as in RFC 3161 section 2.4.2.
 
     asn1crypto 1.5.1 declares the token mandatory, so it can neither write nor read a refusal.
@@ -190,7 +189,7 @@ class LocalTSA:
         """
         try:
             request = tsp.TimeStampReq.load(bytes(request_der), strict=True)
-            request.native  # asn1crypto parses lazily: force the whole structure now
+            _ = request.native  # asn1crypto parses lazily: force the whole structure now
             version = request["version"].native
             imprint = request["message_imprint"]
             algorithm = imprint["hash_algorithm"]["algorithm"].native
@@ -215,7 +214,7 @@ class LocalTSA:
             include_certificate=bool(request["cert_req"].native),
         )
         granted = {"status": {"status": "granted"}, "time_stamp_token": token}
-        return TimeStampResp(granted).dump()
+        return bytes(TimeStampResp(granted).dump())
 
     def _sign(
         self, imprint: tsp.MessageImprint, nonce: int | None, *, include_certificate: bool
@@ -238,32 +237,29 @@ class LocalTSA:
         tst_der = tst_info.dump()
 
         cert = asn1_x509.Certificate.load(self._cert_der)
-        signed_attrs = cms.CMSAttributes([
-            {"type": "content_type", "values": ["tst_info"]},
-            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
-            {"type": "signing_time", "values": [cms.Time({"utc_time": now})]},
-            {"type": "signing_certificate_v2", "values": [{"certs": [{
-                # hash_algorithm left out: sha256 is the DEFAULT, which DER must omit
-                "cert_hash": hashlib.sha256(self._cert_der).digest(),
-                "issuer_serial": {
-                    "issuer": [asn1_x509.GeneralName(name="directory_name", value=cert.issuer)],
-                    "serial_number": cert.serial_number,
-                },
-            }]}]},
-        ])
+        signed_attrs = cms.CMSAttributes(
+            [
+                {"type": "content_type", "values": ["tst_info"]},
+                {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+                {"type": "signing_time", "values": [cms.Time({"utc_time": now})]},
+                {"type": "signing_certificate_v2", "values": [self._signing_certificate(cert)]},
+            ]
+        )
         # The signature covers the DER of the attributes as a SET (tag 0x31), RFC 5652 5.4.
         signature = self._key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
-        signer = cms.SignerInfo({
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                name="issuer_and_serial_number",
-                value={"issuer": cert.issuer, "serial_number": cert.serial_number},
-            ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
-            "signature": signature,
-        })
+        signer = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier(
+                    name="issuer_and_serial_number",
+                    value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+                ),
+                "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                "signed_attrs": signed_attrs,
+                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+                "signature": signature,
+            }
+        )
         signed_data: dict[str, object] = {
             "version": "v3",  # RFC 5652 5.1: v3 because eContentType is not id-data
             "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
@@ -276,13 +272,23 @@ class LocalTSA:
             signed_data["certificates"] = [cert]
         return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
 
+    def _signing_certificate(self, cert: asn1_x509.Certificate) -> tsp.SigningCertificateV2:
+        """ESS signingCertificateV2 (RFC 5816): binds the signature to this exact certificate."""
+        issuer = asn1_x509.GeneralName(name="directory_name", value=cert.issuer)
+        cert_id = {
+            # hashAlgorithm left out: SHA-256 is its DEFAULT, which DER must omit
+            "cert_hash": hashlib.sha256(self._cert_der).digest(),
+            "issuer_serial": {"issuer": [issuer], "serial_number": cert.serial_number},
+        }
+        return tsp.SigningCertificateV2({"certs": [cert_id]})
+
     def _asn1_subject(self) -> asn1_x509.Name:
         return asn1_x509.Name.load(self._cert.subject.public_bytes())
 
 
 def _rejection(fail_info: str, text: str) -> bytes:
     status = {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}
-    return TimeStampResp({"status": status}).dump()
+    return bytes(TimeStampResp({"status": status}).dump())
 
 
 def _name(common_name: str) -> x509.Name:

@@ -7,7 +7,7 @@
 - ``tiles``: C2SP tiles (level, index) -> up to 256 concatenated 32-byte hashes; every
   perfect subtree hash a proof needs is in at most one tile per 8 levels.
 - ``leaf_index``: first 8 bytes of each leaf hash -> index, for lookup by hash; written by the
-  integrator in large sorted batches (random B-tree inserts per append would cost 3x).
+  integrator in large batches (random B-tree inserts per 1,000-entry append cost 3x more).
 - ``checkpoints``: every published signed checkpoint. ``timestamps``: RFC 3161 responses.
 """
 
@@ -65,7 +65,7 @@ tiles = Table(
 leaf_index = Table(
     "leaf_index",
     metadata,
-    Column("hash_prefix", BigInteger, nullable=False),
+    Column("hash_prefix", LargeBinary, nullable=False),
     Column("idx", BigInteger, nullable=False),
     PrimaryKeyConstraint("hash_prefix", "idx"),
     sqlite_with_rowid=False,

@@ -49,7 +49,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "leaf_index",
-        sa.Column("hash_prefix", sa.BigInteger, nullable=False),
+        sa.Column("hash_prefix", sa.LargeBinary, nullable=False),
         sa.Column("idx", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("hash_prefix", "idx"),
         sqlite_with_rowid=False,

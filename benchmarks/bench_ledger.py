@@ -1,0 +1,219 @@
+"""Ledger speed and memory figures (issue #2). Prints them; asserts nothing.
+
+    python benchmarks/bench_ledger.py            # everything (about 2-4 minutes here)
+    python benchmarks/bench_ledger.py --quick    # 100k appends only
+
+Figures are ratios measured in one run where a target compares two things, because this
+machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ledger._internal.store import Store  # noqa: E402
+from ledger.audit import audit_log  # noqa: E402
+from ledger.canonical import canonical_event  # noqa: E402
+from ledger.log import Log, SequencedEntry  # noqa: E402
+from ledger.note import Signer  # noqa: E402
+
+PG_ADMIN = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def event_lines(n: int, start: int = 0) -> list[bytes]:
+    """Typical audit events, as JSON Lines would bring them."""
+    return [
+        json.dumps({
+            "kind": "training.step", "run": "run-2026-11-25-a", "step": i,
+            "actor": "pseud:3f9a1c0e", "at": "2026-11-25T08:00:00.123Z",
+            "metrics": {"loss": 0.6931 / (1 + i % 97), "reward_accuracy": 0.5 + (i % 50) / 100},
+            "epsilon_spent": 0.0001 * (i % 1000), "dataset": "prefs@v3",
+        }).encode()
+        for i in range(start, start + n)
+    ]
+
+
+async def pipelined_appends(log: Log, lines: list[bytes], batch: int) -> SequencedEntry:
+    """Append in batches as a busy server would: the next batch is canonicalised while the
+    database thread stores the previous one (at most one append in flight)."""
+    in_flight: asyncio.Task[list[SequencedEntry]] | None = None
+    last = None
+    for k in range(0, len(lines), batch):
+        entries = [canonical_event(line) for line in lines[k : k + batch]]
+        if in_flight is not None:
+            last = (await in_flight)[-1]
+        in_flight = asyncio.create_task(log.append_entries(entries))
+    assert in_flight is not None
+    last = (await in_flight)[-1]
+    return last
+
+
+async def append_run(url: str, n: int, batch: int = 1000) -> dict[str, float]:
+    store = Store(url)
+    await store.migrate()
+    log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+    lines = event_lines(n)
+    await log.start()
+    t0 = time.perf_counter()
+    last = await pipelined_appends(log, lines, batch)
+    t_seq = time.perf_counter() - t0
+    await log.wait_for(last.leaf_index, timeout=120)
+    t_all = time.perf_counter() - t0
+    await log.stop()
+    # A bare INSERT of the same entry bytes into the same database, same driver and batches.
+    entries = [canonical_event(line) for line in lines]
+    ph = "?" if store.dialect == "sqlite" else "%s"
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE bench_bare (idx BIGINT PRIMARY KEY, data BYTEA)"
+                                   .replace("BYTEA", "BLOB" if store.dialect == "sqlite" else "BYTEA"))
+    t0 = time.perf_counter()
+    for k in range(0, n, batch):
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql(f"INSERT INTO bench_bare (idx, data) VALUES ({ph}, {ph})",
+                                       [(k + i, e) for i, e in enumerate(entries[k : k + batch])])
+    t_bare = time.perf_counter() - t0
+    await log.close()
+    return {"end_to_end_per_s": n / t_all, "sequenced_per_s": n / t_seq, "bare_insert_per_s": n / t_bare,
+            "ratio_to_bare": (n / t_all) / (n / t_bare)}
+
+
+def pg_database() -> tuple[str, str]:
+    import psycopg
+
+    name = f"rlhf_bench_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def build(url: str, n: int, batch: int = 10000) -> Log:
+    store = Store(url, sqlite_synchronous="NORMAL")
+    await store.migrate()
+    log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+    lines = event_lines(n)
+    for k in range(0, n, batch):
+        await log.append_entries([canonical_event(x) for x in lines[k : k + batch]])
+        if (k // batch) % 10 == 9:
+            await log.integrate()
+    await log.integrate()
+    return log
+
+
+async def proof_latencies(log: Log, samples: int = 2000) -> tuple[float, float]:
+    """Median µs per inclusion proof: with the full-tile cache cold (emptied every call) and warm."""
+    size = (await log.store.tree_head())[0]
+    rng = random.Random(1)
+    cold, warm = [], []
+    for _ in range(samples):
+        i = rng.randrange(size)
+        log._cache.clear()
+        t0 = time.perf_counter()
+        await log.inclusion_proof(i)
+        cold.append(time.perf_counter() - t0)
+    idx = [rng.randrange(size) for _ in range(200)]
+    for i in idx:
+        await log.inclusion_proof(i)
+    for _ in range(samples):
+        i = rng.choice(idx)
+        t0 = time.perf_counter()
+        await log.inclusion_proof(i)
+        warm.append(time.perf_counter() - t0)
+    return statistics.median(cold) * 1e6, statistics.median(warm) * 1e6
+
+
+def million_child(path: str, n: int) -> None:
+    """Append n entries in 1,000-entry batches with background integration; report peak RSS."""
+
+    async def main() -> dict[str, float]:
+        store = Store(f"sqlite+aiosqlite:///{path}", sqlite_synchronous="NORMAL")
+        await store.migrate()
+        log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+        await log.start()
+        t0 = time.perf_counter()
+        last = None
+        for k in range(0, n, 100_000):  # generate input in slices to keep it out of the peak
+            last = await pipelined_appends(log, event_lines(100_000, k), 1000)
+        assert last is not None
+        await log.wait_for(last.leaf_index, timeout=300)
+        elapsed = time.perf_counter() - t0
+        await log.close()
+        return {"n": n, "per_s": n / elapsed,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    print(json.dumps(asyncio.run(main())))
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        print("== appending 100,000 events in batches of 1,000 (end to end incl. integration)")
+        r = await append_run(f"sqlite+aiosqlite:///{tmp}/a.db", 100_000)
+        print(f"SQLite:     {r['end_to_end_per_s']:>9,.0f} entries/s end to end "
+              f"(sequencing alone {r['sequenced_per_s']:,.0f}/s); bare INSERT "
+              f"{r['bare_insert_per_s']:,.0f} rows/s; ratio {r['ratio_to_bare']:.2f}")
+        url, name = pg_database()
+        try:
+            r = await append_run(url, 100_000)
+        finally:
+            drop_pg(name)
+        print(f"PostgreSQL: {r['end_to_end_per_s']:>9,.0f} entries/s end to end "
+              f"(sequencing alone {r['sequenced_per_s']:,.0f}/s); bare INSERT "
+              f"{r['bare_insert_per_s']:,.0f} rows/s; ratio {r['ratio_to_bare']:.2f}")
+        if args.quick:
+            return
+
+        print("== memory: appending 1,000,000 entries in a fresh process")
+        out = subprocess.run([sys.executable, __file__, "--million-child", f"{tmp}/m.db"],
+                             check=True, capture_output=True, text=True).stdout
+        m = json.loads(out.strip().splitlines()[-1])
+        print(f"1M appends: {m['per_s']:,.0f} entries/s end to end, peak RSS {m['peak_rss_mb']:.0f} MB")
+
+        print("== inclusion proofs (in-process, SQLite)")
+        small = await build(f"sqlite+aiosqlite:///{tmp}/s.db", 10_000)
+        cold_s, warm_s = await proof_latencies(small)
+        await small.close()
+        store = Store(f"sqlite+aiosqlite:///{tmp}/m.db")
+        big = Log(store, Signer.generate("bench.example/log"))
+        cold_b, warm_b = await proof_latencies(big)
+        print(f"10,000 entries:    median {cold_s:6.0f} µs (tile cache cold), {warm_s:5.0f} µs (warm)")
+        print(f"1,000,000 entries: median {cold_b:6.0f} µs (tile cache cold), {warm_b:5.0f} µs (warm)")
+        print(f"ratio 1M/10k: {cold_b / cold_s:.2f} cold, {warm_b / warm_s:.2f} warm")
+
+        print("== verify: recomputing 1,000,000 stored leaves")
+        t0 = time.perf_counter()
+        report = await audit_log(big)
+        elapsed = time.perf_counter() - t0
+        assert report.ok, report.problems
+        print(f"self-audit of {report.entries_checked:,} entries, {report.tiles_checked:,} tiles, "
+              f"{report.checkpoints_checked} checkpoints: {elapsed:.2f} s = "
+              f"{report.entries_checked / elapsed:,.0f} leaves/s")
+        await big.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--million-child":
+        million_child(sys.argv[2], 1_000_000)
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="only the 100k append figures")
+    asyncio.run(main(parser.parse_args()))

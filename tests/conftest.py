@@ -1,0 +1,82 @@
+"""Shared fixtures: every storage test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from RLHF_AUDIT_TEST_PG (default: the local server, trust auth). Each test
+gets a fresh database, dropped afterwards. Without a server the PostgreSQL variants skip,
+unless CI=true, where a missing PostgreSQL fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger._internal.local_tsa import LocalTSA
+from ledger._internal.store import Store
+from ledger.log import Log
+from ledger.note import Signer
+from ledger.timestamping import LocalTSAClient
+
+PG_ADMIN_URL = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ORIGIN = "test.example/rlhf-log"
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as e:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required when CI=true and is unreachable: {e}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {e}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = f"rlhf_test_{secrets.token_hex(6)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer.generate(ORIGIN)
+
+
+@pytest.fixture
+def local_tsa(tmp_path: Path) -> LocalTSA:
+    return LocalTSA.create(tmp_path / "tsa")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = Store(database_url)
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def log(store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
+    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
+    yield log
+    await log.stop()

@@ -1,0 +1,113 @@
+"""The self-audit: any edited, deleted or reordered row makes it fail, saying where."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from ledger._internal.local_tsa import LocalTSA
+from ledger.audit import audit_log
+from ledger.log import Log
+
+Tamper = Callable[[Log], Awaitable[None]]
+
+
+async def sql(log: Log, statement: str, *params: object) -> None:
+    ph = "?" if log.store.dialect == "sqlite" else "%s"
+    async with log.store.engine.begin() as conn:
+        await conn.exec_driver_sql(statement.replace("?", ph), tuple(params) if params else None)
+
+
+async def build(log: Log) -> None:
+    for start in range(0, 600, 200):
+        await log.append([{"kind": "e", "i": i} for i in range(start, start + 200)])
+        await log.integrate()
+    await log.timestamp_pending(force=True)
+
+
+async def audit(log: Log, tsa: LocalTSA) -> list[str]:
+    report = await audit_log(log, tsa_roots=[tsa.root_certificate],
+                             required_tsas=[t.name for t in log.tsas])
+    return report.problems
+
+
+async def test_intact_log_passes(log: Log, local_tsa: LocalTSA) -> None:
+    await build(log)
+    assert await audit(log, local_tsa) == []
+
+
+async def _edit_entry(log: Log) -> None:
+    await sql(log, "UPDATE entries SET data = ? WHERE idx = 5", b'{"kind":"forged"}')
+
+
+async def _edit_entry_and_hash(log: Log) -> None:
+    from ledger.merkle import leaf_hash
+
+    forged = b'{"kind":"forged"}'
+    await sql(log, "UPDATE entries SET data = ?, leaf_hash = ? WHERE idx = 300", forged, leaf_hash(forged))
+
+
+async def _delete_entry(log: Log) -> None:
+    await sql(log, "DELETE FROM entries WHERE idx = 7")
+
+
+async def _reorder_entries(log: Log) -> None:
+    await sql(log, "UPDATE entries SET idx = -1 WHERE idx = 3")
+    await sql(log, "UPDATE entries SET idx = 3 WHERE idx = 4")
+    await sql(log, "UPDATE entries SET idx = 4 WHERE idx = -1")
+
+
+async def _edit_tile(log: Log) -> None:
+    await sql(log, "UPDATE tiles SET hashes = ? WHERE level = 0 AND idx = 1", b"\x00" * 8192)
+
+
+async def _forge_checkpoint_root(log: Log) -> None:
+    await sql(log, "UPDATE checkpoints SET root_hash = ? WHERE size = 400", b"\x01" * 32)
+
+
+async def _break_signature(log: Log) -> None:
+    cp = await log.checkpoint(200)
+    note = cp.note[:-10] + (b"A" if cp.note[-10:-9] != b"A" else b"B") + cp.note[-9:]
+    await sql(log, "UPDATE checkpoints SET note = ? WHERE size = 200", note)
+
+
+async def _drop_timestamp(log: Log) -> None:
+    await sql(log, "DELETE FROM timestamps WHERE size = 400")
+
+
+async def _corrupt_timestamp(log: Log) -> None:
+    der = await log.timestamp(600)
+    await sql(log, "UPDATE timestamps SET response = ? WHERE size = 600", der[:-3] + b"\x00\x00\x00")
+
+
+async def _extra_entry(log: Log) -> None:
+    await sql(log, "INSERT INTO entries (idx, data, leaf_hash) VALUES (600, ?, ?)", b"{}", b"\x00" * 32)
+
+
+async def _drop_index_row(log: Log) -> None:
+    await sql(log, "DELETE FROM leaf_index WHERE idx = 10")
+
+
+CASES: dict[str, tuple[Tamper, str]] = {
+    "edited entry": (_edit_entry, "entry 5: its bytes do not match its stored leaf hash"),
+    "edited entry and leaf hash": (_edit_entry_and_hash, "tile 0/1: hash 44 differs"),
+    "deleted entry": (_delete_entry, "entry 7 is missing"),
+    "reordered entries": (_reorder_entries, "tile 0/0: hash 3 differs"),
+    "edited tile": (_edit_tile, "tile 0/1: hash 0 differs"),
+    "forged checkpoint root": (_forge_checkpoint_root, "checkpoint 400: root does not match"),
+    "broken signature": (_break_signature, "checkpoint 200:"),
+    "dropped timestamp": (_drop_timestamp, "checkpoint 400: no timestamp from"),
+    "corrupt timestamp": (_corrupt_timestamp, "checkpoint 600: timestamp from"),
+    "row beyond the sequence": (_extra_entry, "beyond the sequence counter"),
+    "deleted index row": (_drop_index_row, "leaf-hash index has 599 rows"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_tampering_is_found(case: str, log: Log, local_tsa: LocalTSA) -> None:
+    await build(log)
+    tamper, expected = CASES[case]
+    await tamper(log)
+    problems = await audit(log, local_tsa)
+    assert any(expected in p for p in problems), problems

@@ -1,0 +1,153 @@
+"""The log over real storage (SQLite and PostgreSQL): append, integrate, prove, look up."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from ledger._internal.store import Store
+from ledger.canonical import MAX_ENTRY_BYTES
+from ledger.checkpoint import Checkpoint
+from ledger.errors import EntryError, NotFound
+from ledger.log import Log
+from ledger.merkle import leaf_hash, root_of
+from ledger.note import open_note
+from ledger.tiles import tiles_for_size
+
+from .vectors import load
+
+
+def events(n: int, start: int = 0) -> list[dict]:
+    return [{"kind": "test.event", "seq": start + i, "run": "r1", "loss": 0.5 / (i + 1)}
+            for i in range(n)]
+
+
+async def test_append_returns_indices_and_leaf_hashes(log: Log) -> None:
+    out = await log.append(events(3))
+    assert [e.leaf_index for e in out] == [0, 1, 2]
+    for e in out:
+        assert e.leaf_hash == leaf_hash(await log.entry(e.leaf_index))
+    assert await log.store.sequenced_size() == 3
+    assert await log.latest_checkpoint() is None  # not integrated yet: append is only durable
+
+
+async def test_growing_tree_every_proof_checks_out(log: Log, signer) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(7)
+    leaves: list[bytes] = []
+    published: dict[int, bytes] = {}
+    while len(leaves) < 700:  # crosses level-0 tile boundaries at 256 and 512
+        batch = events(rng.choice([1, 2, 5, 31, 100, 255]), len(leaves))
+        leaves += [e.leaf_hash for e in await log.append(batch)]
+        cp = await log.integrate()
+        assert cp is not None and cp.size == len(leaves)
+        assert cp.checkpoint.root_hash == root_of(leaves)
+        body = open_note(cp.note, [signer.verifier]).text
+        assert Checkpoint.parse(body) == cp.checkpoint
+        published[cp.size] = cp.checkpoint.root_hash
+    sizes = sorted(published)
+    for size in sizes:
+        for index in {0, size - 1, size // 2, rng.randrange(size)}:
+            proof = await log.inclusion_proof(index, size)
+            proof.verify(leaves[index], published[size])
+    for a in sizes:
+        for b in sizes:
+            if a <= b:
+                (await log.consistency_proof(a, b)).verify(published[a], published[b])
+
+
+async def test_proofs_agree_with_published_vectors(log: Log) -> None:
+    tree = load("rfc6962_tree.json")
+    derived = load("derived_all_proofs_size8.json")
+    await log.append_entries([bytes.fromhex(x) for x in tree["leaf_inputs"]])
+    await log.integrate()
+    for case in derived["inclusion"]:
+        proof = await log.inclusion_proof(case["leafIdx"], case["treeSize"])
+        assert [h.hex() for h in proof.audit_path] == case["proof"]
+    for case in derived["consistency"]:
+        proof = await log.consistency_proof(case["size1"], case["size2"])
+        assert [h.hex() for h in proof.hashes] == case["proof"]
+
+
+async def test_lookup_by_leaf_hash(log: Log) -> None:
+    out = await log.append(events(300))
+    await log.integrate()
+    target = out[257]
+    assert await log.find(target.leaf_hash) == [257]
+    proof = await log.inclusion_proof_by_hash(target.leaf_hash)
+    assert proof.leaf_index == 257
+    with pytest.raises(NotFound):
+        await log.inclusion_proof_by_hash(leaf_hash(b"never appended"))
+
+
+async def test_bad_entries_append_nothing(log: Log) -> None:
+    await log.append(events(2))
+    with pytest.raises(EntryError):
+        await log.append([*events(3), {"kind": "x", "blob": "a" * MAX_ENTRY_BYTES}])
+    with pytest.raises(EntryError):
+        await log.append_entries([b'{"a":1}', b"x" * (MAX_ENTRY_BYTES + 1)])
+    with pytest.raises(EntryError):
+        await log.append([{"kind": "x", "bad": float("nan")}])
+    assert await log.store.sequenced_size() == 2
+
+
+async def test_not_found_errors(log: Log) -> None:
+    with pytest.raises(NotFound):
+        await log.checkpoint()
+    await log.append(events(4))
+    await log.integrate()
+    with pytest.raises(NotFound):
+        await log.entry(4)
+    with pytest.raises(NotFound):
+        await log.inclusion_proof(4)
+    with pytest.raises(NotFound):
+        await log.inclusion_proof(0, 5)
+    with pytest.raises(NotFound):
+        await log.consistency_proof(2, 9)
+    with pytest.raises(NotFound):
+        await log.checkpoint(3)
+
+
+async def test_background_integration_and_wait(log: Log) -> None:
+    await log.start()
+    out = await log.append(events(10))
+    cp = await log.wait_for(out[-1].leaf_index, timeout=10)
+    assert cp.size >= 10
+    # Timestamps follow on the same loop.
+    for _ in range(100):
+        if not await log.timestamp_gaps():
+            break
+        await asyncio.sleep(0.05)
+    assert await log.store.timestamps(cp.size)
+
+
+async def test_wait_times_out_without_integrator(log: Log) -> None:
+    out = await log.append(events(1))
+    with pytest.raises(TimeoutError):
+        await log.wait_for(out[0].leaf_index, timeout=0.2)
+
+
+async def test_tile_layout_matches_the_spec_at_70000(store: Store, log: Log) -> None:
+    """tlog-tiles' worked example: 70,000 entries -> 273 full level-0 tiles + width 112, ..."""
+    example = load("tlog_tiles_paths.json")["tile_counts"][0]
+    assert example["tree_size"] == 70000
+    size = 0
+    for start in range(0, 70000, 10000):
+        await log.append_entries([b"%d" % i for i in range(start, start + 10000)])
+        size += 10000
+    cp = await log.integrate()
+    assert cp is not None and cp.size == 70000
+    for level_info in example["per_level"]:
+        level = level_info["level"]
+        full, partial = tiles_for_size(70000, level)
+        assert (full, partial) == (level_info["full_tiles"], level_info["partial_width"])
+        tiles = dict([t async for t in store.scan_tiles(level)])
+        assert sum(1 for t in tiles.values() if len(t) == 256 * 32) == full
+        if partial:
+            assert len(tiles[full]) == partial * 32
+    leaves = [leaf_hash(b"%d" % i) for i in range(70000)]
+    assert cp.checkpoint.root_hash == root_of(leaves)
+    for index in (0, 65535, 65536, 69999, 12345):
+        (await log.inclusion_proof(index)).verify(leaves[index], cp.checkpoint.root_hash)
+    (await log.consistency_proof(65536, 70000)).verify(root_of(leaves[:65536]), cp.checkpoint.root_hash)
