@@ -6,22 +6,26 @@ event, so this has to cost microseconds, not the tens of microseconds a pure-Pyt
 encoder (such as ``rfc8785``, which the tests use as the reference) costs.
 
 How: ``orjson.dumps(value, option=OPT_SORT_KEYS)`` already *is* JCS for most values. It escapes
-strings exactly as JCS does (only ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` and ``\\u00xx`` with lowercase
-hex for the other controls; non-ASCII, U+2028/2029, DEL and ``/`` are written as they are), writes
-integers without exponent, and sorts keys by code point. It differs in two places only:
+strings exactly as JCS does (only ``"``, ``\\``, ``\\b \\f \\n \\r \\t``, and ``\\u00xx`` in
+lowercase hex for the other controls; non-ASCII, U+2028/2029, DEL and ``/`` are written as they
+are), writes integers without exponent, and refuses (OPT_STRICT_INTEGER) integers beyond
+±(2**53-1). It differs in two places only:
 
-* floats: JCS writes numbers as ECMAScript's ``Number.prototype.toString`` does (``1.0`` -> ``1``,
-  ``1e16`` -> ``10000000000000000``, ``1e-6`` -> ``0.000001``, ``-0.0`` -> ``0``, ``1e21`` ->
-  ``1e+21``), orjson does not. Each float is swapped for an ``orjson.Fragment`` holding its JCS
-  text, formatted from Python's ``repr`` (the same shortest round-trip digits ECMAScript uses).
+* floats: JCS writes numbers as ECMAScript's ``Number.prototype.toString``. orjson 3.13 agrees
+  (same shortest round-trip digits, same layout) except for integral values (``1.0`` for ``1``,
+  ``-0.0`` for ``0``, ``1e+16`` for ``10000000000000000`` up to 1e21) and for 1e-6 <= |x| < 1e-5
+  (``1e-6`` for ``0.000001``). Only those floats are swapped for an ``orjson.Fragment`` holding the
+  ECMAScript text, which is built from Python's ``repr`` (the same digits). An import-time check
+  sends every float that way should a future orjson format floats differently.
 * key order: JCS sorts by UTF-16 code units, orjson by code point. The two orders agree except
   between a character at or above U+10000 (a surrogate pair, D800..DFFF) and one in U+E000..U+FFFF,
-  so only an object with such a key is sorted here, by its UTF-16-BE bytes, into a Fragment.
+  so only output that has a key with such a character (found with ``isascii`` and a regex, in C) is
+  redone with those objects sorted here by their UTF-16-BE bytes.
 
-One walk over the value finds floats, such keys and anything unusual; a value with none of them
-goes to orjson unchanged. Anything else (tuples, subclasses of str/int/float/dict/list, errors)
-takes a slower, exact path that converts or refuses it, naming the JSON path (``$.metrics.loss``)
-in the :class:`~ledger.errors.EntryError`.
+So the fast path is one walk that stops at containers and floats (``map(type, ...)`` checks the
+rest in C), plus one ``orjson.dumps``. Anything unusual (tuples, subclasses of str/int/float/dict/
+list, non-str keys, NaN, ...) takes a slower exact path that converts or refuses it, naming the
+JSON path (``$.metrics.loss``) in the :class:`~ledger.errors.EntryError`.
 
 Choices:
 
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NoReturn
 
 import orjson
@@ -65,6 +70,10 @@ _dumps = orjson.dumps
 _Fragment = orjson.Fragment
 _PLAIN = frozenset({str, int, bool, type(None)})  # orjson writes these exactly as JCS does
 
+# A key holding a character >= U+10000 (UTF-8 lead byte F0..F4), in orjson's output: the rest of
+# that string, then '":' (in compact output only a key's closing quote is followed by ':').
+_ASTRAL_KEY = re.compile(rb'[\xf0-\xf4](?:[^"\\]|\\.)*":', re.DOTALL)
+
 # Bumped whenever a float of magnitude >= 1e18 is formatted. orjson parses an integer literal
 # beyond 64 bits as a float (>= 2**63 in magnitude), losing digits; canonical_event compares this
 # counter before and after encoding and, only if it moved, rescans the text for such literals.
@@ -79,46 +88,30 @@ class _Slow(Exception):
 # -- the fast path: exact JSON types only -------------------------------------------------------
 
 
-def _value(v: object) -> object:
+def _value(v: Any) -> Any:
+    """Return ``v``, or a copy in which the floats orjson would write wrongly are Fragments."""
     t = type(v)
-    if t is dict:
-        return _object(v)  # type: ignore[arg-type]
-    if t is list:
-        return _array(v)  # type: ignore[arg-type]
     if t is float:
-        return _Fragment(_number(v))  # type: ignore[arg-type]
+        a = abs(v)  # NaN and infinities fail both range tests and reach _number, which refuses them
+        if (1e-5 <= a < 1e16 or a < 1e-6) and not v.is_integer() and _ORJSON_FLOATS_OK:
+            return v
+        return _Fragment(_number(v))
+    if t is dict:
+        out = v
+        if not _PLAIN.issuperset(map(type, v.values())):
+            for key, item in v.items():
+                if type(item) not in _PLAIN and (new := _value(item)) is not item:
+                    if out is v:
+                        out = v.copy()
+                    out[key] = new
+        return out
+    if t is list:
+        if _PLAIN.issuperset(map(type, v)):
+            return v
+        return [_value(item) for item in v]
     if t in _PLAIN:
         return v
     raise _Slow
-
-
-def _object(d: dict[str, Any]) -> object:
-    out = d
-    if not _PLAIN.issuperset(map(type, d.values())):
-        for k, v in d.items():
-            if type(v) not in _PLAIN:
-                p = _value(v)
-                if p is not v:
-                    if out is d:
-                        out = d.copy()
-                    out[k] = p
-    keys = "".join(d)  # TypeError for a non-str key
-    if not keys.isascii() and max(keys) > "\uffff":
-        return _utf16_sorted(out)
-    return out
-
-
-def _array(a: list[Any]) -> list[Any]:
-    if _PLAIN.issuperset(map(type, a)):
-        return a
-    return [_value(v) for v in a]
-
-
-def _utf16_sorted(d: dict[str, Any]) -> orjson.Fragment:
-    # str.encode raises UnicodeEncodeError (a ValueError) for a lone surrogate.
-    items = sorted(d.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-    body = b",".join([_dumps(k) + b":" + _dumps(v, option=_OPTS) for k, v in items])
-    return _Fragment(b"{" + body + b"}")
 
 
 def _number(f: float) -> str:
@@ -154,6 +147,57 @@ def _exponent(r: str) -> str:
     return f"{sign}{digits[0]}{point}e{'+' if e > 0 else '-'}{abs(e)}"
 
 
+def _utf16_sorted(v: Any) -> Any:
+    """``v`` (already through _value) with every object's keys in UTF-16 order, as Fragments."""
+    if type(v) is dict:
+        # str.encode raises UnicodeEncodeError (a ValueError) for a lone surrogate.
+        items = sorted(v.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        members = [_dumps(k) + b":" + _dumps(_utf16_sorted(x), option=_OPTS) for k, x in items]
+        body = b",".join(members)
+        return _Fragment(b"{" + body + b"}")
+    if type(v) is list:
+        return [_utf16_sorted(x) for x in v]
+    return v
+
+
+# orjson's errors are TypeErrors; a lone surrogate in a key sorted here raises a ValueError.
+_FAST_PATH_ERRORS = (_Slow, TypeError, ValueError, RecursionError)
+
+
+def _fast(value: Any) -> bytes:
+    prepared = _value(value)
+    out = _dumps(prepared, option=_OPTS)
+    if not out.isascii() and _ASTRAL_KEY.search(out):
+        out = _dumps(_utf16_sorted(prepared), option=_OPTS)
+    return out
+
+
+def _encode(value: object) -> bytes:
+    """The JCS bytes of ``value``: the fast path, else the exact one."""
+    try:
+        return _fast(value)
+    except _FAST_PATH_ERRORS:
+        pass
+    clean = _normalize(value, "$", 0, set())  # raises EntryError for anything JSON cannot hold
+    try:
+        return _fast(clean)
+    except _FAST_PATH_ERRORS as e:
+        _fail(e)
+
+
+def _orjson_floats_ok() -> bool:
+    """Whether orjson writes non-integral floats outside 1e-6..1e-5 exactly as ECMAScript does."""
+    probes = [
+        *(0.875, -0.5, 0.1, 0.30000000000000004, 1234.5678, 333333333.3333333, 4503599627370495.5),
+        *(123456789012345.67, 1.234e-05, -1e-05, 0.0001, 1.5e-4, 9.99e-07, 1e-07, 7e-10),
+        *(-4.35e-200, 2.2250738585072014e-308, 5e-324),
+    ]
+    return all(_dumps(f) == _number(f).encode() for f in probes)
+
+
+_ORJSON_FLOATS_OK = _orjson_floats_ok()
+
+
 # -- the exact path: convert what JSON can hold, refuse the rest, say where ---------------------
 
 
@@ -167,7 +211,8 @@ def _normalize(v: object, path: str, depth: int, parents: set[int]) -> object:
         n = int.__int__(v)
         if -MAX_SAFE_INTEGER <= n <= MAX_SAFE_INTEGER:
             return n
-        raise EntryError(f"{path}: {_unsafe_integer(n)}")
+        shown = str(n) if n.bit_length() <= 256 else f"a {n.bit_length()}-bit integer"
+        raise EntryError(f"{path}: {_unsafe_integer(shown)}")
     if isinstance(v, float):
         f = float.__float__(v)
         if math.isfinite(f):
@@ -218,8 +263,7 @@ def _member(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key[:64] + ('...' if len(key) > 64 else ''))}]"
 
 
-def _unsafe_integer(n: int) -> str:
-    shown = str(n) if n.bit_length() <= 256 else f"a {n.bit_length()}-bit integer"
+def _unsafe_integer(shown: str) -> str:
     return (
         f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are "
         "IEEE-754 doubles, which cannot represent it exactly (send it as a string)"
@@ -298,11 +342,8 @@ def _scan(line: bytes | str) -> None:
 
     def integer(literal: str) -> int:
         if len(literal) > 17 or abs(int(literal)) > MAX_SAFE_INTEGER:
-            shown = literal if len(literal) <= 80 else f"{literal[:40]}...({len(literal)} chars)"
-            raise EntryError(
-                f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are "
-                "IEEE-754 doubles, which cannot represent it exactly (send it as a string)"
-            )
+            shown = literal if len(literal) <= 80 else f"{literal[:40]}... ({len(literal)} digits)"
+            raise EntryError(_unsafe_integer(shown))
         return 0
 
     try:
@@ -326,15 +367,7 @@ def canonicalize(value: object) -> bytes:
     integers beyond ±(2**53-1), non-str keys, strings with lone surrogates, other types, cycles and
     nesting deeper than 254 levels.
     """
-    try:
-        return _dumps(_value(value), option=_OPTS)
-    except (_Slow, TypeError, ValueError, RecursionError):
-        pass
-    clean = _normalize(value, "$", 0, set())  # raises EntryError for anything JSON cannot hold
-    try:
-        return _dumps(_value(clean), option=_OPTS)
-    except (_Slow, TypeError, ValueError, RecursionError) as e:
-        _fail(e)
+    return _encode(value)
 
 
 def encode_event(value: object) -> bytes:
@@ -370,10 +403,7 @@ def canonical_event(line: bytes | str) -> bytes:
     """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path."""
     obj = _parse(line)
     mark = _huge_floats[0]
-    try:
-        out = _dumps(_value(obj), option=_OPTS)
-    except (_Slow, TypeError, ValueError, RecursionError):
-        out = canonicalize(obj)  # names the problem, or encodes what the fast path would not
+    out = _encode(obj)
     if len(out) > MAX_ENTRY_BYTES:
         raise EntryError(_too_big(len(out)))
     _check_text(line, out.count(b":"), _huge_floats[0] != mark)
