@@ -22,20 +22,24 @@ are), writes integers without exponent, and refuses (OPT_STRICT_INTEGER) integer
   so only output that has a key with such a character (found with ``isascii`` and a regex, in C) is
   redone with those objects sorted here by their UTF-16-BE bytes.
 
-So the fast path is one walk that stops at containers and floats (``map(type, ...)`` checks the
-rest in C), plus one ``orjson.dumps``. Anything unusual (tuples, subclasses of str/int/float/dict/
-list, non-str keys, NaN, ...) takes a slower exact path that converts or refuses it, naming the
-JSON path (``$.metrics.loss``) in the :class:`~ledger.errors.EntryError`.
+So the fast path is one walk that stops only at containers and floats (``map(type, ...)`` checks
+the rest in C), plus one ``orjson.dumps``. Anything unusual (tuples, subclasses, non-str keys,
+NaN, big integers, ...) takes a slower exact path that converts or refuses it, naming the JSON
+path (``$.metrics.loss``) in the :class:`~ledger.errors.EntryError`.
 
 Choices:
 
-* Integers must lie within the I-JSON safe range ±(2**53-1): RFC 8785 numbers are IEEE-754
-  doubles, and a larger integer would silently change. This holds for integer *literals* in
-  parsed text too, even those orjson would quietly turn into floats (beyond 64 bits).
+* Python integers must lie within the I-JSON safe range ±(2**53-1): RFC 8785 numbers are IEEE-754
+  doubles, and a larger integer would not survive canonicalisation exactly.
+* In text, every number is a double (RFC 8785's model), so integer literals beyond that range are
+  refused too, even those orjson would quietly turn into floats (beyond 64 bits), unless the
+  literal is exactly how RFC 8785 writes a double (``6000000000000000000`` for ``6e18``), which
+  it then is: canonical output always reads back as itself.
+* Duplicate keys in text are refused (I-JSON), at the cost of two ``bytes.count`` calls.
 * Tuples are written as arrays (as ``json`` and ``rfc8785`` do); subclasses of str, int, float,
   dict and list (``StrEnum``, ``IntEnum``, ``OrderedDict``) are written as their base value. Any
   other type (``Enum``, ``datetime``, ``bytes``, ``Decimal``, ...) is refused: convert it first.
-* Nesting is limited by orjson's recursion limit (254 levels of arrays and objects).
+* Nesting is limited by orjson's recursion limit: 254 levels of arrays and objects.
 """
 
 from __future__ import annotations
@@ -62,10 +66,10 @@ MAX_ENTRY_BYTES = 65535
 """Largest canonical event: C2SP tlog-tiles entry bundles prefix each entry with 2 length bytes."""
 
 MAX_SAFE_INTEGER = 2**53 - 1
-"""Largest integer magnitude a JSON number may have (I-JSON, RFC 7493 section 2.2)."""
+"""Largest integer magnitude a JSON integer may have (I-JSON, RFC 7493 section 2.2)."""
 
 _MAX_DEPTH = 254  # orjson.dumps refuses deeper nesting ("Recursion limit reached")
-_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # strict: refuse beyond ±(2**53-1)
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _dumps = orjson.dumps
 _Fragment = orjson.Fragment
 _PLAIN = frozenset({str, int, bool, type(None)})  # orjson writes these exactly as JCS does
@@ -75,9 +79,9 @@ _PLAIN = frozenset({str, int, bool, type(None)})  # orjson writes these exactly 
 _ASTRAL_KEY = re.compile(rb'[\xf0-\xf4](?:[^"\\]|\\.)*":', re.DOTALL)
 
 # Bumped whenever a float of magnitude >= 1e18 is formatted. orjson parses an integer literal
-# beyond 64 bits as a float (>= 2**63 in magnitude), losing digits; canonical_event compares this
-# counter before and after encoding and, only if it moved, rescans the text for such literals.
-# The counter only ever grows, so threads can cause a needless rescan but never a missed one.
+# beyond 64 bits as a float (>= 2**63 in magnitude); canonical_event compares this counter before
+# and after encoding and, only if it moved, rescans the text for such literals. The counter only
+# ever grows, so other threads can cause a needless rescan but never a missed one.
 _huge_floats = [0]
 
 
@@ -85,7 +89,7 @@ class _Slow(Exception):
     """The fast path met something it does not handle; the exact path will convert or refuse it."""
 
 
-# -- the fast path: exact JSON types only -------------------------------------------------------
+# -- the fast path: exact JSON types only ------------------------------------------------------
 
 
 def _value(v: Any) -> Any:
@@ -153,15 +157,10 @@ def _utf16_sorted(v: Any) -> Any:
         # str.encode raises UnicodeEncodeError (a ValueError) for a lone surrogate.
         items = sorted(v.items(), key=lambda kv: kv[0].encode("utf-16-be"))
         members = [_dumps(k) + b":" + _dumps(_utf16_sorted(x), option=_OPTS) for k, x in items]
-        body = b",".join(members)
-        return _Fragment(b"{" + body + b"}")
+        return _Fragment(b"{" + b",".join(members) + b"}")
     if type(v) is list:
         return [_utf16_sorted(x) for x in v]
     return v
-
-
-# orjson's errors are TypeErrors; a lone surrogate in a key sorted here raises a ValueError.
-_FAST_PATH_ERRORS = (_Slow, TypeError, ValueError, RecursionError)
 
 
 def _fast(value: Any) -> bytes:
@@ -172,17 +171,21 @@ def _fast(value: Any) -> bytes:
     return out
 
 
-def _encode(value: object) -> bytes:
-    """The JCS bytes of ``value``: the fast path, else the exact one."""
+# orjson's errors are TypeErrors; a lone surrogate in a key sorted here raises a ValueError.
+_FAST_PATH_ERRORS = (_Slow, TypeError, ValueError, RecursionError)
+
+
+def _encode(value: object, text: bool = False) -> bytes:
+    """The JCS bytes of ``value``: the fast path, else the exact one (see _normalize for text)."""
     try:
         return _fast(value)
     except _FAST_PATH_ERRORS:
         pass
-    clean = _normalize(value, "$", 0, set())  # raises EntryError for anything JSON cannot hold
+    clean = _normalize(value, "$", 0, set(), text)  # raises EntryError for what JSON cannot hold
     try:
         return _fast(clean)
-    except _FAST_PATH_ERRORS as e:
-        _fail(e)
+    except _FAST_PATH_ERRORS as e:  # not expected: _normalize checks what orjson would refuse
+        raise EntryError(f"cannot canonicalise: {e}") from None
 
 
 def _orjson_floats_ok() -> bool:
@@ -198,19 +201,25 @@ def _orjson_floats_ok() -> bool:
 _ORJSON_FLOATS_OK = _orjson_floats_ok()
 
 
-# -- the exact path: convert what JSON can hold, refuse the rest, say where ---------------------
+# -- the exact path: convert what JSON can hold, refuse the rest, say where --------------------
 
 
-def _normalize(v: object, path: str, depth: int, parents: set[int]) -> object:
-    """Return ``v`` rebuilt from exact JSON types, or raise EntryError naming the path."""
+def _normalize(v: object, path: str, depth: int, parents: set[int], text: bool) -> object:
+    """Return ``v`` rebuilt from exact JSON types, or raise EntryError naming the path.
+
+    ``text``: ``v`` was parsed from JSON text, where an integer beyond ±(2**53-1) that is exactly
+    how RFC 8785 writes a double stands for that double.
+    """
     if v is None or v is True or v is False:
         return v
     if isinstance(v, str):
-        return _text(str.__str__(v), path, "string")
+        return _checked(str.__str__(v), path, "string")
     if isinstance(v, int):
         n = int.__int__(v)
         if -MAX_SAFE_INTEGER <= n <= MAX_SAFE_INTEGER:
             return n
+        if text and _double_literal(str(n)):
+            return float(n)
         shown = str(n) if n.bit_length() <= 256 else f"a {n.bit_length()}-bit integer"
         raise EntryError(f"{path}: {_unsafe_integer(shown)}")
     if isinstance(v, float):
@@ -234,19 +243,19 @@ def _normalize(v: object, path: str, depth: int, parents: set[int]) -> object:
         for k, item in v.items():
             if not isinstance(k, str):
                 raise EntryError(f"{path}: key {k!r} ({type(k).__name__}) is not a string")
-            key = _text(str.__str__(k), path, "key")
+            key = _checked(str.__str__(k), path, "key")
             where = _member(path, key)
             if key in out:
                 raise EntryError(f"{where}: duplicate key")
-            out[key] = _normalize(item, where, depth + 1, parents)
+            out[key] = _normalize(item, where, depth + 1, parents, text)
         result: object = out
     else:
-        result = [_normalize(x, f"{path}[{i}]", depth + 1, parents) for i, x in enumerate(v)]
+        result = [_normalize(x, f"{path}[{i}]", depth + 1, parents, text) for i, x in enumerate(v)]
     parents.discard(id(v))
     return result
 
 
-def _text(s: str, path: str, what: str) -> str:
+def _checked(s: str, path: str, what: str) -> str:
     try:
         s.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -263,10 +272,18 @@ def _member(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key[:64] + ('...' if len(key) > 64 else ''))}]"
 
 
+def _double_literal(literal: str) -> bool:
+    """Whether an integer literal is exactly RFC 8785's rendering of a double."""
+    if len(literal) > 330:  # beyond any finite double, and int() limits digits
+        return False
+    f = float(literal)
+    return math.isfinite(f) and _number(f) == literal
+
+
 def _unsafe_integer(shown: str) -> str:
     return (
-        f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are "
-        "IEEE-754 doubles, which cannot represent it exactly (send it as a string)"
+        f"integer {shown} is outside the safe range ±(2**53-1): RFC 8785 numbers are IEEE-754 "
+        "doubles, so it would not survive canonicalisation exactly (send it as a string)"
     )
 
 
@@ -284,7 +301,7 @@ def _kind(v: object) -> str:
     return f"a {type(v).__name__}"
 
 
-# -- text: parse, and the checks orjson does not make -----------------------------------------
+# -- text: parse, and the checks orjson does not make ------------------------------------------
 
 
 def _parse(line: bytes | str) -> dict[str, Any]:
@@ -342,8 +359,9 @@ def _scan(line: bytes | str) -> None:
 
     def integer(literal: str) -> int:
         if len(literal) > 17 or abs(int(literal)) > MAX_SAFE_INTEGER:
-            shown = literal if len(literal) <= 80 else f"{literal[:40]}... ({len(literal)} digits)"
-            raise EntryError(_unsafe_integer(shown))
+            if not _double_literal(literal):
+                shown = literal if len(literal) <= 80 else f"{literal[:40]}... ({len(literal)} digits)"
+                raise EntryError(_unsafe_integer(shown))
         return 0
 
     try:
@@ -352,11 +370,18 @@ def _scan(line: bytes | str) -> None:
         raise EntryError(f"could not check the JSON text for duplicate keys: {e}") from None
 
 
+def _too_big(size: int) -> str:
+    return (
+        f"event is {size} bytes once canonicalised; the limit is {MAX_ENTRY_BYTES} "
+        "(tlog-tiles entry bundles give each entry a 2-byte length)"
+    )
+
+
 def _fail(error: Exception) -> NoReturn:
-    raise EntryError(f"cannot canonicalise: {error}") from None
+    raise EntryError(f"cannot decode: {error}") from None
 
 
-# -- public API -------------------------------------------------------------------------------
+# -- public API --------------------------------------------------------------------------------
 
 
 def canonicalize(value: object) -> bytes:
@@ -374,7 +399,7 @@ def encode_event(value: object) -> bytes:
     """Return the canonical bytes of an event: a JSON object of at most MAX_ENTRY_BYTES bytes."""
     if not isinstance(value, dict):
         raise EntryError(f"an event must be a JSON object, not {_kind(value)}")
-    out = canonicalize(value)
+    out = _encode(value)
     if len(out) > MAX_ENTRY_BYTES:
         raise EntryError(_too_big(len(out)))
     return out
@@ -385,15 +410,21 @@ def decode_event(line: bytes | str) -> dict[str, Any]:
 
     Refuses, with EntryError: text that is not JSON or not UTF-8 (or, for ``str``, holds lone
     surrogates), a byte order mark, a top-level value that is not an object, duplicate keys
-    anywhere, integer literals beyond ±(2**53-1) and nesting deeper than 254 levels. So whatever
-    this returns, :func:`encode_event` can encode unless it is too large.
+    anywhere, nesting deeper than 254 levels, and integer literals beyond ±(2**53-1) unless
+    written exactly as RFC 8785 writes a double (those come back as floats). So whatever this
+    returns, :func:`encode_event` can encode unless it is too large.
     """
     obj = _parse(line)
     try:
         text = _dumps(obj, option=orjson.OPT_STRICT_INTEGER)
-    except TypeError as e:
-        _normalize(obj, "$", 0, set())  # raises EntryError naming the integer or the depth
-        _fail(e)
+    except TypeError:  # a big integer (or deep nesting): convert it or say where, below
+        text = b""
+    if not text:
+        obj = _normalize(obj, "$", 0, set(), True)  # type: ignore[assignment]
+        try:
+            text = _dumps(obj, option=orjson.OPT_STRICT_INTEGER)
+        except TypeError as e:  # not expected
+            _fail(e)
     # orjson writes every float of magnitude >= 1e16 with 'e+': only those can be big literals.
     _check_text(line, text.count(b":"), b"e+" in text)
     return obj
@@ -403,15 +434,8 @@ def canonical_event(line: bytes | str) -> bytes:
     """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path."""
     obj = _parse(line)
     mark = _huge_floats[0]
-    out = _encode(obj)
+    out = _encode(obj, text=True)
     if len(out) > MAX_ENTRY_BYTES:
         raise EntryError(_too_big(len(out)))
     _check_text(line, out.count(b":"), _huge_floats[0] != mark)
     return out
-
-
-def _too_big(size: int) -> str:
-    return (
-        f"event is {size} bytes once canonicalised; the limit is {MAX_ENTRY_BYTES} "
-        "(tlog-tiles entry bundles give each entry a 2-byte length)"
-    )

@@ -10,6 +10,7 @@ on an interval, and any number of processes may append and integrate against one
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import contextlib
 import logging
 import time
@@ -22,7 +23,7 @@ from ._internal.tree import TileCache, edge_coords, extend, node_hashes, node_ti
 from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
-from .merkle import consistency_ranges, fold_range, inclusion_ranges, leaf_hash, range_nodes
+from .merkle import consistency_ranges, fold_range, inclusion_ranges, range_nodes
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
 from .timestamp_verify import parse_timestamp
@@ -31,6 +32,7 @@ from .timestamping import TimestampAuthority
 __all__ = ["Log", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
 
 log = logging.getLogger("ledger")
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class _Backoff:
 class Log:
     """An append-only RFC 6962 log over a :class:`Store`, signing as ``signer``."""
 
+    MIN_GAP = 0.02  # seconds between integrations that waiters ask for
+
     def __init__(
         self,
         store: Store,
@@ -96,6 +100,7 @@ class Log:
         self._published = asyncio.Event()
         self._backoff = {tsa.name: _Backoff() for tsa in self.tsas}
         self._runner: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         # Leaf hashes this process sequenced and has not integrated yet, by first index: the
         # integrator uses them instead of reading them back (entries from others are read).
         self._pending: dict[int, list[bytes]] = {}
@@ -111,15 +116,13 @@ class Log:
         """Append already-canonical entry bytes. All or nothing: one bad entry appends none."""
         if not entries:
             return []
-        rows = []
         for i, data in enumerate(entries):
             if len(data) > MAX_ENTRY_BYTES:
                 raise EntryError(
                     f"entry {i} is {len(data)} bytes; entries are at most {MAX_ENTRY_BYTES}"
                 )
-            rows.append((data, leaf_hash(data)))
-        first = await self.store.sequence(rows)
-        hashes = [h for _, h in rows]
+        hashes = [_sha256(b"\x00" + data).digest() for data in entries]
+        first = await self.store.sequence(entries)
         if self._pending_count < 4 * self.max_batch:
             self._pending[first] = hashes
             self._pending_count += len(hashes)
@@ -142,35 +145,44 @@ class Log:
     # -- integrating ----------------------------------------------------------------------
 
     async def integrate(self) -> SignedCheckpoint | None:
-        """Integrate everything sequenced so far; return the newest checkpoint published."""
+        """Integrate what was sequenced when called; return the newest checkpoint published.
+
+        Entries appended meanwhile wait for the next call: chasing them would turn one
+        batch into many small ones, each with its own checkpoint.
+        """
+        target = await self.store.sequenced_size()
         published = None
         while True:
-            batch = await self._integrate_batch()
+            batch = await self._integrate_batch(target)
             if batch is None:
                 break
             published = batch
         return published
 
-    async def _integrate_batch(self) -> SignedCheckpoint | None:
-        async with self.store.integration() as txn:
-            size = txn.size
-            end = min(await txn.sequenced_size(), size + self.max_batch)
+    async def _integrate_batch(self, target: int) -> SignedCheckpoint | None:
+        # Optimistic: read and compute without holding the tree lock (so appenders and the
+        # hashing overlap), then publish only if nobody integrated in between; else retry.
+        while True:
+            view = await self.store.integration_view(edge_coords, self.max_batch)
+            size, end = view.size, min(view.end, target)
             if end <= size:
                 self._tree_size = max(self._tree_size, size)
                 return None
             hashes = self._take_pending(size, end)
             if hashes is None:
-                hashes = await txn.leaf_hashes(size, end)
-            edge = await txn.read_tiles(edge_coords(size))
-            new_size, writes, completed = extend(size, edge, hashes)
-            new_edge = {key: writes.get(key, edge.get(key, b"")) for key in edge_coords(new_size)}
+                hashes = await self.store.leaf_hashes(size, end)
+            new_size, writes, completed = extend(size, view.edge, hashes)
+            new_edge = {k: writes.get(k, view.edge.get(k, b"")) for k in edge_coords(new_size)}
             root = root_from_edge(new_size, new_edge)
-            await txn.write_tiles(writes)
-            await txn.index_leaves(size, hashes)
             body = Checkpoint(self.origin, new_size, root).body()
             note = sign_note(body, [self.signer])
             now = datetime.now(UTC)
-            await txn.publish(new_size, root, note, now)
+            published = await self.store.publish(
+                size, new_size, root, note, now, writes, hashes
+            )
+            if published:
+                break
+            log.debug("another integrator published first; integrating again")
         for key, levels in completed.items():
             self._cache.put(key, levels)
         self._tree_size = max(self._tree_size, new_size)
@@ -188,6 +200,7 @@ class Log:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"entry {index} was not integrated within {timeout} s")
+            self._wake.set()
             with contextlib.suppress(TimeoutError):
                 # Woken by this process's integrator; polls for integrators elsewhere.
                 await asyncio.wait_for(
@@ -238,14 +251,23 @@ class Log:
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Integrate and timestamp every ``interval`` seconds until cancelled."""
+        """Integrate and timestamp every ``interval`` seconds until cancelled.
+
+        A caller in ``wait_for`` wakes the loop early, at most every ``MIN_GAP`` seconds, so
+        waiters are served like a database's group commit: one checkpoint for all of them.
+        """
         while True:
+            started = time.monotonic()
             try:
                 await self.integrate()
                 await self.timestamp_pending()
             except StorageError as e:
                 log.error("integration failed, will retry: %s", e)
-            await asyncio.sleep(self.interval)
+            remaining = self.interval - (time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, remaining))
+                await asyncio.sleep(max(0.0, self.MIN_GAP - (time.monotonic() - started)))
+            self._wake.clear()
 
     async def start(self) -> None:
         if self._runner is None:

@@ -41,11 +41,8 @@ async def _edit_entry(log: Log) -> None:
     await sql(log, "UPDATE entries SET data = ? WHERE idx = 5", b'{"kind":"forged"}')
 
 
-async def _edit_entry_and_hash(log: Log) -> None:
-    from ledger.merkle import leaf_hash
-
-    forged = b'{"kind":"forged"}'
-    await sql(log, "UPDATE entries SET data = ?, leaf_hash = ? WHERE idx = 300", forged, leaf_hash(forged))
+async def _edit_entry_and_checkpoints(log: Log) -> None:
+    await sql(log, "UPDATE entries SET data = ? WHERE idx = 150", b'{"kind":"forged"}')
 
 
 async def _delete_entry(log: Log) -> None:
@@ -82,7 +79,7 @@ async def _corrupt_timestamp(log: Log) -> None:
 
 
 async def _extra_entry(log: Log) -> None:
-    await sql(log, "INSERT INTO entries (idx, data, leaf_hash) VALUES (600, ?, ?)", b"{}", b"\x00" * 32)
+    await sql(log, "INSERT INTO entries (idx, data) VALUES (600, ?)", b"{}")
 
 
 async def _drop_index_row(log: Log) -> None:
@@ -90,11 +87,11 @@ async def _drop_index_row(log: Log) -> None:
 
 
 CASES: dict[str, tuple[Tamper, str]] = {
-    "edited entry": (_edit_entry, "entry 5: its bytes do not match its stored leaf hash"),
-    "edited entry and leaf hash": (_edit_entry_and_hash, "tile 0/1: hash 44 differs"),
+    "edited entry": (_edit_entry, "tile 0/0: hash 5 (entry 5) differs"),
+    "edited entry, root": (_edit_entry_and_checkpoints, "checkpoint 200: root does not match"),
     "deleted entry": (_delete_entry, "entry 7 is missing"),
-    "reordered entries": (_reorder_entries, "tile 0/0: hash 3 differs"),
-    "edited tile": (_edit_tile, "tile 0/1: hash 0 differs"),
+    "reordered entries": (_reorder_entries, "tile 0/0: hash 3 (entry 3) differs"),
+    "edited tile": (_edit_tile, "tile 0/1: hash 0 (entry 256) differs"),
     "forged checkpoint root": (_forge_checkpoint_root, "checkpoint 400: root does not match"),
     "broken signature": (_break_signature, "checkpoint 200:"),
     "dropped timestamp": (_drop_timestamp, "checkpoint 400: no timestamp from"),

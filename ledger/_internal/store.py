@@ -9,7 +9,10 @@ than the ledger's own work.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+import hashlib
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,10 @@ async def translate_errors(what: str) -> AsyncIterator[None]:
     except OSError as e:
         raise StorageError(f"cannot reach the database while {what}: {e}") from e
 
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
 def _hash_prefix(h: bytes) -> bytes:
     return h[:8]
 
@@ -63,6 +70,9 @@ class Store:
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}: use SQLite or PostgreSQL")
         self._ph = "?" if self.dialect == "sqlite" else "%s"
+        # SQLite has one writer at a time; queueing writers here wakes them as soon as the
+        # lock is free, where SQLite's busy handler would sleep and poll.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
@@ -87,6 +97,14 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+        else:
+            async with self._write_lock:
+                yield
 
     # -- schema -------------------------------------------------------------------------
 
@@ -116,15 +134,15 @@ class Store:
 
     # -- sequencing ---------------------------------------------------------------------
 
-    async def sequence(self, rows: Sequence[tuple[bytes, bytes]]) -> int:
-        """Durably store (entry bytes, leaf hash) rows; return the index of the first.
+    async def sequence(self, entries: Sequence[bytes]) -> int:
+        """Durably store entries; return the index of the first.
 
         The counter update takes the sequence row's lock (PostgreSQL) or the write lock
         (SQLite) first, so concurrent appenders queue and indices are gap-free.
         """
-        n = len(rows)
+        n = len(entries)
         ph = self._ph
-        async with translate_errors("appending entries"), self.engine.begin() as conn:
+        async with self._writing(), translate_errors("appending entries"), self.engine.begin() as conn:
             result = await conn.execute(
                 update(s.log_sequence)
                 .where(s.log_sequence.c.id == 1)
@@ -132,10 +150,8 @@ class Store:
                 .returning(s.log_sequence.c.next_index)
             )
             first = int(result.scalar_one()) - n
-            params = [(first + i, data, h) for i, (data, h) in enumerate(rows)]
-            await conn.exec_driver_sql(
-                f"INSERT INTO entries (idx, data, leaf_hash) VALUES ({ph}, {ph}, {ph})", params
-            )
+            params = list(zip(range(first, first + n), entries, strict=True))
+            await conn.exec_driver_sql(f"INSERT INTO entries (idx, data) VALUES ({ph}, {ph})", params)
         return first
 
     async def sequenced_size(self) -> int:
@@ -146,19 +162,74 @@ class Store:
 
     # -- integration --------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def integration(self) -> AsyncIterator[Integration]:
-        """A transaction holding the tree lock: one integrator at a time, across processes."""
-        async with translate_errors("integrating"), self.engine.begin() as conn:
-            row = (
+    async def integration_view(
+        self, edge_coords: Callable[[int], list[tuple[int, int]]], max_batch: int
+    ) -> IntegrationView:
+        """The tree size, its edge tiles and how far entries are sequenced, read without locks."""
+        async with translate_errors("reading the tree"), self.engine.connect() as conn:
+            size = int((await conn.execute(select(s.log_tree.c.size))).scalar_one())
+            end = int((await conn.execute(select(s.log_sequence.c.next_index))).scalar_one())
+            edge = await self._read_tiles(conn, edge_coords(size)) if size else {}
+        return IntegrationView(size, min(end, size + max_batch), edge)
+
+    async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of the committed entries [start, end), recomputed from their bytes."""
+        ph = self._ph
+        async with translate_errors("reading entries"), self.engine.connect() as conn:
+            result = await conn.exec_driver_sql(
+                f"SELECT idx, data FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+                (start, end),
+            )
+            rows = result.fetchall()
+        if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
+            raise StorageError(
+                f"entries {start}..{end - 1} are sequenced but {end - start - len(rows)} are missing"
+            )
+        sha256 = hashlib.sha256
+        return [sha256(b"\x00" + r[1]).digest() for r in rows]
+
+    async def publish(
+        self,
+        old_size: int,
+        size: int,
+        root: bytes,
+        note: bytes,
+        at: datetime,
+        tiles: dict[tuple[int, int], bytes],
+        leaf_hashes: Sequence[bytes],
+    ) -> bool:
+        """Extend the tree from ``old_size`` if it is still that size; False if someone won."""
+        async with self._writing(), translate_errors("integrating"), self.engine.begin() as conn:
+            # The conditional update takes the tree row's lock: one integrator at a time.
+            won = (
                 await conn.execute(
                     update(s.log_tree)
-                    .where(s.log_tree.c.id == 1)
-                    .values(size=s.log_tree.c.size)
-                    .returning(s.log_tree.c.size, s.log_tree.c.root_hash)
+                    .where(s.log_tree.c.id == 1, s.log_tree.c.size == old_size)
+                    .values(size=size, root_hash=root)
+                    .returning(s.log_tree.c.size)
                 )
-            ).one()
-            yield Integration(self, conn, int(row[0]), bytes(row[1]))
+            ).first()
+            if won is None:
+                return False
+            if tiles:
+                stmt = self._insert(s.tiles)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[s.tiles.c.level, s.tiles.c.idx],
+                    set_={"hashes": stmt.excluded.hashes},
+                )
+                await conn.execute(
+                    stmt, [{"level": lv, "idx": ix, "hashes": h} for (lv, ix), h in tiles.items()]
+                )
+            # One large batch per integration touches each index page once, not once per row.
+            ph = self._ph
+            rows = list(zip([h[:8] for h in leaf_hashes], range(old_size, size), strict=True))
+            await conn.exec_driver_sql(
+                f"INSERT INTO leaf_index (hash_prefix, idx) VALUES ({ph}, {ph})", rows
+            )
+            await conn.execute(
+                s.checkpoints.insert().values(size=size, root_hash=root, note=note, published_at=at)
+            )
+        return True
 
     # -- reads --------------------------------------------------------------------------
 
@@ -195,20 +266,19 @@ class Store:
 
     async def scan_entries(
         self, start: int, end: int, chunk: int = 16384
-    ) -> AsyncIterator[list[tuple[int, bytes, bytes]]]:
-        """(index, entry bytes, stored leaf hash) for [start, end) in chunks, for the self-audit."""
+    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """(index, entry bytes) for [start, end) in chunks, for the self-audit."""
         ph = self._ph
         pos = start
         while pos < end:
             stop = min(pos + chunk, end)
             async with translate_errors("reading entries"), self.engine.connect() as conn:
                 result = await conn.exec_driver_sql(
-                    "SELECT idx, data, leaf_hash FROM entries "
-                    f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+                    f"SELECT idx, data FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
                     (pos, stop),
                 )
                 rows = result.fetchall()
-            yield [(int(i), bytes(d), bytes(h)) for i, d, h in rows]
+            yield [(int(i), bytes(d)) for i, d in rows]
             pos = stop
 
     async def entries_after(self, index: int) -> int:
@@ -241,12 +311,13 @@ class Store:
         li, e = s.leaf_index.c, s.entries.c
         async with translate_errors("looking up a leaf hash"), self.engine.connect() as conn:
             rows = await conn.execute(
-                select(e.idx, e.leaf_hash)
+                select(e.idx, e.data)
                 .join_from(s.leaf_index, s.entries, li.idx == e.idx)
                 .where(li.hash_prefix == _hash_prefix(leaf_hash))
                 .order_by(e.idx)
             )
-            return [int(i) for i, h in rows if bytes(h) == leaf_hash]
+            # The prefix narrows to (almost always) one row; the full hash decides.
+            return [int(i) for i, d in rows if _leaf_hash(bytes(d)) == leaf_hash]
 
     async def leaf_index_count(self) -> int:
         async with translate_errors("reading the leaf index"), self.engine.connect() as conn:
@@ -309,7 +380,7 @@ class Store:
 
     async def save_timestamp(self, size: int, tsa: str, response: bytes, gen_time: datetime) -> None:
         f = s.timestamp_failures.c
-        async with translate_errors("storing a timestamp"), self.engine.begin() as conn:
+        async with self._writing(), translate_errors("storing a timestamp"), self.engine.begin() as conn:
             await conn.execute(
                 self._insert(s.timestamps)
                 .values(size=size, tsa=tsa, response=response, gen_time=gen_time)
@@ -331,7 +402,7 @@ class Store:
             set_={"attempts": f.attempts + 1, "last_error": stmt.excluded.last_error,
                   "last_attempt_at": stmt.excluded.last_attempt_at},
         )
-        async with translate_errors("recording a TSA failure"), self.engine.begin() as conn:
+        async with self._writing(), translate_errors("recording a TSA failure"), self.engine.begin() as conn:
             await conn.execute(stmt)
 
     async def timestamp_failures(self) -> list[tuple[int, str, int, str, datetime]]:
@@ -342,64 +413,14 @@ class Store:
             )
             return [(int(a), str(b), int(c), str(d), e) for a, b, c, d, e in rows]
 
-class Integration:
-    """One integration transaction; the tree row is locked until it ends."""
+@dataclass(frozen=True)
+class IntegrationView:
+    """What an integrator starts from: the tree size, the end of the sequence, the edge tiles."""
 
-    def __init__(self, store: Store, conn: AsyncConnection, size: int, root: bytes) -> None:
-        self._store = store
-        self._conn = conn
-        self.size = size
-        self.root = root
+    size: int
+    end: int
+    edge: dict[tuple[int, int], bytes]
 
-    async def sequenced_size(self) -> int:
-        result = await self._conn.execute(select(s.log_sequence.c.next_index))
-        return int(result.scalar_one())
 
-    async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        ph = self._store._ph
-        result = await self._conn.exec_driver_sql(
-            f"SELECT idx, leaf_hash FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
-            (start, end),
-        )
-        rows = result.fetchall()
-        if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
-            raise StorageError(
-                f"entries {start}..{end - 1} are sequenced but {end - start - len(rows)} are missing"
-            )
-        return [bytes(r[1]) for r in rows]
-
-    async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        wanted = sorted(set(coords))
-        return await self._store._read_tiles(self._conn, wanted) if wanted else {}
-
-    async def write_tiles(self, tiles: dict[tuple[int, int], bytes]) -> None:
-        if not tiles:
-            return
-        stmt = self._store._insert(s.tiles)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[s.tiles.c.level, s.tiles.c.idx],
-            set_={"hashes": stmt.excluded.hashes},
-        )
-        await self._conn.execute(
-            stmt, [{"level": lv, "idx": ix, "hashes": h} for (lv, ix), h in tiles.items()]
-        )
-
-    async def index_leaves(self, start: int, hashes: Sequence[bytes]) -> None:
-        # One large batch per integration touches each index page once, not once per row.
-        rows = list(zip([h[:8] for h in hashes], range(start, start + len(hashes)), strict=True))
-        ph = self._store._ph
-        await self._conn.exec_driver_sql(
-            f"INSERT INTO leaf_index (hash_prefix, idx) VALUES ({ph}, {ph})", rows
-        )
-
-    async def publish(self, size: int, root: bytes, note: bytes, at: datetime) -> None:
-        await self._conn.execute(
-            s.checkpoints.insert().values(size=size, root_hash=root, note=note, published_at=at)
-        )
-        await self._conn.execute(
-            update(s.log_tree).where(s.log_tree.c.id == 1).values(size=size, root_hash=root)
-        )
-        self.size, self.root = size, root
-
-__all__ = ["Integration", "Store", "async_url", "translate_errors"]
+__all__ = ["IntegrationView", "Store", "async_url", "translate_errors"]
 

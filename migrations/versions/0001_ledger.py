@@ -37,7 +37,6 @@ def upgrade() -> None:
             autoincrement=False,
         ),
         sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.Column("leaf_hash", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "tiles",
