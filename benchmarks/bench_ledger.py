@@ -30,6 +30,8 @@ from ledger.canonical import canonical_event  # noqa: E402
 from ledger.log import Log, SequencedEntry  # noqa: E402
 from ledger.note import Signer  # noqa: E402
 
+# One fixed key for every log here, so a log built in one process can be audited in another.
+SIGNER = Signer.generate("bench.example/log")
 PG_ADMIN = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -64,7 +66,7 @@ async def pipelined_appends(log: Log, lines: list[bytes], batch: int) -> Sequenc
 async def append_run(url: str, n: int, batch: int = 1000) -> dict[str, float]:
     store = Store(url)
     await store.migrate()
-    log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+    log = Log(store, SIGNER, interval=0.5)
     lines = event_lines(n)
     await log.start()
     t0 = time.perf_counter()
@@ -110,7 +112,7 @@ def drop_pg(name: str) -> None:
 async def build(url: str, n: int, batch: int = 10000) -> Log:
     store = Store(url, sqlite_synchronous="NORMAL")
     await store.migrate()
-    log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+    log = Log(store, SIGNER, interval=0.5)
     lines = event_lines(n)
     for k in range(0, n, batch):
         await log.append_entries([canonical_event(x) for x in lines[k : k + batch]])
@@ -129,7 +131,7 @@ async def proof_latencies(log: Log, samples: int = 2000) -> tuple[float, float]:
         i = rng.randrange(size)
         log._cache.clear()
         t0 = time.perf_counter()
-        await log.inclusion_proof(i)
+        await log.inclusion_proof(i, size)
         cold.append(time.perf_counter() - t0)
     idx = [rng.randrange(size) for _ in range(200)]
     for i in idx:
@@ -137,9 +139,18 @@ async def proof_latencies(log: Log, samples: int = 2000) -> tuple[float, float]:
     for _ in range(samples):
         i = rng.choice(idx)
         t0 = time.perf_counter()
-        await log.inclusion_proof(i)
+        await log.inclusion_proof(i, size)
         warm.append(time.perf_counter() - t0)
     return statistics.median(cold) * 1e6, statistics.median(warm) * 1e6
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). ru_maxrss would include the parent's: on
+    Linux it survives fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def million_child(path: str, n: int) -> None:
@@ -148,7 +159,7 @@ def million_child(path: str, n: int) -> None:
     async def main() -> dict[str, float]:
         store = Store(f"sqlite+aiosqlite:///{path}", sqlite_synchronous="NORMAL")
         await store.migrate()
-        log = Log(store, Signer.generate("bench.example/log"), interval=0.5)
+        log = Log(store, SIGNER, interval=0.5)
         await log.start()
         t0 = time.perf_counter()
         last = None
@@ -158,8 +169,7 @@ def million_child(path: str, n: int) -> None:
         await log.wait_for(last.leaf_index, timeout=300)
         elapsed = time.perf_counter() - t0
         await log.close()
-        return {"n": n, "per_s": n / elapsed,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return {"n": n, "per_s": n / elapsed, "peak_rss_mb": peak_rss_mb()}
 
     print(json.dumps(asyncio.run(main())))
 
@@ -183,7 +193,8 @@ async def main(args: argparse.Namespace) -> None:
             return
 
         print("== memory: appending 1,000,000 entries in a fresh process")
-        out = subprocess.run([sys.executable, __file__, "--million-child", f"{tmp}/m.db"],
+        out = subprocess.run([sys.executable, __file__, "--million-child", f"{tmp}/m.db",
+                              SIGNER.skey],
                              check=True, capture_output=True, text=True).stdout
         m = json.loads(out.strip().splitlines()[-1])
         print(f"1M appends: {m['per_s']:,.0f} entries/s end to end, peak RSS {m['peak_rss_mb']:.0f} MB")
@@ -193,7 +204,7 @@ async def main(args: argparse.Namespace) -> None:
         cold_s, warm_s = await proof_latencies(small)
         await small.close()
         store = Store(f"sqlite+aiosqlite:///{tmp}/m.db")
-        big = Log(store, Signer.generate("bench.example/log"))
+        big = Log(store, SIGNER)
         cold_b, warm_b = await proof_latencies(big)
         print(f"10,000 entries:    median {cold_s:6.0f} µs (tile cache cold), {warm_s:5.0f} µs (warm)")
         print(f"1,000,000 entries: median {cold_b:6.0f} µs (tile cache cold), {warm_b:5.0f} µs (warm)")
@@ -211,7 +222,8 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--million-child":
+    if len(sys.argv) == 4 and sys.argv[1] == "--million-child":
+        SIGNER = Signer.from_skey(sys.argv[3])
         million_child(sys.argv[2], 1_000_000)
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__)

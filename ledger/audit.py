@@ -67,7 +67,7 @@ class _TileRebuilder:
                 index = (start + pos - 1) >> TILE_HEIGHT
                 data = b"".join(buf)
                 self.completed.append((level, index, data))
-                root = tile_levels(data)[-1][0]
+                root = tile_levels(data)[-1]
                 buf.clear()
                 self.push_many(level + 1, [root], index)
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import orjson
 
@@ -189,13 +189,20 @@ def _encode(value: object, text: bool = False) -> bytes:
 
 
 def _orjson_floats_ok() -> bool:
-    """Whether orjson writes non-integral floats outside 1e-6..1e-5 exactly as ECMAScript does."""
+    """Whether orjson formats floats as this module expects (checked once, at import).
+
+    Non-integral floats outside 1e-6..1e-5 exactly as ECMAScript does (else every float becomes a
+    Fragment), and every float of magnitude >= 1e16 with 'e+' (else decode_event always rescans).
+    """
     probes = [
         *(0.875, -0.5, 0.1, 0.30000000000000004, 1234.5678, 333333333.3333333, 4503599627370495.5),
         *(123456789012345.67, 1.234e-05, -1e-05, 0.0001, 1.5e-4, 9.99e-07, 1e-07, 7e-10),
         *(-4.35e-200, 2.2250738585072014e-308, 5e-324),
     ]
-    return all(_dumps(f) == _number(f).encode() for f in probes)
+    big = [1e16, -9.223372036854776e18, 1.8446744073709552e19, 1e20, 1e21, 1.5e300]
+    return all(_dumps(f) == _number(f).encode() for f in probes) and all(
+        b"e+" in _dumps(f) for f in big
+    )
 
 
 _ORJSON_FLOATS_OK = _orjson_floats_ok()
@@ -242,7 +249,8 @@ def _normalize(v: object, path: str, depth: int, parents: set[int], text: bool) 
         out: dict[str, object] = {}
         for k, item in v.items():
             if not isinstance(k, str):
-                raise EntryError(f"{path}: key {k!r} ({type(k).__name__}) is not a string")
+                shown = repr(k) if len(repr(k)) <= 60 else repr(k)[:57] + "..."
+                raise EntryError(f"{path}: key {shown} ({type(k).__name__}) is not a string")
             key = _checked(str.__str__(k), path, "key")
             where = _member(path, key)
             if key in out:
@@ -335,14 +343,15 @@ def _check_text(line: bytes | str, colons: int, rescan: bool) -> None:
     escape ':'). Each key in the text brings one ':' and strings bring theirs, so unless the text
     spells a colon as an escape, it has exactly as many colons as the re-encoding if and only if
     no key was repeated (a repeated key's pair is dropped, with its colons). That costs two
-    ``count`` calls; only a mismatch, an escaped colon or ``rescan`` pays for the exact scan.
+    ``count`` calls and a search for ``\\u003``; only a mismatch, an escaped colon or ``rescan``
+    pays for the exact scan.
     """
     if isinstance(line, str):
-        rescan = rescan or "\\u003" in line or line.count(":") != colons
+        rescan = rescan or line.count(":") != colons or "\\u003" in line
     else:
-        data = line if isinstance(line, (bytes, bytearray)) else bytes(line)
-        rescan = rescan or b"\\u003" in data or data.count(b":") != colons
-        line = data
+        if type(line) is not bytes:
+            line = bytes(line)  # bytearray, memoryview
+        rescan = rescan or line.count(b":") != colons or b"\\u003" in line
     if rescan:
         _scan(line)
 
@@ -358,10 +367,10 @@ def _scan(line: bytes | str) -> None:
             seen.add(k)
 
     def integer(literal: str) -> int:
-        if len(literal) > 17 or abs(int(literal)) > MAX_SAFE_INTEGER:
-            if not _double_literal(literal):
-                shown = literal if len(literal) <= 80 else f"{literal[:40]}... ({len(literal)} digits)"
-                raise EntryError(_unsafe_integer(shown))
+        safe = len(literal) <= 17 and abs(int(literal)) <= MAX_SAFE_INTEGER
+        if not safe and not _double_literal(literal):
+            shown = literal if len(literal) <= 80 else f"{literal[:40]}... ({len(literal)} chars)"
+            raise EntryError(_unsafe_integer(shown))
         return 0
 
     try:
@@ -420,13 +429,13 @@ def decode_event(line: bytes | str) -> dict[str, Any]:
     except TypeError:  # a big integer (or deep nesting): convert it or say where, below
         text = b""
     if not text:
-        obj = _normalize(obj, "$", 0, set(), True)  # type: ignore[assignment]
+        obj = cast("dict[str, Any]", _normalize(obj, "$", 0, set(), True))
         try:
             text = _dumps(obj, option=orjson.OPT_STRICT_INTEGER)
         except TypeError as e:  # not expected
             _fail(e)
     # orjson writes every float of magnitude >= 1e16 with 'e+': only those can be big literals.
-    _check_text(line, text.count(b":"), b"e+" in text)
+    _check_text(line, text.count(b":"), b"e+" in text or not _ORJSON_FLOATS_OK)
     return obj
 
 

@@ -85,7 +85,7 @@ class Log:
         tsas: Sequence[TimestampAuthority] = (),
         interval: float = 0.5,
         max_batch: int = 1 << 18,
-        tile_cache: int = 2048,
+        tile_cache: int = 1024,
     ) -> None:
         if not 0 < interval <= 60:
             raise LedgerError("the integration interval must be between 0 and 60 seconds")
@@ -123,7 +123,7 @@ class Log:
                 )
         hashes = [_sha256(b"\x00" + data).digest() for data in entries]
         first = await self.store.sequence(entries)
-        if self._pending_count < 4 * self.max_batch:
+        if self._pending_count < self.max_batch:
             self._pending[first] = hashes
             self._pending_count += len(hashes)
         return [SequencedEntry(first + i, h) for i, h in enumerate(hashes)]

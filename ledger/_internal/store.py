@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sqlite3
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ class Store:
         # lock is free, where SQLite's busy handler would sleep and poll.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        self._hot: Any = None  # SQLite: one aiosqlite connection for latency-bound reads
+        self._hot_lock = asyncio.Lock()
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
 
@@ -96,7 +99,35 @@ class Store:
             conn.exec_driver_sql("BEGIN")
 
     async def close(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
+            self._hot = None
         await self.engine.dispose()
+
+    async def _hot_read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """One query for the read paths whose latency matters (proofs, entries, tiles).
+
+        Through SQLAlchemy's async adapter an aiosqlite query costs four thread hand-offs
+        (cursor, execute, fetch, close) plus BEGIN and ROLLBACK; ``execute_fetchall`` on a
+        dedicated read-only connection costs one. PostgreSQL goes through the pool.
+        """
+        if self.dialect != "sqlite":
+            async with self.engine.connect() as conn:
+                return list((await conn.exec_driver_sql(sql, tuple(params))).fetchall())
+        if self._hot is None:
+            async with self._hot_lock:
+                if self._hot is None:
+                    import aiosqlite
+
+                    path = self.engine.url.database or ":memory:"
+                    conn = await aiosqlite.connect(path, isolation_level=None)
+                    await conn.execute("PRAGMA busy_timeout=60000")
+                    await conn.execute("PRAGMA query_only=1")
+                    self._hot = conn
+        try:
+            return list(await self._hot.execute_fetchall(sql, tuple(params)))
+        except sqlite3.Error as e:
+            raise StorageError(f"database error while reading: {e}") from e
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:
@@ -234,16 +265,20 @@ class Store:
     # -- reads --------------------------------------------------------------------------
 
     async def tree_head(self) -> tuple[int, bytes]:
-        async with translate_errors("reading the tree head"), self.engine.connect() as conn:
-            row = (await conn.execute(select(s.log_tree.c.size, s.log_tree.c.root_hash))).one()
-        return int(row[0]), bytes(row[1])
+        async with translate_errors("reading the tree head"):
+            rows = await self._hot_read("SELECT size, root_hash FROM log_tree WHERE id = 1", ())
+        return int(rows[0][0]), bytes(rows[0][1])
 
     async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         wanted = sorted(set(coords))
         if not wanted:
             return {}
-        async with translate_errors("reading tiles"), self.engine.connect() as conn:
-            return await self._read_tiles(conn, wanted)
+        ph = self._ph
+        where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(wanted))
+        params = [x for key in wanted for x in key]
+        async with translate_errors("reading tiles"):
+            rows = await self._hot_read(f"SELECT level, idx, hashes FROM tiles WHERE {where}", params)
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
 
     async def _read_tiles(
         self, conn: AsyncConnection, wanted: list[tuple[int, int]]
@@ -257,29 +292,34 @@ class Store:
     async def read_entries(self, start: int, end: int) -> list[bytes]:
         """Entry bytes for indices [start, end), in order (missing rows are skipped)."""
         ph = self._ph
-        async with translate_errors("reading entries"), self.engine.connect() as conn:
-            result = await conn.exec_driver_sql(
+        async with translate_errors("reading entries"):
+            rows = await self._hot_read(
                 f"SELECT data FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
                 (start, end),
             )
-            return [bytes(r[0]) for r in result.fetchall()]
+        return [bytes(r[0]) for r in rows]
 
     async def scan_entries(
         self, start: int, end: int, chunk: int = 16384
     ) -> AsyncIterator[list[tuple[int, bytes]]]:
-        """(index, entry bytes) for [start, end) in chunks, for the self-audit."""
-        ph = self._ph
+        """(index, entry bytes) for [start, end) in chunks, for the self-audit.
+
+        The next chunk is read while the caller works on this one.
+        """
+        sql = "SELECT idx, data FROM entries WHERE idx >= {0} AND idx < {0} ORDER BY idx"
+        sql = sql.format(self._ph)
+
+        async def fetch(lo: int) -> list[Any]:
+            async with translate_errors("reading entries"):
+                return await self._hot_read(sql, (lo, min(lo + chunk, end)))
+
         pos = start
-        while pos < end:
-            stop = min(pos + chunk, end)
-            async with translate_errors("reading entries"), self.engine.connect() as conn:
-                result = await conn.exec_driver_sql(
-                    f"SELECT idx, data FROM entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
-                    (pos, stop),
-                )
-                rows = result.fetchall()
-            yield [(int(i), bytes(d)) for i, d in rows]
-            pos = stop
+        pending = asyncio.ensure_future(fetch(pos)) if pos < end else None
+        while pending is not None:
+            rows = await pending
+            pos += chunk
+            pending = asyncio.ensure_future(fetch(pos)) if pos < end else None
+            yield rows
 
     async def entries_after(self, index: int) -> int:
         """How many entry rows exist at or beyond ``index`` (rows the tree must not have)."""

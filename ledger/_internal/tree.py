@@ -24,11 +24,16 @@ def tile_hashes(data: bytes) -> list[bytes]:
     return [data[i : i + HASH] for i in range(0, len(data), HASH)]
 
 
-def tile_levels(data: bytes) -> list[list[bytes]]:
-    """All levels inside a tile: [bottom hashes, pairs, ..., root] (widths 256, 128, ..., 1)."""
-    levels = [tile_hashes(data)]
-    while len(levels[-1]) > 1:
-        levels.append(fold_level(levels[-1]))
+def tile_levels(data: bytes) -> list[bytes]:
+    """All levels inside a full tile, each as one blob: [256 hashes, 128, ..., 1 (the root)].
+
+    Blobs, not lists of 32-byte objects: a cached tile costs 16 KiB instead of 40.
+    """
+    level = tile_hashes(data)
+    levels = [data]
+    while len(level) > 1:
+        level = fold_level(level)
+        levels.append(b"".join(level))
     return levels
 
 
@@ -47,14 +52,14 @@ def edge_coords(size: int) -> list[TileKey]:
 
 def extend(
     size: int, edge: Mapping[TileKey, bytes], leaf_hashes: Sequence[bytes]
-) -> tuple[int, dict[TileKey, bytes], dict[TileKey, list[list[bytes]]]]:
+) -> tuple[int, dict[TileKey, bytes], dict[TileKey, list[bytes]]]:
     """Append leaf hashes to a tree of ``size`` whose partial edge tiles are ``edge``.
 
     Returns the new size, every tile that changed (to upsert), and the inner levels of the
     tiles that became full (to warm the proof cache).
     """
     writes: dict[TileKey, bytes] = {}
-    completed: dict[TileKey, list[list[bytes]]] = {}
+    completed: dict[TileKey, list[bytes]] = {}
     level, count, hashes = 0, size, list(leaf_hashes)
     while hashes:
         index, width = count >> TILE_HEIGHT, count & (TILE_WIDTH - 1)
@@ -72,7 +77,7 @@ def extend(
                 writes[(level, index)] = buf
                 levels = tile_levels(buf)
                 completed[(level, index)] = levels
-                above.append(levels[-1][0])
+                above.append(levels[-1])
                 index, width, buf = index + 1, 0, b""
         if buf:
             writes[(level, index)] = buf
@@ -108,17 +113,17 @@ def node_tile(node: Node) -> TileKey:
 class TileCache:
     """Inner levels of full tiles, which never change, kept for the hottest tiles."""
 
-    def __init__(self, capacity: int = 2048) -> None:
-        self.capacity = capacity
-        self._levels: OrderedDict[TileKey, list[list[bytes]]] = OrderedDict()
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity  # tiles; 16 KiB each
+        self._levels: OrderedDict[TileKey, list[bytes]] = OrderedDict()
 
-    def get(self, key: TileKey) -> list[list[bytes]] | None:
+    def get(self, key: TileKey) -> list[bytes] | None:
         levels = self._levels.get(key)
         if levels is not None:
             self._levels.move_to_end(key)
         return levels
 
-    def put(self, key: TileKey, levels: list[list[bytes]]) -> None:
+    def put(self, key: TileKey, levels: list[bytes]) -> None:
         if self.capacity <= 0:
             return
         self._levels[key] = levels
@@ -155,5 +160,5 @@ def node_hashes(
                     raise KeyError(key)
                 out[node] = _perfect(chunk)
                 continue
-        out[node] = levels[r][pos]
+        out[node] = levels[r][pos * HASH : (pos + 1) * HASH]
     return out
