@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ._internal.store import Store
-from ._internal.tree import TileCache, edge_coords, extend, node_hashes, node_tile, root_from_edge
+from ._internal.tree import (
+    TileCache,
+    edge_coords,
+    extend,
+    inner_levels,
+    levels_from_row,
+    lookup_nodes,
+    root_from_edge,
+    tile_levels,
+)
 from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
@@ -177,14 +186,18 @@ class Log:
             body = Checkpoint(self.origin, new_size, root).body()
             note = sign_note(body, [self.signer])
             now = datetime.now(UTC)
+            inner = {key: inner_levels(levels) for key, levels in completed.items()}
             published = await self.store.publish(
-                size, new_size, root, note, now, writes, hashes
+                size, new_size, root, note, now, writes, inner, hashes
             )
             if published:
                 break
             log.debug("another integrator published first; integrating again")
         for key, levels in completed.items():
             self._cache.put(key, levels)
+        for key in edge_coords(new_size):  # proofs at the new size start from these
+            if key not in completed:
+                self._cache.put(key, tile_levels(new_edge[key]))
         self._tree_size = max(self._tree_size, new_size)
         self._published.set()
         self._published = asyncio.Event()
@@ -346,12 +359,15 @@ class Log:
     async def _range_hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         per_range = [range_nodes(a, b) for a, b in ranges]
         nodes = {n for rn in per_range for n in rn}
-        missing = {node_tile(n) for n in nodes if self._cache.get(node_tile(n)) is None}
-        tiles = await self.store.read_tiles(missing)
-        try:
-            hashes = node_hashes(nodes, tiles, self._cache)
-        except KeyError as e:
-            raise StorageError(f"tile {e.args[0]} is missing or short: run `rlhf-audit verify`") from e
+        hashes, missing = lookup_nodes(nodes, self._cache)
+        if missing:
+            cache = self._cache if self._cache.capacity > 0 else TileCache(len(missing))
+            for key, (data, inner) in (await self.store.read_tile_rows(missing)).items():
+                cache.put(key, levels_from_row(data, inner))
+            hashes, missing = lookup_nodes(nodes, cache)
+            if missing:
+                raise StorageError(
+                    f"tile {min(missing)} is missing or short: run `rlhf-audit verify`")
         return [fold_range([hashes[n] for n in rn]) for rn in per_range]
 
     async def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:

@@ -59,6 +59,10 @@ async def _edit_tile(log: Log) -> None:
     await sql(log, "UPDATE tiles SET hashes = ? WHERE level = 0 AND idx = 1", b"\x00" * 8192)
 
 
+async def _edit_inner_levels(log: Log) -> None:
+    await sql(log, "UPDATE tiles SET inner_levels = ? WHERE level = 0 AND idx = 0", b"\x07" * 8160)
+
+
 async def _forge_checkpoint_root(log: Log) -> None:
     await sql(log, "UPDATE checkpoints SET root_hash = ? WHERE size = 400", b"\x01" * 32)
 
@@ -92,6 +96,7 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "deleted entry": (_delete_entry, "entry 7 is missing"),
     "reordered entries": (_reorder_entries, "tile 0/0: hash 3 (entry 3) differs"),
     "edited tile": (_edit_tile, "tile 0/1: hash 0 (entry 256) differs"),
+    "edited inner levels": (_edit_inner_levels, "tile 0/0: its stored inner levels differ"),
     "forged checkpoint root": (_forge_checkpoint_root, "checkpoint 400: root does not match"),
     "broken signature": (_break_signature, "checkpoint 200:"),
     "dropped timestamp": (_drop_timestamp, "checkpoint 400: no timestamp from"),
@@ -99,6 +104,19 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "row beyond the sequence": (_extra_entry, "beyond the sequence counter"),
     "deleted index row": (_drop_index_row, "leaf-hash index has 599 rows"),
 }
+
+
+@pytest.mark.parametrize("tamper", [None, _edit_entry, _delete_entry])
+async def test_parallel_audit_agrees(tamper: Tamper | None, log: Log, local_tsa: LocalTSA) -> None:
+    """The process-pool path (used for large logs) finds the same as the in-process one."""
+    await build(log)
+    if tamper is not None:
+        await tamper(log)
+    kwargs = {"tsa_roots": [local_tsa.root_certificate], "required_tsas": [t.name for t in log.tsas]}
+    one = await audit_log(log, workers=1, **kwargs)
+    two = await audit_log(log, workers=2, **kwargs)
+    assert one.problems == two.problems
+    assert one.ok == (tamper is None)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -58,6 +58,8 @@ tiles = Table(
     Column("level", SmallInteger, nullable=False),
     Column("idx", BigInteger, nullable=False),
     Column("hashes", LargeBinary, nullable=False),
+    # Full tiles also keep their inner levels (255 hashes), so a proof reads, not hashes.
+    Column("inner_levels", LargeBinary, nullable=True),
     PrimaryKeyConstraint("level", "idx"),
     sqlite_with_rowid=False,
 )

@@ -247,6 +247,7 @@ class Store:
         note: bytes,
         at: datetime,
         tiles: dict[tuple[int, int], bytes],
+        inner: dict[tuple[int, int], bytes],
         leaf_hashes: Sequence[bytes],
     ) -> bool:
         """Extend the tree from ``old_size`` if it is still that size; False if someone won."""
@@ -266,11 +267,12 @@ class Store:
                 stmt = self._insert(s.tiles)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[s.tiles.c.level, s.tiles.c.idx],
-                    set_={"hashes": stmt.excluded.hashes},
+                    set_={"hashes": stmt.excluded.hashes, "inner_levels": stmt.excluded.inner_levels},
                 )
-                await conn.execute(
-                    stmt, [{"level": lv, "idx": ix, "hashes": h} for (lv, ix), h in tiles.items()]
-                )
+                await conn.execute(stmt, [
+                    {"level": lv, "idx": ix, "hashes": h, "inner_levels": inner.get((lv, ix))}
+                    for (lv, ix), h in tiles.items()
+                ])
             # One large batch per integration touches each index page once, not once per row.
             ph = self._ph
             await self._insert_columns(conn, "leaf_index (hash_prefix, idx)",
@@ -286,6 +288,22 @@ class Store:
         async with translate_errors("reading the tree head"):
             rows = await self._hot_read("SELECT size, root_hash FROM log_tree WHERE id = 1", ())
         return int(rows[0][0]), bytes(rows[0][1])
+
+    async def read_tile_rows(
+        self, coords: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[bytes, bytes | None]]:
+        """(hashes, inner levels or None) of each tile: what proofs read, in one query."""
+        wanted = sorted(set(coords))
+        if not wanted:
+            return {}
+        ph = self._ph
+        where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(wanted))
+        params = [x for key in wanted for x in key]
+        async with translate_errors("reading tiles"):
+            rows = await self._hot_read(
+                f"SELECT level, idx, hashes, inner_levels FROM tiles WHERE {where}", params)
+        return {(int(lv), int(ix)): (bytes(h), None if inn is None else bytes(inn))
+                for lv, ix, h, inn in rows}
 
     async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         wanted = sorted(set(coords))

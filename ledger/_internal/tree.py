@@ -7,6 +7,7 @@ with h = 8L + r lies in one level-L tile: it is the root over 2**r of that tile'
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -25,14 +26,16 @@ def tile_hashes(data: bytes) -> list[bytes]:
 
 
 def tile_levels(data: bytes) -> list[bytes]:
-    """All levels inside a full tile, each as one blob: [256 hashes, 128, ..., 1 (the root)].
+    """The complete nodes inside a tile, level by level, each level as one blob.
 
-    Blobs, not lists of 32-byte objects: a cached tile costs 16 KiB instead of 40.
+    For a full tile: [256 hashes, 128, ..., 1 (the tile's root)]; for a partial tile of width
+    w, level r holds the w >> r nodes that are complete. Blobs, not lists of 32-byte objects:
+    a cached tile costs 16 KiB instead of 40.
     """
     level = tile_hashes(data)
     levels = [data]
     while len(level) > 1:
-        level = fold_level(level)
+        level = fold_level(level[: len(level) & ~1])
         levels.append(b"".join(level))
     return levels
 
@@ -111,10 +114,14 @@ def node_tile(node: Node) -> TileKey:
 
 
 class TileCache:
-    """Inner levels of full tiles, which never change, kept for the hottest tiles."""
+    """Levels of tiles, for the hottest tiles.
+
+    A tile's hashes at width w never change (tiles only grow), so the levels computed over
+    them stay true for every later tree; a wider copy of the same tile replaces a narrower.
+    """
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity  # tiles; 16 KiB each
+        self.capacity = capacity  # tiles; at most 16 KiB each
         self._levels: OrderedDict[TileKey, list[bytes]] = OrderedDict()
 
     def get(self, key: TileKey) -> list[bytes] | None:
@@ -126,6 +133,9 @@ class TileCache:
     def put(self, key: TileKey, levels: list[bytes]) -> None:
         if self.capacity <= 0:
             return
+        old = self._levels.get(key)
+        if old is not None and len(old[0]) > len(levels[0]):
+            return
         self._levels[key] = levels
         self._levels.move_to_end(key)
         while len(self._levels) > self.capacity:
@@ -135,30 +145,65 @@ class TileCache:
         self._levels.clear()
 
 
-def node_hashes(
-    nodes: Iterable[Node], tiles: Mapping[TileKey, bytes], cache: TileCache
-) -> dict[Node, bytes]:
-    """Hash of each perfect-subtree node, from the tiles that hold them."""
-    out: dict[Node, bytes] = {}
+def levels_from_row(hashes: bytes, inner: bytes | None) -> list[bytes]:
+    """A tile's levels from its stored row: the inner levels are stored for full tiles."""
+    if inner is None or len(hashes) != TILE_BYTES or len(inner) != TILE_BYTES - HASH:
+        return tile_levels(hashes)
+    levels, pos, width = [hashes], 0, TILE_WIDTH // 2
+    while width:
+        levels.append(inner[pos : pos + width * HASH])
+        pos += width * HASH
+        width //= 2
+    return levels
+
+
+def inner_levels(levels: list[bytes]) -> bytes:
+    """What the ``inner`` column stores for a full tile: levels 1..8, concatenated."""
+    return b"".join(levels[1:])
+
+
+def lookup_nodes(nodes: Iterable[Node], cache: TileCache) -> tuple[dict[Node, bytes], set[TileKey]]:
+    """Hashes of the nodes the cached tiles hold, and the tiles still needed for the rest."""
+    found: dict[Node, bytes] = {}
+    missing: set[TileKey] = set()
     for node in nodes:
         height, k = node
         level, r = divmod(height, TILE_HEIGHT)
         key = (level, (k << r) >> TILE_HEIGHT)
         pos = k & ((TILE_WIDTH >> r) - 1)
         levels = cache.get(key)
-        if levels is None:
-            data = tiles.get(key)
-            if data is None:
-                raise KeyError(key)
-            if len(data) == TILE_BYTES:
-                levels = tile_levels(data)
-                cache.put(key, levels)
-            else:
-                start = pos << r
-                chunk = tile_hashes(data[start * HASH : (start + (1 << r)) * HASH])
-                if len(chunk) != 1 << r:
-                    raise KeyError(key)
-                out[node] = _perfect(chunk)
-                continue
-        out[node] = levels[r][pos * HASH : (pos + 1) * HASH]
-    return out
+        if levels is not None and r < len(levels) and (pos + 1) * HASH <= len(levels[r]):
+            found[node] = levels[r][pos * HASH : (pos + 1) * HASH]
+        else:
+            missing.add(key)
+    return found, missing
+
+
+def node_hashes(
+    nodes: Iterable[Node], tiles: Mapping[TileKey, bytes], cache: TileCache
+) -> dict[Node, bytes]:
+    """Hash of each perfect-subtree node, from the cache or the given tiles (KeyError if absent)."""
+    nodes = list(nodes)
+    found, missing = lookup_nodes(nodes, cache)
+    if not missing:
+        return found
+    local = TileCache(len(missing)) if cache.capacity <= 0 else cache
+    for key in missing:
+        if key in tiles:
+            local.put(key, tile_levels(tiles[key]))
+    found, missing = lookup_nodes(nodes, local)
+    if missing:
+        raise KeyError(min(missing))
+    return found
+
+
+def hash_entries(start: int, entries: list[bytes]) -> tuple[bytes, dict[int, bytes]]:
+    """Leaf hashes of the entries at ``start``.., and the inner levels of each level-0 tile
+    they fill entirely. Module-level and free of storage, so a process pool can run it."""
+    sha256 = hashlib.sha256
+    hashes = [sha256(b"\x00" + data).digest() for data in entries]
+    inner: dict[int, bytes] = {}
+    first = -start % TILE_WIDTH
+    for i in range(first, len(hashes) - TILE_WIDTH + 1, TILE_WIDTH):
+        inner[(start + i) >> TILE_HEIGHT] = inner_levels(tile_levels(b"".join(hashes[i : i + TILE_WIDTH])))
+    return b"".join(hashes), inner

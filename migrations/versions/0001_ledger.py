@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("level", sa.SmallInteger, nullable=False),
         sa.Column("idx", sa.BigInteger, nullable=False),
         sa.Column("hashes", sa.LargeBinary, nullable=False),
+        sa.Column("inner_levels", sa.LargeBinary, nullable=True),
         sa.PrimaryKeyConstraint("level", "idx"),
         sqlite_with_rowid=False,
     )
