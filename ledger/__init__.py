@@ -56,9 +56,26 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from .canonical import MAX_ENTRY_BYTES, canonical_event, canonicalize, decode_event, encode_event
+    from .canonical import (
+        MAX_ENTRY_BYTES,
+        canonical_event,
+        canonicalize,
+        decode_event,
+        encode_event,
+    )
     from .checkpoint import Checkpoint
-    from .errors import ConfigError, EntryError, LedgerError, NoteError, NotFound, ProofError, StorageError, TimestampError, TimestampVerificationError, VerificationError
+    from .errors import (
+        ConfigError,
+        EntryError,
+        LedgerError,
+        NoteError,
+        NotFound,
+        ProofError,
+        StorageError,
+        TimestampError,
+        TimestampVerificationError,
+        VerificationError,
+    )
     from .events import Commitment, Opening, Pseudonymizer, commit
     from .home import LogHome, Settings
     from .log import Log, SequencedEntry, SignedCheckpoint, TimestampGap

@@ -12,11 +12,12 @@ import asyncio
 import hashlib
 import multiprocessing
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 
@@ -44,6 +45,7 @@ class AuditReport:
     timestamps_checked: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent per phase
 
     @property
     def ok(self) -> bool:
@@ -103,106 +105,144 @@ async def audit_log(
     max_problems: int = 50,
     workers: int | None = None,
 ) -> AuditReport:
-    """Check the stored log end to end. ``log_key`` defaults to the log's own key."""
-    store: Store = log.store
-    report = AuditReport()
-    verifier = log_key or log.signer.verifier
-    say = progress or (lambda _msg: None)
+    """Check the stored log end to end. ``log_key`` defaults to the log's own key.
 
-    def problem(msg: str) -> None:
-        if len(report.problems) < max_problems:
-            report.problems.append(msg)
-        elif len(report.problems) == max_problems:
-            report.problems.append("... more problems not shown")
+    ``workers``: processes hashing leaves (None: one per core, for logs large enough).
+    """
+    audit = _Audit(log, max_problems, progress or (lambda _msg: None))
+    report = audit.report
+    checkpoints = [c async for c in log.store.scan_checkpoints()]
+    await audit.check_rows()
+    started = time.perf_counter()
+    audit.say(f"recomputing the tree over {report.tree_size} entries")
+    targets = sorted(size for size, _, _ in checkpoints)
+    roots = await audit.recompute_tree(targets, workers)
+    report.seconds["recompute tree"] = time.perf_counter() - started
+    if roots is None:  # rows are missing: nothing further can be recomputed
+        return report
+    started = time.perf_counter()
+    audit.say(f"checking {len(checkpoints)} checkpoints")
+    await audit.check_checkpoints(checkpoints, roots, log_key or log.signer.verifier,
+                                  tsa_roots, required_tsas)
+    report.seconds["checkpoints"] = time.perf_counter() - started
+    audit.say("done")
+    return report
 
-    report.tree_size, tree_root = await store.tree_head()
-    report.sequenced = await store.sequenced_size()
-    if report.sequenced < report.tree_size:
-        problem(f"sequence counter {report.sequenced} is behind the tree size {report.tree_size}")
-    extra = await store.entries_after(report.sequenced)
-    if extra:
-        problem(f"{extra} entry rows sit beyond the sequence counter {report.sequenced}")
 
-    checkpoints = [c async for c in store.scan_checkpoints()]
-    sizes = [c[0] for c in checkpoints]
-    roots: dict[int, bytes] = {}
-    if 0 in sizes:
-        roots[0] = _sha256(b"").digest()
-    targets = sorted(s for s in sizes if 0 < s <= report.tree_size)
-    beyond = [s for s in sizes if s > report.tree_size]
-    for s in beyond:
-        problem(f"checkpoint {s} is beyond the tree size {report.tree_size}")
+class _Audit:
+    """The state of one self-audit: the report, and the problems found so far."""
 
-    say(f"recomputing the tree over {report.tree_size} entries")
-    rebuild = _TileRebuilder(report, max_problems)
-    expected = 0
-    t_iter = iter(targets)
-    next_target = next(t_iter, None)
-    async for start, (blob, known) in _hashed_chunks(store, report.sequenced, workers):
-        if start is None:
-            problem(f"entry {blob!r} is missing (rows deleted or renumbered)")
-            return await _finish(report, say)
-        assert start == expected
-        hashes = [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
-        chunk = hashes
-        report.entries_checked += len(chunk)
-        # Only the integrated prefix is in the tree; stop feeding the rebuild at its size.
-        usable = max(0, min(len(hashes), report.tree_size - expected))
-        pos = 0
-        while next_target is not None and next_target <= expected + usable:
-            cut = next_target - expected
-            rebuild.push_many(0, hashes[pos:cut], expected + pos, known)
-            pos = cut
-            roots[next_target] = root_from_edge(next_target, rebuild.edge(next_target))
-            next_target = next(t_iter, None)
-        rebuild.push_many(0, hashes[pos:usable], expected + pos, known)
-        expected += len(chunk)
-        await _compare_tiles(store, rebuild, report, problem)
-    if expected < report.sequenced:
-        problem(f"entries {expected}..{report.sequenced - 1} are missing")
-    # The partial tiles at the edge of the tree must match too.
-    edge = rebuild.edge(report.tree_size)
-    rebuild.completed.extend((lv, ix, data, None) for (lv, ix), data in edge.items())
-    await _compare_tiles(store, rebuild, report, problem)
+    def __init__(self, log: Log, max_problems: int, say: Callable[[str], None]) -> None:
+        self.log = log
+        self.store: Store = log.store
+        self.report = AuditReport()
+        self.max_problems = max_problems
+        self.say = say
+        self.tree_root = b""
 
-    root = root_from_edge(report.tree_size, edge)
-    if root != tree_root:
-        problem(f"the tree row's root does not match the root recomputed over {report.tree_size} entries")
-    leaf_rows = await store.leaf_index_count()
-    if leaf_rows != report.tree_size:
-        problem(f"the leaf-hash index has {leaf_rows} rows for {report.tree_size} entries")
+    def problem(self, msg: str) -> None:
+        problems = self.report.problems
+        if len(problems) < self.max_problems:
+            problems.append(msg)
+        elif len(problems) == self.max_problems:
+            problems.append("... more problems not shown")
 
-    say(f"checking {len(checkpoints)} checkpoints")
-    stamps = await store.all_timestamps()
-    previous: tuple[int, bytes] | None = None
-    for size, stored_root, note in checkpoints:
-        report.checkpoints_checked += 1
-        try:
-            opened = open_note(note, [verifier])
-            cp = Checkpoint.parse(opened.text)
-        except VerificationError as e:
-            problem(f"checkpoint {size}: {e}")
-            continue
-        if cp.origin != log.origin or cp.size != size:
-            problem(f"checkpoint {size}: its note says origin {cp.origin!r}, size {cp.size}")
-        expected_root = roots.get(size)
-        if expected_root is None:
-            continue
-        if cp.root_hash != expected_root or stored_root != expected_root:
-            problem(f"checkpoint {size}: root does not match the entries (tree rewritten?)")
-            continue
-        if previous is not None and previous[0] > 0:
+    async def check_rows(self) -> None:
+        """The sequence and tree rows agree with each other and with the entry rows."""
+        report = self.report
+        report.tree_size, self.tree_root = await self.store.tree_head()
+        report.sequenced = await self.store.sequenced_size()
+        if report.sequenced < report.tree_size:
+            self.problem(f"sequence counter {report.sequenced} is behind the tree size "
+                         f"{report.tree_size}")
+        extra = await self.store.entries_after(report.sequenced)
+        if extra:
+            self.problem(f"{extra} entry rows sit beyond the sequence counter {report.sequenced}")
+
+    async def recompute_tree(self, sizes: list[int], workers: int | None) -> dict[int, bytes] | None:
+        """Rebuild every tile from the entries, compare them, and return the root at each of
+        ``sizes`` (None when entries are missing)."""
+        report, store = self.report, self.store
+        roots: dict[int, bytes] = {0: _sha256(b"").digest()} if 0 in sizes else {}
+        for size in sizes:
+            if size > report.tree_size:
+                self.problem(f"checkpoint {size} is beyond the tree size {report.tree_size}")
+        targets = iter([s for s in sizes if 0 < s <= report.tree_size])
+        next_target = next(targets, None)
+        rebuild = _TileRebuilder(report, self.max_problems)
+        expected = 0
+        async for start, (blob, known) in _hashed_chunks(store, report.sequenced, workers):
+            if start is None:
+                self.problem(f"entry {blob!r} is missing (rows deleted or renumbered)")
+                return None
+            hashes = [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
+            report.entries_checked += len(hashes)
+            # Only the integrated prefix is in the tree; stop feeding the rebuild at its size.
+            usable = max(0, min(len(hashes), report.tree_size - expected))
+            pos = 0
+            while next_target is not None and next_target <= expected + usable:
+                cut = next_target - expected
+                rebuild.push_many(0, hashes[pos:cut], expected + pos, known)
+                pos = cut
+                roots[next_target] = root_from_edge(next_target, rebuild.edge(next_target))
+                next_target = next(targets, None)
+            rebuild.push_many(0, hashes[pos:usable], expected + pos, known)
+            expected += len(hashes)
+            await _compare_tiles(store, rebuild, report, self.problem)
+        if expected < report.sequenced:
+            self.problem(f"entries {expected}..{report.sequenced - 1} are missing")
+        # The partial tiles at the edge of the tree must match too.
+        edge = rebuild.edge(report.tree_size)
+        rebuild.completed.extend((lv, ix, data, None) for (lv, ix), data in edge.items())
+        await _compare_tiles(store, rebuild, report, self.problem)
+        if root_from_edge(report.tree_size, edge) != self.tree_root:
+            self.problem("the tree row's root does not match the root recomputed over "
+                         f"{report.tree_size} entries")
+        leaf_rows = await store.leaf_index_count()
+        if leaf_rows != report.tree_size:
+            self.problem(f"the leaf-hash index has {leaf_rows} rows for {report.tree_size} entries")
+        return roots
+
+    async def check_checkpoints(
+        self,
+        checkpoints: list[tuple[int, bytes, bytes]],
+        roots: dict[int, bytes],
+        verifier: Verifier,
+        tsa_roots: Sequence[x509.Certificate],
+        required_tsas: Sequence[str],
+    ) -> None:
+        """Signature, origin, size and root of each checkpoint, the consistency proof from the
+        one before, and its timestamps."""
+        report, log = self.report, self.log
+        stamps = await self.store.all_timestamps()
+        previous: tuple[int, bytes] | None = None
+        for size, stored_root, note in checkpoints:
+            report.checkpoints_checked += 1
             try:
-                proof = await log.consistency_proof(previous[0], size)
-                proof.verify(previous[1], expected_root)
-            except LedgerError as e:
-                problem(f"checkpoints {previous[0]} -> {size}: consistency proof fails: {e}")
-        previous = (size, expected_root)
-        await _check_timestamps(size, note, stamps.get(size, {}), tsa_roots, required_tsas,
-                                report, problem)
-    if checkpoints and checkpoints[-1][0] != report.tree_size:
-        problem(f"the newest checkpoint ({checkpoints[-1][0]}) is not the tree size {report.tree_size}")
-    return await _finish(report, say)
+                cp = Checkpoint.parse(open_note(note, [verifier]).text)
+            except VerificationError as e:
+                self.problem(f"checkpoint {size}: {e}")
+                continue
+            if cp.origin != log.origin or cp.size != size:
+                self.problem(f"checkpoint {size}: its note says origin {cp.origin!r}, size {cp.size}")
+            expected_root = roots.get(size)
+            if expected_root is None:
+                continue
+            if cp.root_hash != expected_root or stored_root != expected_root:
+                self.problem(f"checkpoint {size}: root does not match the entries (tree rewritten?)")
+                continue
+            if previous is not None and previous[0] > 0:
+                try:
+                    proof = await log.consistency_proof(previous[0], size)
+                    proof.verify(previous[1], expected_root)
+                except LedgerError as e:
+                    self.problem(f"checkpoints {previous[0]} -> {size}: consistency proof fails: {e}")
+            previous = (size, expected_root)
+            await _check_timestamps(size, note, stamps.get(size, {}), tsa_roots, required_tsas,
+                                    report, self.problem)
+        if checkpoints and checkpoints[-1][0] != report.tree_size:
+            self.problem(f"the newest checkpoint ({checkpoints[-1][0]}) is not the tree size "
+                         f"{report.tree_size}")
 
 
 PARALLEL_FROM = 200_000  # entries; below this a process pool costs more than it saves
@@ -290,8 +330,3 @@ async def _check_timestamps(size: int, note: bytes, stamps: dict[str, bytes],
             verify_timestamp(response, note, roots=list(roots))
         except VerificationError as e:
             problem(f"checkpoint {size}: timestamp from {tsa} does not verify: {e}")
-
-
-async def _finish(report: AuditReport, say: Callable[[str], None]) -> AuditReport:
-    say("done")
-    return report

@@ -211,7 +211,7 @@ _ORJSON_FLOATS_OK = _orjson_floats_ok()
 # -- the exact path: convert what JSON can hold, refuse the rest, say where --------------------
 
 
-def _normalize(v: object, path: str, depth: int, parents: set[int], text: bool) -> object:
+def _normalize(v: object, path: str, depth: int, parents: set[int], text: bool) -> object:  # noqa: C901
     """Return ``v`` rebuilt from exact JSON types, or raise EntryError naming the path.
 
     ``text``: ``v`` was parsed from JSON text, where an integer beyond ±(2**53-1) that is exactly

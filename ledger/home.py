@@ -22,9 +22,9 @@ import platformdirs
 
 from ._internal.local_tsa import LocalTSA
 from ._internal.store import Store
-from .errors import ConfigError
+from .errors import ConfigError, NoteError
 from .log import Log
-from .note import NoteError, Signer
+from .note import Signer
 from .timestamping import TimestampAuthority, tsa_from_url
 
 __all__ = ["LogHome", "Settings"]

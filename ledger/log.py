@@ -10,8 +10,8 @@ on an interval, and any number of processes may append and integrate against one
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence

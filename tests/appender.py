@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import sys
+from pathlib import Path
 
 from ledger._internal.store import Store
 from ledger.log import Log
@@ -21,7 +22,7 @@ from ledger.note import Signer
 async def main() -> None:
     url, key_file, worker, batches, size = sys.argv[1:6]
     integrate = "--integrate" in sys.argv
-    log = Log(Store(url), Signer.from_skey(open(key_file).read()), interval=0.05)
+    log = Log(Store(url), Signer.from_skey(Path(key_file).read_text()), interval=0.05)
     try:
         for b in range(int(batches)):
             events = [{"kind": "concurrency.test", "worker": int(worker), "batch": b, "i": i}

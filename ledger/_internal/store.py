@@ -8,10 +8,10 @@ than the ledger's own work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import sqlite3
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,10 +120,10 @@ class Store:
                     import aiosqlite
 
                     path = self.engine.url.database or ":memory:"
-                    conn = await aiosqlite.connect(path, isolation_level=None)
-                    await conn.execute("PRAGMA busy_timeout=60000")
-                    await conn.execute("PRAGMA query_only=1")
-                    self._hot = conn
+                    hot = await aiosqlite.connect(path, isolation_level=None)
+                    await hot.execute("PRAGMA busy_timeout=60000")
+                    await hot.execute("PRAGMA query_only=1")
+                    self._hot = hot
         try:
             return list(await self._hot.execute_fetchall(sql, tuple(params)))
         except sqlite3.Error as e:
@@ -172,7 +172,6 @@ class Store:
         (SQLite) first, so concurrent appenders queue and indices are gap-free.
         """
         n = len(entries)
-        ph = self._ph
         async with self._writing(), translate_errors("appending entries"), self.engine.begin() as conn:
             result = await conn.execute(
                 update(s.log_sequence)
@@ -274,7 +273,6 @@ class Store:
                     for (lv, ix), h in tiles.items()
                 ])
             # One large batch per integration touches each index page once, not once per row.
-            ph = self._ph
             await self._insert_columns(conn, "leaf_index (hash_prefix, idx)",
                                        [[h[:8] for h in leaf_hashes], range(old_size, size)])
             await conn.execute(
