@@ -11,6 +11,7 @@ import base64
 import binascii
 import functools
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -194,6 +195,29 @@ async def consistency(log: Log, first: int, second: int) -> None:
     if first > second:
         raise click.BadParameter("FIRST must not exceed SECOND")
     _json_line((await log.consistency_proof(first, second)).to_json())
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Integrate and timestamp once, then exit.")
+@_with_log
+async def integrate(log: Log, once: bool) -> None:
+    """Integrate sequenced entries, publish checkpoints and timestamp them, every interval.
+
+    Run it as its own process beside appenders (servers, `append`, scripts): it takes the
+    hashing and signing off their cores, and any number may run against one database.
+    """
+    if once:
+        cp = await log.integrate()
+        await log.timestamp_pending(force=True)
+        click.echo(f"tree size {cp.size}" if cp else "nothing to integrate", err=True)
+        return
+    click.echo(f"integrating every {log.interval} s; Ctrl-C or SIGTERM stops", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await log.start()
+    await stop.wait()
 
 
 @cli.command()

@@ -90,6 +90,7 @@ def test_cli_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert "Verification: OK" in ossl.stdout, ossl.stdout + ossl.stderr
     verify_timestamp((tmp_path / "ts.tsr").read_bytes(), note, roots=[root_pem.encode()])
 
+    assert b"nothing to integrate" in run(cli_env, "integrate", "--once").stderr
     report = run(cli_env, "verify").stdout.decode()
     assert "OK: the log is intact" in report
 
