@@ -9,7 +9,7 @@ follow RFC 9162 sections 2.1.3.2 and 2.1.4.2 exactly, including its policy point
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .errors import ProofError
 
@@ -51,14 +51,6 @@ def fold_level(hashes: Sequence[bytes]) -> list[bytes]:
     """Hash adjacent pairs of an even-length level into the level above."""
     it = iter(hashes)
     return [_sha256(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=True)]
-
-
-def perfect_root(hashes: Sequence[bytes]) -> bytes:
-    """Root of a perfect subtree given its 2**k bottom hashes."""
-    level = list(hashes)
-    while len(level) > 1:
-        level = fold_level(level)
-    return level[0]
 
 
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -250,9 +242,3 @@ def verify_consistency(  # noqa: C901 (RFC 9162 2.1.4.2, step by step)
         raise ProofError("consistency proof does not lead to the second root")
 
 
-def hashes_from(items: Iterable[bytes]) -> list[bytes]:
-    """Copy a proof, checking every hash is 32 bytes."""
-    out = list(items)
-    for h in out:
-        _check_hash(h, "proof hash")
-    return out

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger._internal.tree import TileCache, edge_coords, extend, node_hashes, root_from_edge
+from ledger._internal.tree import TileCache, edge_coords, extend, lookup_nodes, root_from_edge, tile_levels
 from ledger.errors import ProofError
 from ledger.merkle import (
     consistency_ranges,
@@ -33,7 +33,11 @@ _, TILES, _ = extend(0, {}, LEAVES)
 
 def prove(ranges: list[tuple[int, int]]) -> list[bytes]:
     per_range = [range_nodes(a, b) for a, b in ranges]
-    hashes = node_hashes({n for rn in per_range for n in rn}, TILES, TileCache(0))
+    cache = TileCache(len(TILES))
+    for key, data in TILES.items():
+        cache.put(key, tile_levels(data))
+    hashes, missing = lookup_nodes({n for rn in per_range for n in rn}, cache)
+    assert not missing
     return [fold_range([hashes[n] for n in rn]) for rn in per_range]
 
 

@@ -303,17 +303,6 @@ class Store:
         return {(int(lv), int(ix)): (bytes(h), None if inn is None else bytes(inn))
                 for lv, ix, h, inn in rows}
 
-    async def read_tiles(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        wanted = sorted(set(coords))
-        if not wanted:
-            return {}
-        ph = self._ph
-        where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(wanted))
-        params = [x for key in wanted for x in key]
-        async with translate_errors("reading tiles"):
-            rows = await self._hot_read(f"SELECT level, idx, hashes FROM tiles WHERE {where}", params)
-        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
-
     async def _read_tiles(
         self, conn: AsyncConnection, wanted: list[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:

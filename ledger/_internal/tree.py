@@ -107,12 +107,6 @@ def _perfect(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
-def node_tile(node: Node) -> TileKey:
-    height, k = node
-    level, r = divmod(height, TILE_HEIGHT)
-    return level, (k << r) >> TILE_HEIGHT
-
-
 class TileCache:
     """Levels of tiles, for the hottest tiles.
 
@@ -177,24 +171,6 @@ def lookup_nodes(nodes: Iterable[Node], cache: TileCache) -> tuple[dict[Node, by
         else:
             missing.add(key)
     return found, missing
-
-
-def node_hashes(
-    nodes: Iterable[Node], tiles: Mapping[TileKey, bytes], cache: TileCache
-) -> dict[Node, bytes]:
-    """Hash of each perfect-subtree node, from the cache or the given tiles (KeyError if absent)."""
-    nodes = list(nodes)
-    found, missing = lookup_nodes(nodes, cache)
-    if not missing:
-        return found
-    local = TileCache(len(missing)) if cache.capacity <= 0 else cache
-    for key in missing:
-        if key in tiles:
-            local.put(key, tile_levels(tiles[key]))
-    found, missing = lookup_nodes(nodes, local)
-    if missing:
-        raise KeyError(min(missing))
-    return found
 
 
 def hash_entries(start: int, entries: list[bytes]) -> tuple[bytes, dict[int, bytes]]:
