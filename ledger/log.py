@@ -32,7 +32,8 @@ from ._internal.tree import (
 from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
-from .merkle import consistency_ranges, fold_range, inclusion_ranges, range_nodes
+from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, range_nodes
+from .tiles import TILE_WIDTH
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
 from .timestamp_verify import parse_timestamp
@@ -341,6 +342,30 @@ class Log:
         if not rows:
             raise NotFound(f"the log has no entry {index}")
         return rows[0]
+
+    async def tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        """C2SP tile ``level``/``index`` at ``width`` hashes: what ``/tile/<L>/<N>[.p/<W>]`` serves.
+
+        A tile at width W is the first W hashes of the stored tile, which only ever grows.
+        """
+        if not 1 <= width <= TILE_WIDTH or level < 0 or index < 0:
+            raise NotFound("no such tile")
+        rows = await self.store.read_tile_rows([(level, index)])
+        data = rows.get((level, index), (b"", None))[0]
+        if len(data) < width * HASH_SIZE:
+            raise NotFound(f"tile {level}/{index} has no {width} hashes yet")
+        return data[: width * HASH_SIZE]
+
+    async def entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        """C2SP entry bundle ``index`` at ``width`` entries: each as a 2-byte big-endian length
+        and its bytes. Only integrated entries are served."""
+        start = index * TILE_WIDTH
+        if not 1 <= width <= TILE_WIDTH or index < 0 or start + width > await self._tree(None):
+            raise NotFound(f"entry bundle {index} has no {width} integrated entries")
+        entries = await self.store.read_entries(start, start + width)
+        if len(entries) != width:
+            raise StorageError(f"entries {start}..{start + width - 1} are missing")
+        return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
 
     async def find(self, leaf: bytes) -> list[int]:
         """Indices of integrated entries whose leaf hash is ``leaf``."""

@@ -70,6 +70,31 @@ async def test_proofs_agree_with_published_vectors(log: Log) -> None:
         assert [h.hex() for h in proof.hashes] == case["proof"]
 
 
+async def test_tiles_and_entry_bundles_rebuild_the_root(log: Log) -> None:
+    """A client that knows only the tlog-tiles spec rebuilds the checkpoint's root."""
+    entries = [b"entry %d" % i for i in range(600)]
+    await log.append_entries(entries)
+    cp = await log.integrate()
+    assert cp is not None and cp.size == 600
+    bundle = await log.entry_bundle(2, 600 - 512)
+    parsed, pos = [], 0
+    while pos < len(bundle):
+        n = int.from_bytes(bundle[pos : pos + 2], "big")
+        parsed.append(bundle[pos + 2 : pos + 2 + n])
+        pos += 2 + n
+    assert parsed == entries[512:]
+    level0 = (await log.tile(0, 0) + await log.tile(0, 1) + await log.tile(0, 2, 600 - 512))
+    hashes = [level0[i : i + 32] for i in range(0, len(level0), 32)]
+    assert root_of(hashes) == cp.checkpoint.root_hash
+    assert await log.tile(1, 0, 2) == root_of(hashes[:256]) + root_of(hashes[256:512])
+    assert await log.tile(0, 2, 5) == level0[512 * 32 : 517 * 32]  # any narrower width
+    for bad in [(0, 2, 256), (0, 3, 1), (1, 0, 3), (0, 0, 0), (0, -1, 1)]:
+        with pytest.raises(NotFound):
+            await log.tile(*bad)
+    with pytest.raises(NotFound):
+        await log.entry_bundle(2, 100)  # only 88 integrated
+
+
 async def test_lookup_by_leaf_hash(log: Log) -> None:
     out = await log.append(events(300))
     await log.integrate()
