@@ -33,9 +33,9 @@ from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
 from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, range_nodes
-from .tiles import TILE_WIDTH
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
+from .tiles import TILE_WIDTH
 from .timestamp_verify import parse_timestamp
 from .timestamping import TimestampAuthority
 
