@@ -275,8 +275,10 @@ class Log:
             try:
                 await self.integrate()
                 await self.timestamp_pending()
-            except StorageError as e:
+            except LedgerError as e:
                 log.error("integration failed, will retry: %s", e)
+            except Exception:  # a bug must not silently stop integration for good
+                log.exception("integration failed unexpectedly, will retry")
             remaining = self.interval - (time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, remaining))
