@@ -141,13 +141,7 @@ async def timestamp(log: Log, size: int | None) -> None:
 @click.pass_context
 def public_keys(ctx: click.Context) -> None:
     """Print the log's verifier key and the TSA certificate chain as JSON."""
-    home = _home(ctx)
-    settings = home.settings()
-    chain = b""
-    if any(u.split(":")[0] == "local" for u in settings.tsa_urls):
-        chain += home.local_tsa().chain_pem()
-    _json_line({"origin": settings.origin, "log_vkey": home.signer().verifier.vkey,
-                "tsa_certificates": chain.decode()})
+    _json_line(_home(ctx).public_keys())
 
 
 @cli.command()

@@ -24,10 +24,10 @@ from ._internal.local_tsa import LocalTSA
 from ._internal.store import Store
 from .errors import ConfigError, NoteError
 from .log import Log
-from .note import Signer
+from .note import Signer, Verifier
 from .timestamping import TimestampAuthority, tsa_from_url
 
-__all__ = ["LogHome", "Settings"]
+__all__ = ["LogHome", "Settings", "public_keys"]
 
 ENV_HOME = "RLHF_AUDIT_HOME"
 ENV_DATABASE = "RLHF_AUDIT_DATABASE_URL"
@@ -58,6 +58,16 @@ def _toml_value(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def public_keys(origin: str, verifier: Verifier, local_tsa: LocalTSA | None) -> dict[str, str]:
+    """What an auditor needs to check the log offline: its origin, its note verifier key and the
+    local TSA's certificate chain (PEM, TSA certificate then root; empty without a local TSA).
+
+    One shape for ``rlhf-audit public-keys`` and ``GET /log/v1/keys``: scripts read either.
+    """
+    chain = local_tsa.chain_pem().decode() if local_tsa is not None else ""
+    return {"origin": origin, "log_vkey": verifier.vkey, "tsa_certificates": chain}
 
 
 class LogHome:
@@ -150,6 +160,12 @@ class LogHome:
 
     def local_tsa(self) -> LocalTSA:
         return LocalTSA.load(self.tsa_dir)
+
+    def public_keys(self) -> dict[str, str]:
+        """The home's :func:`public_keys`, without opening the database."""
+        settings = self.settings()
+        local = any(u.split(":")[0] == "local" for u in settings.tsa_urls)
+        return public_keys(settings.origin, self.signer().verifier, self.local_tsa() if local else None)
 
     def timestamp_authorities(self, settings: Settings | None = None) -> list[TimestampAuthority]:
         settings = settings or self.settings()
