@@ -26,9 +26,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from ledger.home import LogHome
 
     from .main import create_app
+    from .observability import configure_logging
 
+    configure_logging()  # JSON lines on stderr (uvicorn's too); the app's middleware logs each request
     uvicorn.run(create_app(LogHome.resolve(ctx.obj.get("home"))), host=host, port=port,
-                log_level="info", lifespan="on")
+                log_level="info", lifespan="on", access_log=False, log_config=None)
 
 
 def main() -> None:

@@ -5,6 +5,10 @@ migrating the home if needed, so ``rlhf-audit serve`` works on a bare machine), 
 background integrator running so appends from any process get checkpointed and timestamped,
 and closed on shutdown. A log handed in (tests, embedding) stays the caller's: the app only
 starts and stops its integrator.
+
+Operations endpoints (``/healthz``, ``/readyz``, ``/metrics``) and the request-id, access-log
+and metrics middleware come from ``app.observability`` and ``app.metrics``; logging itself is
+configured by ``rlhf-audit serve``, not here (it is process-wide state).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 
 from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
 from .log_api import LogController, healthz
+from .metrics import Metrics, metrics
+from .observability import ObservabilityMiddleware, readyz
 from .problems import exception_handlers
 
 __all__ = ["create_app"]
@@ -53,8 +60,12 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None) -> Litest
             else:
                 await the_log.stop()
 
+    observed = Metrics()  # this app's own registry: apps in one process do not share figures
     return Litestar(
-        route_handlers=[LogController, healthz],
+        route_handlers=[LogController, healthz, readyz, metrics],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
+        middleware=[ObservabilityMiddleware(observed)],
+        state=State({"metrics": observed}),
+        logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging
     )
