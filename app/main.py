@@ -23,6 +23,7 @@ from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
+from .events_api import EventsController
 from .log_api import LogController, healthz
 from .metrics import Metrics, metrics
 from .observability import ObservabilityMiddleware, readyz
@@ -62,7 +63,7 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None) -> Litest
 
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
     return Litestar(
-        route_handlers=[LogController, healthz, readyz, metrics],
+        route_handlers=[LogController, EventsController, healthz, readyz, metrics],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         middleware=[ObservabilityMiddleware(observed)],

@@ -26,12 +26,13 @@ PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("app")
 
 
-def problem(status: int, detail: str, **extensions: Any) -> Response[dict[str, Any]]:
+def problem(status: int, detail: str, headers: dict[str, str] | None = None,
+            **extensions: Any) -> Response[dict[str, Any]]:
     """A problem detail with ``type`` about:blank, whose title is the status phrase (RFC 9457 4.2.1)."""
     body: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase,
                             "status": status, "detail": detail, **extensions}
     return Response(body, status_code=status, media_type=PROBLEM_JSON,
-                    headers={"Cache-Control": "no-store"})
+                    headers={**(headers or {}), "Cache-Control": "no-store"})
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -39,7 +40,9 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     if exc.status_code >= 500:
         _log.error("server error: %s", exc.detail)
         return problem(exc.status_code, "the server failed to answer")
-    return problem(exc.status_code, exc.detail or HTTPStatus(exc.status_code).phrase, **extra)
+    # The exception's headers survive (a 401 keeps its WWW-Authenticate challenge).
+    return problem(exc.status_code, exc.detail or HTTPStatus(exc.status_code).phrase,
+                   headers=dict(exc.headers or {}), **extra)
 
 
 def _not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[dict[str, Any]]:
