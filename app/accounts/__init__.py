@@ -1,31 +1,6 @@
 """Accounts and API tokens of the authenticated API; every change is itself an event on the log."""
 
-from .service import (
-    ALL_SCOPES,
-    ROLE_SCOPES,
-    AccountError,
-    CreatedToken,
-    Principal,
-    UnknownAccount,
-    authenticate_token,
-    create_account,
-    create_token,
-    revoke_token,
-    set_password,
-    verify_password,
-)
+from . import service
+from .service import *  # noqa: F403 (the service module's public names are this package's)
 
-__all__ = [
-    "ALL_SCOPES",
-    "ROLE_SCOPES",
-    "AccountError",
-    "CreatedToken",
-    "Principal",
-    "UnknownAccount",
-    "authenticate_token",
-    "create_account",
-    "create_token",
-    "revoke_token",
-    "set_password",
-    "verify_password",
-]
+__all__ = service.__all__
