@@ -106,6 +106,28 @@ async def test_lookup_by_leaf_hash(log: Log) -> None:
         await log.inclusion_proof_by_hash(leaf_hash(b"never appended"))
 
 
+async def test_concurrent_appends_share_group_commits(log: Log, store: Store) -> None:
+    """Single-event appends arriving together are committed in a few transactions, and each
+    caller still gets its own index and entry."""
+    transactions = 0
+    sequence = store.sequence
+
+    async def counting(entries):  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += 1
+        return await sequence(entries)
+
+    store.sequence = counting  # type: ignore[method-assign]
+    out = await asyncio.gather(*(log.append(events(1, start=i)) for i in range(64)))
+    indices = [o[0].leaf_index for o in out]
+    assert sorted(indices) == list(range(64))
+    assert transactions < 64
+    await log.integrate()
+    for i, (entry,) in enumerate(out):
+        assert leaf_hash(await log.entry(entry.leaf_index)) == entry.leaf_hash
+        assert f'"seq":{i}}}' in (await log.entry(entry.leaf_index)).decode()
+
+
 async def test_bad_entries_append_nothing(log: Log) -> None:
     await log.append(events(2))
     with pytest.raises(EntryError):
