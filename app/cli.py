@@ -33,26 +33,54 @@ def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) ->
     asyncio.run(_go())
 
 
+def _pseudonymizer(ctx: click.Context) -> Any:
+    """The home keyring's pseudonymizer: account names go on the log only as pseudonyms."""
+    from ledger.home import LogHome
+
+    from .keyring import Keyring
+
+    return Keyring.of(LogHome.resolve(ctx.obj.get("home"))).pseudonymizer
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port to listen on.")
+@click.option("--no-worker", is_flag=True,
+              help="Do not start the local training worker (started when RLHF_AUDIT_REDIS_URL is unset).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
     """Serve the public read API (tiles, proofs, checkpoints, timestamps) over HTTP.
 
     Creates the home first if it does not exist, and integrates appends from any process.
+    Without Redis it also starts one local worker process that runs submitted training jobs.
     """
+    import os
+
     import uvicorn
 
     from ledger.home import LogHome
 
+    from .jobs.queue import ENV_REDIS
     from .main import create_app
     from .observability import configure_logging
 
     configure_logging()  # JSON lines on stderr (uvicorn's too); the app's middleware logs each request
-    uvicorn.run(create_app(LogHome.resolve(ctx.obj.get("home"))), host=host, port=port,
-                log_level="info", lifespan="on", access_log=False, log_config=None)
+    home = LogHome.resolve(ctx.obj.get("home"))
+    child = None
+    if not no_worker and not os.environ.get(ENV_REDIS):
+        from .jobs.local import start_local_worker_process
+
+        if not home.exists():
+            home.init()
+        child = start_local_worker_process(str(home.path))
+    try:
+        uvicorn.run(create_app(home), host=host, port=port,
+                    log_level="info", lifespan="on", access_log=False, log_config=None)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=30)
 
 
 @cli.group()
@@ -85,7 +113,7 @@ def users_create(ctx: click.Context, name: str, role: str, password_stdin: bool)
     async def body(log: Any) -> None:
         from .accounts import create_account
 
-        await create_account(log, name, role, password, by="cli")
+        await create_account(log, name, role, password, pseudonymizer=_pseudonymizer(ctx))
 
     _run_with_log(ctx, body)
     click.echo(f"created {role} account {name}", err=True)
@@ -111,7 +139,8 @@ def tokens_create(ctx: click.Context, name: str, scopes: tuple[str, ...], expire
         from .accounts import create_token
 
         created = await create_token(log, name, scopes or None,
-                                     None if expires_in is None else timedelta(days=expires_in), by="cli")
+                                     None if expires_in is None else timedelta(days=expires_in),
+                                     pseudonymizer=_pseudonymizer(ctx))
         click.echo(created.token)
         until = created.expires_at.isoformat() if created.expires_at else "never"
         click.echo(f"token {created.prefix} for {name}: scopes {' '.join(created.scopes)}; "
@@ -129,10 +158,63 @@ def tokens_revoke(ctx: click.Context, prefix: str) -> None:
     async def body(log: Any) -> None:
         from .accounts import revoke_token
 
-        await revoke_token(log, prefix, by="cli")
+        await revoke_token(log, prefix, pseudonymizer=_pseudonymizer(ctx))
 
     _run_with_log(ctx, body)
     click.echo(f"revoked token {prefix}", err=True)
+
+
+@cli.group()
+def bundle() -> None:
+    """Evidence bundles: one zip an auditor verifies offline (creating one is logged)."""
+
+
+@bundle.command("create")
+@click.option("--run", default=None, help="A training run's id.")
+@click.option("--model", default=None, help="A released model's id.")
+@click.option("--dataset", default=None, help="A dataset's id (with --version: one version).")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="The dataset version.")
+@click.option("--since", default=None, help="Start of a time range (RFC 3339, inclusive).")
+@click.option("--until", default=None, help="End of a time range (RFC 3339, exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Where to write the zip (default: its own name in the current directory).")
+@click.pass_context
+def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
+    """Build the evidence bundle of one scope: --run R | --model M | --dataset D [--version V] |
+    --since T --until T."""
+    from pathlib import Path
+
+    from ledger.home import LogHome
+
+    from .evidence.builder import build_bundle
+    from .evidence.scope import Scope
+    from .keyring import Keyring
+
+    chosen = [k for k in ("run", "model", "dataset") if given[k]]
+    timed = given["since"] is not None or given["until"] is not None
+    if len(chosen) + timed != 1:
+        raise click.UsageError("give exactly one scope: --run, --model, --dataset or --since/--until")
+    if given["version"] is not None and chosen != ["dataset"]:
+        raise click.UsageError("--version goes with --dataset")
+    scope = Scope.from_json({"kind": chosen[0] if chosen else "time",
+                             **{k: v for k, v in given.items() if v is not None}})
+    keyring = Keyring.of(LogHome.resolve(ctx.obj.get("home")))
+
+    async def body(log: Any) -> None:
+        built = await build_bundle(log, scope, evidence_key=keyring.evidence_signer)
+        path = Path(output or built.filename)
+        path.write_bytes(built.data)
+        click.echo(f"wrote {path}: {built.entries} entries proved against checkpoint {built.tree_size} "
+                   f"(newest {built.latest_tree_size}), {len(built.data):,} bytes, manifest sha256 "
+                   f"{built.manifest_sha256}", err=True)
+        click.echo(f"check it offline: rlhf-audit verify-bundle {path} --log-key "
+                   f"'{log.signer.verifier.vkey}'", err=True)
+
+    _run_with_log(ctx, body)
+
+
+from .datasets import commands as _datasets_commands  # noqa: E402,F401  (registers datasets, privacy)
+from .jobs import commands as _jobs_commands  # noqa: E402,F401  (registers worker, jobs, oversight, models)
 
 
 def main() -> None:

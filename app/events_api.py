@@ -1,54 +1,42 @@
-"""The authenticated API under ``/api/v1/``: Bearer API tokens, scopes, appending events.
+"""The authenticated API under ``/api/v1/``: Bearer API tokens, scopes, appending and querying events.
 
-A token (``Authorization: Bearer rat_...``, see ``app.accounts``) is checked by the guard
-:func:`authorized` on every handler here; the handler's ``opt["scope"]`` names the scope it
-needs. No or a bad token is a 401 problem detail (with ``WWW-Authenticate: Bearer``), a valid
-token without the scope a 403.
+A token (``Authorization: Bearer rat_...``, see ``app.accounts``) or a portal session is checked
+by the guard :func:`app.auth.authorized` on every handler here; the handler's ``opt["scope"]``
+names the scope it needs. No or a bad token is a 401 problem detail (with ``WWW-Authenticate:
+Bearer``), a valid one without the scope a 403.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import orjson
 from litestar import Controller, Request, Response, get, post
-from litestar.connection import ASGIConnection
-from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.params import QueryParameter
+from litestar.exceptions import (
+    ClientException,
+    NotFoundException,
+)
+from litestar.params import PathParameter, QueryParameter
 
 from ledger.canonical import MAX_ENTRY_BYTES, encode_event
 from ledger.errors import EntryError
 from ledger.log import Log
 from ledger.proofs import b64
 
-from .accounts import Principal, authenticate_token
+from .accounts import Principal
+from .auth.principal import authorized
+from .event_index import EventIndex, IndexedEvent
 
-__all__ = ["EventsController", "MAX_BATCH", "authorized"]
+__all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
 
 Req = Request[Any, Any, Any]
 MAX_BATCH = 1000
-_BEARER = {"WWW-Authenticate": 'Bearer realm="rlhf-audit"'}
-
-
-async def authorized(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: a valid Bearer token with the handler's ``opt["scope"]`` (if any), else 401/403."""
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise NotAuthorizedException("an API token is required: Authorization: Bearer rat_...",
-                                     headers=_BEARER)
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthorizedException("use Authorization: Bearer <token>", headers=_BEARER)
-    log: Log = connection.app.state.log
-    principal = await authenticate_token(log, token.strip())
-    if principal is None:
-        raise NotAuthorizedException("the API token is invalid, expired or revoked", headers=_BEARER)
-    scope = handler.opt.get("scope")
-    if scope is not None and scope not in principal.scopes:
-        raise PermissionDeniedException(f"this token lacks the {scope!r} scope")
-    connection.state.principal = principal
+MAX_PAGE = 1000  # most events one query answers
+MAX_INT = (1 << 63) - 1
+Text = Annotated[str | None, QueryParameter()]
 
 
 def _principal(request: Req) -> Principal:
@@ -84,6 +72,35 @@ def _events(body: bytes) -> list[bytes]:
             raise EntryError(f"event {i}: {e} (nothing was appended)") from None
         entries.append(data)
     return entries
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 time from a query parameter (no offset: UTC), or a 400 that says so."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ClientException(f"{name} must be an RFC 3339 time such as 2026-11-25T10:31:00Z, "
+                              f"not {value[:40]!r}") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _rfc3339(t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    spec = "milliseconds" if t.microsecond % 1000 == 0 else "microseconds"
+    return t.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def _event_json(e: IndexedEvent) -> dict[str, Any]:
+    return {"leaf_index": e.index, "leaf_hash": b64(hashlib.sha256(b"\x00" + e.data).digest()),
+            "kind": e.kind, "at": _rfc3339(e.at), "event": e.event}
+
+
+def _index(request: Req) -> EventIndex:
+    index: EventIndex = request.app.state.event_index
+    return index
 
 
 class EventsController(Controller):
@@ -123,3 +140,43 @@ class EventsController(Controller):
                                       "audit_path": [b64(h) for h in proof.audit_path]}
         return Response({"entries": entries, "checkpoint": cp.note.decode()}, status_code=201,
                         headers=headers)
+
+    @get("/events", opt={"scope": "events:read"})
+    async def list_events(
+        self, request: Req,
+        kind: Annotated[list[str] | None, QueryParameter()] = None,
+        run: Text = None, dataset: Text = None,
+        dataset_version: Annotated[int | None, QueryParameter(ge=0, le=MAX_INT)] = None,
+        model: Text = None, actor: Text = None, annotator: Text = None,
+        since: Text = None, until: Text = None,
+        after: Annotated[int | None, QueryParameter(ge=0, le=MAX_INT)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
+        order: Annotated[Literal["asc", "desc"], QueryParameter()] = "asc",
+    ) -> Response[dict[str, Any]]:
+        """Events by kind (repeatable), run, dataset, model, actor, annotator and time, paged.
+
+        ``since`` is inclusive, ``until`` exclusive. ``next`` is the cursor for the following
+        page (pass it as ``after`` with the same filters and order), null on the last page.
+        """
+        start, end = _time(since, "since"), _time(until, "until")
+        if start is not None and end is not None and start > end:
+            raise ClientException("since must not be later than until")
+        found = await _index(request).query(
+            kind=kind, run=run, dataset=dataset, dataset_version=dataset_version, model=model,
+            actor=actor, annotator=annotator, since=start, until=end, after=after,
+            limit=limit + 1, descending=order == "desc")
+        page = found[:limit]
+        more = len(found) > limit
+        return Response({"events": [_event_json(e) for e in page],
+                         "next": page[-1].index if more else None},
+                        headers={"Cache-Control": "no-store"})
+
+    @get("/events/{index:int}", opt={"scope": "events:read"})
+    async def get_event(
+        self, request: Req, index: Annotated[int, PathParameter(ge=0, le=MAX_INT)]
+    ) -> Response[dict[str, Any]]:
+        """One event by its leaf index."""
+        found = await _index(request).get(index)
+        if found is None:
+            raise NotFoundException(f"the log has no entry {index}")
+        return Response(_event_json(found), headers={"Cache-Control": "no-store"})

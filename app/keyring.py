@@ -6,7 +6,9 @@ so these keys are files in the home (owner-only, 0600), never rows next to the l
 - ``keys/pseudonym.key``: the HMAC key turning identities (annotators, staff accounts) into
   pseudonyms (:class:`ledger.events.Pseudonymizer`);
 - ``keys/records.key``: the key-encryption key wrapping each data subject's record key
-  (envelope encryption in ``app.datasets``; erasing a subject destroys its wrapped key).
+  (envelope encryption in ``app.datasets``; erasing a subject destroys its wrapped key);
+- ``keys/evidence.key``: the Ed25519 seed of the operator's evidence-signing key, which signs the
+  DSSE attestation of evidence bundles (``app.evidence``).
 
 ``RLHF_AUDIT_KEYS_DIR`` points elsewhere (a mounted secret volume in production).
 """
@@ -18,6 +20,8 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.errors import ConfigError
 from ledger.events import Pseudonymizer
@@ -64,6 +68,11 @@ class Keyring:
     @cached_property
     def pseudonymizer(self) -> Pseudonymizer:
         return Pseudonymizer(self._key("pseudonym.key"))
+
+    @cached_property
+    def evidence_signer(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs evidence bundles' attestations (``app.evidence``)."""
+        return Ed25519PrivateKey.from_private_bytes(self._key("evidence.key"))
 
     @cached_property
     def records_kek(self) -> bytes:

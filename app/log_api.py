@@ -6,7 +6,7 @@ Two families, both from other people's specs so that existing tools work unchang
   client rebuilds and checks the whole tree from these alone.
 - Certificate Transparency style JSON under ``/log/v1/`` (RFC 6962 section 4 shapes) for proofs
   and entries, plus what CT lacks: C2SP tlog-proof files, every published checkpoint, its
-  RFC 3161 timestamp, the keys to check them and a lookup by leaf hash.
+  RFC 3161 timestamp, the keys to check them and a lookup by leaf hash or commitment.
 
 Every bad parameter answers a 4xx problem detail (see ``app.problems``), never a 5xx.
 """
@@ -23,10 +23,14 @@ from litestar import Request as _Request
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
+from ledger.errors import VerificationError
+from ledger.events import Commitment
 from ledger.log import Log
 from ledger.proofs import b64
 from ledger.tiles import parse_tile_path
 from ledger.tlog_proof import format_tlog_proof
+
+from .event_index import EventIndex
 
 __all__ = ["LogController", "healthz"]
 
@@ -167,7 +171,22 @@ class LogController(Controller):
 
     @get("/v1/lookup")
     async def lookup(
-        self, request: Req, leaf_hash: Annotated[str, QueryParameter()]
+        self, request: Req,
+        leaf_hash: Annotated[str | None, QueryParameter()] = None,
+        commitment: Annotated[str | None, QueryParameter()] = None,
     ) -> dict[str, list[int]]:
-        """Indices of integrated entries with this leaf hash (empty when there is none)."""
-        return {"leaf_indices": await _log(request).find(_hash(leaf_hash, "leaf_hash"))}
+        """Indices of integrated entries with this leaf hash, or carrying this commitment
+        (``sha256:<base64>``, as in the events); empty when there is none."""
+        if (leaf_hash is None) == (commitment is None):
+            raise ClientException("give exactly one of leaf_hash=<base64> or commitment=sha256:<base64>")
+        if leaf_hash is not None:
+            return {"leaf_indices": await _log(request).find(_hash(leaf_hash, "leaf_hash"))}
+        assert commitment is not None
+        try:
+            digest = Commitment.parse(commitment).digest
+        except VerificationError:
+            raise ClientException("commitment must read sha256:<padded base64 of 32 bytes>") from None
+        index: EventIndex = request.app.state.event_index
+        found = await index.by_commitment(digest)
+        size = (await _log(request).store.tree_head())[0]  # like leaf hashes: provable entries only
+        return {"leaf_indices": [i for i in found if i < size]}

@@ -23,11 +23,24 @@ from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
+from . import auth
+from .accounts.api import AccountsController, ConfigController
+from .compliance.api import ComplianceController
+from .compliance.schedule import compliance_lifespan
+from .datasets.api import DatasetsController
+from .event_index import kept_indexed
 from .events_api import EventsController
+from .evidence.api import BundlesController, evidence_key_pem
+from .jobs.api import JobsController, jobs_lifespan
+from .keyring import Keyring
 from .log_api import LogController, healthz
 from .metrics import Metrics, metrics
 from .observability import ObservabilityMiddleware, readyz
+from .oversight.api import ModelsController, OversightController
+from .portal import error_pages, portal_router, static_files, template_config
 from .problems import exception_handlers
+from .settings import RuntimeSettings, kept_fresh
+from .settings import load as load_settings
 
 __all__ = ["create_app"]
 
@@ -43,8 +56,11 @@ def _keys_of(log: Log) -> dict[str, str]:
     return public_keys(log.origin, log.signer.verifier, local)
 
 
-def create_app(home: LogHome | None = None, *, log: Log | None = None) -> Litestar:
-    """The Litestar app over ``log``, or over the log of ``home`` (default: LogHome.resolve())."""
+def create_app(home: LogHome | None = None, *, log: Log | None = None,
+               keyring: Keyring | None = None) -> Litestar:
+    """The Litestar app over ``log``, or over the log of ``home`` (default: LogHome.resolve()).
+
+    ``keyring`` (off-log keys: pseudonyms, TOTP and CSRF secrets) defaults to the home's."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -52,9 +68,18 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None) -> Litest
         the_log = log if log is not None else await _open(home or LogHome.resolve(None))
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
+        the_home = home or LogHome.resolve(None)
+        app.state.keyring = keyring or Keyring.of(the_home)
+        app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
+        tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
+        app.state.settings = RuntimeSettings(the_log, tsa_dir)
+        await load_settings(app.state.settings)  # run-time configuration stored in the database
         await the_log.start()
         try:
-            yield
+            # the event index, caught up every 0.5 s; the settings, reloaded every 5 s
+            async with kept_fresh(app.state.settings), kept_indexed(the_log) as index:
+                app.state.event_index = index
+                yield
         finally:
             if owned:
                 await the_log.close()
@@ -63,10 +88,16 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None) -> Litest
 
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
     return Litestar(
-        route_handlers=[LogController, EventsController, healthz, readyz, metrics],
-        lifespan=[lifespan],
-        exception_handlers=exception_handlers(),
-        middleware=[ObservabilityMiddleware(observed)],
+        route_handlers=[LogController, EventsController, AccountsController, ConfigController,
+                        auth.AuthController, DatasetsController, JobsController,
+                        OversightController, ModelsController, ComplianceController, BundlesController,
+                        healthz, readyz, metrics,
+                        portal_router(), static_files()],
+        lifespan=[lifespan, jobs_lifespan, compliance_lifespan],
+        exception_handlers=error_pages(exception_handlers()),
+        template_config=template_config(),
+        middleware=[ObservabilityMiddleware(observed), *auth.middleware()],
+        stores=auth.stores(),
         state=State({"metrics": observed}),
         logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging
     )

@@ -28,7 +28,9 @@ from app.accounts import (
     set_password,
     verify_password,
 )
+from app.recording import SYSTEM, Actor
 from ledger.checkpoint import Checkpoint
+from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 from ledger.log import Log
 from ledger.note import open_note
@@ -38,6 +40,7 @@ from .test_log_api import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
+PZ = Pseudonymizer(b"\x07" * 32)  # account names go on the log only as pseudonyms under this key
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -45,8 +48,8 @@ def _auth(token: str) -> dict[str, str]:
 
 
 async def _token(log: Log, name: str, role: str, scopes: list[str] | None = None) -> str:
-    await create_account(log, name, role, None if role == "service" else PASSWORD, by="test")
-    return (await create_token(log, name, scopes, by="test")).token
+    await create_account(log, name, role, None if role == "service" else PASSWORD, pseudonymizer=PZ)
+    return (await create_token(log, name, scopes, pseudonymizer=PZ)).token
 
 
 def _is_problem(r: httpx.Response, status: int) -> dict[str, object]:
@@ -95,33 +98,33 @@ async def test_role_matrix(log: Log) -> None:
 
 
 async def test_scopes_are_bounded_by_role(log: Log) -> None:
-    await create_account(log, "aud", "auditor", PASSWORD)
+    await create_account(log, "aud", "auditor", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(AccountError, match="may not hold"):
-        await create_token(log, "aud", ["events:write"])
-    await create_account(log, "svc", "service")
+        await create_token(log, "aud", ["events:write"], pseudonymizer=PZ)
+    await create_account(log, "svc", "service", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="at least one scope"):
-        await create_token(log, "svc")
+        await create_token(log, "svc", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="unknown scope"):
-        await create_token(log, "svc", ["everything"])
+        await create_token(log, "svc", ["everything"], pseudonymizer=PZ)
     with pytest.raises(AccountError, match="already exists"):
-        await create_account(log, "svc", "service")
+        await create_account(log, "svc", "service", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="unknown role"):
-        await create_account(log, "x", "king", PASSWORD)
+        await create_account(log, "x", "king", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(AccountError, match="no password"):
-        await create_account(log, "svc2", "service", PASSWORD)
+        await create_account(log, "svc2", "service", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(UnknownAccount):
-        await create_token(log, "nobody")
+        await create_token(log, "nobody", pseudonymizer=PZ)
 
 
 async def test_bad_tokens_are_401(log: Log) -> None:
     good = await _token(log, "op", "operator")
-    expired = (await create_token(log, "op", expires_in=timedelta(0))).token
-    revoked = (await create_token(log, "op")).token
-    await revoke_token(log, revoked[:12])
+    expired = (await create_token(log, "op", expires_in=timedelta(0), pseudonymizer=PZ)).token
+    revoked = (await create_token(log, "op", pseudonymizer=PZ)).token
+    await revoke_token(log, revoked[:12], pseudonymizer=PZ)
     with pytest.raises(AccountError, match="already revoked"):
-        await revoke_token(log, revoked[4:12])
+        await revoke_token(log, revoked[4:12], pseudonymizer=PZ)
     with pytest.raises(UnknownAccount):
-        await revoke_token(log, "rat_zzzzzzzz")
+        await revoke_token(log, "rat_zzzzzzzz", pseudonymizer=PZ)
     wrong_secret = good[:12] + ("A" if good[12] != "A" else "B") + good[13:]
     headers: list[dict[str, str]] = [
         {},
@@ -218,12 +221,14 @@ async def test_wait_timeout_is_202_and_durable(log: Log) -> None:
 
 async def test_changes_are_logged_without_secrets(log: Log) -> None:
     created = []
-    await create_account(log, "alice", "admin", PASSWORD, by="root")
-    await create_account(log, "svc", "service", by="alice")
-    created.append(await create_token(log, "alice", by="alice"))
-    created.append(await create_token(log, "svc", ["events:write"], timedelta(days=1), by="alice"))
-    await revoke_token(log, created[0].prefix, by="alice")
-    await set_password(log, "alice", "another long one", by="alice")
+    alice = Actor.of_account(PZ, "alice", "admin")
+    await create_account(log, "alice", "admin", PASSWORD, pseudonymizer=PZ)
+    await create_account(log, "svc", "service", pseudonymizer=PZ, by=alice)
+    created.append(await create_token(log, "alice", pseudonymizer=PZ, by=alice))
+    created.append(await create_token(log, "svc", ["events:write"], timedelta(days=1),
+                                      pseudonymizer=PZ, by=alice))
+    await revoke_token(log, created[0].prefix, pseudonymizer=PZ, by=alice)
+    await set_password(log, "alice", "another long one", pseudonymizer=PZ, by=alice)
     assert await verify_password(log, "alice", "another long one")
     assert not await verify_password(log, "alice", PASSWORD)
     assert not await verify_password(log, "svc", "")
@@ -233,9 +238,19 @@ async def test_changes_are_logged_without_secrets(log: Log) -> None:
     events = [orjson.loads(e) for e in entries]
     assert [e["kind"] for e in events] == ["account.created", "account.created", "token.created",
                                            "token.created", "token.revoked", "account.password_changed"]
-    assert events[0] == {"kind": "account.created", "account": "alice", "role": "admin", "by": "root"}
+    pseud_alice, pseud_svc = PZ.pseudonym("account:alice"), PZ.pseudonym("account:svc")
+    first = events[0]
+    assert first["at"].endswith("Z") and first["v"] == 1
+    assert {k: v for k, v in first.items() if k != "at"} == {
+        "kind": "account.created", "v": 1, "actor": SYSTEM.pseudonym, "role": "system",
+        "subject": pseud_alice, "subject_role": "admin"}
+    assert all(e["actor"] == alice.pseudonym == pseud_alice and e["role"] == "admin" for e in events[1:])
+    assert events[1]["subject"] == pseud_svc and events[1]["subject_role"] == "service"
     assert events[3]["prefix"] == created[1].prefix and events[3]["scopes"] == ["events:write"]
-    assert events[3]["expires_at"] is not None
+    assert events[3]["subject"] == pseud_svc and events[3]["expires_at"] is not None
+    assert events[4] | {"at": ""} == {"kind": "token.revoked", "v": 1, "at": "", "actor": pseud_alice,
+                                      "role": "admin", "subject": pseud_alice, "prefix": created[0].prefix}
+    assert events[5]["subject"] == pseud_alice
 
     blob = b"\n".join(entries)
     for t in created:
@@ -243,7 +258,7 @@ async def test_changes_are_logged_without_secrets(log: Log) -> None:
         for secret in (t.token.encode(), t.token[12:].encode(), digest.hex().encode(),
                        base64.b64encode(digest)):
             assert secret not in blob
-    for word in (PASSWORD.encode(), b"another long one", b"$argon2", b"password_hash"):
+    for word in (PASSWORD.encode(), b"another long one", b"$argon2", b"password_hash", b'"alice"', b'"svc"'):
         assert word not in blob
 
 

@@ -1,4 +1,5 @@
-"""The accounts tables as SQLAlchemy Core, mirroring ``migrations/versions/0002_accounts.py``.
+"""The accounts tables as SQLAlchemy Core, mirroring migrations ``0002_accounts`` and
+``0004_server_settings`` (``account_totp``).
 
 A MetaData of its own: the ledger's metadata stays the ledger's. The migration is the source of
 truth for the database; these objects only build queries.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["ROLES", "accounts", "api_tokens", "metadata"]
+__all__ = ["ROLES", "account_totp", "accounts", "api_tokens", "metadata"]
 
 ROLES = ("admin", "overseer", "operator", "auditor", "service")
 
@@ -36,4 +37,14 @@ api_tokens = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+account_totp = sa.Table(
+    "account_totp",
+    metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("secret", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_step", sa.BigInteger, nullable=True),
 )

@@ -6,9 +6,14 @@
   is stored (a fast hash is right for high-entropy secrets), plus ``token_prefix``: the first 8
   characters after ``rat_``, to show the token in lists and the log and to find its row. The
   secret is returned once by :func:`create_token` and never written anywhere.
-- Every account and token change is appended to the log (``account.created``, ``token.created``,
-  ``token.revoked``, ``account.password_changed``) after the database change commits, naming
-  who did it (``by``). Neither secrets nor hashes go on the log.
+- Every account and token change is appended to the log after the database change commits, in
+  the envelope of :mod:`app.recording` (``docs/events.md``): ``account.created``,
+  ``account.role_changed``, ``account.disabled``/``enabled``, ``account.password_changed``,
+  ``token.created``, ``token.revoked``. Account names never go on the log: the account acted on
+  is its pseudonym (``subject``), and ``by`` (an :class:`app.recording.Actor`, ``SYSTEM`` for the
+  CLI) who did it. So every writing function takes the ``pseudonymizer`` of the off-log keyring
+  (``Keyring.of(home).pseudonymizer``; the server keeps it on ``app.state.keyring``).
+- The last enabled admin can be neither disabled nor demoted: someone must be able to administer.
 """
 
 from __future__ import annotations
@@ -29,22 +34,34 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ledger.errors import EntryError, NotFound, StorageError
+from ledger.events import Pseudonymizer
 from ledger.log import Log
 
-from .schema import ROLES, accounts, api_tokens
+from ..recording import SYSTEM, Actor, record
+from .schema import ROLES, account_totp, accounts, api_tokens
 
 __all__ = [
     "ALL_SCOPES",
+    "ROLES",
     "ROLE_SCOPES",
     "AccountError",
+    "AccountInfo",
     "CreatedToken",
     "Principal",
+    "TokenInfo",
     "UnknownAccount",
+    "account_by_id",
     "authenticate_token",
     "create_account",
     "create_token",
+    "get_account",
+    "list_accounts",
+    "list_tokens",
     "revoke_token",
+    "set_disabled",
     "set_password",
+    "set_role",
+    "subject",
     "verify_password",
 ]
 
@@ -72,13 +89,45 @@ class UnknownAccount(NotFound):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a valid token speaks for, and what it may do."""
+    """Who a request speaks for, and what it may do.
+
+    ``via`` is ``token`` (a Bearer API token, ``token_prefix`` set) or ``session`` (a portal
+    sign-in: the role's scopes). ``needs_totp_enrolment``: an admin or overseer signed in
+    without a second factor enrolled; the guards grant such a session nothing but enrolment.
+    """
 
     account_id: int
     account: str
     role: str
     scopes: frozenset[str]
-    token_prefix: str
+    token_prefix: str | None
+    via: str = "token"
+    needs_totp_enrolment: bool = False
+
+    def actor(self, pseudonymizer: Pseudonymizer) -> Actor:
+        """This principal as the log names it."""
+        return Actor.of_account(pseudonymizer, self.account, self.role)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    has_password: bool
+    totp_enrolled: bool
+    created_at: datetime
+    password_tag: str = ""  # changes with the password: sessions from before a change end
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -102,6 +151,11 @@ def _token_hash(raw: str) -> bytes:
     return hashlib.sha256(raw.encode()).digest()
 
 
+def subject(pseudonymizer: Pseudonymizer, name: str) -> str:
+    """The pseudonym the log uses for account ``name`` (the same as its :class:`Actor`'s)."""
+    return pseudonymizer.pseudonym("account:" + name)
+
+
 async def _db(log: Log, what: str, stmt: Any) -> Any:
     try:
         async with log.store.engine.begin() as conn:
@@ -112,29 +166,57 @@ async def _db(log: Log, what: str, stmt: Any) -> Any:
         raise StorageError(f"database error while {what}: {e}") from e
 
 
+_INFO = (sa.select(accounts, account_totp.c.confirmed_at.label("totp_confirmed"))
+         .outerjoin(account_totp, account_totp.c.account_id == accounts.c.id))
+
+
+def _info(row: Any) -> AccountInfo:
+    tag = "" if row.password_hash is None else hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+    return AccountInfo(row.id, row.name, row.role, bool(row.disabled), row.password_hash is not None,
+                       row.totp_confirmed is not None, _aware(row.created_at) or _now(), tag)
+
+
 async def _account(log: Log, name: str) -> Any:
-    result = await _db(log, "reading an account", sa.select(accounts).where(accounts.c.name == name))
+    result = await _db(log, "reading an account", _INFO.where(accounts.c.name == name))
     row = result.first()
     if row is None:
         raise UnknownAccount(f"no account named {name!r}")
     return row
 
 
-async def _record(log: Log, event: dict[str, Any]) -> None:
-    await log.append([event])
+async def get_account(log: Log, name: str) -> AccountInfo:
+    return _info(await _account(log, name))
+
+
+async def account_by_id(log: Log, account_id: int) -> AccountInfo | None:
+    row = (await _db(log, "reading an account", _INFO.where(accounts.c.id == account_id))).first()
+    return None if row is None else _info(row)
+
+
+async def list_accounts(log: Log) -> list[AccountInfo]:
+    rows = (await _db(log, "listing accounts", _INFO.order_by(accounts.c.name))).all()
+    return [_info(r) for r in rows]
 
 
 def _check_password(password: str) -> None:
     if len(password) < 8:
         raise AccountError("passwords must be at least 8 characters")
+    if len(password) > 1024:
+        raise AccountError("passwords must be at most 1024 characters")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
 
 
 async def create_account(
-    log: Log, name: str, role: str, password: str | None = None, *, by: str = "cli"
+    log: Log, name: str, role: str, password: str | None = None, *,
+    pseudonymizer: Pseudonymizer, by: Actor = SYSTEM,
 ) -> int:
-    """Create an account; return its id. Service accounts take no password, the others need one."""
-    if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+    """Create an account; return its id. Service accounts take no password; the others sign in
+    with one (without, they can use only tokens)."""
+    _check_role(role)
     if not _NAME.fullmatch(name):
         raise AccountError(f"account name {name!r} must be 1-64 of A-Z a-z 0-9 . _ @ - "
                            "(starting with a letter or digit)")
@@ -148,11 +230,13 @@ async def create_account(
             name=name, role=role, password_hash=hashed, disabled=False, created_at=_now()))
     except IntegrityError:
         raise AccountError(f"an account named {name!r} already exists") from None
-    await _record(log, {"kind": "account.created", "account": name, "role": role, "by": by})
+    await record(log, "account.created", by, subject=subject(pseudonymizer, name), subject_role=role)
     return int(result.inserted_primary_key[0])
 
 
-async def set_password(log: Log, name: str, password: str, *, by: str = "cli") -> None:
+async def set_password(
+    log: Log, name: str, password: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+) -> None:
     row = await _account(log, name)
     if row.role == "service":
         raise AccountError("service accounts have no password; they use API tokens")
@@ -160,7 +244,48 @@ async def set_password(log: Log, name: str, password: str, *, by: str = "cli") -
     hashed = await asyncio.to_thread(_hasher.hash, password)
     await _db(log, "setting a password",
               sa.update(accounts).where(accounts.c.id == row.id).values(password_hash=hashed))
-    await _record(log, {"kind": "account.password_changed", "account": name, "by": by})
+    await record(log, "account.password_changed", by, subject=subject(pseudonymizer, name))
+
+
+async def _other_enabled_admins(log: Log, account_id: int) -> int:
+    query = (sa.select(sa.func.count()).select_from(accounts)
+             .where(accounts.c.role == "admin", accounts.c.disabled == sa.false(),
+                    accounts.c.id != account_id))
+    return int((await _db(log, "counting admins", query)).scalar_one())
+
+
+async def set_role(
+    log: Log, name: str, role: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+) -> AccountInfo:
+    """Change the role of ``name``. Tokens keep their scopes only while the new role allows them."""
+    _check_role(role)
+    row = await _account(log, name)
+    if row.role == role:
+        raise AccountError(f"{name!r} is already a {role}")
+    if (row.role == "service") != (role == "service"):
+        raise AccountError("service accounts and password accounts cannot be turned into each other")
+    if row.role == "admin" and not row.disabled and not await _other_enabled_admins(log, row.id):
+        raise AccountError("this is the last enabled admin; make another admin first")
+    await _db(log, "changing a role", sa.update(accounts).where(accounts.c.id == row.id).values(role=role))
+    await record(log, "account.role_changed", by, subject=subject(pseudonymizer, name),
+                 from_role=row.role, to_role=role)
+    return await get_account(log, name)
+
+
+async def set_disabled(
+    log: Log, name: str, disabled: bool, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+) -> AccountInfo:
+    """Disable (its tokens and sessions stop working at once) or enable ``name`` again."""
+    row = await _account(log, name)
+    if bool(row.disabled) == disabled:
+        raise AccountError(f"{name!r} is already {'disabled' if disabled else 'enabled'}")
+    if disabled and row.role == "admin" and not await _other_enabled_admins(log, row.id):
+        raise AccountError("this is the last enabled admin; make another admin first")
+    await _db(log, "disabling an account",
+              sa.update(accounts).where(accounts.c.id == row.id).values(disabled=disabled))
+    await record(log, "account.disabled" if disabled else "account.enabled", by,
+                 subject=subject(pseudonymizer, name))
+    return await get_account(log, name)
 
 
 async def verify_password(log: Log, name: str, password: str) -> bool:
@@ -168,6 +293,7 @@ async def verify_password(log: Log, name: str, password: str) -> bool:
     try:
         row = await _account(log, name)
     except UnknownAccount:
+        await asyncio.to_thread(_hasher.hash, password)  # the same time as for a known name
         return False
     if row.disabled or row.password_hash is None:
         return False
@@ -192,7 +318,7 @@ def _scopes_for(role: str, asked: Iterable[str] | None) -> tuple[str, ...]:
 
 async def create_token(
     log: Log, account: str, scopes: Iterable[str] | None = None,
-    expires_in: timedelta | None = None, *, by: str = "cli",
+    expires_in: timedelta | None = None, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM,
 ) -> CreatedToken:
     """A new token for ``account``: the role's scopes, or ``scopes`` (within the role's)."""
     row = await _account(log, account)
@@ -204,25 +330,42 @@ async def create_token(
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     prefix = raw[len(TOKEN_PREFIX):len(TOKEN_PREFIX) + 8]
     now = _now()
-    expires_at = None if expires_in is None else now + expires_in
+    try:
+        expires_at = None if expires_in is None else now + expires_in
+    except OverflowError:
+        raise AccountError("expires_in is too far in the future") from None
     await _db(log, "creating a token", sa.insert(api_tokens).values(
         account_id=row.id, token_prefix=prefix, token_hash=_token_hash(raw),
         scopes=" ".join(granted), created_at=now, expires_at=expires_at))
-    await _record(log, {
-        "kind": "token.created", "account": account, "prefix": prefix, "scopes": list(granted),
-        "expires_at": None if expires_at is None else expires_at.isoformat(), "by": by})
+    await record(log, "token.created", by, subject=subject(pseudonymizer, account), prefix=prefix,
+                 scopes=list(granted), expires_at=None if expires_at is None else expires_at.isoformat())
     return CreatedToken(raw, prefix, granted, expires_at)
 
 
-async def revoke_token(log: Log, prefix: str, *, by: str = "cli") -> None:
-    """Revoke the token with this prefix (``rat_`` optional). Revoking twice is an error."""
+async def list_tokens(log: Log, account: str) -> list[TokenInfo]:
+    """The tokens of ``account``, newest first (revoked and expired ones included)."""
+    row = await _account(log, account)
+    query = (sa.select(api_tokens).where(api_tokens.c.account_id == row.id)
+             .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id.desc()))
+    return [TokenInfo(t.token_prefix, tuple(t.scopes.split()), _aware(t.created_at) or _now(),
+                      _aware(t.expires_at), _aware(t.revoked_at))
+            for t in (await _db(log, "listing tokens", query)).all()]
+
+
+async def revoke_token(
+    log: Log, prefix: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM, account: str | None = None,
+) -> None:
+    """Revoke the token with this prefix (``rat_`` optional); only ``account``'s when given.
+    Revoking twice is an error."""
     prefix = prefix.removeprefix(TOKEN_PREFIX)
     query = (sa.select(api_tokens.c.id, api_tokens.c.revoked_at, accounts.c.name)
              .join(accounts, accounts.c.id == api_tokens.c.account_id)
              .where(api_tokens.c.token_prefix == prefix))
+    if account is not None:
+        query = query.where(accounts.c.name == account)
     rows = (await _db(log, "reading tokens", query)).all()
     if not rows:
-        raise UnknownAccount(f"no token with prefix {prefix!r}")
+        raise UnknownAccount(f"no token with prefix {prefix!r}" + (f" for {account!r}" if account else ""))
     if len(rows) > 1:
         raise AccountError(f"{len(rows)} tokens share prefix {prefix!r}")
     [row] = rows
@@ -230,11 +373,13 @@ async def revoke_token(log: Log, prefix: str, *, by: str = "cli") -> None:
         raise AccountError(f"token {prefix!r} is already revoked")
     await _db(log, "revoking a token",
               sa.update(api_tokens).where(api_tokens.c.id == row.id).values(revoked_at=_now()))
-    await _record(log, {"kind": "token.revoked", "account": row.name, "prefix": prefix, "by": by})
+    await record(log, "token.revoked", by, subject=subject(pseudonymizer, row.name), prefix=prefix)
 
 
 async def authenticate_token(log: Log, raw: str) -> Principal | None:
-    """The principal of a valid token; None when malformed, unknown, expired, revoked or disabled."""
+    """The principal of a valid token; None when malformed, unknown, expired, revoked or disabled.
+
+    The scopes are those granted at creation that the account's current role still allows."""
     if not _TOKEN.fullmatch(raw):
         return None
     digest = _token_hash(raw)
@@ -248,5 +393,8 @@ async def authenticate_token(log: Log, raw: str) -> Principal | None:
         expires_at = _aware(row.expires_at)
         if row.revoked_at is not None or row.disabled or (expires_at is not None and now >= expires_at):
             return None
-        return Principal(row.account_id, row.name, row.role, frozenset(row.scopes.split()), row.token_prefix)
+        scopes = frozenset(row.scopes.split())
+        if row.role != "service":
+            scopes &= ROLE_SCOPES[row.role]
+        return Principal(row.account_id, row.name, row.role, scopes, row.token_prefix)
     return None

@@ -64,7 +64,10 @@ class Store:
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
         self.url = async_url(url)
         try:
-            self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=False)
+            # A server answers many requests at once: keep enough pooled connections that
+            # bursts do not churn overflow connections (each aiosqlite one is a new thread).
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, pool_pre_ping=False, pool_size=16, max_overflow=16)
         except (SQLAlchemyError, ImportError, ValueError) as e:
             raise ConfigError(f"unusable database URL {url!r}: {e}") from e
         self.dialect = self.engine.dialect.name
@@ -316,6 +319,18 @@ class Store:
             )
         return [bytes(r[0]) for r in rows]
 
+    async def read_entries_at(self, indices: Sequence[int]) -> dict[int, bytes]:
+        """Entry bytes by index for scattered indices (query results); absent ones are left out."""
+        wanted = sorted(set(indices))
+        out: dict[int, bytes] = {}
+        for k in range(0, len(wanted), 1000):  # well under every driver's parameter limit
+            part = wanted[k : k + 1000]
+            marks = ", ".join([self._ph] * len(part))
+            async with translate_errors("reading entries"):
+                rows = await self._hot_read(f"SELECT idx, data FROM entries WHERE idx IN ({marks})", part)
+            out.update((int(i), bytes(d)) for i, d in rows)
+        return out
+
     async def scan_entries(
         self, start: int, end: int, chunk: int = 16384
     ) -> AsyncIterator[list[tuple[int, bytes]]]:
@@ -391,6 +406,17 @@ class Store:
         query = (
             query.order_by(c.size.desc()).limit(1) if size is None else query.where(c.size == size)
         )
+        async with translate_errors("reading a checkpoint"), self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1]), bytes(row[2]), row[3]
+
+    async def first_checkpoint_over(self, size: int) -> tuple[int, bytes, bytes, datetime] | None:
+        """The smallest checkpoint of at least ``size`` entries (as :meth:`checkpoint`), or None."""
+        c = s.checkpoints.c
+        query = (select(c.size, c.root_hash, c.note, c.published_at).where(c.size >= size)
+                 .order_by(c.size).limit(1))
         async with translate_errors("reading a checkpoint"), self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:

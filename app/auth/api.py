@@ -1,0 +1,186 @@
+"""Sign-in, sign-out and second-factor enrolment for the portal: ``/auth/...``.
+
+- ``POST /auth/login`` (form: ``username``, ``password``, ``totp`` when enrolled, ``next``; the
+  CSRF token as ``_csrf_token`` or ``X-CSRFToken``): with ``Accept: application/json`` answers
+  JSON (200, or a 401/429 problem detail); otherwise a 303 redirect, to ``next`` (a local path)
+  on success and to ``/login?error=invalid|totp_required|throttled&next=...`` on failure.
+  A code is required for every account with a confirmed factor. Admins and overseers without one
+  may sign in, flagged ``needs_totp_enrolment``: the portal sends them to enrolment and the
+  guards grant them nothing else until they confirm (we chose this over refusing sign-in, which
+  would lock out the first admin, who can only enrol once signed in).
+- ``POST /auth/logout``: ends the session (JSON 200, or 303 to ``/login``).
+- ``GET /auth/session``: who is signed in, and the CSRF token for scripts and htmx.
+- ``POST /auth/totp/enroll`` -> ``{secret, otpauth_uri}`` once; ``POST /auth/totp/confirm``
+  (form: ``code``) makes the factor required (``account.totp_enrolled`` on the log).
+
+Failed sign-ins are counted per account name and client address (run-time setting
+``login_failures_per_minute``); over it, 429 with ``Retry-After``, even with the right password.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import Body
+from litestar.response import Redirect
+from litestar.utils.scope.state import ScopeState
+
+from ..accounts import get_account, verify_password
+from ..problems import problem
+from .principal import TOTP_ROLES, current_principal, enrolment_allowed
+from .sessions import rotate
+from .throttle import WindowCounter, too_many
+from .totp import begin, confirm, verify
+
+__all__ = ["AuthController", "LoginForm", "SessionInfo", "TotpCode", "TotpEnrolment"]
+
+Req = Request[Any, Any, Any]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class LoginForm(msgspec.Struct):
+    username: Annotated[str, msgspec.Meta(max_length=64)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    totp: Annotated[str, msgspec.Meta(max_length=16)] = ""
+    next: Annotated[str, msgspec.Meta(max_length=2000)] = "/"
+
+
+class TotpCode(msgspec.Struct):
+    code: Annotated[str, msgspec.Meta(max_length=16)]
+
+
+class SessionInfo(msgspec.Struct):
+    authenticated: bool
+    csrf_token: str
+    account: str | None = None
+    role: str | None = None
+    via: str | None = None
+    needs_totp_enrolment: bool = False
+
+
+class TotpEnrolment(msgspec.Struct):
+    secret: str
+    otpauth_uri: str
+
+
+def _wants_json(request: Req) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _local(path: str) -> str:
+    """``next`` only ever leads within this site (no open redirect)."""
+    if path.startswith("/") and not path.startswith(("//", "/\\")) and "\n" not in path and "\r" not in path:
+        return path
+    return "/"
+
+
+def _failures(request: Req) -> WindowCounter:
+    state = request.app.state
+    counter = state.get("login_failures")
+    if counter is None:
+        counter = state["login_failures"] = WindowCounter()
+    return counter  # type: ignore[no-any-return]
+
+
+def _csrf(request: Req) -> str:
+    token = ScopeState.from_scope(request.scope).csrf_token
+    return token if isinstance(token, str) else ""
+
+
+async def _check_credentials(request: Req, form: LoginForm) -> str | None:
+    """None when the name, password and (if enrolled) code are right; else the error code."""
+    log = request.app.state.log
+    if not await verify_password(log, form.username, form.password):
+        return "invalid"
+    account = await get_account(log, form.username)
+    if account.totp_enrolled:
+        if not form.totp:
+            return "totp_required"
+        if not await verify(log, request.app.state.keyring, account.id, form.totp):
+            return "invalid"
+    return None
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["portal sign-in"]
+
+    @post("/login", opt={"public": True}, status_code=200)
+    async def login(
+        self, request: Req, data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """Sign in with an account name, password and (once enrolled) a TOTP code."""
+        as_json = _wants_json(request)
+        client = request.client.host if request.client else "unknown"
+        key = f"{data.username.casefold()}\x00{client}"
+        failures = _failures(request)
+        limit = request.app.state.settings["login_failures_per_minute"]
+        wait = failures.retry_after(key, limit)
+        error = "throttled" if wait is not None else await _check_credentials(request, data)
+        if error == "invalid":
+            failures.add(key)
+        if error is not None:
+            if not as_json:
+                return Redirect(f"/login?error={error}&next={quote(_local(data.next), safe='/')}",
+                                status_code=303, headers=_NO_STORE)
+            if wait is not None:
+                raise too_many("too many failed sign-ins for this account from this address", wait)
+            if error == "totp_required":
+                return problem(401, "this account has a second factor: send its current code as 'totp'",
+                               totp_required=True)
+            raise NotAuthorizedException("wrong account name, password or code")
+        failures.reset(key)
+        account = await get_account(request.app.state.log, data.username)
+        await rotate(request)
+        now = time.time()
+        request.set_session({"aid": account.id, "name": account.name, "pw": account.password_tag,
+                             "iat": now, "seen": now})
+        needs = account.role in TOTP_ROLES and not account.totp_enrolled
+        if not as_json:
+            return Redirect(_local(data.next), status_code=303, headers=_NO_STORE)
+        return Response({"account": account.name, "role": account.role, "needs_totp_enrolment": needs},
+                        headers=_NO_STORE)
+
+    @post("/logout", opt={"public": True}, status_code=200)
+    async def logout(self, request: Req) -> Response[Any]:
+        """End the portal session (if any)."""
+        request.scope["session"] = {}  # type: ignore[typeddict-unknown-key]
+        if not _wants_json(request):
+            return Redirect("/login", status_code=303, headers=_NO_STORE)
+        return Response({"signed_out": True}, headers=_NO_STORE)
+
+    @get("/session", opt={"public": True})
+    async def session(self, request: Req) -> Response[SessionInfo]:
+        """Who is signed in, and the CSRF token to send with state-changing requests."""
+        p = await current_principal(request)
+        info = SessionInfo(authenticated=False, csrf_token=_csrf(request)) if p is None else SessionInfo(
+            True, _csrf(request), p.account, p.role, p.via, p.needs_totp_enrolment)
+        return Response(info, headers=_NO_STORE)
+
+    @post("/totp/enroll", guards=[enrolment_allowed], status_code=200)
+    async def totp_enroll(self, request: Req) -> Response[TotpEnrolment]:
+        """Start enrolling a second factor: the secret and otpauth:// URI, shown this once."""
+        principal = request.state.principal
+        account = await get_account(request.app.state.log, principal.account)
+        secret, uri = await begin(request.app.state.log, request.app.state.keyring, account)
+        return Response(TotpEnrolment(secret, uri), headers=_NO_STORE)
+
+    @post("/totp/confirm", guards=[enrolment_allowed], status_code=200)
+    async def totp_confirm(
+        self, request: Req, data: Annotated[TotpCode, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> dict[str, bool]:
+        """Confirm enrolment with a first code; from now on sign-in asks for one."""
+        principal = request.state.principal
+        keyring = request.app.state.keyring
+        account = await get_account(request.app.state.log, principal.account)
+        await confirm(request.app.state.log, keyring, account, data.code,
+                      by=principal.actor(keyring.pseudonymizer))
+        return {"totp_enrolled": True}
+
+

@@ -1,0 +1,105 @@
+"""Rate limits: failed sign-ins per account name and address, and writes per caller.
+
+One-minute fixed windows counted in this process's memory (O(1) per request, so the append path
+keeps its speed). Several server processes each count on their own: the effective limit is the
+setting times the number of processes, which still stops guessing and runaway scripts. The
+limits are run-time settings (``login_failures_per_minute``, ``write_requests_per_minute``).
+
+:class:`WriteThrottle` counts every POST/PUT/PATCH/DELETE (sign-in has its own counter) per
+caller: the hash of the ``Authorization`` header (so nobody can spend another token's budget by
+naming its public prefix), else the session cookie, else the client address. Over the limit is
+a 429 problem detail with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from litestar.exceptions import TooManyRequestsException
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["SAFE_METHODS", "WindowCounter", "WriteThrottle", "too_many"]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+WINDOW = 60.0
+_MAX_KEYS = 100_000
+
+
+def too_many(what: str, retry_after: float) -> TooManyRequestsException:
+    seconds = max(1, math.ceil(retry_after))
+    return TooManyRequestsException(f"{what}; try again in {seconds} s",
+                                    headers={"Retry-After": str(seconds)})
+
+
+class WindowCounter:
+    """Counts per key in one-minute windows."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    def _slot(self, now: float) -> int:
+        return int(now // self.window)
+
+    def retry_after(self, key: str, limit: int, now: float | None = None) -> float | None:
+        """Seconds until ``key`` may go on, when it has reached ``limit`` in this window; else None."""
+        now = time.time() if now is None else now
+        slot, count = self._counts.get(key, (-1, 0))
+        if slot == self._slot(now) and count >= limit:
+            return (slot + 1) * self.window - now
+        return None
+
+    def add(self, key: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        current = self._slot(now)
+        slot, count = self._counts.get(key, (current, 0))
+        self._counts[key] = (current, count + 1 if slot == current else 1)
+        if len(self._counts) > _MAX_KEYS:
+            self._counts = {k: v for k, v in self._counts.items() if v[0] == current}
+
+    def hit(self, key: str, limit: int, now: float | None = None) -> float | None:
+        """Count one request unless over ``limit``: None when allowed, else the seconds to wait."""
+        now = time.time() if now is None else now
+        wait = self.retry_after(key, limit, now)
+        if wait is None:
+            self.add(key, now)
+        return wait
+
+    def reset(self, key: str) -> None:
+        self._counts.pop(key, None)
+
+
+def _caller(scope: Scope, session_cookie: str) -> str:
+    headers = dict(scope.get("headers") or [])
+    auth = headers.get(b"authorization")
+    if auth:
+        return "t:" + hashlib.sha256(auth).hexdigest()[:32]
+    for part in headers.get(b"cookie", b"").split(b";"):
+        name, _, value = part.strip().partition(b"=")
+        if name.decode("latin-1") == session_cookie and value and value != b"null":
+            return "s:" + hashlib.sha256(value).hexdigest()[:32]
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+class WriteThrottle:
+    """ASGI middleware: at most ``write_requests_per_minute`` state-changing requests per caller."""
+
+    def __init__(self, app: ASGIApp, counter: WindowCounter, session_cookie: str,
+                 exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.counter = counter  # one per app: Litestar builds a middleware instance per route
+        self.session_cookie = session_cookie
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] not in SAFE_METHODS
+                and not scope["path"].startswith(self.exempt)):
+            settings = getattr(scope["app"].state, "settings", None)
+            limit = settings["write_requests_per_minute"] if settings is not None else 120_000
+            wait = self.counter.hit(_caller(scope, self.session_cookie), limit)
+            if wait is not None:
+                raise too_many(f"more than {limit} write requests in a minute", wait)
+        await self.app(scope, receive, send)

@@ -1,0 +1,138 @@
+"""TOTP second factors (RFC 6238, authenticator apps) for any account with a password.
+
+Enrolment is two steps: :func:`begin` makes a secret and returns it once (with the ``otpauth://``
+URI for a QR code), :func:`confirm` checks a first code and only then makes the factor count.
+Secrets are stored AES-256-GCM encrypted under a key derived from the off-log keyring
+(``app.auth.keys``), bound to the account id, and never logged; the log gets
+``account.totp_enrolled`` {``subject``} only. A code is accepted within one 30-second step either
+side, and never twice (``last_step``), so an observed code cannot be replayed. An admin can
+:func:`reset` a lost factor (``account.totp_reset``); the account then enrols again.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import time
+from datetime import UTC, datetime
+
+import pyotp
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import StorageError
+from ledger.log import Log
+
+from ..accounts import AccountError, AccountInfo, subject
+from ..accounts.schema import account_totp
+from ..keyring import Keyring
+from ..recording import Actor, record
+from .keys import totp_key
+
+__all__ = ["ISSUER", "begin", "confirm", "reset", "verify"]
+
+ISSUER = "RLHF Audit Trail"
+_CODE = re.compile(r"\d{6}")
+
+
+def _aad(account_id: int) -> bytes:
+    return b"rlhf-audit totp account %d" % account_id
+
+
+def _seal(keyring: Keyring, account_id: int, secret: str) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(totp_key(keyring)).encrypt(nonce, secret.encode(), _aad(account_id))
+
+
+def _open(keyring: Keyring, account_id: int, sealed: bytes) -> str:
+    try:
+        return AESGCM(totp_key(keyring)).decrypt(sealed[:12], sealed[12:], _aad(account_id)).decode()
+    except InvalidTag:
+        raise StorageError("a stored TOTP secret does not decrypt: were the keys replaced?") from None
+
+
+async def _execute(log: Log, what: str, *stmts: sa.Executable) -> list[sa.Result[object]]:
+    try:
+        async with log.store.engine.begin() as conn:
+            return [await conn.execute(s) for s in stmts]
+    except SQLAlchemyError as e:
+        raise StorageError(f"database error while {what}: {e}") from e
+
+
+async def _row(log: Log, account_id: int) -> sa.Row[object] | None:
+    [result] = await _execute(log, "reading a TOTP factor",
+                              sa.select(account_totp).where(account_totp.c.account_id == account_id))
+    return result.first()
+
+
+def _step(secret: str, code: str, now: float) -> int | None:
+    """The time step ``code`` belongs to (within one step either side of now), or None."""
+    code = code.strip().replace(" ", "")
+    if not _CODE.fullmatch(code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now // totp.interval)
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+async def begin(log: Log, keyring: Keyring, account: AccountInfo) -> tuple[str, str]:
+    """A new, unconfirmed secret for ``account``: (secret, otpauth URI). Shown once."""
+    if account.role == "service":
+        raise AccountError("service accounts sign in with tokens only; they have no second factor")
+    if account.totp_enrolled:
+        raise AccountError("a second factor is already enrolled for this account")
+    secret = pyotp.random_base32()
+    table = account_totp
+    await _execute(log, "starting TOTP enrolment",
+                   sa.delete(table).where(table.c.account_id == account.id),
+                   sa.insert(table).values(account_id=account.id, secret=_seal(keyring, account.id, secret),
+                                           created_at=datetime.now(UTC)))
+    uri = pyotp.TOTP(secret).provisioning_uri(name=account.name, issuer_name=ISSUER)
+    return secret, uri
+
+
+async def confirm(log: Log, keyring: Keyring, account: AccountInfo, code: str, *, by: Actor) -> None:
+    """Check the first code of a pending enrolment and make the factor required from now on."""
+    row = await _row(log, account.id)
+    if row is None or account.totp_enrolled:
+        raise AccountError("no TOTP enrolment is pending for this account; start one first")
+    step = _step(_open(keyring, account.id, row.secret), code, time.time())
+    if step is None:
+        raise AccountError("that code is not valid now: check the authenticator app's clock and try again")
+    table = account_totp
+    [done] = await _execute(log, "confirming TOTP enrolment", sa.update(table).where(
+        table.c.account_id == account.id, table.c.confirmed_at.is_(None)).values(
+        confirmed_at=datetime.now(UTC), last_step=step))
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise AccountError("this enrolment was already confirmed")
+    await record(log, "account.totp_enrolled", by, subject=subject(keyring.pseudonymizer, account.name))
+
+
+async def verify(log: Log, keyring: Keyring, account_id: int, code: str) -> bool:
+    """Whether ``code`` is a current, unused code of the account's confirmed factor."""
+    row = await _row(log, account_id)
+    if row is None or row.confirmed_at is None:
+        return False
+    step = _step(_open(keyring, account_id, row.secret), code, time.time())
+    if step is None:
+        return False
+    table = account_totp
+    [used] = await _execute(log, "using a TOTP code", sa.update(table).where(
+        table.c.account_id == account_id,
+        sa.or_(table.c.last_step.is_(None), table.c.last_step < step)).values(last_step=step))
+    return bool(used.rowcount)  # type: ignore[attr-defined]
+
+
+async def reset(log: Log, keyring: Keyring, account: AccountInfo, *, by: Actor) -> None:
+    """Remove the account's factor (a lost phone); its next sign-in needs none until it enrols again."""
+    if not account.totp_enrolled:
+        raise AccountError(f"{account.name!r} has no second factor enrolled")
+    await _execute(log, "removing a TOTP factor",
+                   sa.delete(account_totp).where(account_totp.c.account_id == account.id))
+    await record(log, "account.totp_reset", by, subject=subject(keyring.pseudonymizer, account.name))

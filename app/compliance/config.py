@@ -1,0 +1,101 @@
+"""Settings of the compliance engine: retention, timestamp tolerance, alert webhook, TSA roots.
+
+Environment variables win; the server's run-time setting ``alert_webhook_url`` (``app.settings``,
+changed by an admin while the server runs) applies when no variable names a webhook. Plain data, read once per
+check run, so a changed setting applies from the next check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from cryptography import x509
+
+from ledger.errors import ConfigError
+from ledger.log import Log
+from ledger.timestamping import LocalTSAClient
+
+__all__ = [
+    "ENV_INTERVAL",
+    "ENV_RETENTION",
+    "ENV_TOLERANCE",
+    "ENV_TSA_ROOTS",
+    "ENV_WEBHOOK",
+    "MIN_RETENTION_DAYS",
+    "ComplianceConfig",
+    "number_from_env",
+]
+
+ENV_RETENTION = "RLHF_AUDIT_RETENTION_DAYS"
+ENV_WEBHOOK = "RLHF_AUDIT_ALERT_WEBHOOK"
+ENV_TOLERANCE = "RLHF_AUDIT_TIMESTAMP_TOLERANCE"
+ENV_TSA_ROOTS = "RLHF_AUDIT_TSA_ROOTS"
+ENV_INTERVAL = "RLHF_AUDIT_COMPLIANCE_INTERVAL"
+DEFAULT_RETENTION_DAYS = 3650  # Art. 18 keeps technical documentation ten years
+MIN_RETENTION_DAYS = 183  # Art. 19(1) / 26(6): at least six months
+
+
+def number_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, not {raw}")
+    return value
+
+
+def _roots(paths: str) -> tuple[x509.Certificate, ...]:
+    out: list[x509.Certificate] = []
+    for path in filter(None, (p.strip() for p in paths.split(","))):
+        try:
+            out += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{ENV_TSA_ROOTS}: cannot read certificates from {path}: {e}") from e
+    return tuple(out)
+
+
+async def _setting(log: Log, key: str) -> str | None:
+    """A run-time setting of the server (``app.settings``, the ``server_settings`` table), if stored."""
+    from app.settings import server_settings
+
+    t = server_settings.c
+    try:
+        async with log.store.engine.connect() as conn:
+            raw = (await conn.execute(sa.select(t.value).where(t.key == key))).scalar_one_or_none()
+        value = None if raw is None else orjson.loads(raw)
+    except (sa.exc.SQLAlchemyError, orjson.JSONDecodeError):
+        return None  # no settings table (an older home) or a bad row: the default applies
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class ComplianceConfig:
+    """What the rules and alerts need to know beyond the log itself."""
+
+    retention_days: float = DEFAULT_RETENTION_DAYS
+    timestamp_tolerance_s: float = 3600.0
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 5.0
+    tsa_roots: tuple[x509.Certificate, ...] = field(default=())
+
+    @classmethod
+    async def load(cls, log: Log, extra_roots: Sequence[x509.Certificate] = ()) -> ComplianceConfig:
+        """From the environment, the server's settings and the log's own local TSA root."""
+        webhook = os.environ.get(ENV_WEBHOOK, "").strip() or await _setting(log, "alert_webhook_url")
+        roots = [t.tsa.root_certificate for t in log.tsas if isinstance(t, LocalTSAClient)]
+        roots += _roots(os.environ.get(ENV_TSA_ROOTS, ""))
+        return cls(
+            retention_days=number_from_env(ENV_RETENTION, DEFAULT_RETENTION_DAYS),
+            timestamp_tolerance_s=number_from_env(ENV_TOLERANCE, 3600.0),
+            webhook_url=webhook or None,
+            tsa_roots=tuple(roots) + tuple(extra_roots),
+        )

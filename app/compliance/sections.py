@@ -1,0 +1,431 @@
+"""The sections of a compliance report, each built from log entries and citing them.
+
+Every statement is ``{"text": ..., "entries": [leaf indices], "proofs": ["/log/v1/proof/<i>"]}``:
+an auditor can fetch the inclusion proof of each entry behind it. Where the log holds nothing for
+a required point the statement says "Not recorded on the log" rather than leaving it out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ledger.errors import NotFound
+
+from .config import MIN_RETENTION_DAYS
+from .pack import CheckContext, body
+from .rules.eu_ai_act import datasheet_gaps, log_audit, oldest_entry
+from .rules.gdpr import privacy_ledger
+from .scope import ReportScope
+
+__all__ = ["NOT_RECORDED", "Facts", "Selection", "annex_iv", "datasheets", "dp_statement", "gather",
+           "log_summary", "oversight_register", "retention", "select", "statement"]
+
+NOT_RECORDED = "Not recorded on the log."
+INTERVENTIONS = ("halt", "rollback", "reject_dataset", "reject_annotator", "veto_release")
+KINDS = ("job.submitted", "job.refused", "run.started", "run.privacy", "run.checkpoint", "run.halted",
+         "run.completed", "run.failed", "oversight.decision", "model.released", "dataset.version",
+         "dataset.datasheet", "dataset.budget_set", "privacy.erased", "compliance.checked",
+         "report.generated", "bundle.created", "config.changed")
+
+
+def statement(text: str, entries: Iterable[int] = ()) -> dict[str, Any]:
+    ids = sorted({int(i) for i in entries})
+    return {"text": text, "entries": ids, "proofs": [f"/log/v1/proof/{i}" for i in ids]}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "not recorded" if value is None else str(value)
+
+
+# -- what is in scope ----------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """The runs, models and dataset versions a scope covers (``everything`` for all/time)."""
+
+    scope: ReportScope
+    everything: bool = False
+    runs: set[Any] = field(default_factory=set)
+    models: set[Any] = field(default_factory=set)
+    datasets: set[tuple[Any, Any]] = field(default_factory=set)  # (dataset, version or None)
+    window: tuple[datetime, datetime] | None = None
+
+    def _dataset(self, name: Any, version: Any) -> bool:
+        return any(d == name and (v is None or version is None or v == version) for d, v in self.datasets)
+
+    def _target(self, target: Any) -> bool:
+        if not isinstance(target, dict):
+            return False
+        return (target.get("run") in self.runs or target.get("model") in self.models
+                or (target.get("dataset") is not None
+                    and self._dataset(target.get("dataset"), target.get("dataset_version"))))
+
+    def keeps(self, e: Any) -> bool:
+        if self.window is not None and not (e.at is not None and self.window[0] <= e.at < self.window[1]):
+            return False
+        if self.everything:
+            return True
+        b = body(e)
+        if e.kind == "oversight.decision":
+            return self._target(b.get("target"))
+        if b.get("run") is not None:
+            return b["run"] in self.runs
+        if b.get("model") is not None:
+            return b["model"] in self.models
+        if b.get("dataset") is not None:
+            return self._dataset(b["dataset"], b.get("dataset_version"))
+        return False
+
+
+async def _runs_of(ctx: CheckContext, sel: Selection, runs: Iterable[Any]) -> None:
+    for run in runs:
+        sel.runs.add(run)
+        for e in await ctx.events(kind="run.started", run=run):
+            sel.datasets.add((body(e).get("dataset"), body(e).get("dataset_version")))
+        for e in await ctx.events(kind=["run.completed", "model.released"], run=run):
+            sel.models.add(body(e).get("model"))
+
+
+async def select(ctx: CheckContext, scope: ReportScope) -> Selection:
+    """Resolve ``scope`` against the log; a scope naming nothing on the log is NotFound."""
+    sel = Selection(scope)
+    if scope.kind in ("all", "time"):
+        sel.everything = True
+        sel.window = scope.bounds() if scope.kind == "time" else None
+        return sel
+    if scope.kind == "model":
+        hits = await ctx.events(kind=["run.completed", "model.released"], model=scope.model)
+        if not hits:
+            raise NotFound(f"no run produced or released model {scope.model!r} on this log")
+        sel.models.add(scope.model)
+        await _runs_of(ctx, sel, {body(e).get("run") for e in hits})
+    elif scope.kind == "run":
+        if not await ctx.events(run=scope.run):
+            raise NotFound(f"run {scope.run!r} has no events on this log")
+        await _runs_of(ctx, sel, [scope.run])
+    else:
+        if not await ctx.events(dataset=scope.dataset):
+            raise NotFound(f"dataset {scope.dataset!r} has no events on this log")
+        sel.datasets.add((scope.dataset, scope.version))
+        started = await ctx.events(kind="run.started", dataset=scope.dataset)
+        await _runs_of(ctx, sel, [body(e).get("run") for e in started
+                                  if scope.version in (None, body(e).get("dataset_version"))])
+    return sel
+
+
+Facts = dict[str, list[Any]]
+
+
+async def gather(ctx: CheckContext, sel: Selection) -> Facts:
+    """The scope's events by kind (dataset records and metrics batches are summarised elsewhere)."""
+    facts: Facts = {}
+    for kind in KINDS:
+        facts[kind] = [e for e in await ctx.events(kind=kind) if sel.keeps(e)]
+    last_metrics = []
+    for run in sorted({body(e).get("run") for e in facts["run.started"]}, key=str):
+        found = await ctx.index.query(kind="run.metrics", run=run, descending=True, limit=1,
+                                      after=ctx.tree_size)
+        last_metrics += found
+    facts["run.metrics"] = last_metrics
+    return facts
+
+
+def _idx(events: Iterable[Any]) -> list[int]:
+    return [e.index for e in events]
+
+
+# -- Annex IV ------------------------------------------------------------------------------------
+
+
+def _general(facts: Facts) -> list[dict[str, Any]]:
+    out = [statement(f"Model {body(e).get('model')} was released from run {body(e).get('run')} "
+                     f"(weights root {body(e).get('root')}) under approval {body(e).get('approval')}.",
+                     [e.index]) for e in facts["model.released"]]
+    out += [statement(f"Run {body(e).get('run')} produced model {body(e).get('model')} after "
+                      f"{body(e).get('steps')} steps.", [e.index]) for e in facts["run.completed"]]
+    return (out or [statement("No model in this scope was completed or released.")]) + [
+        statement("Intended purpose, provider and deployment context: " + NOT_RECORDED)]
+
+
+def _development(facts: Facts) -> list[dict[str, Any]]:
+    out = []
+    for e in facts["job.submitted"]:
+        b = body(e)
+        out.append(statement(f"Run {b.get('run')}: method {b.get('job_kind')} on {b.get('dataset')} "
+                             f"v{b.get('dataset_version')}, job specification sha256 {b.get('spec_sha256')}, "
+                             f"planned ε {_fmt(b.get('planned_epsilon'))}.", [e.index]))
+    for e in facts["run.started"]:
+        b = body(e)
+        base = b.get("base_model") if isinstance(b.get("base_model"), dict) else {}
+        libs = b.get("libraries") if isinstance(b.get("libraries"), dict) else {}
+        files = base.get("files")
+        count = len(files) if isinstance(files, dict | list) else "an unrecorded number of"
+        out.append(statement(
+            f"Run {b.get('run')}: pre-trained base model with root {_fmt(base.get('root'))} ({count} files); "
+            f"code version {_fmt(b.get('code_version'))}; "
+            f"configuration sha256 {_fmt(b.get('config_sha256'))}; "
+            f"libraries {', '.join(f'{k} {v}' for k, v in sorted(libs.items())) or 'not recorded'}.",
+            [e.index]))
+    for e in facts["dataset.version"]:
+        b = body(e)
+        out.append(statement(f"Training data: {b.get('dataset')} v{b.get('dataset_version')} with "
+                             f"{_fmt(b.get('records'))} preference records from {_fmt(b.get('annotators'))} "
+                             f"pseudonymous annotators (Merkle root {_fmt(b.get('root'))}); datasheet in "
+                             "the Art. 10 section.", [e.index]))
+    if not out:
+        out.append(statement("Methods, base models and training data: " + NOT_RECORDED))
+    return out + [statement("Design choices and their rationale, system architecture and computational "
+                            "resources beyond the recorded configuration hash: " + NOT_RECORDED),
+                  statement("Pre-determined changes: " + NOT_RECORDED)]
+
+
+def _monitoring(facts: Facts) -> list[dict[str, Any]]:
+    decisions = facts["oversight.decision"]
+    out = [statement(f"{len(decisions)} human-oversight decisions are recorded in scope (register in the "
+                     "Art. 14 section).", _idx(decisions))]
+    for e in facts["run.started"]:
+        b = body(e)
+        dp = b.get("dp") if isinstance(b.get("dp"), dict) else {}
+        if dp.get("enabled"):
+            text = (f"Run {b.get('run')} trained with DP-SGD: target ε {_fmt(dp.get('target_epsilon'))}, "
+                    f"δ {_fmt(dp.get('delta'))}, unit of privacy {_fmt(dp.get('unit'))}, "
+                    f"accountant {_fmt(dp.get('accountant'))}. {b.get('notice') or ''}")
+            out.append(statement(text.strip(), [e.index]))
+        else:
+            out.append(statement(f"Run {b.get('run')} trained without differential privacy.", [e.index]))
+    out += [statement(f"Run {body(e).get('run')} failed at step {body(e).get('step')}: "
+                      f"{body(e).get('error')}", [e.index]) for e in facts["run.failed"]]
+    return out
+
+
+def _metrics(facts: Facts) -> list[dict[str, Any]]:
+    out = []
+    for e in facts["run.metrics"]:
+        steps = body(e).get("steps")
+        last = steps[-1] if isinstance(steps, list) and steps and isinstance(steps[-1], dict) else {}
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(last.items()))
+        out.append(statement(f"Run {body(e).get('run')}: last recorded training metrics: {shown or 'none'}.",
+                             [e.index]))
+    return (out or [statement("Training metrics: " + NOT_RECORDED)]) + [
+        statement("Validation and test procedures, their reports and the appropriateness of the metrics: "
+                  + NOT_RECORDED)]
+
+
+def _lifecycle(facts: Facts) -> list[dict[str, Any]]:
+    out = []
+    by_run = Counter(body(e).get("run") for e in facts["run.checkpoint"])
+    for run, n in sorted(by_run.items(), key=lambda kv: str(kv[0])):
+        cps = [e for e in facts["run.checkpoint"] if body(e).get("run") == run]
+        out.append(statement(f"Run {run} saved {n} training checkpoints (steps "
+                             f"{body(cps[0]).get('step')} to {body(cps[-1]).get('step')}).", _idx(cps)))
+    changes = [e for e in facts["oversight.decision"]
+               if body(e).get("action") in ("halt", "resume", "rollback", "approve_release", "veto_release")]
+    changes += facts["model.released"]
+    for e in sorted(changes, key=lambda e: e.index):
+        b = body(e)
+        what = b.get("action") or "release"
+        out.append(statement(f"{b.get('at')}: {what} of {_target(b.get('target') or b)}.", [e.index]))
+    return out or [statement("Changes through the lifecycle: " + NOT_RECORDED)]
+
+
+def _post_market(facts: Facts) -> list[dict[str, Any]]:
+    checks = facts["compliance.checked"]
+    return [statement("Post-market monitoring plan (Art. 72): " + NOT_RECORDED),
+            statement(f"{len(checks)} automated compliance checks of the log are recorded.", _idx(checks))]
+
+
+def annex_iv(facts: Facts) -> list[dict[str, Any]]:
+    """Annex IV sections 1-9, as far as the log records them."""
+    sections = [
+        ("General description of the AI system", _general(facts)),
+        ("Elements of the AI system and the process for its development", _development(facts)),
+        ("Monitoring, functioning and control of the AI system", _monitoring(facts)),
+        ("Appropriateness of the performance metrics", _metrics(facts)),
+        ("Risk management system (Art. 9)", [statement(
+            "The risk management system: " + NOT_RECORDED + " The DP budgets and the oversight register "
+            "below are risk controls the log does record.")]),
+        ("Relevant changes through the lifecycle", _lifecycle(facts)),
+        ("Harmonised standards applied", [statement(
+            "Harmonised standards: " + NOT_RECORDED + " The record itself follows RFC 6962 (Merkle tree "
+            "log), C2SP signed checkpoints and tiles, RFC 3161 timestamps and RFC 8785 canonical JSON.")]),
+        ("EU declaration of conformity (Art. 47)",
+         [statement("The declaration of conformity: " + NOT_RECORDED)]),
+        ("Post-market monitoring (Art. 72)", _post_market(facts)),
+    ]
+    return [{"number": i, "title": title, "statements": st} for i, (title, st) in enumerate(sections, 1)]
+
+
+# -- Art. 12: the log ------------------------------------------------------------------------------
+
+
+async def log_summary(ctx: CheckContext, facts: Facts, in_scope: int) -> dict[str, Any]:
+    """Sizes, checkpoints, consistency and timestamps: the completeness statement."""
+    audit = await log_audit(ctx)
+    size = ctx.tree_size
+    figures = {"tree_size": size, "integrated_at_audit": audit.tree_size,
+               "sequenced_at_audit": audit.sequenced,
+               "entries_in_scope": in_scope, "checkpoints": audit.checkpoints_checked,
+               "consistency_proofs_verified": max(0, audit.checkpoints_checked - 1) if audit.ok else None,
+               "timestamps_verified": audit.timestamps_checked, "tiles_checked": audit.tiles_checked,
+               "problems": list(audit.problems)}
+    if audit.ok:
+        text = (f"Complete: the log's {audit.tree_size} integrated entries were re-hashed from storage "
+                f"with no gap; all {audit.checkpoints_checked} published checkpoints carry a valid "
+                f"signature and the root recomputed from the entries; each is consistent with the one before "
+                f"({figures['consistency_proofs_verified']} consistency proofs verified); "
+                f"{audit.timestamps_checked} RFC 3161 timestamps verify. This report covers entries 0 to "
+                f"{size - 1} (tree size {size}).")
+    else:
+        text = "NOT complete: the self-audit found problems: " + "; ".join(audit.problems[:10])
+    kinds = Counter(e.kind for events in facts.values() for e in events)
+    return {"figures": figures, "events_by_kind": dict(sorted(kinds.items())),
+            "statements": [statement(text, [0, size - 1] if size else [])]}
+
+
+# -- Art. 14: oversight ------------------------------------------------------------------------------
+
+
+def _target(target: Any) -> str:
+    if not isinstance(target, dict):
+        return "unknown target"
+    if target.get("model"):
+        return f"model {target['model']}" + (f" (run {target['run']})" if target.get("run") else "")
+    if target.get("run"):
+        return f"run {target['run']}"
+    if target.get("dataset"):
+        return f"dataset {target['dataset']} v{target.get('dataset_version')}"
+    if target.get("annotator"):
+        return f"annotator {target['annotator']}"
+    return "unknown target"
+
+
+def _row(e: Any) -> dict[str, Any]:
+    b = body(e)
+    action = b.get("action") if e.kind == "oversight.decision" else "release"
+    return {"index": e.index, "proof": f"/log/v1/proof/{e.index}", "at": b.get("at"), "action": action,
+            "target": _target(b.get("target") if e.kind == "oversight.decision" else b),
+            "who": b.get("actor"), "role": b.get("role"),
+            "why": b.get("justification") if e.kind == "oversight.decision" else
+            f"released under approval {b.get('approval')}",
+            "decision_id": b.get("decision_id") or b.get("approval"), "halted_by": b.get("halted_by"),
+            "to_checkpoint": b.get("to_checkpoint")}
+
+
+def _halt_statistics(decisions: list[Any]) -> dict[str, Any]:
+    halts = {body(e).get("decision_id"): e for e in decisions if body(e).get("action") == "halt"}
+    waits, four_eyes = [], 0
+    for e in decisions:
+        b = body(e)
+        halt = halts.get(b.get("halted_by")) if b.get("action") == "resume" else None
+        if halt is not None:
+            if e.at is not None and halt.at is not None:
+                waits.append((e.at - halt.at).total_seconds())
+            four_eyes += body(halt).get("actor") != b.get("actor")
+    resumed = {body(e).get("halted_by") for e in decisions if body(e).get("action") == "resume"}
+    return {"halts": len(halts), "halts_unresolved": len(set(halts) - resumed),
+            "median_halt_seconds": statistics.median(waits) if waits else None,
+            "resumes_by_another_overseer": four_eyes}
+
+
+def oversight_register(facts: Facts) -> dict[str, Any]:
+    """Every decision and release: who (pseudonym, role), why, when; and intervention statistics."""
+    decisions = facts["oversight.decision"]
+    rows = [_row(e) for e in sorted(decisions + facts["model.released"], key=lambda e: e.index)]
+    by_action = Counter(body(e).get("action") for e in decisions)
+    stats = {"decisions": len(decisions),
+             "by_action": dict(sorted(by_action.items(), key=lambda kv: str(kv[0]))),
+             "overseers": len({body(e).get("actor") for e in decisions}),
+             "releases": len(facts["model.released"]),
+             "interventions": sum(n for a, n in by_action.items() if a in INTERVENTIONS),
+             **_halt_statistics(decisions)}
+    text = (f"{stats['decisions']} oversight decisions by {stats['overseers']} overseer pseudonyms: "
+            + (", ".join(f"{n} {a}" for a, n in stats["by_action"].items()) or "none")
+            + f"; {stats['halts_unresolved']} halt(s) unresolved; {stats['releases']} release(s).")
+    return {"rows": rows, "statistics": stats, "statements": [statement(text, _idx(decisions))] + (
+        [] if decisions else [statement("Oversight decisions in this scope: " + NOT_RECORDED)]) + [
+        statement("Assignment of overseers and their competence (Art. 26(2)): " + NOT_RECORDED)]}
+
+
+# -- Art. 10: datasheets --------------------------------------------------------------------------------
+
+
+def datasheets(facts: Facts) -> list[dict[str, Any]]:
+    versions = {(body(e).get("dataset"), body(e).get("dataset_version")): e for e in facts["dataset.version"]}
+    sheets = {(body(e).get("dataset"), body(e).get("dataset_version")): e for e in facts["dataset.datasheet"]}
+    out = []
+    for key in sorted(set(versions) | set(sheets), key=lambda k: (str(k[0]), str(k[1]))):
+        v, s = versions.get(key), sheets.get(key)
+        sheet = body(s).get("datasheet") if s is not None else None
+        sheet = sheet if isinstance(sheet, dict) else {}
+        vb = body(v) if v is not None else {}
+        records = (vb.get("first_record"), vb.get("last_record"))
+        gaps = datasheet_gaps(sheet) if s is not None else ["the whole datasheet"]
+        text = (f"{key[0]} v{key[1]}: " + ("datasheet recorded" if s is not None else "no datasheet recorded")
+                + (f"; not stated: {', '.join(gaps)}" if gaps
+                   else "; origin, collection process and purpose stated")
+                + (f"; records are entries {records[0]} to {records[1]}" if records[0] is not None else ""))
+        out.append({
+            "dataset": key[0], "dataset_version": key[1], "datasheet": sheet,
+            "version": {k: vb.get(k) for k in ("records", "annotators", "root", "source_sha256",
+                                               "first_record", "last_record")},
+            "entries": [e.index for e in (v, s) if e is not None],
+            "statements": [statement(text, [e.index for e in (v, s) if e is not None])],
+        })
+    return out
+
+
+# -- DP budget --------------------------------------------------------------------------------------------
+
+
+async def dp_statement(ctx: CheckContext, sel: Selection) -> dict[str, Any]:
+    ledger = await privacy_ledger(ctx)
+    runs = [r for r in ledger["runs"] if sel.everything or r["run"] in sel.runs]
+    names = {r["dataset"] for r in runs} | ({d for d, _ in sel.datasets} if not sel.everything else set())
+    datasets = [d for d in ledger["datasets"].values() if sel.everything or d["dataset"] in names]
+    out = []
+    for r in runs:
+        out.append(statement(
+            f"Run {r['run']} on {r['dataset']} v{r['dataset_version']}: "
+            + (f"ε = {_fmt(r['epsilon'])} ({r['source']}), δ = {_fmt(r['delta'])}, unit of privacy "
+               f"{_fmt(r['unit'])}, accountant {_fmt(r['accountant'])}, noise multiplier "
+               f"{_fmt(r['noise_multiplier'])}, max grad norm {_fmt(r['max_grad_norm'])}."
+               if r["dp_enabled"] else "trained without differential privacy."), r["entries"]))
+    for d in datasets:
+        total = d["epsilon_total"]
+        left = f", {total - d['epsilon_spent']:.6g} left" if total is not None else ""
+        out.append(statement(
+            f"Dataset {d['dataset']}: ε spent {d['epsilon_spent']:.6g} by {len(d['runs'])} run(s) of a "
+            f"budget ε = {_fmt(total)}, δ = {_fmt(d['delta'])}{left}.", d["entries"]))
+    if not out:
+        out.append(statement("Differential privacy in this scope: " + NOT_RECORDED))
+    notice = ("The guarantee covers the trained model's weights with respect to one preference pair (the "
+              "unit of privacy); metrics and checkpoints logged during training are outside it.")
+    return {"unit": "preference pair", "runs": [{k: v for k, v in r.items()} for r in runs],
+            "datasets": datasets, "statements": out + [statement(notice)]}
+
+
+# -- Art. 19: retention ------------------------------------------------------------------------------------
+
+
+async def retention(ctx: CheckContext, facts: Facts) -> dict[str, Any]:
+    days = ctx.config.retention_days
+    first = await oldest_entry(ctx)
+    out = [statement(f"Configured log retention: {days:g} days (Art. 19(1) requires at least six months, "
+                     f"{MIN_RETENTION_DAYS} days; Art. 18 keeps technical documentation ten years).")]
+    if first is not None:
+        when = first.get("at", "at an unknown time")
+        out.append(statement(f"The oldest entry (index 0, recorded {when}) is still present; no entry "
+                             f"of the {ctx.tree_size} has been deleted (the log is "
+                             "append-only and the self-audit found every index).", [0]))
+    erased = facts["privacy.erased"]
+    out.append(statement(f"{len(erased)} GDPR erasure(s) destroyed off-log records and keys; the log "
+                         "entries and their proofs stay intact (crypto-shredding).", _idx(erased)))
+    return {"retention_days": days, "minimum_days": MIN_RETENTION_DAYS, "statements": out}

@@ -1,0 +1,174 @@
+"""Privacy budgets: a total epsilon per dataset, reserved before a job starts, settled after.
+
+An admin sets a dataset's total (epsilon, delta) budget (``dataset.budget_set`` on the log). A DP
+job reserves its planned epsilon before it starts: :func:`reserve` refuses with BudgetExceeded,
+giving the numbers, when the plan does not fit in what is neither spent nor reserved. The check
+and the reservation are one conditional UPDATE, so concurrent reservations cannot both pass when
+only one fits (PostgreSQL re-checks the condition on the locked row; SQLite serialises writers).
+When the job ends, :func:`settle` turns the reservation into what the accountant actually spent
+(which may be less); a job refused or failed before it started is :func:`release`\\ d.
+
+The spend itself is on the log in the training events (``run.privacy``, ``run.completed``);
+these rows are the working state that makes the check fast and atomic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from app.recording import Actor, record
+from ledger.errors import NotFound
+from ledger.log import Log
+
+from .errors import BudgetError, BudgetExceeded
+from .records import connect, dataset_id, now, transaction
+from .schema import budget_reservations, dataset_budgets
+from .versions import version_row
+
+__all__ = ["Budget", "Reservation", "get_budget", "release", "remaining", "reserve", "set_budget", "settle"]
+
+_SLACK = 1e-9  # floating-point slack when comparing epsilons
+
+
+@dataclass(frozen=True)
+class Budget:
+    dataset: str
+    epsilon_total: float
+    delta: float
+    spent: float
+    reserved: float
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.epsilon_total - self.spent - self.reserved)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    run: str
+    dataset: str
+    planned: float
+    state: str  # reserved, settled, released
+    spent: float | None
+
+
+def _budget(row: Any) -> Budget:
+    return Budget(row.dataset, row.epsilon_total, row.delta, row.spent, row.reserved)
+
+
+def _reservation(row: Any) -> Reservation:
+    return Reservation(row.run, row.dataset, row.planned, row.state, row.spent)
+
+
+def _epsilon(value: float, what: str, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+            value < 0 if zero else value <= 0):
+        raise BudgetError(f"{what} must be a finite number {'>= 0' if zero else '> 0'}, not {value!r}")
+    return float(value)
+
+
+def _run(run: str) -> str:
+    if not isinstance(run, str) or not 0 < len(run) <= 40:
+        raise BudgetError("a run id is 1-40 characters")
+    return run
+
+
+async def get_budget(log: Log, dataset: str) -> Budget:
+    name = dataset_id(dataset)
+    async with connect(log, "reading a budget") as conn:
+        query = sa.select(dataset_budgets).where(dataset_budgets.c.dataset == name)
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise BudgetError(f"no privacy budget is set for {name}: an admin sets one with "
+                          "`rlhf-audit datasets budget set` or PUT /api/v1/datasets/{name}/budget")
+    return _budget(row)
+
+
+async def remaining(log: Log, dataset: str) -> float:
+    """Epsilon neither spent nor reserved."""
+    return (await get_budget(log, dataset)).remaining
+
+
+async def set_budget(log: Log, dataset: str, epsilon_total: float, delta: float, actor: Actor) -> Budget:
+    """Set (or change) a dataset's total budget; it may not drop below what is spent and reserved."""
+    name = (await version_row(log, dataset)).dataset
+    total = _epsilon(epsilon_total, "epsilon_total")
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
+        raise BudgetError(f"delta must be a number in [0, 1), not {delta!r}")
+    b = dataset_budgets.c
+    for _ in range(3):
+        try:
+            async with transaction(log, "setting a budget") as conn:
+                changed = await conn.execute(sa.update(dataset_budgets).where(
+                    b.dataset == name, b.spent + b.reserved <= total + _SLACK).values(
+                    epsilon_total=total, delta=float(delta), updated_at=now()))
+                if changed.rowcount == 0:
+                    row = (await conn.execute(sa.select(dataset_budgets).where(b.dataset == name))).first()
+                    if row is not None:
+                        raise BudgetError(f"epsilon_total {total:g} is below what {name} has spent "
+                                          f"({row.spent:g}) and reserved ({row.reserved:g})")
+                    await conn.execute(sa.insert(dataset_budgets).values(
+                        dataset=name, epsilon_total=total, delta=float(delta), spent=0.0, reserved=0.0,
+                        updated_at=now()))
+            break
+        except IntegrityError:
+            continue  # set at the same moment by another admin: update theirs
+    await record(log, "dataset.budget_set", actor, dataset=name, epsilon_total=total, delta=float(delta))
+    return await get_budget(log, name)
+
+
+async def reserve(log: Log, dataset: str, run: str, planned_epsilon: float) -> Reservation:
+    """Reserve ``planned_epsilon`` for ``run``, or raise BudgetExceeded (atomic under concurrency)."""
+    name = dataset_id(dataset)
+    planned = _epsilon(planned_epsilon, "planned epsilon")
+    b = dataset_budgets.c
+    try:
+        async with transaction(log, "reserving budget") as conn:
+            await conn.execute(sa.insert(budget_reservations).values(
+                run=_run(run), dataset=name, planned=planned, state="reserved", created_at=now(),
+                updated_at=now()))
+            took = await conn.execute(sa.update(dataset_budgets).where(
+                b.dataset == name, b.epsilon_total - b.spent - b.reserved >= planned - _SLACK).values(
+                reserved=b.reserved + planned, updated_at=now()))
+            if took.rowcount != 1:
+                raise _Refused
+    except IntegrityError:
+        raise BudgetError(f"run {run} already has a budget reservation") from None
+    except _Refused:
+        budget = await get_budget(log, name)
+        raise BudgetExceeded(name, planned, budget.epsilon_total, budget.spent, budget.reserved) from None
+    return Reservation(run, name, planned, "reserved", None)
+
+
+class _Refused(Exception):
+    pass
+
+
+async def _close(log: Log, run: str, state: str, spent: float | None) -> Reservation:
+    r, b = budget_reservations.c, dataset_budgets.c
+    async with transaction(log, "closing a reservation") as conn:
+        done = await conn.execute(sa.update(budget_reservations).where(
+            r.run == run, r.state == "reserved").values(state=state, spent=spent, updated_at=now()))
+        row = (await conn.execute(sa.select(budget_reservations).where(r.run == run))).first()
+        if row is None:
+            raise NotFound(f"run {run} has no budget reservation")
+        if done.rowcount != 1:
+            raise BudgetError(f"the reservation of run {run} is already {row.state}")
+        await conn.execute(sa.update(dataset_budgets).where(b.dataset == row.dataset).values(
+            reserved=b.reserved - row.planned, spent=b.spent + (spent or 0.0), updated_at=now()))
+    return _reservation(row)
+
+
+async def settle(log: Log, run: str, spent_epsilon: float) -> Reservation:
+    """The job ended: its reservation becomes ``spent_epsilon`` (what its accountant reports)."""
+    return await _close(log, _run(run), "settled", _epsilon(spent_epsilon, "spent epsilon", zero=True))
+
+
+async def release(log: Log, run: str) -> Reservation:
+    """The job never ran (refused, failed before its first step): give its reservation back."""
+    return await _close(log, _run(run), "released", None)

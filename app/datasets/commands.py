@@ -1,0 +1,168 @@
+"""``rlhf-audit datasets ...`` and ``rlhf-audit privacy erase``: registered on the CLI by ``app.cli``.
+
+The CLI acts with the home's own database and keys. Events it records name ``--as ACCOUNT``
+(its pseudonym and role; budgets and erasures need an admin) or, without it, ``system``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from ledger.cli import cli
+
+__all__ = ["datasets", "privacy"]
+
+
+def _with_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, integrate, close."""
+    from ledger.home import LogHome
+
+    from ..keyring import Keyring
+
+    async def go() -> Any:
+        home = LogHome.resolve(ctx.obj.get("home"))
+        log = await home.open_log(migrate=True)
+        try:
+            result = await body(log, Keyring.of(home))
+            await log.integrate()  # the new events get a checkpoint before we exit
+            return result
+        finally:
+            await log.close()
+
+    return asyncio.run(go())
+
+
+async def _actor(log: Any, keyring: Any, name: str | None, roles: tuple[str, ...]) -> Any:
+    from ..recording import SYSTEM, Actor
+
+    if name is None:
+        return SYSTEM
+    from ..accounts import service as accounts
+
+    info = await accounts.get_account(log, name)
+    if info.role not in roles or info.disabled:
+        raise click.UsageError(f"--as {name}: a {info.role} account{' (disabled)' if info.disabled else ''} "
+                               f"may not do this; it needs {' or '.join(roles)}")
+    return Actor.of_account(keyring.pseudonymizer, name, info.role)
+
+
+def _print(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+_AS = click.option("--as", "as_account", default=None, metavar="ACCOUNT",
+                   help="The account this is done as, on the log (default: system).")
+
+
+@cli.group()
+def datasets() -> None:
+    """Human-feedback datasets: import, list, show, privacy budgets."""
+
+
+@datasets.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--dataset", "name", required=True, help="Dataset name (ds_ prefix optional).")
+@click.option("--datasheet", type=click.File("rb"), default=None,
+              help="JSON datasheet: origin, collection_process, purpose (required), and more.")
+@_AS
+@click.pass_context
+def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as_account: str | None) -> None:
+    """Import JSON Lines FILE as the next version of a dataset (a known file: its version)."""
+    data = file.read()
+    sheet = None
+    if datasheet is not None:
+        try:
+            sheet = json.loads(datasheet.read())
+        except ValueError as e:
+            raise click.BadParameter(f"not JSON: {e}", param_hint="--datasheet") from None
+
+    async def body(log: Any, keyring: Any) -> Any:
+        from .importer import import_dataset
+
+        actor = await _actor(log, keyring, as_account, ("admin", "operator"))
+        return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor)
+
+    r = _with_log(ctx, body)
+    _print(dataclasses.asdict(r))
+    click.echo(f"{'imported' if r.created else 'already imported:'} {r.dataset} version {r.version} "
+               f"({r.records} records, {r.annotators} annotators)", err=True)
+
+
+@datasets.command("list")
+@click.pass_context
+def datasets_list(ctx: click.Context) -> None:
+    """Every dataset with its latest version and budget (JSON)."""
+    from .versions import list_datasets
+
+    _print(_with_log(ctx, lambda log, _keyring: list_datasets(log)))
+
+
+@datasets.command("show")
+@click.argument("name")
+@click.pass_context
+def datasets_show(ctx: click.Context, name: str) -> None:
+    """A dataset's versions, datasheets, annotator pseudonyms and budget (JSON)."""
+    from .versions import describe_dataset
+
+    _print(_with_log(ctx, lambda log, _keyring: describe_dataset(log, name)))
+
+
+@datasets.group("budget")
+def budget_group() -> None:
+    """A dataset's differential-privacy budget."""
+
+
+@budget_group.command("set")
+@click.argument("name")
+@click.option("--epsilon", "epsilon_total", type=float, required=True, help="Total epsilon for the dataset.")
+@click.option("--delta", type=float, required=True, help="Delta, in [0, 1).")
+@_AS
+@click.pass_context
+def budget_set(ctx: click.Context, name: str, epsilon_total: float, delta: float,
+               as_account: str | None) -> None:
+    """Set (or change) the total privacy budget of dataset NAME (admin)."""
+
+    async def body(log: Any, keyring: Any) -> Any:
+        from .budget import set_budget
+
+        actor = await _actor(log, keyring, as_account, ("admin",))
+        return await set_budget(log, name, epsilon_total, delta, actor)
+
+    b = _with_log(ctx, body)
+    _print({"dataset": b.dataset, "epsilon_total": b.epsilon_total, "delta": b.delta, "spent": b.spent,
+            "reserved": b.reserved, "remaining": b.remaining})
+
+
+@cli.group()
+def privacy() -> None:
+    """Data subjects' rights (GDPR)."""
+
+
+@privacy.command("erase")
+@click.option("--annotator", required=True, metavar="PSEUDONYM",
+              help="The annotator's pseudonym (pseud:...).")
+@click.option("--legal-basis", required=True, help="Why, e.g. 'GDPR Art. 17(1)(b): consent withdrawn'.")
+@click.option("--request-ref", default=None, help="Your reference of the data subject's request.")
+@_AS
+@click.pass_context
+def privacy_erase(ctx: click.Context, annotator: str, legal_basis: str, request_ref: str | None,
+                  as_account: str | None) -> None:
+    """Erase an annotator's records, salt and key; the erasure is recorded on the log (admin)."""
+
+    async def body(log: Any, keyring: Any) -> Any:
+        from .erasure import erase_subject
+
+        actor = await _actor(log, keyring, as_account, ("admin",))
+        return await erase_subject(log, annotator, legal_basis=legal_basis, request_ref=request_ref,
+                                   actor=actor)
+
+    done = _with_log(ctx, body)
+    _print({"annotator": done.annotator, "records": done.records, "leaf_index": done.leaf_index})
+    click.echo(f"erased {done.annotator}: {done.records} records destroyed; privacy.erased is entry "
+               f"{done.leaf_index}", err=True)

@@ -1,0 +1,416 @@
+"""The event index: find log entries by kind, run, dataset, model, actor, annotator and time,
+and by the commitments they carry.
+
+The log itself only answers "entry i" and "the entry with this leaf hash". Auditors, the
+compliance engine and the portal ask "every ``run.*`` event of run X", "what did this
+pseudonym do last week", "which entry carries this commitment". The index is a derived table
+(see ``app.event_index_schema``): it can always be rebuilt from the entries, so it is kept
+outside the ledger and filled by :meth:`EventIndex.catch_up`, which any number of processes may
+run at once against one database. A watermark row says how far the index is complete; each
+batch is written in one transaction that first locks that row, writes only the rows above the
+watermark it then sees and raises the watermark to the batch's end: so no duplicates and no
+gaps (SQLite's inserts also say ``ON CONFLICT DO NOTHING``, for good measure).
+
+Indexing never fails on an entry: one that is not a JSON object, or lacks the envelope of
+``app.recording``, is indexed with kind ``""`` and no fields. A value that a database index
+cannot hold (over 200 characters, a NUL, a number beyond 64 bits) is left unindexed, and a
+query for such a value finds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ledger.errors import StorageError
+from ledger.log import Log
+
+from .event_index_schema import FIELDS, event_commitments, event_index, event_index_state
+
+__all__ = ["MAX_VALUE", "EventIndex", "IndexedEvent", "commitments_of", "index_row", "keep_indexed",
+           "kept_indexed"]
+
+MAX_VALUE = 200  # longest indexed string (a B-tree key must stay small)
+PAGE = 8192  # entries read, parsed and written per catch-up transaction
+_SQLITE_ROWS = 3000  # rows per multi-row INSERT on SQLite (9 columns: under its 32,766 variables)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_INT64 = 1 << 63
+_log = logging.getLogger("app.event_index")
+
+Row = tuple[int, str, str | None, str | None, int | None, str | None, str | None, str | None, int | None]
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    """One log entry as the index returns it."""
+
+    index: int  # leaf index on the log
+    kind: str  # "" for an entry without the envelope
+    at: datetime | None  # the envelope's "at", UTC
+    event: dict[str, Any]  # the parsed JSON ({} for an entry that is not a JSON object)
+    data: bytes  # the canonical entry bytes
+
+
+# -- turning an entry into a row ------------------------------------------------------------
+
+
+def _text(v: object) -> str | None:
+    if isinstance(v, str) and len(v) <= MAX_VALUE and "\x00" not in v:
+        return v
+    return None
+
+
+def _int(v: object) -> int | None:
+    if isinstance(v, int) and not isinstance(v, bool) and -_INT64 <= v < _INT64:
+        return v
+    return None
+
+
+def _micros(t: datetime) -> int:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - _EPOCH) // _US
+
+
+def _at(v: object) -> int | None:
+    """Microseconds since the epoch of an RFC 3339 time; None for anything else."""
+    if not isinstance(v, str) or len(v) > 64:
+        return None
+    try:
+        return _micros(datetime.fromisoformat(v))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _digest(v: object) -> bytes | None:
+    # (ledger.events.Commitment) base64 of 32 bytes is always 44 characters
+    if type(v) is not str or len(v) != 51 or not v.startswith("sha256:"):
+        return None
+    try:  # what Commitment.parse accepts, at a sixth of its cost
+        digest = binascii.a2b_base64(v[7:], strict_mode=True)
+    except ValueError:  # binascii.Error, or a non-ASCII character
+        return None
+    return digest if len(digest) == 32 else None
+
+
+def commitments_of(event: object) -> set[bytes]:
+    """32-byte digests of every ``sha256:<base64>`` commitment anywhere in ``event``.
+
+    Under a key ``commitment`` or ``*_commitment``, or in a list under ``commitments``, at any
+    depth (walked with a stack: entries may nest deeper than Python's recursion limit).
+    """
+    found: set[bytes] = set()
+    stack = [event]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(x for x in node if type(x) is dict or type(x) is list)
+            continue
+        if type(node) is not dict:
+            continue
+        for key, value in node.items():
+            t = type(value)
+            if t is str:
+                if key == "commitment" or key.endswith("_commitment"):
+                    d = _digest(value)
+                    if d is not None:
+                        found.add(d)
+            elif t is dict:
+                stack.append(value)
+            elif t is list:
+                if key == "commitments":
+                    found.update(d for d in map(_digest, value) if d is not None)
+                stack.append(value)
+    return found
+
+
+def _parse(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def index_row(idx: int, data: bytes) -> tuple[Row, set[bytes]]:
+    """The index row and the commitment digests of entry ``idx``; never raises on content."""
+    doc = _parse(data)
+    if doc is None:
+        return (idx, "", None, None, None, None, None, None, None), set()
+    g = doc.get
+    kind = _text(g("kind")) or ""
+    row: Row = (idx, kind, _text(g("run")), _text(g("dataset")), _int(g("dataset_version")),
+                _text(g("model")), _text(g("actor")), _text(g("annotator")), _at(g("at")))
+    # The substring test skips the walk for the (many) events that carry no commitment.
+    return row, (commitments_of(doc) if b"commitment" in data else set())
+
+
+def _rows(entries: list[tuple[int, bytes]]) -> tuple[list[Row], list[tuple[bytes, int]]]:
+    """Index rows and (digest, idx) pairs of a page of entries."""
+    rows: list[Row] = []
+    digests: list[tuple[bytes, int]] = []
+    for idx, data in entries:
+        row, found = index_row(idx, data)
+        rows.append(row)
+        digests.extend((d, idx) for d in sorted(found))
+    return rows, digests
+
+
+def _when(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _matchable(value: str) -> bool:
+    """Whether ``value`` could be in the index at all (and is safe to send to the database)."""
+    if _text(value) is None:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a percent-decoded query string
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except DBAPIError as e:
+        raise StorageError(f"database error while {what}: {e.orig}") from e
+    except SQLAlchemyError as e:
+        raise StorageError(f"database error while {what}: {e}") from e
+    except OSError as e:
+        raise StorageError(f"cannot reach the database while {what}: {e}") from e
+
+
+# -- the index ------------------------------------------------------------------------------
+
+
+class EventIndex:
+    """Queries over the entries of ``log``, from tables in the log's own database."""
+
+    def __init__(self, log: Log, *, page: int = PAGE) -> None:
+        self.log = log
+        self.page = page  # entries per catch-up transaction
+        self.store = log.store
+        self._pg = self.store.dialect == "postgresql"
+        self._size = 0  # indexed size as this instance last saw it (never more than the truth)
+        self._lock = asyncio.Lock()
+
+    # -- indexing -------------------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Index every sequenced entry not yet indexed; return the indexed size.
+
+        Cheap when nothing is new (one read of the log's sequence). Safe to run from several
+        tasks and processes at once.
+        """
+        async with self._lock:
+            size = await self.store.sequenced_size()
+            if size <= self._size:
+                return self._size
+            async with _translated("reading the event index"), self.store.engine.connect() as conn:
+                mark = (await conn.execute(sa.select(event_index_state.c.size))).scalar_one()
+            self._size = max(self._size, int(mark))
+            if self._size >= size:
+                return self._size
+            await self._index_range(self._size, size)
+        return self._size
+
+    async def _index_range(self, start: int, end: int) -> None:
+        """Index [start, end) page by page, as a pipeline: the store reads page k+2 ahead
+        (``scan_entries``) while page k+1 is parsed here and page k is written by the database."""
+        writing: asyncio.Task[int] | None = None
+        expected = start
+        try:
+            async for chunk in self.store.scan_entries(start, end, self.page):
+                entries = [(int(i), bytes(d)) for i, d in chunk]
+                if not entries or entries[0][0] != expected or entries[-1][0] - expected != len(entries) - 1:
+                    _log.warning("entries from %d are sequenced but unreadable; indexing stops there",
+                                 expected)
+                    break
+                expected += len(entries)
+                rows, digests = _rows(entries)
+                if writing is not None:
+                    self._size = await writing
+                writing = asyncio.create_task(self._write(rows, digests, expected))
+            if writing is not None:
+                self._size = await writing
+                writing = None
+        finally:
+            if writing is not None:  # cancelled or failed: the write in flight goes too
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StorageError):
+                    await writing
+
+    async def _write(self, rows: list[Row], digests: list[tuple[bytes, int]], end: int) -> int:
+        """Write one page's rows (ending at ``end``) and raise the watermark to ``end``.
+
+        The transaction first takes the watermark row's lock (a no-op UPDATE: PostgreSQL's row
+        lock, SQLite's write lock), so indexers queue here and each one sees where the last
+        one stopped: it writes only the rows above that, which nobody else can be writing.
+        """
+        st = event_index_state.c
+        async with _translated("indexing events"), self.store.engine.begin() as conn:
+            mark = int((await conn.execute(
+                sa.update(event_index_state).where(st.id == 1).values(size=st.size)
+                .returning(st.size))).scalar_one())
+            if mark >= end:
+                return mark  # another indexer got here first
+            if mark < end - len(rows):  # the watermark never shrinks; indexing past a hole would hide it
+                raise StorageError(f"the event index watermark is {mark}, below this batch's start")
+            rows = [r for r in rows if r[0] >= mark]
+            digests = [d for d in digests if d[1] >= mark]
+            if self._pg:
+                await self._insert_pg(conn, rows, digests)
+            else:
+                await self._insert_sqlite(conn, rows, digests)
+            await conn.execute(sa.update(event_index_state).where(st.id == 1).values(size=end))
+        return end
+
+    @staticmethod
+    async def _insert_pg(conn: Any, rows: list[Row], digests: list[tuple[bytes, int]]) -> None:
+        """COPY (binary): several times faster than any INSERT; the lock above rules out conflicts."""
+        raw = (await conn.get_raw_connection()).driver_connection
+        columns = f"event_index (idx, {', '.join(FIELDS)})"
+        async with raw.cursor() as cur:
+            async with cur.copy(f"COPY {columns} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "text", "text", "text", "int8", "text", "text", "text", "int8"])
+                for row in rows:
+                    await copy.write_row(row)
+            if digests:
+                sql = "COPY event_commitments (digest, idx) FROM STDIN (FORMAT BINARY)"
+                async with cur.copy(sql) as copy:
+                    copy.set_types(["bytea", "int8"])
+                    for pair in digests:
+                        await copy.write_row(pair)
+
+    @staticmethod
+    async def _insert_sqlite(conn: Any, rows: list[Row], digests: list[tuple[bytes, int]]) -> None:
+        async def insert(target: str, width: int, values: Sequence[tuple[Any, ...]]) -> None:
+            per = _SQLITE_ROWS * 9 // width
+            group = "(" + ", ".join(["?"] * width) + ")"
+            for k in range(0, len(values), per):
+                part = values[k : k + per]
+                sql = f"INSERT INTO {target} VALUES {', '.join([group] * len(part))} ON CONFLICT DO NOTHING"
+                await conn.exec_driver_sql(sql, tuple(x for v in part for x in v))
+
+        await insert(f"event_index (idx, {', '.join(FIELDS)})", 9, rows)
+        if digests:
+            await insert("event_commitments (digest, idx)", 2, digests)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def query(
+        self, *, kind: str | Sequence[str] | None = None, run: str | None = None,
+        dataset: str | None = None, dataset_version: int | None = None, model: str | None = None,
+        actor: str | None = None, annotator: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        after: int | None = None, limit: int = 100, descending: bool = False,
+    ) -> list[IndexedEvent]:
+        """Events matching every given filter, in log order (newest first with ``descending``).
+
+        ``since`` is inclusive and ``until`` exclusive (naive datetimes are taken as UTC);
+        ``after`` is a cursor: the leaf index of the last event of the previous page (with
+        ``descending``, results are below it). At most ``limit`` events.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        c = event_index.c
+        where: list[sa.ColumnElement[bool]] = []
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            kinds = [k for k in kinds if k == "" or _matchable(k)]
+            if not kinds:
+                return []
+            where.append(c.kind == kinds[0] if len(kinds) == 1 else c.kind.in_(kinds))
+        for column, value in ((c.run, run), (c.dataset, dataset), (c.model, model), (c.actor, actor),
+                              (c.annotator, annotator)):
+            if value is not None:
+                if not _matchable(value):
+                    return []
+                where.append(column == value)
+        if dataset_version is not None:
+            if _int(dataset_version) is None:
+                return []
+            where.append(c.dataset_version == dataset_version)
+        if since is not None:
+            where.append(c.at >= _micros(since))
+        if until is not None:
+            where.append(c.at < _micros(until))
+        if after is not None:
+            where.append(c.idx < after if descending else c.idx > after)
+        stmt = (sa.select(c.idx, c.kind, c.at).where(*where)
+                .order_by(c.idx.desc() if descending else c.idx).limit(limit))
+        await self.catch_up()
+        async with _translated("querying the event index"), self.store.engine.connect() as conn:
+            found = (await conn.execute(stmt)).all()
+        return await self._events([(int(i), str(k), None if t is None else int(t)) for i, k, t in found])
+
+    async def _events(self, found: list[tuple[int, str, int | None]]) -> list[IndexedEvent]:
+        data = await self.store.read_entries_at([i for i, _, _ in found])
+        out = []
+        for idx, kind, at in found:
+            raw = data.get(idx)
+            if raw is None:  # entries are never deleted; this would be a damaged database
+                raise StorageError(f"entry {idx} is indexed but missing from the log")
+            out.append(IndexedEvent(idx, kind, _when(at), _parse(raw) or {}, raw))
+        return out
+
+    async def by_commitment(self, commitment: bytes) -> list[int]:
+        """Leaf indices of the entries carrying this 32-byte commitment digest, lowest first."""
+        if len(commitment) != 32:
+            raise ValueError("a commitment digest is 32 bytes")
+        await self.catch_up()
+        ec = event_commitments.c
+        stmt = sa.select(ec.idx).where(ec.digest == commitment).order_by(ec.idx)
+        async with _translated("looking up a commitment"), self.store.engine.connect() as conn:
+            return [int(i) for (i,) in await conn.execute(stmt)]
+
+    async def get(self, index: int) -> IndexedEvent | None:
+        """Entry ``index`` as an indexed event; None when the log has no such entry."""
+        if not 0 <= index < _INT64:
+            return None
+        await self.catch_up()
+        c = event_index.c
+        async with _translated("reading the event index"), self.store.engine.connect() as conn:
+            row = (await conn.execute(sa.select(c.idx, c.kind, c.at).where(c.idx == index))).first()
+        if row is None:
+            return None
+        return (await self._events([(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))]))[0]
+
+
+async def keep_indexed(index: EventIndex, interval: float = 0.5) -> None:
+    """Catch up every ``interval`` seconds until cancelled; failures are logged and retried."""
+    while True:
+        try:
+            await index.catch_up()
+        except StorageError as e:
+            _log.warning("event index catch-up failed (will retry): %s", e)
+        except Exception:  # a bug must not stop the index for the server's lifetime
+            _log.exception("event index catch-up failed (will retry)")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def kept_indexed(log: Log, interval: float = 0.5) -> AsyncIterator[EventIndex]:
+    """An :class:`EventIndex` over ``log`` kept warm by a background task while the block runs."""
+    index = EventIndex(log)
+    task = asyncio.create_task(keep_indexed(index, interval), name="event-index")
+    try:
+        yield index
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

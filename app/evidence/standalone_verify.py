@@ -1,0 +1,686 @@
+#!/usr/bin/env python3
+"""Standalone verifier for RLHF Audit Trail evidence bundles.
+
+Needs only Python 3.11+ and the `cryptography` package (pip install cryptography): no code of
+the product that wrote the bundle. It re-implements, from the public specifications:
+
+- RFC 6962 / RFC 9162 Merkle inclusion and consistency proof verification;
+- C2SP signed notes (Ed25519) and checkpoints, C2SP tlog-proof files;
+- DSSE v1 (PAE) signature verification of the in-toto Statement;
+- RFC 3161 timestamps: the message imprint (SHA-256 of the exact signed checkpoint bytes), the
+  CMS SignerInfo signature over the signed attributes with the TSA certificate, the
+  messageDigest attribute, the TSA certificate's timeStamping usage and validity at genTime,
+  and its chain to a root. Also run `openssl ts -verify` (see README.md) for a second opinion.
+
+Usage:
+    python verify.py BUNDLE.zip [--log-key VKEY|FILE] [--tsa-root PEM] [--evidence-key PEM]
+
+Exit status 0 when every check passes, 1 when any fails (the account names which), 2 on usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+FORMAT = "https://rlhf-audit-trail.dev/evidence-bundle"
+FORMAT_VERSION = 1
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://rlhf-audit-trail.dev/evidence/v1"
+UNLISTED = ("manifest.json", "attestation.dsse.json")
+TLOG_PROOF_HEADER = b"c2sp.org/tlog-proof@v1"
+DASH = "\u2014 ".encode()
+
+
+class Fail(Exception):
+    """One check failed."""
+
+
+def b64d(s, what):
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise Fail(f"{what} is not standard padded base64") from e
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+# -- RFC 6962 / RFC 9162 -------------------------------------------------------------------------
+
+def leaf_hash(entry):
+    return sha256(b"\x00" + entry)
+
+
+def node_hash(left, right):
+    return sha256(b"\x01" + left + right)
+
+
+def verify_inclusion(index, size, leaf, proof, root):
+    """RFC 9162 section 2.1.3.2."""
+    if not 0 <= index < size:
+        raise Fail(f"leaf index {index} is not in a tree of size {size}")
+    if any(len(h) != 32 for h in proof):
+        raise Fail("a proof hash is not 32 bytes")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise Fail("inclusion proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise Fail("inclusion proof is shorter than the tree is deep")
+    if r != root:
+        raise Fail("inclusion proof does not lead to the checkpoint's root hash")
+
+
+def verify_consistency(first, second, proof, first_root, second_root):  # noqa: C901 (RFC 9162)
+    """RFC 9162 section 2.1.4.2."""
+    if not 0 < first <= second:
+        raise Fail(f"no consistency proof from size {first} to size {second}")
+    if first == second:
+        if proof or first_root != second_root:
+            raise Fail("equal sizes need an empty proof and equal roots")
+        return
+    if not proof or any(len(h) != 32 for h in proof):
+        raise Fail("consistency proof is empty or has a hash that is not 32 bytes")
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise Fail("consistency proof is longer than needed")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise Fail("consistency proof is shorter than needed")
+    if fr != first_root or sr != second_root:
+        raise Fail("consistency proof does not lead to both checkpoints' roots")
+
+
+# -- C2SP signed notes, checkpoints, tlog-proof ----------------------------------------------------
+
+class NoteKey:
+    """A C2SP verifier key: <name>+<hex key ID>+<base64(0x01 || Ed25519 public key)>."""
+
+    def __init__(self, vkey):
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3 or len(parts[1]) != 8:
+            raise Fail("a verifier key reads <name>+<8 hex digits>+<base64 key>")
+        self.name, hex_id, b64 = parts
+        raw = b64d(b64, "the verifier key")
+        if len(raw) != 33 or raw[0] != 0x01:
+            raise Fail("the verifier key is not an Ed25519 key")
+        self.raw = raw[1:]
+        self.key_id = sha256(self.name.encode() + b"\n\x01" + self.raw)[:4]
+        if self.key_id.hex() != hex_id.lower():
+            raise Fail("the verifier key's ID does not match its name and key")
+        self.vkey = vkey.strip()
+        self.key = ed25519.Ed25519PublicKey.from_public_bytes(self.raw)
+
+
+def open_note(note, key):
+    """The note's text, if a signature line from ``key`` verifies over it (C2SP signed-note)."""
+    try:
+        note.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Fail("the note is not UTF-8") from e
+    split = note.rfind(b"\n\n")
+    if split < 0 or not note.endswith(b"\n"):
+        raise Fail("the note has no signature block")
+    text, lines = note[: split + 1], note[split + 2 : -1].split(b"\n")
+    good = False
+    for line in lines:
+        if not line.startswith(DASH):
+            raise Fail("malformed signature line")
+        name, _, b64 = line[len(DASH):].decode("utf-8", "replace").partition(" ")
+        raw = b64d(b64, "a note signature")
+        if name != key.name or raw[:4] != key.key_id:
+            continue  # another key's signature (a witness, say): ignored, as the spec says
+        try:
+            key.key.verify(raw[4:], text)
+            good = True
+        except InvalidSignature as e:
+            raise Fail(f"the signature of {key.name} does not verify") from e
+    if not good:
+        raise Fail(f"the note carries no signature of {key.name}")
+    return text
+
+
+def parse_checkpoint(text):
+    lines = text.decode("utf-8").split("\n")
+    if len(lines) < 4 or lines[-1] != "":
+        raise Fail("a checkpoint needs an origin, a size and a root hash")
+    origin, size, root = lines[0], lines[1], lines[2]
+    if not size.isdigit() or (size != "0" and size.startswith("0")):
+        raise Fail("the checkpoint size is not a decimal number")
+    return origin, int(size), b64d(root, "the checkpoint root")
+
+
+def parse_tlog_proof(text):
+    head, sep, note = text.partition(b"\n\n")
+    lines = head.split(b"\n")
+    if not sep or lines[0] != TLOG_PROOF_HEADER:
+        raise Fail("not a c2sp.org/tlog-proof@v1 file")
+    rest = lines[1:]
+    if rest and rest[0].startswith(b"extra "):
+        rest = rest[1:]
+    if not rest or not rest[0].startswith(b"index ") or not rest[0][6:].isdigit():
+        raise Fail("the tlog-proof has no 'index <N>' line")
+    return int(rest[0][6:]), [b64d(h, "a proof hash") for h in rest[1:]], note
+
+
+# -- a minimal DER reader and RFC 3161 -----------------------------------------------------------
+
+def tlv(data, pos=0):
+    """(tag, content start, content end) of the DER element at ``pos``."""
+    if pos + 2 > len(data):
+        raise Fail("truncated DER")
+    tag, length, pos = data[pos], data[pos + 1], pos + 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or pos + n > len(data):
+            raise Fail("unsupported DER length")
+        length, pos = int.from_bytes(data[pos : pos + n], "big"), pos + n
+    if pos + length > len(data):
+        raise Fail("truncated DER")
+    return tag, pos, pos + length
+
+
+def children(data, start, end):
+    """The (tag, start, end, raw element) of each element inside [start, end)."""
+    out, pos = [], start
+    while pos < end:
+        tag, s, e = tlv(data, pos)
+        out.append((tag, s, e, data[pos:e]))
+        pos = e
+    return out
+
+
+def oid(content):
+    first = content[0]
+    parts, value = [min(first // 40, 2), first - 40 * min(first // 40, 2)], 0
+    for b in content[1:]:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(map(str, parts))
+
+
+def seq(raw, want=0x30):
+    tag, s, e = tlv(raw)
+    if tag != want:
+        raise Fail(f"expected DER tag {want:#x}, found {tag:#x}")
+    return children(raw, s, e)
+
+
+SIGNED_DATA = "1.2.840.113549.1.7.2"
+TST_INFO = "1.2.840.113549.1.9.16.1.4"
+ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+HASHES = {"2.16.840.1.101.3.4.2.1": hashes.SHA256, "2.16.840.1.101.3.4.2.2": hashes.SHA384,
+          "2.16.840.1.101.3.4.2.3": hashes.SHA512}
+
+
+def content(raw):
+    """The content octets of one DER element."""
+    _, s, e = tlv(raw)
+    return raw[s:e]
+
+
+def parse_timestamp(der):
+    """The parts of a TimeStampResp that the checks need."""
+    resp = seq(der)
+    status = seq(resp[0][3])
+    if int.from_bytes(content(status[0][3]), "big") not in (0, 1):
+        raise Fail("the timestamp was not granted")
+    if len(resp) < 2:
+        raise Fail("the response holds no timestamp token")
+    content_info = seq(resp[1][3])
+    if oid(content(content_info[0][3])) != SIGNED_DATA:
+        raise Fail("the token is not CMS SignedData")
+    signed_data = seq(seq(content_info[1][3], 0xA0)[0][3])
+    encap = seq(signed_data[2][3])
+    if oid(content(encap[0][3])) != TST_INFO:
+        raise Fail("the token does not hold a TSTInfo")
+    tst_der = content(seq(encap[1][3], 0xA0)[0][3])
+    tst = seq(tst_der)
+    imprint = seq(tst[2][3])
+    signer_infos = [c for c in signed_data if c[0] == 0x31][-1]
+    infos = seq(signer_infos[3], 0x31)
+    if len(infos) != 1:
+        raise Fail("the token must have exactly one SignerInfo")
+    return {"tst_der": tst_der, "algorithm": oid(content(seq(imprint[0][3])[0][3])),
+            "hashed": content(imprint[1][3]), "gen_time": content(tst[4][3]).decode(),
+            "signer": seq(infos[0][3])}
+
+
+def parse_gen_time(text):
+    """GeneralizedTime ``YYYYMMDDHHMMSS[.fff]Z`` (fractions dropped)."""
+    return dt.datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+
+
+def signer_parts(signer):
+    """sid, digest algorithm, signed attributes (raw, tag [0]), signature algorithm, signature."""
+    sid, digest_alg, attrs, sig_alg, signature = signer[1], signer[2], signer[3], signer[4], signer[5]
+    if attrs[0] != 0xA0:
+        raise Fail("the SignerInfo has no signed attributes")
+    return (sid, oid(content(seq(digest_alg[3])[0][3])), attrs[3], oid(content(seq(sig_alg[3])[0][3])),
+            content(signature[3]))
+
+
+def find_certificate(sid, chain):
+    if sid[0] == 0x30:  # issuerAndSerialNumber
+        parts = seq(sid[3])
+        issuer, serial = parts[0][3], int.from_bytes(content(parts[1][3]), "big", signed=True)
+        for cert in chain:
+            if cert.serial_number == serial and cert.issuer.public_bytes() == issuer:
+                return cert
+    else:  # [0] subjectKeyIdentifier
+        ski = content(sid[3])
+        for cert in chain:
+            try:
+                if cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest == ski:
+                    return cert
+            except x509.ExtensionNotFound:
+                continue
+    raise Fail("the TSA certificate that signed the token is not in keys/tsa-chain.pem")
+
+
+def check_signature(cert, digest_oid, signed, signature):
+    hash_cls = HASHES.get(digest_oid)
+    if hash_cls is None:
+        raise Fail(f"unsupported digest algorithm {digest_oid}")
+    key = cert.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(hash_cls()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), hash_cls())
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, signed)
+        else:
+            raise Fail("unsupported TSA key type: check this token with openssl ts -verify")
+    except InvalidSignature as e:
+        raise Fail("the CMS signature over the signed attributes does not verify") from e
+
+
+def check_chain(cert, chain, roots, when):
+    """TSA certificate: timeStamping usage, valid at genTime, issued up to one of ``roots``."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as e:
+        raise Fail("the TSA certificate has no extended key usage") from e
+    if ExtendedKeyUsageOID.TIME_STAMPING not in eku:
+        raise Fail("the TSA certificate is not for timeStamping")
+    current, seen = cert, 0
+    while True:
+        if not current.not_valid_before_utc <= when <= current.not_valid_after_utc:
+            raise Fail(f"{current.subject.rfc4514_string()} was not valid at genTime")
+        root = next((r for r in roots if r.subject == current.issuer), None)
+        if root is not None:
+            try:
+                current.verify_directly_issued_by(root)
+                return root
+            except (ValueError, TypeError, InvalidSignature) as e:
+                raise Fail(f"{current.subject.rfc4514_string()} is not signed by the root") from e
+        parent = next((c for c in chain if c.subject == current.issuer and c.subject != c.issuer), None)
+        seen += 1
+        if parent is None or seen > 8:
+            raise Fail(f"no path from {cert.subject.rfc4514_string()} to a trusted TSA root")
+        try:
+            current.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature) as e:
+            raise Fail(f"{current.subject.rfc4514_string()} is not signed by its issuer") from e
+        current = parent
+
+
+def verify_timestamp(der, data, chain, roots):
+    """RFC 3161 over ``data``: imprint, signed attributes, CMS signature, TSA certificate chain."""
+    t = parse_timestamp(der)
+    if t["algorithm"] not in HASHES:
+        raise Fail(f"unsupported imprint hash {t['algorithm']}")
+    h = hashes.Hash(HASHES[t["algorithm"]]())
+    h.update(data)
+    if t["hashed"] != h.finalize():
+        raise Fail("the message imprint is not the hash of the checkpoint (the timestamp is for other bytes)")
+    sid, digest_oid, attrs_raw, _, signature = signer_parts(t["signer"])
+    attrs = {}
+    for *_, raw in seq(attrs_raw, 0xA0):
+        kind, values = seq(raw)
+        attrs[oid(content(kind[3]))] = seq(values[3], 0x31)[0][3]
+    if oid(content(attrs.get(ATTR_CONTENT_TYPE, b"\x06\x01\x00"))) != TST_INFO:
+        raise Fail("the signed contentType attribute is not TSTInfo")
+    if digest_oid not in HASHES:
+        raise Fail(f"unsupported digest algorithm {digest_oid}")
+    h = hashes.Hash(HASHES[digest_oid]())
+    h.update(t["tst_der"])
+    if content(attrs.get(ATTR_MESSAGE_DIGEST, b"\x04\x00")) != h.finalize():
+        raise Fail("the signed messageDigest attribute is not the hash of the TSTInfo")
+    cert = find_certificate(sid, chain)
+    check_signature(cert, digest_oid, b"\x31" + attrs_raw[1:], signature)
+    when = parse_gen_time(t["gen_time"])
+    root = check_chain(cert, chain, roots, when)
+    return when, cert, root
+
+
+# -- the bundle ----------------------------------------------------------------------------------
+
+def read_zip(path):
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise Fail("the archive holds two members with the same name")
+            if any(n.startswith("/") or ".." in n.split("/") or "\\" in n for n in names):
+                raise Fail("the archive has an unsafe member name")
+            if sum(i.file_size for i in infos) > 4 << 30:
+                raise Fail("the archive inflates to more than 4 GiB")
+            return {i.filename: z.read(i) for i in infos if not i.is_dir()}
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Fail(f"not a readable zip archive: {e}") from e
+
+
+def load_json(data, what):
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Fail(f"{what} is not JSON: {e}") from e
+
+
+class Verifier:
+    def __init__(self, files, log_key, tsa_roots, evidence_key):
+        self.files, self.pin_log, self.pin_roots, self.pin_evidence = files, log_key, tsa_roots, evidence_key
+        self.m, self.key, self.notes, self.cps, self.warnings = {}, None, {}, {}, []
+
+    def manifest(self):
+        if "manifest.json" not in self.files:
+            raise Fail("manifest.json is missing")
+        m = load_json(self.files["manifest.json"], "manifest.json")
+        if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("format_version") != FORMAT_VERSION:
+            raise Fail(f"manifest.json is not a {FORMAT} v{FORMAT_VERSION} manifest")
+        for key, kind in (("origin", str), ("files", dict), ("checkpoints", list), ("consistency", list),
+                          ("tree_size", int), ("latest_tree_size", int), ("entries", int),
+                          ("report", list), ("scope", dict), ("created_at", str)):
+            if not isinstance(m.get(key), kind):
+                raise Fail(f"manifest field {key!r} is missing or not a {kind.__name__}")
+        self.m = m
+        return (f"origin {m['origin']}, scope {json.dumps(m['scope'])}, created {m['created_at']}, "
+                f"{m['entries']} entries, tree size {m['tree_size']}")
+
+    def file_hashes(self):
+        listed, problems, total = self.m["files"], [], 0
+        problems += [f"{n} is listed but missing" for n in sorted(set(listed) - set(self.files))]
+        problems += [f"{n} is in the archive but not in the manifest"
+                     for n in sorted(set(self.files) - set(listed) - set(UNLISTED))]
+        for name, digest in listed.items():
+            if name in self.files:
+                total += len(self.files[name])
+                if hashlib.sha256(self.files[name]).hexdigest() != digest:
+                    problems.append(f"{name} does not match its SHA-256 in the manifest")
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise Fail("; ".join(problems[:5]) + more)
+        return f"{len(listed)} files match their SHA-256 in the manifest ({total:,} bytes)"
+
+    def evidence_key(self):
+        pem = self.pin_evidence or self.files.get("keys/evidence-key.pem", b"")
+        if self.pin_evidence is None:
+            self.warnings.append("the evidence key was taken from the bundle itself: "
+                                 "pass --evidence-key to pin it")
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except (ValueError, TypeError) as e:
+            raise Fail(f"the evidence key is not a PEM public key: {e}") from e
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise Fail("the evidence key is not Ed25519")
+        return key
+
+    def attestation(self):
+        key = self.evidence_key()
+        env = load_json(self.files.get("attestation.dsse.json", b""), "attestation.dsse.json")
+        if not isinstance(env, dict) or env.get("payloadType") != PAYLOAD_TYPE:
+            raise Fail(f"the DSSE envelope's payloadType is not {PAYLOAD_TYPE}")
+        payload = b64d(str(env.get("payload", "")), "the DSSE payload")
+        t = PAYLOAD_TYPE.encode()
+        pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+        ok = False
+        for s in env.get("signatures") or []:
+            try:
+                key.verify(b64d(str(s.get("sig", "")), "a DSSE signature"), pae)
+                ok = True
+            except (InvalidSignature, AttributeError):
+                pass
+        if not ok:
+            raise Fail("no DSSE signature verifies with the evidence key (payload or signature altered)")
+        st = load_json(payload, "the DSSE payload")
+        if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE:
+            raise Fail("the DSSE payload is not an in-toto Statement v1 of the evidence predicate")
+        subjects = {s.get("name"): (s.get("digest") or {}).get("sha256") for s in st.get("subject", [])}
+        for name in ["manifest.json", *self.m["report"]]:
+            digest = hashlib.sha256(self.files.get(name, b"")).hexdigest()
+            if subjects.get(name) is None or digest != subjects[name]:
+                raise Fail(f"{name} does not match the SHA-256 the signed Statement gives it")
+        pred = st.get("predicate") or {}
+        for k in ("origin", "tree_size", "scope", "entries"):
+            if pred.get(k) != self.m.get(k):
+                raise Fail(f"the signed predicate's {k} differs from the manifest's")
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        source = "pinned" if self.pin_evidence else "from the bundle"
+        return (f"DSSE signature by evidence key {hashlib.sha256(raw).hexdigest()[:16]}… ({source}); "
+                f"subjects {', '.join(sorted(map(str, subjects)))} match")
+
+    def log_key(self):
+        inside = self.files.get("keys/log.vkey", b"").decode("utf-8", "replace").strip()
+        if self.pin_log is not None:
+            key = NoteKey(self.pin_log)
+            if inside and inside != key.vkey:
+                raise Fail("the bundle's keys/log.vkey is not the pinned log key")
+        else:
+            key = NoteKey(inside)
+            self.warnings.append("the log key was taken from the bundle itself: pin it with --log-key "
+                                 "(get it from the operator out of band)")
+        if key.name != self.m["origin"]:
+            raise Fail(f"the log key is named {key.name!r}, the origin is {self.m['origin']!r}")
+        self.key = key
+        return f"{key.vkey} ({'pinned' if self.pin_log else 'from the bundle'})"
+
+    def checkpoints(self):
+        if self.key is None:
+            raise Fail("not checked: no usable log key")
+        for c in self.m["checkpoints"]:
+            path = str(c.get("note"))
+            if path not in self.files:
+                raise Fail(f"{path} is missing")
+            try:
+                origin, size, root = parse_checkpoint(open_note(self.files[path], self.key))
+            except Fail as e:
+                raise Fail(f"{path}: {e}") from e
+            if origin != self.m["origin"] or size != c.get("size") or \
+                    base64.b64encode(root).decode() != c.get("root_hash"):
+                raise Fail(f"{path} does not say what the manifest says (origin, size or root)")
+            self.notes[size], self.cps[size] = self.files[path], root
+        for k in ("tree_size", "latest_tree_size"):
+            if self.m[k] not in self.cps:
+                raise Fail(f"no signed checkpoint of the manifest's {k}")
+        return f"signed by {self.key.name}: sizes {', '.join(map(str, sorted(self.cps)))}"
+
+    def consistency(self):
+        first, last = self.m["tree_size"], self.m["latest_tree_size"]
+        if first not in self.cps or last not in self.cps:
+            raise Fail("not checked: the checkpoints did not verify")
+        if first == last:
+            return f"the proofs' checkpoint {first} is the newest: nothing to prove"
+        item = next((c for c in self.m["consistency"]
+                     if (c.get("first"), c.get("second")) == (first, last)), None)
+        if item is None or str(item.get("proof")) not in self.files:
+            raise Fail(f"no consistency proof from {first} to {last}")
+        proof = load_json(self.files[str(item["proof"])], item["proof"])
+        if (proof.get("first"), proof.get("second")) != (first, last):
+            raise Fail(f"{item['proof']} is not a proof from {first} to {last}")
+        hashes_ = [b64d(h, "a consistency hash") for h in proof.get("consistency", [])]
+        verify_consistency(first, last, hashes_, self.cps[first], self.cps[last])
+        return f"tree {first} is a prefix of tree {last} ({len(hashes_)} hashes)"
+
+    def timestamps(self):
+        chain = self._certs(self.files.get("keys/tsa-chain.pem", b""))
+        if self.pin_roots:
+            roots, source = [c for pem in self.pin_roots for c in self._certs(pem)], "pinned root"
+        else:
+            roots, source = [c for c in chain if c.subject == c.issuer], "root from the bundle"
+            self.warnings.append("the TSA root was taken from the bundle itself: pin it with --tsa-root")
+        out = []
+        for c in self.m["checkpoints"]:
+            size, path = c.get("size"), c.get("timestamp")
+            if path is None:
+                self.warnings.append(f"checkpoint {size} carries no RFC 3161 timestamp")
+                continue
+            if path not in self.files or size not in self.notes:
+                raise Fail(f"{path} or its checkpoint is missing")
+            if not roots:
+                raise Fail("no TSA root certificate: pass --tsa-root (the bundle's chain has none)")
+            try:
+                when, cert, root = verify_timestamp(self.files[path], self.notes[size], chain, roots)
+            except (Fail, IndexError, ValueError) as e:
+                raise Fail(f"{path}: {e}") from e
+            out.append(f"checkpoint {size} at {when.isoformat()} by {cert.subject.rfc4514_string()}")
+        if not out:
+            return "no timestamps in the bundle"
+        return "; ".join(out) + f" ({source}: {root.subject.rfc4514_string()}); also run openssl ts -verify"
+
+    @staticmethod
+    def _certs(pem):
+        try:
+            return x509.load_pem_x509_certificates(pem) if pem.strip() else []
+        except ValueError as e:
+            raise Fail(f"unreadable TSA certificate: {e}") from e
+
+    def entries(self):
+        size = self.m["tree_size"]
+        if size not in self.cps:
+            raise Fail("not checked: the proofs' checkpoint did not verify")
+        root, note, indices = self.cps[size], self.notes[size], []
+        for name in (n for n in self.files if n.startswith("entries/")):
+            stem = name[len("entries/"):].removesuffix(".json")
+            if not name.endswith(".json") or not stem.isdigit() or (stem != "0" and stem.startswith("0")):
+                raise Fail(f"{name} is not named entries/<index>.json")
+            indices.append(int(stem))
+        if len(indices) != self.m["entries"]:
+            raise Fail(f"{len(indices)} entry files, the manifest says {self.m['entries']}")
+        for index in sorted(indices):
+            path = f"proofs/{index}.tlog-proof"
+            if path not in self.files:
+                raise Fail(f"entry {index} has no {path}")
+            at, path_hashes, proof_note = parse_tlog_proof(self.files[path])
+            if at != index:
+                raise Fail(f"{path} proves entry {at}, not {index}")
+            if proof_note != note:
+                raise Fail(f"{path} is against another checkpoint than checkpoints/{size}.note")
+            try:
+                leaf = leaf_hash(self.files[f"entries/{index}.json"])
+                verify_inclusion(index, size, leaf, path_hashes, root)
+            except Fail as e:
+                raise Fail(f"entry {index}: {e}") from e
+        span = f"indices {min(indices)}..{max(indices)}" if indices else "none"
+        return f"{len(indices)} entries are in checkpoint {size} ({span})"
+
+
+def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
+    """[(check, ok, detail)], warnings."""
+    results = []
+    try:
+        files = read_zip(path)
+        results.append(("archive", True, f"{len(files)} members, {os.path.getsize(path):,} bytes"))
+    except Fail as e:
+        return [("archive", False, str(e))], []
+    v = Verifier(files, log_key, list(tsa_roots), evidence_key)
+    steps = [("manifest", v.manifest), ("files", v.file_hashes), ("attestation", v.attestation),
+             ("log-key", v.log_key), ("checkpoints", v.checkpoints), ("consistency", v.consistency),
+             ("timestamps", v.timestamps), ("entries", v.entries)]
+    for name, step in steps:
+        try:
+            results.append((name, True, step()))
+        except Fail as e:
+            results.append((name, False, str(e)))
+            if name == "manifest":
+                results += [(n, False, "not checked: the manifest is unusable") for n, _ in steps[1:]]
+                break
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+            results.append((name, False, f"malformed bundle: {type(e).__name__}: {e}"))
+    return results, v.warnings
+
+
+def _arg_text(value):
+    return Path(value).read_text() if value and os.path.isfile(value) else value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Verify an RLHF Audit Trail evidence bundle offline.")
+    parser.add_argument("bundle", help="the bundle .zip")
+    parser.add_argument("--log-key", help="the log's C2SP verifier key (or a file holding it), "
+                                          "obtained from the operator out of band")
+    parser.add_argument("--tsa-root", action="append", default=[],
+                        help="trusted TSA root certificate (PEM file); repeatable")
+    parser.add_argument("--evidence-key", help="the operator's evidence-signing public key (PEM file)")
+    args = parser.parse_args(argv)
+    try:
+        roots = [Path(p).read_bytes() for p in args.tsa_root]
+        evidence = Path(args.evidence_key).read_bytes() if args.evidence_key else None
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    results, warnings = verify(args.bundle, _arg_text(args.log_key), roots, evidence)
+    print(f"bundle: {args.bundle}")
+    for name, ok, detail in results:
+        print(f"{'OK' if ok else 'FAIL':<5} {name:<12} {detail}")
+    for w in warnings:
+        print(f"WARN  {w}")
+    failed = [name for name, ok, _ in results if not ok]
+    print(f"FAILED: {', '.join(failed)}" if failed else "VERIFIED: every check passed")
+    print("Also check each timestamp with OpenSSL (see README.md):\n"
+          "  openssl ts -verify -data checkpoints/<N>.note -in timestamps/<N>.tsr -CAfile <TSA root PEM>")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

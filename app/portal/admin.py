@@ -1,0 +1,124 @@
+"""Administration: accounts and roles, API tokens (shown once), privacy budgets, configuration.
+
+Admins only. Every change goes through the owning module (``app.accounts``, ``app.datasets``,
+``app.settings``), which validates it and records it on the log with the admin as actor; a
+refusal is shown in the page with the module's own message. A new token's secret is rendered
+once, in the answer to the POST that created it, and never again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, PathParameter
+from litestar.response import Redirect, Template
+
+from ledger.errors import LedgerError
+
+from .sources import optional
+from .web import Req, actor_of, log_of, page, redirect, role_guard
+
+__all__ = ["AdminController"]
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _pseudonymizer(request: Req) -> Any:
+    from app.jobs.api import keyring_of
+
+    return keyring_of(request).pseudonymizer
+
+
+async def _context(request: Req) -> dict[str, Any]:
+    from app.accounts import ALL_SCOPES, ROLES, list_accounts, list_tokens
+
+    log = log_of(request)
+    accounts = await list_accounts(log)
+    tokens = {a.name: await list_tokens(log, a.name) for a in accounts}
+    datasets = optional("app.datasets")
+    settings = getattr(request.app.state, "settings", None)
+    return {"accounts": accounts, "tokens": tokens, "roles": ROLES, "scopes": ALL_SCOPES,
+            "datasets": None if datasets is None else await datasets.list_datasets(log),
+            "settings": None if settings is None else settings.snapshot(),
+            "descriptions": {k: s.description for k, s in _settings_module().SETTINGS.items()}}
+
+
+def _settings_module() -> Any:
+    import app.settings
+
+    return app.settings
+
+
+async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa: C901 (one branch per form)
+    """Do the change the form asks for; returns the message for the page (or the new token)."""
+    from app import accounts
+
+    log, by, p = log_of(request), actor_of(request), _pseudonymizer(request)
+    name = data.get("name", "").strip()
+    if what == "create_account":
+        role = data.get("role", "")
+        password = None if role == "service" else data.get("password", "")
+        await accounts.create_account(log, name, role, password, pseudonymizer=p, by=by)
+        return f"Account {name} ({role}) created."
+    if what == "set_role":
+        await accounts.set_role(log, name, data.get("role", ""), pseudonymizer=p, by=by)
+        return f"{name} is now {data.get('role')}."
+    if what in ("disable", "enable"):
+        await accounts.set_disabled(log, name, what == "disable", pseudonymizer=p, by=by)
+        return f"{name} {what}d."
+    if what == "create_token":
+        days = data.get("expires_days", "").strip()
+        try:
+            expires = timedelta(days=float(days)) if days else None
+        except ValueError:
+            raise ValueError("the expiry must be a number of days") from None
+        scopes = [s for s in data.get("scopes", "").split() if s] or None
+        return await accounts.create_token(log, name, scopes, expires, pseudonymizer=p, by=by)
+    if what == "revoke_token":
+        await accounts.revoke_token(log, data.get("prefix", ""), pseudonymizer=p, by=by)
+        return f"Token {data.get('prefix')} revoked."
+    if what == "set_budget":
+        from app.datasets import set_budget
+
+        try:
+            total, delta = float(data.get("epsilon_total", "")), float(data.get("delta", "") or 1e-5)
+        except ValueError:
+            raise ValueError("ε and δ must be numbers") from None
+        await set_budget(log, data.get("dataset", ""), total, delta, by)
+        return f"Budget of {data.get('dataset')} set to ε {total:g} (δ {delta:g})."
+    if what == "setting":
+        key, raw = data.get("key", ""), data.get("value", "").strip()
+        try:
+            value = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            value = raw  # a bare string (a URL)
+        settings = _settings_module()
+        changed = await settings.change(request.app.state.settings, key, value, by=by)
+        return f"{key} changed." if changed else f"{key} already had that value."
+    raise ValueError(f"unknown administration action {what!r}")
+
+
+class AdminController(Controller):
+    path = "/admin"
+    guards = [role_guard("admin")]
+
+    @get("/")
+    async def admin(self, request: Req) -> Template:
+        return page(request, "admin.html", title="Administration", **await _context(request))
+
+    @post("/{what:str}")
+    async def change(self, request: Req, what: Annotated[str, PathParameter()],
+                     data: Form) -> Template | Redirect:
+        try:
+            done = await _change(request, what, data)
+        except (ValueError, LedgerError) as e:
+            return page(request, "admin.html", status_code=400, error=str(e), form=data,
+                        **await _context(request))
+        if isinstance(done, str):
+            return redirect("/admin", done, "success", request)
+        return page(request, "admin.html", created_token=done, token_account=data.get("name", ""),
+                    **await _context(request))

@@ -1,0 +1,63 @@
+"""The dashboard: what needs attention now, refreshing itself with htmx polling.
+
+Each panel is a partial (``templates/partials/``) rendered both in the full page and by its own
+endpoint that htmx polls; a panel whose service is not installed says so instead of failing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, get
+from litestar.response import Redirect, Template
+
+from ledger.errors import LedgerError
+
+from . import sources
+from .web import Req, log_of, page, sign_in_url, signed_in, viewer
+
+__all__ = ["DashboardController", "log_health"]
+
+
+async def log_health(request: Req) -> dict[str, Any]:
+    """Size, age of the newest checkpoint and TSA status, as ``rlhf-audit status`` shows them."""
+    log = log_of(request)
+    try:
+        size, _ = await log.store.tree_head()
+        cp = await log.latest_checkpoint()
+        gaps = await log.timestamp_gaps()
+    except LedgerError as e:
+        return {"error": f"the log cannot answer right now: {e}"}
+    age = None
+    if cp is not None and cp.published_at is not None:
+        published = cp.published_at if cp.published_at.tzinfo else cp.published_at.replace(tzinfo=UTC)
+        age = max(0.0, (datetime.now(UTC) - published).total_seconds())
+    return {
+        "size": size, "checkpoint_size": None if cp is None else cp.size, "age": age,
+        "tsas": [t.name for t in log.tsas], "gaps": gaps,
+        "stale": age is not None and age > 60 and size > (cp.size if cp else 0),
+    }
+
+
+class DashboardController(Controller):
+    path = "/"
+
+    @get("/")
+    async def index(self, request: Req) -> Template | Redirect:
+        """The dashboard; the sign-in page for someone not signed in."""
+        who = viewer(request)
+        if who is None:
+            return Redirect(sign_in_url("/"), status_code=303)
+        if who.needs_totp:
+            return Redirect("/account", status_code=303)
+        return page(request, "dashboard.html", title="Dashboard", health=await log_health(request),
+                    **await sources.dashboard(request))
+
+    @get("/dashboard/health", guards=[signed_in])
+    async def health(self, request: Req) -> Template:
+        return page(request, "partials/health.html", health=await log_health(request))
+
+    @get("/dashboard/activity", guards=[signed_in])
+    async def activity(self, request: Req) -> Template:
+        return page(request, "partials/activity.html", **await sources.dashboard(request))

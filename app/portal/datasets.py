@@ -1,0 +1,40 @@
+"""Datasets: versions, datasheets, annotator pseudonym statistics and agreement, budget left.
+
+Read from ``app.datasets`` (``list_datasets``, ``describe_dataset``); overseers get the forms to
+reject a version or one annotator's records (posted to the oversight endpoints).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import PathParameter
+from litestar.response import Template
+
+from .sources import optional
+from .web import OVERSIGHT_ROLES, Req, log_of, page, signed_in, viewer
+
+__all__ = ["DatasetsController"]
+
+
+class DatasetsController(Controller):
+    path = "/datasets"
+    guards = [signed_in]
+
+    @get("/")
+    async def datasets(self, request: Req) -> Template:
+        service = optional("app.datasets")
+        listed = None if service is None else await service.list_datasets(log_of(request))
+        return page(request, "datasets.html", datasets=listed)
+
+    @get("/{dataset:str}")
+    async def dataset(self, request: Req, dataset: Annotated[str, PathParameter(max_length=128)],
+                      ) -> Template:
+        from app.datasets import describe_dataset
+
+        described = await describe_dataset(log_of(request), dataset)  # UnknownDataset -> 404 page
+        who = viewer(request)
+        oversight = optional("app.oversight.service")
+        return page(request, "dataset.html", d=described, may_oversee=bool(who and who.may(*OVERSIGHT_ROLES)),
+                    min_justification=getattr(oversight, "MIN_JUSTIFICATION", 10))

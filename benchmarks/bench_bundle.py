@@ -1,0 +1,103 @@
+"""Evidence bundle of 10,000 entries: build time, and offline verification time with both verifiers.
+
+Targets (issue #5): builds in < 5 s, verifies in < 5 s with ``rlhf-audit verify-bundle``'s
+verifier and with the standalone ``verify.py``. The log is a real SQLite log holding one training
+run of 10,000 events among 2,000 others; the bundle is the run's scope (all proofs against one
+checkpoint, a consistency proof to the newest). The standalone verifier runs as an auditor runs it:
+a fresh ``python -I verify.py`` process, start-up included.
+
+    python benchmarks/bench_bundle.py [--entries 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.event_index import EventIndex  # noqa: E402
+from app.evidence.builder import build_bundle  # noqa: E402
+from app.evidence.dsse import public_key_pem  # noqa: E402
+from app.evidence.scope import Scope  # noqa: E402
+from app.recording import Actor, event  # noqa: E402
+from ledger._internal.local_tsa import LocalTSA  # noqa: E402
+from ledger._internal.store import Store  # noqa: E402
+from ledger.bundle import verify_bundle  # noqa: E402
+from ledger.log import Log  # noqa: E402
+from ledger.note import Signer  # noqa: E402
+from ledger.timestamping import LocalTSAClient  # noqa: E402
+
+WORKER = Actor("worker", "system")
+STANDALONE = Path(__file__).resolve().parents[1] / "app" / "evidence" / "standalone_verify.py"
+
+
+async def main(n: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
+    store = Store(f"sqlite+aiosqlite:///{tmp / 'ledger.db'}", sqlite_synchronous="NORMAL")
+    await store.migrate()
+    tsa = LocalTSA.create(tmp / "tsa")
+    log = Log(store, Signer.generate("bench.example/log"), tsas=[LocalTSAClient(tsa)])
+    other = [event("run.metrics", WORKER, run="run_other", steps=[{"step": i, "loss": 0.5}])
+             for i in range(1000)]
+    ours = [event("run.metrics", WORKER, run="run_bench", steps=[{"step": i, "epoch": i // 1000,
+                                                                   "loss": 1.0 / (i + 1)}])
+            for i in range(n)]
+    await log.append(other)
+    for k in range(0, n, 1000):
+        await log.append(ours[k : k + 1000])
+    await log.integrate()
+    await log.append(other)  # a newer checkpoint: the bundle carries a consistency proof to it
+    await log.integrate()
+    await log.timestamp_pending(force=True)
+    index = EventIndex(log)
+    await index.catch_up()  # the server keeps the index warm; the bundle build only queries it
+    key = Ed25519PrivateKey.generate()
+
+    t0 = time.perf_counter()
+    built = await build_bundle(log, Scope("run", run="run_bench"), evidence_key=key, index=index)
+    build_s = time.perf_counter() - t0
+    assert built.entries == n, built.entries
+
+    t0 = time.perf_counter()
+    root = tsa.root_certificate.public_bytes(Encoding.PEM)
+    report = verify_bundle(built.data, log_key=log.signer.verifier.vkey, tsa_roots=[root],
+                           evidence_key=public_key_pem(key.public_key()))
+    ledger_s = time.perf_counter() - t0
+    assert report.ok, report.text()
+
+    (tmp / "bundle.zip").write_bytes(built.data)
+    (tmp / "root.pem").write_bytes(root)
+    (tmp / "evidence.pem").write_bytes(public_key_pem(key.public_key()))
+    (tmp / "verify.py").write_bytes(STANDALONE.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-I", str(tmp / "verify.py"), str(tmp / "bundle.zip"),
+                           "--log-key", log.signer.verifier.vkey, "--tsa-root", str(tmp / "root.pem"),
+                           "--evidence-key", str(tmp / "evidence.pem")],
+                          cwd=tmp, env=env, capture_output=True, text=True)
+    standalone_s = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    await log.close()
+
+    print(f"bundle of {built.entries:,} entries (tree size {built.tree_size:,}, newest "
+          f"{built.latest_tree_size:,}): {len(built.data):,} bytes")
+    for what, seconds in (("build (select, proofs, report, zip, sign)", build_s),
+                          ("verify, ledger.bundle (rlhf-audit verify-bundle)", ledger_s),
+                          ("verify, standalone verify.py (new process)", standalone_s)):
+        print(f"{what:<52} {seconds:6.2f} s   target < 5 s: {'met' if seconds < 5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    asyncio.run(main(parser.parse_args().entries))

@@ -1,0 +1,357 @@
+"""Evidence bundles built from a real log (SQLite and PostgreSQL) for each kind of scope, checked by
+both offline verifiers (``ledger.bundle`` and the standalone ``verify.py`` run alone in a
+subprocess), by ``openssl ts -verify``, through the CLI and through the API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.accounts import create_account, create_token
+from app.evidence.builder import build_bundle
+from app.evidence.dsse import public_key_pem
+from app.evidence.scope import Scope
+from app.keyring import Keyring
+from app.recording import Actor, event
+from ledger._internal.local_tsa import LocalTSA
+from ledger.bundle import verify_bundle
+from ledger.errors import NotFound
+from ledger.log import Log
+
+from .test_log_api import serving
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDALONE = ROOT / "app" / "evidence" / "standalone_verify.py"
+OVERSEER = Actor("pseud:" + "a1" * 16, "overseer")
+OPERATOR = Actor("pseud:" + "b2" * 16, "operator")
+WORKER = Actor("worker", "system")
+
+
+def _sha(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _commitment(text: str) -> str:
+    return "sha256:" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+@dataclass
+class Story:
+    """A small but realistic log: who appended what, by name, with leaf indices."""
+
+    at: dict[str, list[int]] = field(default_factory=dict)
+
+    def of(self, *names: str) -> set[int]:
+        return {i for n in names for i in self.at[n]}
+
+
+async def _add(log: Log, story: Story, name: str, events: list[dict[str, Any]]) -> None:
+    story.at[name] = [s.leaf_index for s in await log.append(events)]
+    await log.integrate()  # several checkpoints: the bundle must pick the one covering its scope
+
+
+def _dataset(ds: str, version: int, records: int) -> dict[str, list[dict[str, Any]]]:
+    recs = [event("dataset.record", OPERATOR, dataset=ds, dataset_version=version, i=i,
+                  commitment=_commitment(f"{ds}/{version}/{i}"), annotator="pseud:" + f"{i:032x}")
+            for i in range(records)]
+    return {
+        f"{ds}.records": recs,
+        f"{ds}.version": [event("dataset.version", OPERATOR, dataset=ds, dataset_version=version,
+                                records=records, annotators=records, root="AAAA",
+                                source_sha256=_sha(ds))],
+        f"{ds}.datasheet": [event("dataset.datasheet", OPERATOR, dataset=ds, dataset_version=version,
+                                  datasheet={"origin": "vendor", "collection_process": "pairwise",
+                                             "purpose": "helpfulness", "annotator_count": records})],
+        f"{ds}.budget": [event("dataset.budget_set", OPERATOR, dataset=ds, epsilon_total=8.0, delta=1e-6)],
+    }
+
+
+def _run(run: str, ds: str, model: str | None) -> list[dict[str, Any]]:
+    events = [
+        event("job.submitted", OPERATOR, run=run, job_kind="dpo", spec_sha256=_sha(run), spec={"lr": 1e-5},
+              dataset=ds, dataset_version=1, planned_epsilon=3.0),
+        event("run.started", WORKER, run=run, config_sha256=_sha(run + "cfg"), libraries={"trl": "1.16"},
+              code_version="abc123", dataset=ds, dataset_version=1, dataset_root="AAAA",
+              dp={"enabled": True, "unit": "preference_pair", "accountant": "rdp"}),
+        *[event("run.metrics", WORKER, run=run, steps=[{"step": s, "loss": 1.0 / (s + 1)}])
+          for s in range(3)],
+        event("run.privacy", WORKER, run=run, step=3, epsilon=2.5, delta=1e-6, accountant="rdp"),
+    ]
+    if model:
+        events.append(event("run.completed", WORKER, run=run, model=model, steps=3, epsilon=2.5,
+                            files={"model.safetensors": _sha(model)}, root="BBBB"))
+    return events
+
+
+async def write_story(log: Log) -> Story:
+    """Two datasets, two runs (one halted and resumed), a released model, unrelated noise."""
+    story = Story()
+    for ds, n in (("ds_helpful", 5), ("ds_other", 3)):
+        for name, events in _dataset(ds, 1, n).items():
+            await _add(log, story, name, events)
+    await _add(log, story, "run_a", _run("run_a", "ds_helpful", "model_a"))
+    await _add(log, story, "run_b", _run("run_b", "ds_other", None))
+    await _add(log, story, "halt_a", [
+        event("oversight.decision", OVERSEER, action="halt", target={"run": "run_a"},
+              justification="loss spike", decision_id="dec_1"),
+        event("oversight.decision", OVERSEER, action="halt", target={"run": "run_b"},
+              justification="other run", decision_id="dec_2")])
+    story.at["halt_b"] = [story.at["halt_a"].pop()]
+    await _add(log, story, "approve_a", [
+        event("oversight.decision", OVERSEER, action="approve_release", target={"model": "model_a"},
+              justification="evaluations pass", decision_id="dec_3")])
+    await _add(log, story, "release_a", [
+        event("model.released", OVERSEER, model="model_a", run="run_a", approval="dec_3", root="BBBB")])
+    await _add(log, story, "noise", [event("config.changed", OPERATOR, key="interval", to="0.5")])
+    await log.timestamp_pending(force=True)
+    return story
+
+
+RUN_A = ("ds_helpful.records", "ds_helpful.version", "ds_helpful.datasheet", "ds_helpful.budget",
+         "run_a", "halt_a", "release_a")  # model.released names run_a too
+SCOPES = [
+    (Scope("run", run="run_a"), RUN_A),
+    (Scope("model", model="model_a"), (*RUN_A, "approve_a")),
+    (Scope("dataset", dataset="ds_other", version=1),
+     ("ds_other.records", "ds_other.version", "ds_other.datasheet", "ds_other.budget")),
+]
+
+
+def members(bundle: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def standalone(tmp: Path, bundle: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    """The bundle's own verify.py, run alone: isolated mode, a copy outside the repository and a
+    PYTHONPATH without it, so that importing anything of ours would fail."""
+    work = tmp / "standalone"
+    work.mkdir(exist_ok=True)
+    (work / "bundle.zip").write_bytes(bundle)
+    (work / "verify.py").write_bytes(STANDALONE.read_bytes())  # what every bundle ships (asserted below)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(work)
+    return subprocess.run([sys.executable, "-I", str(work / "verify.py"), str(work / "bundle.zip"), *args],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=60)
+
+
+@dataclass
+class Pins:
+    """Keys an auditor got out of band, as the verifiers take them."""
+
+    log_vkey: str
+    tsa_root: bytes
+    evidence: bytes
+    files: list[str]
+
+
+def pins(tmp: Path, log: Log, local_tsa: LocalTSA, key: Ed25519PrivateKey) -> Pins:
+    from cryptography.hazmat.primitives import serialization
+
+    root = local_tsa.root_certificate.public_bytes(serialization.Encoding.PEM)
+    (tmp / "root.pem").write_bytes(root)
+    (tmp / "evidence.pem").write_bytes(public_key_pem(key.public_key()))
+    vkey = log.signer.verifier.vkey
+    return Pins(vkey, root, public_key_pem(key.public_key()),
+                ["--log-key", vkey, "--tsa-root", str(tmp / "root.pem"),
+                 "--evidence-key", str(tmp / "evidence.pem")])
+
+
+def verify_both(tmp: Path, bundle: bytes, p: Pins) -> tuple[Any, subprocess.CompletedProcess[str]]:
+    report = verify_bundle(bundle, log_key=p.log_vkey, tsa_roots=[p.tsa_root], evidence_key=p.evidence)
+    return report, standalone(tmp, bundle, *p.files)
+
+
+def _indices(bundle: bytes) -> set[int]:
+    return {int(n[len("entries/"):-len(".json")]) for n in members(bundle) if n.startswith("entries/")}
+
+
+async def test_each_scope_builds_and_verifies_with_both_verifiers(
+        log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
+    story = await write_story(log)
+    key = Ed25519PrivateKey.generate()
+    p = pins(tmp_path, log, local_tsa, key)
+    since = json.loads(await log.entry(story.at["run_a"][0]))["at"]
+    scopes = [*SCOPES, (Scope("time", since=since, until="2999-01-01T00:00:00Z"), None)]
+    for scope, names in scopes:
+        built = await build_bundle(log, scope, evidence_key=key)
+        got = _indices(built.data)
+        if names is not None:
+            assert got == story.of(*names), scope
+        else:  # a time range: everything from run_a on, including the bundle.created events since
+            assert story.of("run_a", "noise") <= got and min(got) == story.at["run_a"][0]
+        assert built.entries == len(got)
+        cp = await log.checkpoint_covering(max(got))  # the proofs' checkpoint is the first covering all
+        assert built.tree_size == cp.size and built.latest_tree_size >= cp.size
+        report, proc = verify_both(tmp_path, built.data, p)
+        assert report.ok, report.text()
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "VERIFIED" in proc.stdout and "WARN" not in proc.stdout  # everything was pinned
+        for check in ("archive", "manifest", "files", "attestation", "log-key", "checkpoints",
+                      "consistency", "timestamps", "entries"):
+            assert f"OK    {check}" in proc.stdout and f"OK    {check}" in report.text()
+        assert f"{built.entries} entries are in checkpoint {built.tree_size}" in proc.stdout
+        # creating it is on the log, with the manifest's hash
+        newest = json.loads(await log.entry((await log.store.sequenced_size()) - 1))
+        assert newest["kind"] == "bundle.created" and newest["scope"] == scope.to_json()
+        assert newest["manifest_sha256"] == "sha256:" + hashlib.sha256(
+            members(built.data)["manifest.json"]).hexdigest()
+        assert newest["entries"] == built.entries and newest["tree_size"] == built.tree_size
+
+
+async def test_manifest_and_attestation_shape(log: Log, local_tsa: LocalTSA) -> None:
+    await write_story(log)
+    key = Ed25519PrivateKey.generate()
+    built = await build_bundle(log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
+    files = members(built.data)
+    manifest = json.loads(files["manifest.json"])
+    assert set(files) - set(manifest["files"]) == {"manifest.json", "attestation.dsse.json"}
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256(files[name]).hexdigest() == digest
+    assert manifest["origin"] == log.origin and manifest["scope"] == {"kind": "run", "run": "run_a"}
+    assert manifest["latest_tree_size"] > manifest["tree_size"]  # a consistency proof is needed
+    assert manifest["consistency"][0]["proof"] in files
+    assert files["keys/log.vkey"].decode().strip() == log.signer.verifier.vkey
+    assert files["keys/tsa-chain.pem"] == local_tsa.chain_pem()
+    assert files["verify.py"] == STANDALONE.read_bytes()
+    assert log.signer.verifier.vkey in files["README.md"].decode()
+    assert "openssl ts -verify" in files["README.md"].decode()
+    env = json.loads(files["attestation.dsse.json"])
+    assert env["payloadType"] == "application/vnd.in-toto+json"
+    statement = json.loads(base64.b64decode(env["payload"]))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://rlhf-audit-trail.dev/evidence/v1"
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert subjects["manifest.json"] == hashlib.sha256(files["manifest.json"]).hexdigest()
+    assert subjects["report.json"] == hashlib.sha256(files["report.json"]).hexdigest()
+    assert json.loads(files["report.json"])["scope"]["run"] == "run_a"
+    # the DSSE signature is Ed25519 over PAE, by the key we gave
+    t, body = env["payloadType"].encode(), base64.b64decode(env["payload"])
+    pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+    key.public_key().verify(base64.b64decode(env["signatures"][0]["sig"]), pae)
+    # every entry file is the log's entry, byte for byte
+    for i in _indices(built.data):
+        assert files[f"entries/{i}.json"] == await log.entry(i)
+
+
+async def test_scope_errors(log: Log) -> None:
+    await write_story(log)
+    key = Ed25519PrivateKey.generate()
+    for scope in (Scope("run", run="run_nope"), Scope("model", model="model_nope"),
+                  Scope("dataset", dataset="ds_nope"),
+                  Scope("time", since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")):
+        with pytest.raises(NotFound):
+            await build_bundle(log, scope, evidence_key=key)
+    from app.evidence.scope import ScopeError
+
+    for bad in ({"kind": "galaxy"}, {"kind": "run"}, {"kind": "dataset", "dataset": "d", "version": 0},
+                {"kind": "time", "since": "2002-01-01T00:00:00Z", "until": "2001-01-01T00:00:00Z"},
+                {"kind": "time", "since": "yesterday", "until": "today"}, {"run": "r", "colour": "red"}, []):
+        with pytest.raises(ScopeError):
+            Scope.from_json(bad)
+
+
+async def test_openssl_verifies_the_bundled_timestamp(log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
+    await write_story(log)
+    built = await build_bundle(log, Scope("run", run="run_b"), evidence_key=Ed25519PrivateKey.generate())
+    files = members(built.data)
+    manifest = json.loads(files["manifest.json"])
+    pins(tmp_path, log, local_tsa, Ed25519PrivateKey.generate())  # writes the TSA root, known out of band
+    for cp in manifest["checkpoints"]:
+        (tmp_path / "cp.note").write_bytes(files[cp["note"]])
+        (tmp_path / "cp.tsr").write_bytes(files[cp["timestamp"]])
+        ok = subprocess.run(["openssl", "ts", "-verify", "-data", "cp.note", "-in", "cp.tsr",
+                             "-CAfile", "root.pem"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stdout + ok.stderr
+    (tmp_path / "cp.note").write_bytes(files[manifest["checkpoints"][0]["note"]] + b"x")
+    bad = subprocess.run(["openssl", "ts", "-verify", "-data", "cp.note", "-in", "cp.tsr",
+                          "-CAfile", "root.pem"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0
+
+
+async def test_api_returns_a_verifiable_zip(log: Log, local_tsa: LocalTSA, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLHF_AUDIT_KEYS_DIR", str(tmp_path / "keys"))
+    keyring = Keyring(tmp_path / "keys")
+    await write_story(log)
+    await create_account(log, "audrey", "auditor", "correct horse battery",
+                         pseudonymizer=keyring.pseudonymizer)
+    token = (await create_token(log, "audrey", None, pseudonymizer=keyring.pseudonymizer)).token
+    auth = {"Authorization": f"Bearer {token}"}
+    async with serving(log) as client:
+        keys = (await client.get("/log/v1/keys")).json()
+        assert keys["log_vkey"] == log.signer.verifier.vkey and keys["tsa_certificates"]
+        assert keys["evidence_key"] == public_key_pem(keyring.evidence_signer.public_key()).decode()
+        r = await client.post("/api/v1/bundles", json={"kind": "model", "model": "model_a"}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/zip"
+        assert 'filename="evidence-model-model_a-' in r.headers["content-disposition"]
+        report = verify_bundle(r.content, log_key=keys["log_vkey"],
+                               tsa_roots=[keys["tsa_certificates"].encode()],
+                               evidence_key=keys["evidence_key"].encode())
+        assert report.ok, report.text()
+        newest = json.loads(await log.entry((await log.store.sequenced_size()) - 1))
+        assert newest["kind"] == "bundle.created" and newest["role"] == "auditor"
+        assert newest["actor"] == keyring.pseudonymizer.pseudonym("account:audrey")
+        for body, status in (({"kind": "run"}, 400), ({"kind": "run", "run": "run_zzz"}, 404),
+                             ({"colour": "red"}, 400)):
+            bad = await client.post("/api/v1/bundles", json=body, headers=auth)
+            assert bad.status_code == status, bad.text
+            assert bad.headers["content-type"].startswith("application/problem+json")
+        assert (await client.post("/api/v1/bundles", content=b"{", headers=auth)).status_code == 400
+        assert (await client.post("/api/v1/bundles", json={"run": "run_a"})).status_code == 401
+
+
+def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("rlhf-audit", path=str(ROOT / ".venv" / "bin")) or "rlhf-audit"
+    env = {**os.environ, "RLHF_AUDIT_HOME": str(home)}
+    env.pop("RLHF_AUDIT_DATABASE_URL", None)
+    return subprocess.run([exe, *args], input=stdin, env=env, capture_output=True, text=True,
+                          timeout=120, cwd=home)
+
+
+def test_cli_creates_and_verifies_bundles(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _cli(tmp_path, "--home", str(home), "init", "--origin", "cli.example/log").returncode == 0
+    lines = [event("run.metrics", WORKER, run="run_cli", steps=[{"step": i}]) for i in range(20)]
+    lines.append(event("run.metrics", WORKER, run="run_other", steps=[{"step": 0}]))
+    appended = _cli(home, "append", stdin="".join(json.dumps(e) + "\n" for e in lines))
+    assert appended.returncode == 0, appended.stderr
+    made = _cli(home, "bundle", "create", "--run", "run_cli", "-o", "b.zip")
+    assert made.returncode == 0, made.stderr
+    assert "20 entries" in made.stderr
+    vkey = (home / "log.vkey").read_text().strip()
+    ok = _cli(home, "verify-bundle", "b.zip", "--log-key", vkey, "--tsa-root", str(home / "tsa" / "root.pem"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "VERIFIED" in ok.stdout and "20 entries are in checkpoint" in ok.stdout
+    assert "evidence key was taken from the bundle" in ok.stdout  # not pinned: it says so
+    unpinned = _cli(home, "verify-bundle", "b.zip")
+    assert unpinned.returncode == 0 and "log key was taken from the bundle" in unpinned.stdout
+    other = _cli(home, "verify-bundle", "b.zip", "--log-key", "other.example/log+00000000+" + "A" * 44)
+    assert other.returncode == 1 and "FAIL  log-key" in other.stdout
+    assert _cli(home, "bundle", "create", "--run", "a", "--model", "b").returncode == 2
+    missing = _cli(home, "bundle", "create", "--run", "run_missing")
+    assert missing.returncode != 0 and "run_missing" in missing.stderr and "Traceback" not in missing.stderr
+
+
+async def test_batched_proofs_equal_single_proofs(log: Log) -> None:
+    await log.append([{"kind": "t", "i": i} for i in range(700)])
+    await log.integrate()
+    wanted = [0, 1, 255, 256, 511, 600, 699, 3, 3]
+    batched = await log.inclusion_proofs(wanted, 700)
+    assert batched == [await log.inclusion_proof(i, 700) for i in wanted]
+    with pytest.raises(NotFound):
+        await log.inclusion_proofs([700], 700)

@@ -1,0 +1,82 @@
+"""Rate limits: failed sign-ins per account name and address, writes per token or session."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.accounts import create_account
+from app.auth.throttle import WindowCounter
+from app.keyring import Keyring
+from ledger.log import Log
+
+from .test_admin_api import PASSWORD, auth, bootstrap, keyring, problem, running
+from .test_sessions import csrf, sign_in
+
+__all__ = ["keyring"]  # the fixture is imported for pytest
+
+
+def test_window_counter_counts_per_key_and_minute() -> None:
+    c = WindowCounter(window=60)
+    t = 6000.0  # the start of a window
+    assert [c.hit("a", 3, t + i) for i in range(3)] == [None, None, None]
+    assert c.hit("a", 3, t + 10) == 50  # seconds until the next window
+    assert c.hit("b", 3, t + 10) is None  # another key counts on its own
+    assert c.hit("a", 3, t + 60) is None  # a new window
+    c.reset("a")
+    assert c.retry_after("a", 1, t + 61) is None
+    c.add("a", t + 61)
+    assert c.retry_after("a", 1, t + 61) == 59
+
+
+async def test_failed_sign_ins_are_throttled(log: Log, keyring: Keyring) -> None:
+    await create_account(log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    await create_account(log, "ivan", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    async with running(log, keyring) as (_, client):
+        for _ in range(5):
+            problem(await sign_in(client, "olga", "guess"), 401)
+        r = await sign_in(client, "olga")  # the right password, too late
+        problem(r, 429, "too many failed sign-ins")
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        problem(await sign_in(client, "OLGA", "guess"), 429)  # names compare without case
+        form = {"username": "olga", "password": PASSWORD, "_csrf_token": await csrf(client)}
+        r = await client.post("/auth/login", data=form)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?error=throttled")
+        assert (await sign_in(client, "ivan")).status_code == 200  # another account is not held up
+        # a success resets the count
+        for _ in range(4):
+            problem(await sign_in(client, "ivan", "guess"), 401)
+        assert (await sign_in(client, "ivan")).status_code == 200
+        for _ in range(4):
+            problem(await sign_in(client, "ivan", "guess"), 401)
+        assert (await sign_in(client, "ivan")).status_code == 200
+
+
+async def test_writes_are_throttled_per_caller(log: Log, keyring: Keyring) -> None:
+    admin = await bootstrap(log, keyring)
+    one = await bootstrap(log, keyring, "one", "operator")
+    two = await bootstrap(log, keyring, "two", "operator")
+    async with running(log, keyring) as (_, client):
+        r = await client.put("/api/v1/config", json={"write_requests_per_minute": 3}, headers=auth(admin))
+        assert r.status_code == 200, r.text
+        size = await log.store.sequenced_size()
+        answers = [await client.post("/api/v1/events", json={"kind": "x", "i": i}, headers=auth(one))
+                   for i in range(8)]
+        statuses = [r.status_code for r in answers]
+        # three per minute (six if the minute turned over during the loop), then 429
+        assert statuses[:3] == [201] * 3 and 429 in statuses and statuses.count(201) <= 6, statuses
+        r = answers[statuses.index(429)]
+        problem(r, 429, "write requests")
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert await log.store.sequenced_size() == size + statuses.count(201)  # refused ones appended nothing
+        # another token, reads, and a session are counted on their own
+        r = await client.post("/api/v1/events", json={"kind": "x"}, headers=auth(two))
+        assert r.status_code == 201, r.text
+        assert (await client.get("/api/v1/whoami", headers=auth(one))).status_code == 200
+        # a forged header with the token's public prefix does not spend its budget
+        fake = one[:12] + "A" * 35
+        problem(await client.post("/api/v1/events", json={"kind": "x"}, headers=auth(fake)), 401)
+        async with httpx.AsyncClient(transport=client._transport, base_url="http://t") as browser:  # noqa: SLF001
+            assert (await sign_in(browser, "one")).status_code == 200
+            token = await csrf(browser)
+            r = await browser.post("/api/v1/events", json={"kind": "x"}, headers={"X-CSRFToken": token})
+            assert r.status_code == 201, r.text

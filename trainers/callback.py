@@ -1,0 +1,270 @@
+"""The audit callback: one line puts any TRL / transformers training run on the log.
+
+    trainer.add_callback(AuditCallback.from_env(run="run_..."))   # RLHF_AUDIT_URL + _TOKEN
+    with trainer_audit.guard():                                    # optional: records run.failed
+        trainer.train()
+
+It records (``docs/events.md``): ``run.started`` (spec, config hash, library and code
+versions, base-model hashes, dataset version root, DP terms and the notice that metrics are
+not covered by DP), ``run.metrics`` in batches (so a step costs a list append, not a log
+write), ``run.privacy`` for each logged ε, ``run.checkpoint`` with every file's SHA-256 and a
+Merkle root at each save, and the run's end: ``run.completed``, ``run.halted`` or
+``run.failed``. The project's DP loop drives the very same hooks, so both paths audit alike.
+
+Under DP, ``grad_norm`` (the norm of the raw, non-private gradient) never reaches the log.
+Events go to a sink (:mod:`trainers.sinks`) that delivers them off the training thread; when
+delivery fails, the next hook raises, so the run stops instead of going on unaudited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from app.recording import Actor, event
+from ledger.canonical import encode_event
+
+from .hashing import hash_directory
+from .sinks import AuditSink, HttpSink
+
+__all__ = ["DP_NOTICE", "WORKER", "AuditCallback", "code_version", "library_versions"]
+
+WORKER = Actor("worker", "service")
+DP_NOTICE = ("Differential privacy (unit: one preference pair) covers the trained model's parameters only. "
+             "Metrics recorded during training (loss, accuracy, rewards, margins) are computed on the "
+             "private data and are not covered by the DP guarantee.")
+LIBRARIES = ("torch", "transformers", "trl", "opacus", "datasets", "accelerate", "tokenizers",
+             "rlhf-audit-trail")
+_LEAKY = ("grad_norm",)  # non-private under DP: the raw gradient's norm
+
+CheckpointHook = Callable[[Path, dict[str, str], str], "str | None"]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on (those installed), and Python's."""
+    out = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout this code runs from, else the package version."""
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
+                              capture_output=True, text=True, timeout=5, check=True)
+        if done.stdout.strip():
+            return "git:" + done.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return "rlhf-audit-trail " + metadata.version("rlhf-audit-trail")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _clean(logs: Mapping[str, Any], dp: bool) -> dict[str, Any]:
+    """JSON-safe metrics: numbers and short strings; NaN/inf dropped; grad_norm dropped under DP."""
+    out: dict[str, Any] = {}
+    for key, value in logs.items():
+        if dp and any(leak in key for leak in _LEAKY):
+            continue
+        if hasattr(value, "item"):
+            value = value.item()
+        keep = (isinstance(value, bool) or isinstance(value, int) and abs(value) < 2**53
+                or isinstance(value, float) and math.isfinite(value)
+                or isinstance(value, str) and len(value) <= 200)
+        if keep:
+            out[key] = value
+    return out
+
+
+class AuditCallback(TrainerCallback):
+    """Records a training run on the log through ``sink``. See the module docstring."""
+
+    def __init__(
+        self, sink: AuditSink, *, run: str, spec: Any = None, dataset: str | None = None,
+        dataset_version: int | None = None, dataset_root: str | None = None,
+        base_model: str | Path | None = None, dp: Mapping[str, Any] | None = None,
+        actor: Actor = WORKER, metrics_every: int = 50, metrics_seconds: float = 5.0,
+        checkpoint_hook: CheckpointHook | None = None, auto_complete: bool = True,
+    ) -> None:
+        self.sink = sink
+        self.run = run
+        self.spec = spec
+        self.dataset = dataset
+        self.dataset_version = dataset_version
+        self.dataset_root = dataset_root
+        self.base_model = base_model
+        self.dp: dict[str, Any] | None = dict(dp) if dp else None
+        self.actor = actor
+        self.metrics_every = metrics_every
+        self.metrics_seconds = metrics_seconds
+        self.checkpoint_hook = checkpoint_hook
+        self.auto_complete = auto_complete
+        self.step = 0
+        self.epsilon: float | None = None
+        self.started = False
+        self.ended: str | None = None
+        self.last_checkpoint: tuple[Path, dict[str, str], str] | None = None
+        self._metrics: list[dict[str, Any]] = []
+        self._last_emit = time.monotonic()
+
+    @classmethod
+    def from_env(cls, *, run: str, **kwargs: Any) -> AuditCallback:
+        """A callback posting to the server named by ``RLHF_AUDIT_URL`` with ``RLHF_AUDIT_TOKEN``."""
+        url, token = os.environ.get("RLHF_AUDIT_URL"), os.environ.get("RLHF_AUDIT_TOKEN")
+        if not url or not token:
+            raise ValueError("set RLHF_AUDIT_URL (the server, e.g. https://audit.example) and "
+                             "RLHF_AUDIT_TOKEN (an API token with the events:write scope)")
+        return cls(HttpSink(url, token), run=run, **kwargs)
+
+    @property
+    def dp_enabled(self) -> bool:
+        return bool(self.dp and self.dp.get("enabled", True))
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.sink.emit([event(kind, self.actor, run=self.run, **fields)])
+
+    def _flush_metrics(self) -> None:
+        self._last_emit = time.monotonic()
+        if self._metrics:
+            steps, self._metrics = self._metrics, []
+            self._emit("run.metrics", steps=steps)
+
+    # -- the run's start ----------------------------------------------------------------------
+
+    def _config(self, args: Any) -> dict[str, Any]:
+        if self.spec is None:
+            return {"training_args": _clean(args.to_sanitized_dict(), False)} if args is not None else {}
+        return self.spec.to_dict() if hasattr(self.spec, "to_dict") else dict(self.spec)
+
+    def _base_model_path(self, model: Any) -> Path | None:
+        if self.base_model is not None:
+            return Path(self.base_model)
+        name = getattr(self.spec, "base_model", None) or getattr(getattr(model, "config", None),
+                                                                 "_name_or_path", None)
+        return Path(name) if name and Path(name).exists() else None
+
+    def record_started(self, args: Any = None, model: Any = None) -> None:
+        """Record ``run.started`` (once); the hooks call this from ``on_train_begin``."""
+        self.sink.check()
+        if self.started:
+            return
+        self.started = True
+        config = self._config(args)
+        base = self._base_model_path(model)
+        base_model = None
+        if base is not None:
+            files, root = hash_directory(base)
+            base_model = {"root": root, "files": files}
+        dp = {"enabled": False} if not self.dp_enabled else {
+            "enabled": True, "unit": "preference_pair", **{k: v for k, v in (self.dp or {}).items()
+                                                           if k != "enabled" and v is not None}}
+        self._emit(
+            "run.started", spec=config if self.spec is not None else None,
+            config_sha256="sha256:" + hashlib.sha256(encode_event(config)).hexdigest(),
+            libraries=library_versions(), code_version=code_version(), base_model=base_model,
+            dataset=self.dataset or getattr(self.spec, "dataset", None),
+            dataset_version=self.dataset_version or getattr(self.spec, "dataset_version", None),
+            dataset_root=self.dataset_root, dp=dp, notice=DP_NOTICE if self.dp_enabled else None)
+
+    # -- TrainerCallback hooks --------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.record_started(args, kwargs.get("model"))
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.sink.check()
+        self.step = state.global_step
+        if self._metrics and time.monotonic() - self._last_emit >= self.metrics_seconds:
+            self._flush_metrics()
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        self.sink.check()
+        logs = dict(logs or {})
+        epsilon = logs.pop("epsilon", None)
+        entry = {"step": state.global_step, **({"epoch": state.epoch} if state.epoch is not None else {}),
+                 **_clean(logs, self.dp_enabled)}
+        self._metrics.append(entry)
+        if epsilon is not None:
+            self.epsilon = float(epsilon)
+            dp = self.dp or {}
+            self._emit("run.privacy", step=state.global_step, epsilon=self.epsilon,
+                       delta=dp.get("delta"), accountant=dp.get("accountant"))
+        if (len(self._metrics) >= self.metrics_every
+              or time.monotonic() - self._last_emit >= self.metrics_seconds):
+            self._flush_metrics()
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.record_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step = state.global_step
+        self._flush_metrics()
+        if self.auto_complete and self.ended is None:
+            files, root = self.last_checkpoint[1:] if self.last_checkpoint else (None, None)
+            self.record_completed(steps=state.global_step, files=files, root=root)
+        self.sink.flush()
+
+    # -- explicit records (the project's train() and scripts without a Trainer) --------------
+
+    def record_checkpoint(self, path: Path, step: int) -> tuple[dict[str, str], str]:
+        """Hash a saved checkpoint directory and record ``run.checkpoint``."""
+        self.sink.check()
+        self._flush_metrics()
+        files, root = hash_directory(path)
+        prefix = self.checkpoint_hook(path, files, root) if self.checkpoint_hook else None
+        self.last_checkpoint = (path, files, root)
+        self._emit("run.checkpoint", step=step, object_prefix=prefix, files=files, root=root)
+        return files, root
+
+    def record_completed(self, *, steps: int, files: dict[str, str] | None, root: str | None,
+                         model: str | None = None) -> None:
+        self._flush_metrics()
+        self.ended = "completed"
+        self._emit("run.completed", model=model or "model_" + self.run.removeprefix("run_"), steps=steps,
+                   epsilon=self.epsilon, files=files, root=root)
+
+    def record_halted(self, *, step: int, checkpoint_root: str | None, decision: int | None = None) -> None:
+        self._flush_metrics()
+        self.ended = "halted"
+        self._emit("run.halted", step=step, decision=decision, checkpoint_root=checkpoint_root)
+
+    def record_failed(self, error: BaseException, step: int | None = None) -> None:
+        """Record ``run.failed`` with the exception's class and message (best effort)."""
+        self.ended = "failed"
+        with contextlib.suppress(Exception):
+            self._flush_metrics()
+        message = str(error)[:2000]
+        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        step = self.step if step is None else step
+        self.sink.emit([event("run.failed", self.actor, run=self.run, step=step, error=text)])
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[AuditCallback]:
+        """``with callback.guard(): trainer.train()`` records ``run.failed`` if training raises."""
+        try:
+            yield self
+        except BaseException as e:
+            if self.ended is None:
+                try:
+                    self.record_failed(e)
+                    self.sink.flush()
+                except Exception as sink_error:  # the sink itself is what failed
+                    e.add_note(f"run.failed could not be recorded: {sink_error}")
+            raise
