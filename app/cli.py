@@ -42,6 +42,15 @@ def _pseudonymizer(ctx: click.Context) -> Any:
     return Keyring.of(LogHome.resolve(ctx.obj.get("home"))).pseudonymizer
 
 
+def _migrate(home: Any) -> None:
+    import asyncio
+
+    async def go() -> None:
+        await (await home.open_log(migrate=True)).close()
+
+    asyncio.run(go())
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -73,6 +82,7 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
 
         if not home.exists():
             home.init()
+        _migrate(home)  # now, so that the worker and the server do not both migrate at once
         child = start_local_worker_process(str(home.path))
     try:
         uvicorn.run(create_app(home), host=host, port=port,

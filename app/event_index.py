@@ -83,14 +83,19 @@ def _micros(t: datetime) -> int:
     return (t - _EPOCH) // _US
 
 
+_MIN_US, _MAX_US = _micros(datetime.min), _micros(datetime.max)
+
+
 def _at(v: object) -> int | None:
     """Microseconds since the epoch of an RFC 3339 time; None for anything else."""
     if not isinstance(v, str) or len(v) > 64:
         return None
     try:
-        return _micros(datetime.fromisoformat(v))
+        micros = _micros(datetime.fromisoformat(v))
     except (ValueError, OverflowError):
         return None
+    # 9999-12-31T23:59:59-14:00 parses, but is no datetime in UTC
+    return micros if _MIN_US <= micros <= _MAX_US else None
 
 
 def _digest(v: object) -> bytes | None:

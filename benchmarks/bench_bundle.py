@@ -95,6 +95,7 @@ async def main(n: int) -> None:
                           ("verify, ledger.bundle (rlhf-audit verify-bundle)", ledger_s),
                           ("verify, standalone verify.py (new process)", standalone_s)):
         print(f"{what:<52} {seconds:6.2f} s   target < 5 s: {'met' if seconds < 5 else 'NOT met'}")
+    print("build phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in built.timings.items()))
 
 
 if __name__ == "__main__":

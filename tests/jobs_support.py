@@ -42,9 +42,8 @@ def tiny_model() -> Path:
 def jsonl(n: int, annotators: int = 3, seed: int = 0) -> bytes:
     from trainers.tiny import synthetic_pairs
 
-    rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
-             "annotator": r["annotator"], "labels": {"guideline_version": r["guideline_version"]}}
-            for r in synthetic_pairs(n, annotators=annotators, seed=seed)]
+    keep = ("prompt", "chosen", "rejected", "annotator")
+    rows = [{k: r[k] for k in keep} for r in synthetic_pairs(n, annotators=annotators, seed=seed)]
     return b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
 
 

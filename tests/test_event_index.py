@@ -38,7 +38,8 @@ def corpus(n: int, seed: int = 7) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         e: dict[str, Any] = {"kind": rng.choice(KINDS), "v": 1, "at": _rfc3339(T0 + timedelta(minutes=i)),
-                             "actor": rng.choice(["pseud:aa", "pseud:bb", "system"]), "role": "operator", "i": i}
+                             "actor": rng.choice(["pseud:aa", "pseud:bb", "system"]), "role": "operator",
+                             "i": i}
         for field, values in (("run", ["run_a", "run_b", "run_c"]), ("dataset", ["ds_x", "ds_y"]),
                               ("model", ["model_1", "model_2"]), ("annotator", ["pseud:c1", "pseud:c2"])):
             if rng.random() < 0.5:
@@ -69,7 +70,8 @@ async def test_every_filter_and_combinations(log: Log) -> None:
     assert await index.catch_up() == base + len(events)
     single: list[tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
         ({"kind": "run.started"}, lambda e: e["kind"] == "run.started"),
-        ({"kind": ["run.started", "dataset.record"]}, lambda e: e["kind"] in ("run.started", "dataset.record")),
+        ({"kind": ["run.started", "dataset.record"]},
+         lambda e: e["kind"] in ("run.started", "dataset.record")),
         ({"run": "run_b"}, lambda e: e.get("run") == "run_b"),
         ({"dataset": "ds_x"}, lambda e: e.get("dataset") == "ds_x"),
         ({"dataset_version": 2}, lambda e: e.get("dataset_version") == 2),
@@ -79,7 +81,8 @@ async def test_every_filter_and_combinations(log: Log) -> None:
         ({"actor": "pseud:bb"}, lambda e: e["actor"] == "pseud:bb"),
         ({"annotator": "pseud:c1"}, lambda e: e.get("annotator") == "pseud:c1"),
         ({"kind": "dataset.record", "actor": "system", "annotator": "pseud:c2"},
-         lambda e: e["kind"] == "dataset.record" and e["actor"] == "system" and e.get("annotator") == "pseud:c2"),
+         lambda e: (e["kind"] == "dataset.record" and e["actor"] == "system"
+                    and e.get("annotator") == "pseud:c2")),
         ({"run": "run_a", "model": "model_1", "since": T0 + timedelta(minutes=50)},
          lambda e: e.get("run") == "run_a" and e.get("model") == "model_1" and e["i"] >= 50),
         ({"run": "run_nope"}, lambda e: False),
@@ -138,6 +141,7 @@ async def test_time_ranges(log: Log) -> None:
     events: list[dict[str, Any]] = [{"kind": "t", "at": a, "n": n} for n, a in enumerate(at)]
     events.append({"kind": "t", "n": len(at)})  # no "at" at all
     events.append({"kind": "t", "at": 1764064800, "n": len(at) + 1})  # a number is not a time
+    events.append({"kind": "t", "at": "9999-12-31T23:59:59-14:00", "n": len(at) + 2})  # year 10000 in UTC
     base = await _append(log, events)
     index = EventIndex(log)
 
@@ -149,7 +153,7 @@ async def test_time_ranges(log: Log) -> None:
 
     got = await index.query(kind="t", limit=100)
     assert [e.at for e in got] == [t(10, 0), t(10, 0, 0, 500_000), t(10, 0, 1), t(10, 30, 0, 123456),
-                                   t(11, 0), None, t(10, 0), None, None]
+                                   t(11, 0), None, t(10, 0), None, None, None]
     assert ns(await index.query(since=t(10, 0), until=t(10, 0, 1))) == [0, 1, 6]  # until is exclusive
     assert ns(await index.query(since=t(10, 0, 0, 500_000))) == [1, 2, 3, 4]  # since is inclusive
     assert ns(await index.query(until=t(10, 0))) == []
@@ -168,7 +172,7 @@ async def test_commitments_nested_and_in_lists(log: Log) -> None:
         {"kind": "x", "outer": {"deeper": [{"salt_commitment": str(c[1])}]}},
         {"kind": "x", "commitments": [str(c[2]), str(c[3]), 5, "sha256:bad!"]},
         {"kind": "x", "nested": {"commitments": [str(c[4])]}, "commitment": str(c[0])},
-        {"kind": "x", "commitmentx": str(c[5]), "other": str(c[5]), "list": [str(c[5])]},  # not a commitment key
+        {"kind": "x", "commitmentx": str(c[5]), "other": str(c[5]), "list": [str(c[5])]},  # other keys
         {"kind": "x", "commitment": short, "a_commitment": "sha1:" + str(c[5])[7:],
          "b_commitment": str(c[5])[:-2] + "é=", "commitments": [str(c[5])[:-1] + "==", str(c[5]) + "\n"]},
         {"kind": "x", "commitment": str(c[1]), "b_commitment": str(c[1])},  # twice in one entry: once

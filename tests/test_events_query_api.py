@@ -65,10 +65,12 @@ async def test_filters_paging_and_shape(log: Log) -> None:
         ({"run": "run_a"}, lambda e: e.get("run") == "run_a"),
         ({"dataset": "ds_y", "dataset_version": 2},
          lambda e: e.get("dataset") == "ds_y" and e.get("dataset_version") == 2),
-        ({"model": "model_1", "actor": "pseud:aa"}, lambda e: e.get("model") == "model_1" and e["actor"] == "pseud:aa"),
+        ({"model": "model_1", "actor": "pseud:aa"},
+         lambda e: e.get("model") == "model_1" and e["actor"] == "pseud:aa"),
         ({"annotator": "pseud:c2", "kind": "dataset.record"},
          lambda e: e.get("annotator") == "pseud:c2" and e["kind"] == "dataset.record"),
-        ({"since": "2025-06-01T09:00:00Z", "until": "2025-06-01T10:30:00+01:00"}, lambda e: 60 <= e["i"] < 90),
+        ({"since": "2025-06-01T09:00:00Z", "until": "2025-06-01T10:30:00+01:00"},
+         lambda e: 60 <= e["i"] < 90),
         ({"since": "2025-06-01T09:59:00", "kind": KINDS}, lambda e: e["i"] >= 119),  # no offset: UTC
         ({"run": "x" * 500}, lambda e: False),
     ]

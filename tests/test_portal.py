@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 
 from app.accounts import create_account
 from app.keyring import Keyring
@@ -26,10 +27,13 @@ from app.portal.charts import line_chart
 from app.portal.explorer import parse_hash
 from app.portal.runs import metric_series
 from app.portal.signin import safe_next
+from ledger._internal.local_tsa import LocalTSA
+from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.note import open_note
+from ledger.note import Signer, open_note
 from ledger.proofs import unb64
+from ledger.timestamping import LocalTSAClient
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 PASSWORD = "portal-password-1"
@@ -88,8 +92,19 @@ async def accounts(log: Log, keys: Path, **roles: str) -> None:
         await create_account(log, name, role, PASSWORD, pseudonymizer=Keyring(keys).pseudonymizer)
 
 
-async def test_signed_out_browser_gets_sign_in_and_html_errors(log: Log, tmp_path: Path) -> None:
-    async with portal(log, tmp_path / "keys") as client:
+@pytest.fixture
+async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
+    """For tests of the pages alone (the storage-specific ones use ``log``: both databases)."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}")
+    await store.migrate()
+    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
+    yield log
+    await log.stop()
+    await store.close()
+
+
+async def test_signed_out_browser_gets_sign_in_and_html_errors(sqlite_log: Log, tmp_path: Path) -> None:
+    async with portal(sqlite_log, tmp_path / "keys") as client:
         r = await client.get("/")
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/")
         page = await client.get(r.headers["location"])
@@ -306,8 +321,8 @@ def test_line_chart_and_metric_series() -> None:
     assert series == {"loss": [(1.0, 0.9), (2.0, 0.8)], "reward_accuracy": [(2.0, 0.6)]}
 
 
-async def test_static_files_are_served(log: Log, tmp_path: Path) -> None:
-    async with portal(log, tmp_path / "keys") as client:
+async def test_static_files_are_served(sqlite_log: Log, tmp_path: Path) -> None:
+    async with portal(sqlite_log, tmp_path / "keys") as client:
         htmx = await client.get("/static/htmx.min.js")
         assert htmx.status_code == 200 and htmx.text.startswith("var htmx=function()")
         assert 'version:"2.0.11"' in htmx.text.replace(" ", "")

@@ -2,23 +2,29 @@
 
 ``run_training(ctx, run)`` is the one job function, run by ARQ workers (``rlhf-audit worker``,
 :class:`WorkerSettings`) and by the local worker ``rlhf-audit serve`` starts when no Redis is
-configured (:func:`app.jobs.local.run_local_worker`). It:
+configured (:func:`app.jobs.local.run_local_worker`). ``ctx`` holds ``log``, ``keyring`` and
+``objects`` (opened from the home by :func:`startup`, or handed in). It:
 
 1. claims the queued job row (one conditional UPDATE: a run never trains twice);
-2. loads the dataset version (records of annotators rejected by an overseer left out);
+2. loads the dataset version (rejected annotators and erased subjects already left out);
 3. runs :func:`trainers.training.train` in a thread, with an :class:`AuditCallback` appending to
-   the log through a :class:`LogSink`, and a :class:`JobControl` that stops at the next step
-   once an overseer halts the run or someone cancels it;
-4. uploads every checkpoint and the final model directory to the object store under
-   ``runs/<run>/checkpoint-<step>/`` and ``runs/<run>/final/``, recording their hashes;
-5. settles the privacy budget with the ε actually spent and records the outcome:
-   ``run.completed`` (by the callback), ``run.halted`` naming the halt decision, ``job.cancelled``,
-   or ``run.failed`` (any exception: the job row says failed, the log stays consistent).
+   the log through a :class:`LogSink`, a :class:`CheckpointStore` hook that uploads each
+   checkpoint as it is saved (``runs/<run>/checkpoint-<step>/``, the prefix recorded in
+   ``run.checkpoint``), and a :class:`JobControl` that stops the run at its next step once an
+   overseer halts it or someone cancels it;
+4. on completion stores the final model under ``runs/<run>/final/`` (``run.completed``, with its
+   files and root, is the callback's), settles the privacy budget with the ε actually spent and
+   marks the row completed; on a halt marks it halted (``run.halted`` is the callback's, naming
+   the decision); on a cancel records ``job.cancelled``;
+5. on any exception records ``run.failed`` (unless ``train()`` already did), gives back or
+   settles the budget and marks the row failed, so the log stays consistent.
 
-A resumed run (after a halt, by a second overseer) trains again under the same run id from the
-halted checkpoint's weights for the steps that remain; the optimizer state, the learning-rate
-schedule and the data order start afresh, and a DP run's ε is the sum of its segments' ε
-(basic composition) when the budget is settled.
+Resume, exactly: a resumed run (a second overseer's decision) trains again under the same run id,
+with the halted checkpoint's weights as its base model (``run.started`` #2 shows that root) for
+the steps that remain (``max_steps`` minus the steps done). The optimizer state, learning-rate
+schedule and data order start afresh; step numbers on the segment's events restart at 1 while the
+object-store prefixes keep counting from the run's start. A DP run's ε is the sum of its
+segments' ε (basic composition) when the budget is settled.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ __all__ = [
 
 Status = Literal["pass", "fail", "not_applicable"]
 PAGE = 1000
+MAX_SUMMARY = 2000
 _log = logging.getLogger("app.compliance")
 
 
@@ -114,6 +115,8 @@ class Rule:
         if len(entries) > self.max_entries:
             summary += f" (first {self.max_entries} of {len(entries)} backing entries listed)"
             entries = entries[: self.max_entries]
+        if len(summary) > MAX_SUMMARY:  # the whole check is one log entry (at most 64 KiB)
+            summary = summary[: MAX_SUMMARY - 3] + "..."
         return RuleResult(self.id, self.article, outcome.status, summary, entries, self.title)
 
 

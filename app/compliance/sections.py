@@ -26,6 +26,7 @@ __all__ = ["NOT_RECORDED", "Facts", "Selection", "annex_iv", "datasheets", "dp_s
            "log_summary", "oversight_register", "retention", "select", "statement"]
 
 NOT_RECORDED = "Not recorded on the log."
+LOG_WIDE = ("compliance.checked", "privacy.erased")  # about the whole log, in every scope
 INTERVENTIONS = ("halt", "rollback", "reject_dataset", "reject_annotator", "veto_release")
 KINDS = ("job.submitted", "job.refused", "run.started", "run.privacy", "run.checkpoint", "run.halted",
          "run.completed", "run.failed", "oversight.decision", "model.released", "dataset.version",
@@ -68,8 +69,11 @@ class Selection:
                 or (target.get("dataset") is not None
                     and self._dataset(target.get("dataset"), target.get("dataset_version"))))
 
+    def in_window(self, e: Any) -> bool:
+        return self.window is None or (e.at is not None and self.window[0] <= e.at < self.window[1])
+
     def keeps(self, e: Any) -> bool:
-        if self.window is not None and not (e.at is not None and self.window[0] <= e.at < self.window[1]):
+        if not self.in_window(e):
             return False
         if self.everything:
             return True
@@ -128,7 +132,8 @@ async def gather(ctx: CheckContext, sel: Selection) -> Facts:
     """The scope's events by kind (dataset records and metrics batches are summarised elsewhere)."""
     facts: Facts = {}
     for kind in KINDS:
-        facts[kind] = [e for e in await ctx.events(kind=kind) if sel.keeps(e)]
+        keep = sel.in_window if kind in LOG_WIDE else sel.keeps
+        facts[kind] = [e for e in await ctx.events(kind=kind) if keep(e)]
     last_metrics = []
     for run in sorted({body(e).get("run") for e in facts["run.started"]}, key=str):
         found = await ctx.index.query(kind="run.metrics", run=run, descending=True, limit=1,
@@ -422,9 +427,11 @@ async def retention(ctx: CheckContext, facts: Facts) -> dict[str, Any]:
                      f"{MIN_RETENTION_DAYS} days; Art. 18 keeps technical documentation ten years).")]
     if first is not None:
         when = first.get("at", "at an unknown time")
-        out.append(statement(f"The oldest entry (index 0, recorded {when}) is still present; no entry "
-                             f"of the {ctx.tree_size} has been deleted (the log is "
-                             "append-only and the self-audit found every index).", [0]))
+        audit = await log_audit(ctx)
+        gaps = ("the self-audit found every index present" if audit.ok
+                else "the self-audit reports problems (Art. 12 section)")
+        out.append(statement(f"The oldest entry (index 0, recorded {when}) is still present; the log is "
+                             f"append-only and {gaps}.", [0]))
     erased = facts["privacy.erased"]
     out.append(statement(f"{len(erased)} GDPR erasure(s) destroyed off-log records and keys; the log "
                          "entries and their proofs stay intact (crypto-shredding).", _idx(erased)))

@@ -25,9 +25,10 @@ import base64
 import hashlib
 import io
 import json
+import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Bundle:
     tree_size: int
     latest_tree_size: int
     created_at: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
 
     @property
     def filename(self) -> str:
@@ -170,7 +172,15 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
     if latest is None:
         raise NotFound("the log has published no checkpoint yet")
     index = index or EventIndex(log)
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        clock.append(time.perf_counter())
+        timings[phase] = clock[-1] - clock[-2]
+
     entries = await select(log, scope, latest.size, index)
+    lap("select")
     indices = list(entries)
     cp = await log.checkpoint_covering(indices[-1])
     sizes = sorted({cp.size, latest.size})
@@ -180,6 +190,7 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
         stamps = {s: await _timestamp(log, s) for s in sizes}
 
     proofs = await log.inclusion_proofs(indices, cp.size)
+    lap("proofs")
     created_at = _now()
     files: dict[str, bytes] = {}
     files["keys/log.vkey"] = (log.signer.verifier.vkey + "\n").encode()
@@ -196,7 +207,9 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
     for i, proof in zip(indices, proofs, strict=True):
         files[f"entries/{i}.json"] = entries[i]
         files[f"proofs/{i}.tlog-proof"] = format_tlog_proof(i, proof, cp.note)
+    lap("files")
     report = await _report(log, index, scope, cp.size)
+    lap("report")
     files.update(report)
     files["verify.py"] = (_HERE / "standalone_verify.py").read_bytes()
     files["README.md"] = _readme({
@@ -215,8 +228,9 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
     envelope = dsse.sign_envelope(dsse.statement(subjects, predicate), evidence_key)
     data = _zip({"manifest.json": manifest, "attestation.dsse.json": envelope, **files},
                 datetime.now(UTC))
+    lap("zip")
     bundle = Bundle(data, scope, hashlib.sha256(manifest).hexdigest(), len(indices), cp.size,
-                    latest.size, created_at)
+                    latest.size, created_at, timings)
     if record_event:
         await record(log, "bundle.created", actor, scope=scope.to_json(),
                      manifest_sha256="sha256:" + bundle.manifest_sha256, entries=bundle.entries,

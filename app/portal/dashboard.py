@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, get
-from litestar.response import Redirect, Template
+from litestar.response import Template
 
 from ledger.errors import LedgerError
 
 from . import sources
-from .web import Req, log_of, page, sign_in_url, signed_in, viewer
+from .web import Req, log_of, page, signed_in
 
 __all__ = ["DashboardController", "log_health"]
 
@@ -43,14 +43,9 @@ async def log_health(request: Req) -> dict[str, Any]:
 class DashboardController(Controller):
     path = "/"
 
-    @get("/")
-    async def index(self, request: Req) -> Template | Redirect:
-        """The dashboard; the sign-in page for someone not signed in."""
-        who = viewer(request)
-        if who is None:
-            return Redirect(sign_in_url("/"), status_code=303)
-        if who.needs_totp:
-            return Redirect("/account", status_code=303)
+    @get("/", guards=[signed_in])
+    async def index(self, request: Req) -> Template:
+        """The dashboard (the guard sends people not signed in to the sign-in page)."""
         return page(request, "dashboard.html", title="Dashboard", health=await log_health(request),
                     **await sources.dashboard(request))
 

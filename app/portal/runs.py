@@ -64,7 +64,7 @@ def _charts(series: dict[str, list[tuple[float, float]]], privacy: list[tuple[fl
         {"title": "Loss", "series": loss or [("loss", [])], "limit": None, "limit_label": ""},
         {"title": "Reward accuracy", "series": acc or [("accuracy", [])], "limit": None, "limit_label": ""},
         {"title": "Privacy spent (ε)", "series": [("ε", privacy)], "limit": budget,
-         "limit_label": "budget ε"},
+         "limit_label": "planned ε"},
     ]
 
 

@@ -49,6 +49,9 @@ async def _any_signed_in(connection: Conn, _: Any) -> None:
         raise NotAuthorizedException("sign in to use the portal")
 
 
+_any_signed_in.permission = {"login": True}  # type: ignore[attr-defined]
+
+
 async def _account(request: Req) -> Any:
     from app.accounts import get_account
 
@@ -60,7 +63,7 @@ async def _account(request: Req) -> Any:
 class SignInController(Controller):
     path = "/"
 
-    @get("/login")
+    @get("/login", opt={"public": True})
     async def sign_in(self, request: Req, next: Text = None, error: Text = None) -> Template | Redirect:  # noqa: A002
         """The sign-in form (already signed in: straight on to ``next``)."""
         if viewer(request) is not None and error != "expired":

@@ -102,6 +102,9 @@ async def signed_in(connection: Conn, _: BaseRouteHandler) -> None:
         raise NeedsEnrolment(f"{who.role} accounts need a second factor: enrol one first")
 
 
+signed_in.permission = {"login": True}  # type: ignore[attr-defined]  # read by app.auth.declared_permission
+
+
 def role_guard(*roles: str) -> Any:
     """Guard factory: signed in, with one of ``roles``, else 403."""
 
@@ -113,6 +116,7 @@ def role_guard(*roles: str) -> Any:
                 f"only {' or '.join(roles)} accounts may do this; you are signed in as "
                 f"{'an' if who and who.role[0] in 'aeiou' else 'a'} {who.role if who else '-'}")
 
+    guard.permission = {"roles": tuple(roles)}  # type: ignore[attr-defined]
     return guard
 
 

@@ -281,5 +281,8 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
     assert checked.returncode == 0, checked.stdout + checked.stderr
     auditor.goto("/reports")
     shot(auditor, artefacts, "reports")
+    auditor.goto("/")
+    assert "approve release" in auditor.locator("#activity").inner_text()
+    shot(auditor, artefacts, "dashboard")
     for p in (admin, op, auditor, ov1, ov2):
         p.context.close()

@@ -134,6 +134,7 @@ PERSONAL_KEYS = frozenset({
 })
 PSEUDONYM_KEYS = frozenset({"annotator", "actor", "subject"})
 ROLE_ACTORS = frozenset({"system", "worker"})
+_NO_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def _iban_valid(text: str) -> bool:
@@ -158,13 +159,14 @@ def _opaque(text: str) -> bool:
 
 
 def _string_findings(text: str) -> Iterator[str]:
-    if EMAIL.search(text):
+    if "@" in text and EMAIL.search(text):
         yield "an e-mail address"
     if _opaque(text):
         return
-    if any(_iban_valid(m.group()) for m in IBAN.finditer(text)):
+    digits = len(text) - len(text.translate(_NO_DIGITS))
+    if digits >= 2 and len(text) >= 15 and any(_iban_valid(m.group()) for m in IBAN.finditer(text)):
         yield "an IBAN"
-    if _phone(text):
+    if digits >= 8 and _phone(text):
         yield "a phone number"
 
 
@@ -173,7 +175,7 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and EMAIL.search(key):
+            if isinstance(key, str) and "@" in key and EMAIL.search(key):
                 yield sub, "an e-mail address as a key"
             low = str(key).lower()
             if low in PERSONAL_KEYS and isinstance(item, str) and item.strip():
@@ -192,12 +194,26 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield path or "(the entry)", what
 
 
+# A cheap test over an entry's canonical bytes: only entries that could hold any of the above are
+# parsed and walked (most entries, dataset records above all, are hashes and numbers).
+_CHEAP = (re.compile(rb"@|\+\d"), re.compile(rb"0\d{1,4}\)?[ /-]\d{3}"),
+          re.compile(rb"[A-Z]{2}\d\d[ A-Z0-9]{11}"),
+          re.compile(rb'"(?:annotator|actor|subject)":(?!"pseud:|"system"|"worker")'))
+_KEY = re.compile(rb'"(?:' + "|".join(sorted(PERSONAL_KEYS)).encode() + rb')":')
+
+
+def candidate(data: bytes) -> bool:
+    """Whether an entry's canonical bytes could hold personal data at all (then it is walked)."""
+    return any(r.search(data) for r in _CHEAP) or bool(_KEY.search(data.lower()))
+
+
 async def personal_data(ctx: CheckContext) -> list[tuple[int, str, str]]:
     """(leaf index, field, what) for every suspected piece of personal data on the log."""
     found: list[tuple[int, str, str]] = []
     async for page in ctx.pages():
         for e in page:
-            found += [(e.index, path, what) for path, what in _walk(body(e), "")]
+            if candidate(e.data):
+                found += [(e.index, path, what) for path, what in _walk(body(e), "")]
     return found
 
 
