@@ -59,7 +59,7 @@ def _migrate(home: Any) -> None:
               help="Do not start the local training worker (started when RLHF_AUDIT_REDIS_URL is unset).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
-    """Serve the public read API (tiles, proofs, checkpoints, timestamps) over HTTP.
+    """Serve the oversight portal (at /) and the APIs: the public log API and /api/v1/.
 
     Creates the home first if it does not exist, and integrates appends from any process.
     Without Redis it also starts one local worker process that runs submitted training jobs.

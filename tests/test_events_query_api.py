@@ -97,7 +97,7 @@ async def test_filters_paging_and_shape(log: Log) -> None:
 async def test_bad_parameters_are_400(log: Log) -> None:
     token = await _token(log, "op", "operator")
     await log.append([{"kind": "x"}])
-    bad = [
+    bad: list[dict[str, str | int]] = [
         {"since": "yesterday"}, {"until": "2026-13-01T00:00:00Z"}, {"since": "x" * 5000},
         {"since": "2026-11-25T10:00:00Z", "until": "2026-11-25T09:00:00Z"},
         {"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"after": -1}, {"after": 2**63},
@@ -112,8 +112,8 @@ async def test_bad_parameters_are_400(log: Log) -> None:
         _problem(await client.get(f"/api/v1/events/{2**64}", headers=_auth(token)), 400)
         assert "no entry" in _problem(await client.get("/api/v1/events/999999", headers=_auth(token)), 404)
         # Values no event can carry are simply not found.
-        for params in ({"run": "a\x00b"}, {"actor": "y" * 1000}, {"kind": ""}):
-            r = await client.get("/api/v1/events", params=params, headers=_auth(token))
+        for empty in ({"run": "a\x00b"}, {"actor": "y" * 1000}, {"kind": ""}):
+            r = await client.get("/api/v1/events", params=empty, headers=_auth(token))
             assert r.status_code == 200 and r.json() == {"events": [], "next": None}, r.text
         r = await client.get("/api/v1/events", params={"limit": 1000}, headers=_auth(token))
         assert r.status_code == 200 and r.json()["events"][-1]["kind"] == "x"

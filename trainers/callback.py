@@ -19,6 +19,7 @@ delivery fails, the next hook raises, so the run stops instead of going on unaud
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -51,17 +52,23 @@ _LEAKY = ("grad_norm",)  # non-private under DP: the raw gradient's norm
 CheckpointHook = Callable[[Path, dict[str, str], str], "str | None"]
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on (those installed), and Python's."""
-    out = {"python": sys.version.split()[0]}
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    out = [("python", sys.version.split()[0])]
     for name in LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
+            out.append((name, metadata.version(name)))
+    return tuple(out)
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on (those installed), and Python's."""
+    return dict(_versions())
+
+
+@functools.cache
 def code_version() -> str:
-    """``git describe`` of the checkout this code runs from, else the package version."""
+    """``git describe`` of the checkout this code runs from, else the package version (once per process)."""
     here = Path(__file__).resolve().parent
     try:
         done = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,

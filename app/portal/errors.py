@@ -75,4 +75,4 @@ def error_pages(handlers: ExceptionHandlersMap) -> ExceptionHandlersMap:
 
         return handle
 
-    return {key: wrap(h) for key, h in handlers.items()}  # type: ignore[arg-type]
+    return {key: wrap(h) for key, h in handlers.items()}

@@ -136,8 +136,8 @@ class ExplorerController(Controller):
                     error = ("no integrated entry has that leaf hash "
                              "(a new entry appears once it is checkpointed)")
             else:
-                filters = {k: v.strip() for k, v in form.items() if k in ("kind", "run", "dataset", "actor")
-                           and v and v.strip()}
+                filters: dict[str, Any] = {k: v.strip() for k, v in form.items()
+                                           if k in ("kind", "run", "dataset", "actor") and v.strip()}
                 times = {"since": _time(since, "since"), "until": _time(until, "until")}
                 filters.update({k: v for k, v in times.items() if v is not None})
                 rows, cursor = await _search(request, filters, after)

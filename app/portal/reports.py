@@ -118,7 +118,7 @@ class ReportsController(Controller):
             if scope["kind"] == "all":
                 raise ValueError("a bundle covers a model, a run, a dataset or a time range: choose one")
             built = await build_bundle(log_of(request), Scope.from_json(scope),
-                                       evidence_key=keyring_of(request).evidence_signer,  # type: ignore[arg-type]
+                                       evidence_key=keyring_of(request).evidence_signer,
                                        actor=actor_of(request), index=event_index(request))
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),

@@ -49,7 +49,7 @@ async def _any_signed_in(connection: Conn, _: Any) -> None:
         raise NotAuthorizedException("sign in to use the portal")
 
 
-_any_signed_in.permission = {"login": True}  # type: ignore[attr-defined]
+_any_signed_in.permission = {"login": True, "enrolment": True}  # type: ignore[attr-defined]
 
 
 async def _account(request: Req) -> Any:
@@ -85,7 +85,7 @@ class SignInController(Controller):
 
         account = await _account(request)
         try:
-            secret, uri = await begin(log_of(request), keyring_of(request), account)  # type: ignore[arg-type]
+            secret, uri = await begin(log_of(request), keyring_of(request), account)
         except LedgerError as e:
             return page(request, "account.html", status_code=400, account=account, error=str(e))
         return page(request, "account.html", account=account, secret=secret, otpauth_uri=uri)
@@ -98,7 +98,7 @@ class SignInController(Controller):
 
         account = await _account(request)
         try:
-            await confirm(log_of(request), keyring_of(request), account, data.get("code", "").strip(),  # type: ignore[arg-type]
+            await confirm(log_of(request), keyring_of(request), account, data.get("code", "").strip(),
                           by=actor_of(request))
         except LedgerError as e:
             return page(request, "account.html", status_code=400, account=account,

@@ -148,9 +148,10 @@ def _session(connection: Conn) -> dict[str, Any] | None:
 
 
 def flash(connection: Conn, message: str, category: str = "info") -> None:
-    """A message shown on the next page rendered in this session (dropped when there is none)."""
+    """A message shown on the next page rendered in this session; dropped without a signed-in
+    session (a token caller must not get a session cookie just for a message)."""
     session = _session(connection)
-    if session is not None:
+    if session:
         session.setdefault("_messages", []).append({"message": message, "category": category})
 
 
