@@ -11,10 +11,11 @@ COPY trainers trainers
 COPY migrations migrations
 COPY templates templates
 COPY static static
+# editable: the portal finds templates/ and static/ at the top of the source tree
 RUN if [ -n "$EXTRAS" ]; then \
       pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && \
-      pip install --no-cache-dir ".[$EXTRAS]"; \
-    else pip install --no-cache-dir .; fi
+      pip install --no-cache-dir -e ".[$EXTRAS]"; \
+    else pip install --no-cache-dir -e .; fi
 RUN useradd --create-home --uid 10001 rlhf && mkdir -p /data && chown rlhf /data
 USER rlhf
 VOLUME /data

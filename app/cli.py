@@ -27,6 +27,7 @@ def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) ->
         try:
             await body(log)
             await log.integrate()  # the account/token events get a checkpoint before we exit
+            await log.timestamp_pending(force=True)  # and its timestamp: `verify` checks every one
         finally:
             await log.close()
 
@@ -221,6 +222,37 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
                    f"'{log.signer.verifier.vkey}'", err=True)
 
     _run_with_log(ctx, body)
+
+
+@cli.command()
+@click.option("--password", default=None, metavar="TEXT",
+              help="Password for every demo account created now (default: a random one each, shown once).")
+@click.pass_context
+def demo(ctx: click.Context, password: str | None) -> None:
+    """Fill the home with a small audited RLHF story (tiny model, dataset, two runs, oversight)
+    for `rlhf-audit serve` to show. Running it again reuses the model, dataset and accounts."""
+    import os
+    import time
+    import warnings
+
+    from ledger.home import LogHome
+
+    from .demo import run_demo, summary
+
+    if password is not None and len(password) < 8:
+        raise click.BadParameter("passwords must be at least 8 characters", param_hint="--password")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the ML libraries' progress bars would bury the story
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    started = time.monotonic()
+    result = run_demo(LogHome.resolve(ctx.obj.get("home")), password, say=click.echo)
+    for line in summary(result):
+        click.echo(line)
+    click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+    if any(job.status != "completed" for job in result.runs.values()):
+        raise SystemExit(1)
 
 
 from .datasets import commands as _datasets_commands  # noqa: E402,F401  (registers datasets, privacy)

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 
+from ledger.errors import StorageError
 from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
@@ -73,7 +75,10 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
         app.state.settings = RuntimeSettings(the_log, tsa_dir)
-        await load_settings(app.state.settings)  # run-time configuration stored in the database
+        try:
+            await load_settings(app.state.settings)  # run-time configuration stored in the database
+        except StorageError as e:  # start anyway: /readyz says why, and the settings reload later
+            structlog.get_logger("app").warning("settings not loaded", error=str(e))
         await the_log.start()
         try:
             # the event index, caught up every 0.5 s; the settings, reloaded every 5 s

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import LocalTSAClient
+
+# Whatever falls back to the per-user default home (an app built around a bare Log, a CLI run
+# without --home) must not write keys into the real user's data directory.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="rlhf-audit-tests-data-")
 
 PG_ADMIN_URL = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"

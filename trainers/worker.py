@@ -300,10 +300,20 @@ def _functions() -> list[Any]:
     return [func(run_training, name="run_training", timeout=7 * 24 * 3600, max_tries=1)]
 
 
+def _cron_jobs() -> list[Any]:
+    """The compliance checks, hourly (the server runs them itself when there is no Redis)."""
+    from arq import cron
+
+    from app.compliance.schedule import compliance_check
+
+    return [cron(compliance_check, minute={0}, run_at_startup=False, unique=True)]
+
+
 class WorkerSettings:
     """``arq trainers.worker.WorkerSettings`` (what ``rlhf-audit worker`` runs)."""
 
     functions = _functions()
+    cron_jobs = _cron_jobs()
     on_startup = startup
     on_shutdown = shutdown
     allow_abort_jobs = True

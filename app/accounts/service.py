@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -156,7 +158,16 @@ def subject(pseudonymizer: Pseudonymizer, name: str) -> str:
     return pseudonymizer.pseudonym("account:" + name)
 
 
+# Valid tokens seen in the last TOKEN_CACHE_SECONDS, so an API under load does not read the
+# database on every request. Any account or token change made in this process empties it; one
+# made by another process (a CLI revoke, a second server) takes effect within that many seconds.
+TOKEN_CACHE_SECONDS = float(os.environ.get("RLHF_AUDIT_TOKEN_CACHE_SECONDS", "2"))
+_token_cache: dict[tuple[int, bytes], tuple[float, Principal]] = {}
+
+
 async def _db(log: Log, what: str, stmt: Any) -> Any:
+    if not isinstance(stmt, sa.Select):
+        _token_cache.clear()
     try:
         async with log.store.engine.begin() as conn:
             return await conn.execute(stmt)
@@ -383,6 +394,10 @@ async def authenticate_token(log: Log, raw: str) -> Principal | None:
     if not _TOKEN.fullmatch(raw):
         return None
     digest = _token_hash(raw)
+    key = (id(log), digest)
+    hit = _token_cache.get(key) if TOKEN_CACHE_SECONDS > 0 else None
+    if hit is not None and time.monotonic() < hit[0]:
+        return hit[1]
     query = (sa.select(api_tokens, accounts.c.name, accounts.c.role, accounts.c.disabled)
              .join(accounts, accounts.c.id == api_tokens.c.account_id)
              .where(api_tokens.c.token_prefix == raw[4:12]))
@@ -396,5 +411,12 @@ async def authenticate_token(log: Log, raw: str) -> Principal | None:
         scopes = frozenset(row.scopes.split())
         if row.role != "service":
             scopes &= ROLE_SCOPES[row.role]
-        return Principal(row.account_id, row.name, row.role, scopes, row.token_prefix)
+        principal = Principal(row.account_id, row.name, row.role, scopes, row.token_prefix)
+        until = time.monotonic() + TOKEN_CACHE_SECONDS
+        if expires_at is not None:
+            until = min(until, time.monotonic() + (expires_at - now).total_seconds())
+        if len(_token_cache) > 10_000:
+            _token_cache.clear()
+        _token_cache[key] = (until, principal)
+        return principal
     return None

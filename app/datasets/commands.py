@@ -31,6 +31,7 @@ def _with_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[Any]]) ->
         try:
             result = await body(log, Keyring.of(home))
             await log.integrate()  # the new events get a checkpoint before we exit
+            await log.timestamp_pending(force=True)  # `verify` expects every checkpoint timestamped
             return result
         finally:
             await log.close()

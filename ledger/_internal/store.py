@@ -380,16 +380,13 @@ class Store:
 
     async def find_leaf(self, leaf_hash: bytes) -> list[int]:
         """Indices of integrated entries with this leaf hash, lowest first."""
-        li, e = s.leaf_index.c, s.entries.c
-        async with translate_errors("looking up a leaf hash"), self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(e.idx, e.data)
-                .join_from(s.leaf_index, s.entries, li.idx == e.idx)
-                .where(li.hash_prefix == _hash_prefix(leaf_hash))
-                .order_by(e.idx)
-            )
-            # The prefix narrows to (almost always) one row; the full hash decides.
-            return [int(i) for i, d in rows if _leaf_hash(bytes(d)) == leaf_hash]
+        ph = "?" if self.dialect == "sqlite" else "%s"
+        async with translate_errors("looking up a leaf hash"):
+            rows = await self._hot_read(
+                "SELECT e.idx, e.data FROM leaf_index li JOIN entries e ON li.idx = e.idx "
+                f"WHERE li.hash_prefix = {ph} ORDER BY e.idx", (_hash_prefix(leaf_hash),))
+        # The prefix narrows to (almost always) one row; the full hash decides.
+        return [int(i) for i, d in rows if _leaf_hash(bytes(d)) == leaf_hash]
 
     async def leaf_index_count(self) -> int:
         async with translate_errors("reading the leaf index"), self.engine.connect() as conn:

@@ -105,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log_file.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # sync Playwright runs an event loop: end it before the async tests
 def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright

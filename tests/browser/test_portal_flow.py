@@ -211,8 +211,9 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
 
     op = sign_in(browser, server, "op1")
     op.goto("/runs")
+    # max_steps: long enough that the overseer halts it while it runs, even on an idle machine
     spec = {"kind": "reward_model", "base_model": str(training.model), "dataset": training.dataset,
-            "learning_rate": 0.001, "epochs": 100, "batch_size": 4, "max_steps": 40, "save_steps": 5,
+            "learning_rate": 0.001, "epochs": 100, "batch_size": 4, "max_steps": 200, "save_steps": 5,
             "logging_steps": 1, "dp": {"noise_multiplier": 1.0, "delta": 1e-5}}
     op.get_by_label("Job spec (JSON)").fill(json.dumps(spec))
     op.get_by_role("button", name="Submit job").click()
