@@ -6,6 +6,7 @@ ASGI), never Litestar's AsyncTestClient.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -28,6 +29,7 @@ from app.accounts import (
     set_password,
     verify_password,
 )
+from app.accounts.service import TOKEN_CACHE_SECONDS
 from app.recording import SYSTEM, Actor
 from ledger.checkpoint import Checkpoint
 from ledger.events import Pseudonymizer
@@ -302,8 +304,17 @@ async def test_cli_users_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             assert who.json() == {"account": "alice", "role": "admin", "scopes": ["read"]}
             _is_problem(await client.post("/api/v1/events", json={"kind": "x"}, headers=_auth(token)), 403)
         assert _cli(home, "tokens", "revoke", token[:12]).returncode == 0
+        # another process revoked it: this one may trust its cached answer a moment longer
+        await asyncio.sleep(TOKEN_CACHE_SECONDS)
         assert await authenticate_token(log, token) is None
         kinds = [orjson.loads(await log.entry(i))["kind"] for i in range(3)]
         assert kinds == ["account.created", "token.created", "token.revoked"]
     finally:
         await log.close()
+
+
+async def test_revocation_in_this_process_is_immediate_despite_the_token_cache(log: Log) -> None:
+    token = await _token(log, "ops", "operator")
+    assert await authenticate_token(log, token) is not None  # now cached
+    await revoke_token(log, token[4:12], pseudonymizer=PZ)
+    assert await authenticate_token(log, token) is None
