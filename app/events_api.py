@@ -29,6 +29,7 @@ from ledger.proofs import b64
 from .accounts import Principal
 from .auth.principal import authorized
 from .event_index import EventIndex, IndexedEvent
+from .recording import Actor
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
 
@@ -44,8 +45,24 @@ def _principal(request: Req) -> Principal:
     return principal
 
 
-def _events(body: bytes) -> list[bytes]:
-    """The canonical entries of a body: one event object, or ``{"events": [...]}`` alone."""
+# Kinds the product records itself, through the services that enforce their rules (four eyes,
+# approvals, budgets, erasure): appending them here would let a token forge what reports trust.
+RESERVED_KINDS = ("account.", "token.", "config.", "dataset.", "privacy.", "job.", "oversight.", "model.",
+                  "compliance.", "report.", "bundle.")
+
+
+def _stamped(event: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """``event`` with the sender's pseudonym and role as ``actor`` and ``role`` (whatever it said)."""
+    kind = event.get("kind")
+    if isinstance(kind, str) and kind.startswith(RESERVED_KINDS):
+        raise EntryError(f"events of kind {kind!r} are recorded by the server itself "
+                         "(use the datasets, jobs or oversight endpoints)")
+    return {**event, "actor": actor.pseudonym, "role": actor.role}
+
+
+def _events(body: bytes, actor: Actor) -> list[bytes]:
+    """The canonical entries of a body: one event object, or ``{"events": [...]}`` alone, each
+    stamped with who sent it."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -65,7 +82,7 @@ def _events(body: bytes) -> list[bytes]:
         try:
             if not isinstance(event, dict):
                 raise EntryError("an event must be a JSON object")
-            data = encode_event(event)
+            data = encode_event(_stamped(event, actor))
             if len(data) > MAX_ENTRY_BYTES:
                 raise EntryError(f"it is {len(data)} bytes canonical; entries are at most {MAX_ENTRY_BYTES}")
         except EntryError as e:
@@ -121,7 +138,8 @@ class EventsController(Controller):
     ) -> Response[dict[str, Any]]:
         """Append one event or a batch (all or nothing); with ``wait=true`` also prove inclusion."""
         log: Log = request.app.state.log
-        sequenced = await log.append_entries(_events(await request.body()))
+        actor = _principal(request).actor(request.app.state.keyring.pseudonymizer)
+        sequenced = await log.append_entries(_events(await request.body(), actor))
         entries: list[dict[str, Any]] = [
             {"leaf_index": s.leaf_index, "leaf_hash": base64.b64encode(s.leaf_hash).decode()}
             for s in sequenced]

@@ -84,8 +84,9 @@ async def test_role_matrix(log: Log) -> None:
             body = who.json()
             assert body["account"] == f"{role}-{i}" and body["role"] == role
             expected = {
-                "admin": {"events:write", "events:read", "read", "jobs:submit", "accounts:admin"},
-                "overseer": {"events:write", "events:read", "read"},
+                "admin": {"events:write", "events:read", "read", "jobs:submit", "oversight:decide",
+                          "privacy:admin", "accounts:admin"},
+                "overseer": {"events:write", "events:read", "read", "oversight:decide"},
                 "operator": {"events:write", "events:read", "read", "jobs:submit"},
                 "auditor": {"read", "events:read"},
             }.get(role, set(scopes or []))
@@ -160,7 +161,9 @@ async def test_append_one_batch_and_bad_batch(log: Log) -> None:
         assert r.status_code == 201, r.text
         [one] = r.json()["entries"]
         assert one["leaf_index"] == before
-        assert orjson.loads(await log.entry(before)) == {"kind": "feedback.recorded", "n": 1}
+        stored = orjson.loads(await log.entry(before))
+        assert stored.pop("role") == "operator" and stored.pop("actor").startswith("pseud:")  # the sender
+        assert stored == {"kind": "feedback.recorded", "n": 1}
 
         batch = [{"kind": "feedback.recorded", "n": n} for n in range(3)]
         r = await client.post("/api/v1/events", json={"events": batch}, headers=_auth(token))
@@ -190,7 +193,7 @@ async def test_append_one_batch_and_bad_batch(log: Log) -> None:
 
 async def test_wait_returns_verifiable_proofs(log: Log) -> None:
     token = await _token(log, "ov", "overseer")
-    events = [{"kind": "oversight.halt", "run": "dpo-7", "n": n} for n in range(5)]
+    events = [{"kind": "run.note", "run": "dpo-7", "n": n} for n in range(5)]
     async with serving(log) as client:
         r = await client.post("/api/v1/events?wait=true&timeout=20", json={"events": events},
                               headers=_auth(token))
@@ -216,7 +219,7 @@ async def test_wait_timeout_is_202_and_durable(log: Log) -> None:
         body = r.json()
         assert body["checkpoint"] is None and "not integrated" in body["detail"]
         [e] = body["entries"]
-        assert orjson.loads(await log.entry(e["leaf_index"])) == {"kind": "x"}
+        assert orjson.loads(await log.entry(e["leaf_index"]))["kind"] == "x"
         r = await client.post("/api/v1/events?wait=true&timeout=31", json={"kind": "x"}, headers=_auth(token))
         _is_problem(r, 400)
 
@@ -318,3 +321,37 @@ async def test_revocation_in_this_process_is_immediate_despite_the_token_cache(l
     assert await authenticate_token(log, token) is not None  # now cached
     await revoke_token(log, token[4:12], pseudonymizer=PZ)
     assert await authenticate_token(log, token) is None
+
+
+async def test_appended_events_name_their_sender_and_cannot_take_server_kinds(log: Log) -> None:
+    token = await _token(log, "op", "operator")
+    async with serving(log) as client:
+        r = await client.post("/api/v1/events", headers=_auth(token),
+                              json={"kind": "run.note", "actor": "pseud:someone-else", "role": "admin"})
+        assert r.status_code == 201, r.text
+        entry = orjson.loads(await log.entry(r.json()["entries"][0]["leaf_index"]))
+        assert entry["role"] == "operator" and entry["actor"].startswith("pseud:")
+        assert entry["actor"] != "pseud:someone-else"
+        size = await log.store.sequenced_size()
+        for kind in ("oversight.decision", "model.released", "privacy.erased", "account.created"):
+            body = {"events": [{"kind": "run.note"}, {"kind": kind}]}
+            problem = _is_problem(await client.post("/api/v1/events", headers=_auth(token), json=body), 400)
+            assert "recorded by the server" in str(problem["detail"])
+        assert await log.store.sequenced_size() == size
+
+
+async def test_decisions_need_the_scope_not_only_the_role(log: Log) -> None:
+    """A read-only token of an overseer or admin cannot take decisions or erase anyone."""
+    overseer = await _token(log, "ov-read", "overseer", ["read"])
+    admin = await _token(log, "adm-read", "admin", ["read"])
+    async with serving(log) as client:
+        r = await client.post("/api/v1/oversight/runs/run_x/halt", headers=_auth(overseer),
+                              json={"justification": "a long enough reason to halt"})
+        assert "oversight:decide" in str(_is_problem(r, 403)["detail"])
+        r = await client.post("/api/v1/privacy/erasures", headers=_auth(admin),
+                              json={"annotator": "pseud:00", "legal_basis": "GDPR Art. 17(1)(b)"})
+        assert "privacy:admin" in str(_is_problem(r, 403)["detail"])
+    await create_account(log, "bot", "service", pseudonymizer=PZ)
+    for scope in ("oversight:decide", "privacy:admin", "accounts:admin"):
+        with pytest.raises(AccountError, match="service account may not hold"):
+            await create_token(log, "bot", [scope], pseudonymizer=PZ)

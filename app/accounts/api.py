@@ -44,7 +44,8 @@ __all__ = ["AccountsController", "ConfigController"]
 
 Req = Request[Any, Any, Any]
 Role = Literal["admin", "overseer", "operator", "auditor", "service"]
-Scope = Literal["events:write", "events:read", "read", "jobs:submit", "accounts:admin"]
+Scope = Literal["events:write", "events:read", "read", "jobs:submit", "oversight:decide", "privacy:admin",
+                "accounts:admin"]
 Name = Annotated[str, PathParameter(max_length=64)]
 ADMIN = {"scope": "accounts:admin"}
 _NO_STORE = {"Cache-Control": "no-store"}

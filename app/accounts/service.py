@@ -67,12 +67,16 @@ __all__ = [
     "verify_password",
 ]
 
-ALL_SCOPES = ("events:write", "events:read", "read", "jobs:submit", "accounts:admin")
+ALL_SCOPES = ("events:write", "events:read", "read", "jobs:submit", "oversight:decide", "privacy:admin",
+              "accounts:admin")
+# Scopes that act for a person in a role (decisions, erasure, administration): never granted to a
+# service account, and a token of a person carries them only if asked for (or by default).
+HUMAN_SCOPES = frozenset({"oversight:decide", "privacy:admin", "accounts:admin"})
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": frozenset(ALL_SCOPES),
     "auditor": frozenset({"read", "events:read"}),
     "operator": frozenset({"events:write", "events:read", "jobs:submit", "read"}),
-    "overseer": frozenset({"events:write", "events:read", "read"}),
+    "overseer": frozenset({"events:write", "events:read", "read", "oversight:decide"}),
     "service": frozenset(),  # what is asked for at token creation
 }
 TOKEN_PREFIX = "rat_"
@@ -320,6 +324,9 @@ def _scopes_for(role: str, asked: Iterable[str] | None) -> tuple[str, ...]:
     if unknown:
         raise AccountError(f"unknown scope(s) {', '.join(sorted(unknown))}: "
                            f"choose from {', '.join(ALL_SCOPES)}")
+    if role == "service" and wanted & HUMAN_SCOPES:
+        raise AccountError(f"a service account may not hold {', '.join(sorted(wanted & HUMAN_SCOPES))}: "
+                           "decisions, erasure and administration are taken by people")
     if role != "service" and not wanted <= ROLE_SCOPES[role]:
         raise AccountError(f"a {role} may not hold {', '.join(sorted(wanted - ROLE_SCOPES[role]))}")
     if not wanted:

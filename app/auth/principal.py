@@ -125,11 +125,11 @@ def _check(principal: Principal, scope: str | None, roles: tuple[str, ...] | Non
         raise PermissionDeniedException("enrol a second factor first (POST /auth/totp/enroll): "
                                         f"{principal.role} accounts need one")
     holder = "token" if principal.via == "token" else f"{principal.role} account"
-    if scope is not None and scope not in principal.scopes:
-        raise PermissionDeniedException(f"this {holder} lacks the {scope!r} scope")
-    if roles is not None and principal.role not in roles:
+    if roles is not None and principal.role not in roles:  # first: the more telling refusal
         raise PermissionDeniedException(f"only {' or '.join(roles)} accounts may do this, "
                                         f"not a {principal.role}")
+    if scope is not None and scope not in principal.scopes:
+        raise PermissionDeniedException(f"this {holder} lacks the {scope!r} scope")
 
 
 async def authorized(connection: Conn, handler: BaseRouteHandler) -> None:

@@ -111,7 +111,7 @@ class DatasetsController(Controller):
                 "created": result.created}
         return Response(body, status_code=201 if result.created else 200)
 
-    @put("/datasets/{name:str}/budget", opt={"roles": ("admin",)})
+    @put("/datasets/{name:str}/budget", opt={"roles": ("admin",), "scope": "privacy:admin"})
     async def budget(self, request: Req, name: Name) -> dict[str, Any]:
         """Set the dataset's total privacy budget: ``{"epsilon_total": ..., "delta": ...}`` (admin)."""
         _admin(request, "set a privacy budget")
@@ -122,7 +122,7 @@ class DatasetsController(Controller):
         return {"dataset": b.dataset, "epsilon_total": b.epsilon_total, "delta": b.delta, "spent": b.spent,
                 "reserved": b.reserved, "remaining": b.remaining}
 
-    @post("/privacy/erasures", opt={"roles": ("admin",)})
+    @post("/privacy/erasures", opt={"roles": ("admin",), "scope": "privacy:admin"})
     async def erase(self, request: Req) -> Response[dict[str, Any]]:
         """Erase one data subject: ``{"annotator", "legal_basis", "request_ref"?}`` (admin)."""
         _admin(request, "erase a data subject")

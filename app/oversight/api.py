@@ -21,7 +21,8 @@ from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
 
-DECIDERS = {"roles": service.OVERSIGHT_ROLES}  # the handler opt of every decision
+# the handler opt of every decision: an overseer or admin, and (for tokens) the scope to decide
+DECIDERS = {"roles": service.OVERSIGHT_ROLES, "scope": "oversight:decide"}
 
 Req = Request[Any, Any, Any]
 PathStr = Annotated[str, PathParameter()]
