@@ -183,8 +183,22 @@ class Store:
                 .returning(s.log_sequence.c.next_index)
             )
             first = int(result.scalar_one()) - n
-            await self._insert_columns(conn, "entries (idx, data)", [range(first, first + n), entries])
+            if self.dialect == "postgresql":
+                await self._copy_entries(conn, first, entries)
+            else:
+                await self._insert_columns(conn, "entries (idx, data)", [range(first, first + n), entries])
         return first
+
+    @staticmethod
+    async def _copy_entries(conn: AsyncConnection, first: int, entries: Sequence[bytes]) -> None:
+        """PostgreSQL: binary COPY, several times cheaper per row than any INSERT (the sequence
+        row's lock, taken just before, rules out conflicting indices)."""
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        sql = "COPY entries (idx, data) FROM STDIN (FORMAT BINARY)"
+        async with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(["int8", "bytea"])
+            for row in zip(range(first, first + len(entries)), entries, strict=True):
+                await copy.write_row(row)
 
     async def _insert_columns(
         self, conn: AsyncConnection, target: str, columns: Sequence[Sequence[Any]]
