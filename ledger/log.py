@@ -391,8 +391,13 @@ class Log:
         """
         if not 1 <= width <= TILE_WIDTH or level < 0 or index < 0:
             raise NotFound("no such tile")
+        cached = self._cache.get((level, index))  # the proofs' cache: tiles only grow
+        if cached is not None and len(cached[0]) >= width * HASH_SIZE:
+            return cached[0][: width * HASH_SIZE]
         rows = await self.store.read_tile_rows([(level, index)])
-        data = rows.get((level, index), (b"", None))[0]
+        data, inner = rows.get((level, index), (b"", None))
+        if inner is not None:  # a full tile: keep it, its inner levels come free
+            self._cache.put((level, index), levels_from_row(data, inner))
         if len(data) < width * HASH_SIZE:
             raise NotFound(f"tile {level}/{index} has no {width} hashes yet")
         return data[: width * HASH_SIZE]
