@@ -93,6 +93,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_idle(pid: int, limit: float = 600) -> float:
+    """Wait until the server's process is idle (it indexes the whole log once after start);
+    return the seconds that took."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        before = cpu()
+        time.sleep(1.0)
+        if cpu() - before < 0.05:
+            break
+    return time.perf_counter() - t0
+
+
 def wrk(url: str, script: str, duration: int, connections: int, env: dict[str, str]) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
@@ -144,6 +162,7 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        print(f"server idle after {wait_idle(server.pid):.0f} s (event index caught up)")
         rng = random.Random(3)
         paths = tmp / "proofs.txt"
         paths.write_text("".join(f"/log/v1/get-proof-by-hash?hash={quote(h, safe='')}&tree_size={size}\n"
