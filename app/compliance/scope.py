@@ -1,10 +1,9 @@
 """What a report covers: a model release, a training run, a dataset (version), a time range, or
 the whole log.
 
-The JSON shape is the evidence bundles' (``app.evidence.scope.Scope``: ``{"kind": "run" | "model"
-| "dataset" | "time", ...}``), so one scope object serves both; ``release`` and ``range`` are
-accepted as names for ``model`` and ``time``, and ``all`` covers everything. An object with a
-``to_json()`` (the evidence engineer's ``Scope``) is accepted as it is.
+JSON: ``{"kind": "run" | "model" | "dataset" | "time" | "all", ...}``; ``release`` and ``range``
+are accepted as names for ``model`` and ``time``. An evidence bundle's scope
+(``app.evidence.scope.Scope``) is a ``ReportScope`` without ``all``, so one object serves both.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ _FIELDS = ("kind", "model", "run", "dataset", "version", "since", "until")
 
 
 class ScopeError(EntryError):
-    """A report scope that is malformed (a 400 on the API)."""
+    """A report or bundle scope that is malformed or names nothing (a 400 on the API)."""
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -61,13 +60,11 @@ class ReportScope:
 
     @classmethod
     def parse(cls, obj: Any) -> ReportScope:
-        """From a JSON object, a ``ReportScope``, or any object with ``to_json()``."""
+        """From a JSON object or a ``ReportScope`` (a bundle's ``Scope`` included)."""
         if isinstance(obj, ReportScope):
             return obj
         if obj is None:
             return cls("all")
-        if hasattr(obj, "to_json"):
-            obj = obj.to_json()
         if not isinstance(obj, dict):
             raise ScopeError('the scope must be a JSON object, e.g. {"kind": "model", "model": "..."}')
         unknown = set(obj) - set(_FIELDS)

@@ -18,12 +18,12 @@ decisions are matched on their ``target`` here, since the index does not hold ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import EntryError, NotFound
+from ledger.errors import NotFound
 from ledger.log import Log
 
+from ..compliance.scope import ReportScope, ScopeError
 from ..event_index import EventIndex, IndexedEvent
 
 __all__ = ["Scope", "ScopeError", "select"]
@@ -33,52 +33,17 @@ _DATASET_KINDS = ("dataset.record", "dataset.version", "dataset.datasheet", "dat
 _PAGE = 1000
 
 
-class ScopeError(EntryError):
-    """A scope that is malformed or names nothing on the log (a 400 on the API)."""
-
-
-def _time(value: str, what: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(value)
-    except (TypeError, ValueError) as e:
-        raise ScopeError(f"{what} is not an RFC 3339 time: {value!r}") from e
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 @dataclass(frozen=True)
-class Scope:
-    """What a bundle is about. Exactly the fields of its ``kind`` are set."""
+class Scope(ReportScope):
+    """What a bundle is about: a report scope naming something (not the whole log).
 
-    kind: str
-    run: str | None = None
-    model: str | None = None
-    dataset: str | None = None
-    version: int | None = None
-    since: str | None = None
-    until: str | None = None
+    The fields and their checks are :class:`ReportScope`'s, so a bundle's scope is also its
+    report's."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ScopeError(f"scope kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        need = {"run": ("run",), "model": ("model",), "dataset": ("dataset",),
-                "time": ("since", "until")}[self.kind]
-        for name in need:
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ScopeError(f"a {self.kind} scope needs a non-empty {name!r}")
-        if self.version is not None and (self.kind != "dataset" or isinstance(self.version, bool)
-                                         or not isinstance(self.version, int) or self.version < 1):
-            raise ScopeError("'version' is a positive integer, and only for a dataset scope")
-        if self.kind == "time" and self.bounds()[0] >= self.bounds()[1]:
-            raise ScopeError("'since' must be earlier than 'until'")
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        return _time(self.since or "", "'since'"), _time(self.until or "", "'until'")
-
-    def to_json(self) -> dict[str, Any]:
-        fields = {"run": self.run, "model": self.model, "dataset": self.dataset,
-                  "version": self.version, "since": self.since, "until": self.until}
-        return {"kind": self.kind, **{k: v for k, v in fields.items() if v is not None}}
+        super().__post_init__()
 
     @classmethod
     def from_json(cls, obj: object) -> Scope:
