@@ -67,10 +67,10 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = log is None
-        the_log = log if log is not None else await _open(home or LogHome.resolve(None))
+        the_home = home or LogHome.resolve(None)
+        the_log = log if log is not None else await _open(the_home)
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
-        the_home = home or LogHome.resolve(None)
         app.state.keyring = keyring or Keyring.of(the_home)
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
