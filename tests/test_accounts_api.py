@@ -344,6 +344,10 @@ async def test_decisions_need_the_scope_not_only_the_role(log: Log) -> None:
     """A read-only token of an overseer or admin cannot take decisions or erase anyone."""
     overseer = await _token(log, "ov-read", "overseer", ["read"])
     admin = await _token(log, "adm-read", "admin", ["read"])
+    await create_account(log, "bot", "service", pseudonymizer=PZ)
+    for scope in ("oversight:decide", "privacy:admin", "accounts:admin"):
+        with pytest.raises(AccountError, match="service account may not hold"):
+            await create_token(log, "bot", [scope], pseudonymizer=PZ)
     async with serving(log) as client:
         r = await client.post("/api/v1/oversight/runs/run_x/halt", headers=_auth(overseer),
                               json={"justification": "a long enough reason to halt"})
@@ -351,7 +355,3 @@ async def test_decisions_need_the_scope_not_only_the_role(log: Log) -> None:
         r = await client.post("/api/v1/privacy/erasures", headers=_auth(admin),
                               json={"annotator": "pseud:00", "legal_basis": "GDPR Art. 17(1)(b)"})
         assert "privacy:admin" in str(_is_problem(r, 403)["detail"])
-    await create_account(log, "bot", "service", pseudonymizer=PZ)
-    for scope in ("oversight:decide", "privacy:admin", "accounts:admin"):
-        with pytest.raises(AccountError, match="service account may not hold"):
-            await create_token(log, "bot", [scope], pseudonymizer=PZ)
