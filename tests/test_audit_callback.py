@@ -99,7 +99,7 @@ def test_a_failing_sink_stops_training_with_a_clear_error(tiny_model, pairs, tmp
         with pytest.raises(AuditSinkError, match="answered 401.*invalid") as failure, audit.guard():
             trainer.train()
         assert "run.failed could not be recorded" in "".join(getattr(failure.value, "__notes__", []))
-        assert trainer.state.global_step < 3  # stopped at a hook, not after the run
+        assert trainer.state.global_step == 0  # refused at run.started: no step was spent unaudited
     finally:
         refusing.server.shutdown()
 

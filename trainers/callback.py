@@ -13,7 +13,8 @@ Merkle root at each save, and the run's end: ``run.completed``, ``run.halted`` o
 
 Under DP, ``grad_norm`` (the norm of the raw, non-private gradient) never reaches the log.
 Events go to a sink (:mod:`trainers.sinks`) that delivers them off the training thread; when
-delivery fails, the next hook raises, so the run stops instead of going on unaudited.
+delivery fails, the next hook raises, so the run stops instead of going on unaudited; the
+run's start is the one delivery a hook waits for, so a bad URL or token fails before step 1.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class AuditCallback(TrainerCallback):
         return Path(name) if name and Path(name).exists() else None
 
     def record_started(self, args: Any = None, model: Any = None) -> None:
-        """Record ``run.started`` (once); the hooks call this from ``on_train_begin``."""
+        """Record ``run.started`` (once) and wait until it is delivered; called from ``on_train_begin``."""
         self.sink.check()
         if self.started:
             return
@@ -188,6 +189,9 @@ class AuditCallback(TrainerCallback):
             dataset=self.dataset or getattr(self.spec, "dataset", None),
             dataset_version=self.dataset_version or getattr(self.spec, "dataset_version", None),
             dataset_root=self.dataset_root, dp=dp, notice=DP_NOTICE if self.dp_enabled else None)
+        # Wait for this one delivery: a wrong URL, a refused token or a down log stops the run
+        # before its first step, not some steps later when the writer thread gets an answer.
+        self.sink.flush()
 
     # -- TrainerCallback hooks --------------------------------------------------------------
 
