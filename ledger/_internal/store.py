@@ -78,8 +78,7 @@ class Store:
         # lock is free, where SQLite's busy handler would sleep and poll.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        self._hot: Any = None  # SQLite: one aiosqlite connection for latency-bound reads
-        self._hot_lock = asyncio.Lock()
+        self._hot: sqlite3.Connection | None = None  # SQLite: inline latency-bound reads
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
 
@@ -103,34 +102,49 @@ class Store:
 
     async def close(self) -> None:
         if self._hot is not None:
-            await self._hot.close()
+            self._hot.close()
             self._hot = None
         await self.engine.dispose()
 
     async def _hot_read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One query for the read paths whose latency matters (proofs, entries, tiles).
 
-        Through SQLAlchemy's async adapter an aiosqlite query costs four thread hand-offs
-        (cursor, execute, fetch, close) plus BEGIN and ROLLBACK; ``execute_fetchall`` on a
-        dedicated read-only connection costs one. PostgreSQL goes through the pool.
+        SQLite: run inline, on a read-only connection of this thread. These are primary-key
+        reads of a few rows (tens of µs); handing them to a driver thread costs more, and under
+        load far more: the thread must win the GIL back from the event loop (measured on the
+        tile route at 16 clients: p90 18 ms, a third of the throughput of cached tiles). A WAL
+        reader does not wait for writers, so it never blocks the loop; should it ever meet a
+        lock (WAL recovery), the read is retried in a thread. PostgreSQL goes through the pool.
         """
         if self.dialect != "sqlite":
             async with self.engine.connect() as conn:
                 return list((await conn.exec_driver_sql(sql, tuple(params))).fetchall())
-        if self._hot is None:
-            async with self._hot_lock:
-                if self._hot is None:
-                    import aiosqlite
-
-                    path = self.engine.url.database or ":memory:"
-                    hot = await aiosqlite.connect(path, isolation_level=None)
-                    await hot.execute("PRAGMA busy_timeout=60000")
-                    await hot.execute("PRAGMA query_only=1")
-                    self._hot = hot
         try:
-            return list(await self._hot.execute_fetchall(sql, tuple(params)))
+            if self._hot is None:
+                self._hot = self._reader(busy_ms=0)
+            return self._hot.execute(sql, tuple(params)).fetchall()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise StorageError(f"database error while reading: {e}") from e
         except sqlite3.Error as e:
             raise StorageError(f"database error while reading: {e}") from e
+        return await asyncio.to_thread(self._read_waiting, sql, tuple(params))
+
+    def _reader(self, busy_ms: int) -> sqlite3.Connection:
+        path = self.engine.url.database or ":memory:"
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+        conn.execute("PRAGMA query_only=1")
+        return conn
+
+    def _read_waiting(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        conn = self._reader(busy_ms=60_000)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StorageError(f"database error while reading: {e}") from e
+        finally:
+            conn.close()
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:
