@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.accounts import create_account
-from app.auth.throttle import WindowCounter
+from app.auth.throttle import SlidingWindowLog, WindowCounter
 from app.keyring import Keyring
 from ledger.log import Log
 
@@ -26,6 +26,22 @@ def test_window_counter_counts_per_key_and_minute() -> None:
     assert c.retry_after("a", 1, t + 61) is None
     c.add("a", t + 61)
     assert c.retry_after("a", 1, t + 61) == 59
+
+
+def test_sliding_window_log_counts_the_last_minute_exactly() -> None:
+    c = SlidingWindowLog(window=60)
+    t = 6000.0
+    assert [c.hit("a", 3, t + 50 + i) for i in range(3)] == [None, None, None]  # at 50, 51, 52
+    # a fixed window would start afresh at t + 60; the last minute still holds three
+    assert c.hit("a", 3, t + 61) == 49  # until the one at 50 is a minute old, at 110
+    assert c.hit("b", 3, t + 61) is None  # another key counts on its own
+    assert c.hit("a", 3, t + 110) is None  # 50 has left the window: one more fits
+    assert c.retry_after("a", 3, t + 110) == 1  # 51, 52, 110 are in it; 51 leaves at 111
+    c.reset("a")
+    assert c.retry_after("a", 1, t + 111) is None
+    c.add("a", t + 200)
+    assert c.retry_after("a", 1, t + 230) == 30
+    assert c.retry_after("a", 1, t + 260) is None and "a" not in c._times  # forgotten once old
 
 
 async def test_failed_sign_ins_are_throttled(log: Log, keyring: Keyring) -> None:

@@ -35,7 +35,7 @@ from ..accounts import get_account, verify_password
 from ..problems import problem
 from .principal import TOTP_ROLES, current_principal, enrolment_allowed
 from .sessions import rotate
-from .throttle import WindowCounter, too_many
+from .throttle import SlidingWindowLog, too_many
 from .totp import begin, confirm, verify
 
 __all__ = ["AuthController", "LoginForm", "SessionInfo", "TotpCode", "TotpEnrolment"]
@@ -80,11 +80,11 @@ def _local(path: str) -> str:
     return "/"
 
 
-def _failures(request: Req) -> WindowCounter:
+def _failures(request: Req) -> SlidingWindowLog:
     state = request.app.state
     counter = state.get("login_failures")
     if counter is None:
-        counter = state["login_failures"] = WindowCounter()
+        counter = state["login_failures"] = SlidingWindowLog()
     return counter  # type: ignore[no-any-return]
 
 

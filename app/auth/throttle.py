@@ -1,9 +1,15 @@
 """Rate limits: failed sign-ins per account name and address, and writes per caller.
 
-One-minute fixed windows counted in this process's memory (O(1) per request, so the append path
-keeps its speed). Several server processes each count on their own: the effective limit is the
-setting times the number of processes, which still stops guessing and runaway scripts. The
-limits are run-time settings (``login_failures_per_minute``, ``write_requests_per_minute``).
+Counted in this process's memory. Several server processes each count on their own: the
+effective limit is the setting times the number of processes, which still stops guessing and
+runaway scripts. The limits are run-time settings (``login_failures_per_minute``,
+``write_requests_per_minute``).
+
+Failed sign-ins are counted exactly over the last minute (:class:`SlidingWindowLog`: the limit
+is at most 1,000, so keeping the times is cheap): a fixed window would let a guesser spend
+twice the limit across a minute's boundary. Writes are counted in fixed one-minute windows
+(:class:`WindowCounter`, O(1) per request, so the append path keeps its speed, at the price of
+up to twice the limit across a boundary).
 
 :class:`WriteThrottle` counts every POST/PUT/PATCH/DELETE (sign-in has its own counter) per
 caller: the hash of the ``Authorization`` header (so nobody can spend another token's budget by
@@ -16,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections import deque
 
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SAFE_METHODS", "WindowCounter", "WriteThrottle", "too_many"]
+__all__ = ["SAFE_METHODS", "SlidingWindowLog", "WindowCounter", "WriteThrottle", "too_many"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 WINDOW = 60.0
@@ -69,6 +76,56 @@ class WindowCounter:
 
     def reset(self, key: str) -> None:
         self._counts.pop(key, None)
+
+
+class SlidingWindowLog:
+    """Counts per key over the last ``window`` seconds exactly, keeping the times (at most
+    ``cap`` per key, so limits up to ``cap`` are exact)."""
+
+    def __init__(self, window: float = WINDOW, cap: int = 1000) -> None:
+        self.window = window
+        self.cap = cap
+        self._times: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        times = self._times.get(key)
+        if times is not None:
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if not times:
+                del self._times[key]
+                return None
+        return times
+
+    def retry_after(self, key: str, limit: int, now: float | None = None) -> float | None:
+        """Seconds until ``key`` may go on, when ``limit`` events fell in the last window; else None."""
+        now = time.time() if now is None else now
+        times = self._recent(key, now)
+        if times is None or len(times) < limit:
+            return None
+        # the wait until enough of them are older than a window for one more to fit
+        return times[len(times) - limit] + self.window - now
+
+    def add(self, key: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        times = self._recent(key, now)
+        if times is None:
+            if len(self._times) >= _MAX_KEYS:  # drop keys with nothing left in the window
+                for k in list(self._times):
+                    self._recent(k, now)
+            times = self._times[key] = deque(maxlen=self.cap)
+        times.append(now)
+
+    def hit(self, key: str, limit: int, now: float | None = None) -> float | None:
+        """Count one event unless over ``limit``: None when allowed, else the seconds to wait."""
+        now = time.time() if now is None else now
+        wait = self.retry_after(key, limit, now)
+        if wait is None:
+            self.add(key, now)
+        return wait
+
+    def reset(self, key: str) -> None:
+        self._times.pop(key, None)
 
 
 def _caller(scope: Scope, session_cookie: str) -> str:
