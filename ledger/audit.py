@@ -59,7 +59,7 @@ class _TileRebuilder:
         self.levels: list[list[bytes]] = []
         self.report = report
         self.max_problems = max_problems
-        # (level, index, hashes, inner levels for full tiles) still to compare with storage
+        # (level, index, hashes, inner levels) still to compare with storage
         self.completed: list[tuple[int, int, bytes, bytes | None]] = []
 
     def push_many(
@@ -193,7 +193,8 @@ class _Audit:
             self.problem(f"entries {expected}..{report.sequenced - 1} are missing")
         # The partial tiles at the edge of the tree must match too.
         edge = rebuild.edge(report.tree_size)
-        rebuild.completed.extend((lv, ix, data, None) for (lv, ix), data in edge.items())
+        rebuild.completed.extend((lv, ix, data, inner_levels(tile_levels(data)))
+                                 for (lv, ix), data in edge.items())
         await _compare_tiles(store, rebuild, report, self.problem)
         if root_from_edge(report.tree_size, edge) != self.tree_root:
             self.problem("the tree row's root does not match the root recomputed over "

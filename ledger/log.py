@@ -220,7 +220,9 @@ class Log:
             body = Checkpoint(self.origin, new_size, root).body()
             note = sign_note(body, [self.signer])
             now = datetime.now(UTC)
-            inner = {key: inner_levels(levels) for key, levels in completed.items()}
+            # Edge tiles keep their inner levels too, so a cold proof reads and never hashes.
+            edge_levels = {k: tile_levels(new_edge[k]) for k in edge_coords(new_size) if k not in completed}
+            inner = {key: inner_levels(levels) for key, levels in (completed | edge_levels).items()}
             published = await self.store.publish(
                 size, new_size, root, note, now, writes, inner, hashes
             )
@@ -229,9 +231,8 @@ class Log:
             log.debug("another integrator published first; integrating again")
         for key, levels in completed.items():
             self._cache.put(key, levels)
-        for key in edge_coords(new_size):  # proofs at the new size start from these
-            if key not in completed:
-                self._cache.put(key, tile_levels(new_edge[key]))
+        for key, levels in edge_levels.items():  # proofs at the new size start from these
+            self._cache.put(key, levels)
         self._tree_size = max(self._tree_size, new_size)
         self._published.set()
         self._published = asyncio.Event()
@@ -397,7 +398,7 @@ class Log:
             return cached[0][: width * HASH_SIZE]
         rows = await self.store.read_tile_rows([(level, index)])
         data, inner = rows.get((level, index), (b"", None))
-        if inner is not None:  # a full tile: keep it, its inner levels come free
+        if inner is not None:  # keep it: its inner levels come free
             self._cache.put((level, index), levels_from_row(data, inner))
         if len(data) < width * HASH_SIZE:
             raise NotFound(f"tile {level}/{index} has no {width} hashes yet")

@@ -63,6 +63,11 @@ async def _edit_inner_levels(log: Log) -> None:
     await sql(log, "UPDATE tiles SET inner_levels = ? WHERE level = 0 AND idx = 0", b"\x07" * 8160)
 
 
+async def _edit_edge_inner_levels(log: Log) -> None:
+    # the partial tile 0/2 (88 hashes) keeps its 85 inner nodes, which cold proofs read
+    await sql(log, "UPDATE tiles SET inner_levels = ? WHERE level = 0 AND idx = 2", b"\x07" * 85 * 32)
+
+
 async def _forge_checkpoint_root(log: Log) -> None:
     await sql(log, "UPDATE checkpoints SET root_hash = ? WHERE size = 400", b"\x01" * 32)
 
@@ -97,6 +102,7 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "reordered entries": (_reorder_entries, "tile 0/0: hash 3 (entry 3) differs"),
     "edited tile": (_edit_tile, "tile 0/1: hash 0 (entry 256) differs"),
     "edited inner levels": (_edit_inner_levels, "tile 0/0: its stored inner levels differ"),
+    "edited edge inner levels": (_edit_edge_inner_levels, "tile 0/2: its stored inner levels differ"),
     "forged checkpoint root": (_forge_checkpoint_root, "checkpoint 400: root does not match"),
     "broken signature": (_break_signature, "checkpoint 200:"),
     "dropped timestamp": (_drop_timestamp, "checkpoint 400: no timestamp from"),

@@ -58,7 +58,7 @@ tiles = Table(
     Column("level", SmallInteger, nullable=False),
     Column("idx", BigInteger, nullable=False),
     Column("hashes", LargeBinary, nullable=False),
-    # Full tiles also keep their inner levels (255 hashes), so a proof reads, not hashes.
+    # Each tile also keeps its inner levels (255 hashes when full), so a proof reads, not hashes.
     Column("inner_levels", LargeBinary, nullable=True),
     PrimaryKeyConstraint("level", "idx"),
     sqlite_with_rowid=False,

@@ -182,6 +182,7 @@ class Store:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={busy_ms}")
         conn.execute("PRAGMA query_only=1")
+        conn.execute("PRAGMA mmap_size=1073741824")
         return conn
 
     def _read_waiting(self, sql: str, params: tuple[Any, ...]) -> list[Any]:

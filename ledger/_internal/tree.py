@@ -140,19 +140,30 @@ class TileCache:
 
 
 def levels_from_row(hashes: bytes, inner: bytes | None) -> list[bytes]:
-    """A tile's levels from its stored row: the inner levels are stored for full tiles."""
-    if inner is None or len(hashes) != TILE_BYTES or len(inner) != TILE_BYTES - HASH:
+    """A tile's levels from its stored row. The integrator stores the inner levels of every
+    tile it writes, full or partial; rows without them (or not matching) are hashed again."""
+    width = len(hashes) // HASH
+    if inner is None or len(hashes) % HASH or len(inner) != _inner_count(width) * HASH:
         return tile_levels(hashes)
-    levels, pos, width = [hashes], 0, TILE_WIDTH // 2
-    while width:
-        levels.append(inner[pos : pos + width * HASH])
-        pos += width * HASH
-        width //= 2
+    levels, pos, count = [hashes], 0, width >> 1
+    while count:
+        levels.append(inner[pos : pos + count * HASH])
+        pos += count * HASH
+        count >>= 1
     return levels
 
 
+def _inner_count(width: int) -> int:
+    """How many complete inner nodes a tile of ``width`` hashes has (255 for a full tile)."""
+    total, count = 0, width >> 1
+    while count:
+        total += count
+        count >>= 1
+    return total
+
+
 def inner_levels(levels: list[bytes]) -> bytes:
-    """What the ``inner`` column stores for a full tile: levels 1..8, concatenated."""
+    """What the ``inner`` column stores for a tile: its levels above the first, concatenated."""
     return b"".join(levels[1:])
 
 
