@@ -203,3 +203,16 @@ async def test_tile_layout_matches_the_spec_at_70000(store: Store, log: Log) -> 
     for index in (0, 65535, 65536, 69999, 12345):
         (await log.inclusion_proof(index)).verify(leaves[index], cp.checkpoint.root_hash)
     (await log.consistency_proof(65536, 70000)).verify(root_of(leaves[:65536]), cp.checkpoint.root_hash)
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("sqlite://", "in-memory SQLite"),
+    ("sqlite:///:memory:", "in-memory SQLite"),
+    ("mysql://x/y", "unusable database URL"),
+    ("not a url", "unusable database URL"),
+])
+def test_unusable_database_urls_are_refused_clearly(url: str, words: str) -> None:
+    from ledger.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        Store(url)

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -97,6 +98,7 @@ def _sqlite_publish(
                  (size, root, note, at))
     return True
 
+
 class Store:
     """The ledger's database. One per process; safe to share between tasks."""
 
@@ -105,9 +107,15 @@ class Store:
         try:
             # A server answers many requests at once: keep enough pooled connections that
             # bursts do not churn overflow connections (each aiosqlite one is a new thread).
+            parsed = make_url(self.url)
+            if parsed.get_backend_name() == "sqlite" and (
+                    not parsed.database or parsed.database == ":memory:"
+                    or parsed.database.startswith("file::memory:")):
+                raise ConfigError("an in-memory SQLite database cannot hold a log (the ledger reads "
+                                  "and writes on several connections): give a file, sqlite:///path")
             self.engine: AsyncEngine = create_async_engine(
                 self.url, pool_pre_ping=False, pool_size=16, max_overflow=16)
-        except (SQLAlchemyError, ImportError, ValueError) as e:
+        except (SQLAlchemyError, ImportError, ValueError, TypeError) as e:
             raise ConfigError(f"unusable database URL {url!r}: {e}") from e
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
@@ -121,7 +129,7 @@ class Store:
         self._writer: SQLiteWriter | None = None
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
-            self._writer = SQLiteWriter(self.engine.url.database or ":memory:", sqlite_synchronous.upper())
+            self._writer = SQLiteWriter(self.engine.url.database or "", sqlite_synchronous.upper())
             # Checkpoint times written exactly as SQLAlchemy writes (and later reads) them.
             stamp = s.checkpoints.c.published_at.type.dialect_impl(self.engine.dialect)
             self._sqlite_time: Callable[[datetime], Any] = (
@@ -178,10 +186,11 @@ class Store:
         return await asyncio.to_thread(self._read_waiting, sql, tuple(params))
 
     def _reader(self, busy_ms: int) -> sqlite3.Connection:
-        path = self.engine.url.database or ":memory:"
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.engine.url.database or "", isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={busy_ms}")
         conn.execute("PRAGMA query_only=1")
+        # Pages read through a memory map, not copied by read() calls: a cold 16 KiB tile row
+        # spans five pages (1M-entry cold proof 207 -> 173 µs). Address space, not memory.
         conn.execute("PRAGMA mmap_size=1073741824")
         return conn
 
