@@ -10,7 +10,6 @@ on an interval, and any number of processes may append and integrate against one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -44,6 +43,21 @@ __all__ = ["Log", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
 
 log = logging.getLogger("ledger")
 _sha256 = hashlib.sha256
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` at most ``seconds``; whether it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives as the
+    event is set (CPython gh-86296), and a cancelled integrator then ran on for good, hanging
+    ``Log.stop()``. ``asyncio.timeout`` counts cancellations correctly.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class SequencedEntry(NamedTuple):
@@ -249,11 +263,8 @@ class Log:
             if remaining <= 0:
                 raise TimeoutError(f"entry {index} was not integrated within {timeout} s")
             self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                # Woken by this process's integrator; polls for integrators elsewhere.
-                await asyncio.wait_for(
-                    self._published.wait(), min(remaining, self.interval / 2)
-                )
+            # Woken by this process's integrator; polls for integrators elsewhere.
+            await _wait(self._published, min(remaining, self.interval / 2))
 
     # -- timestamping ---------------------------------------------------------------------
 
@@ -314,8 +325,7 @@ class Log:
             except Exception:  # a bug must not silently stop integration for good
                 log.exception("integration failed unexpectedly, will retry")
             remaining = self.interval - (time.monotonic() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, remaining))
+            if await _wait(self._wake, max(0.0, remaining)):
                 await asyncio.sleep(max(0.0, self.MIN_GAP - (time.monotonic() - started)))
             self._wake.clear()
 
@@ -324,11 +334,14 @@ class Log:
             self._runner = asyncio.create_task(self.run(), name="ledger-integrator")
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            # asyncio.wait, not ``await runner`` inside suppress(CancelledError): a cancellation
+            # of the caller itself must go on up, not be taken for the runner's.
+            await asyncio.wait({runner})
+            if not runner.cancelled() and runner.exception() is not None:
+                log.error("the integrator had stopped with an error", exc_info=runner.exception())
 
     async def close(self) -> None:
         await self.stop()

@@ -216,3 +216,27 @@ def test_unusable_database_urls_are_refused_clearly(url: str, words: str) -> Non
 
     with pytest.raises(ConfigError, match=words):
         Store(url)
+
+
+async def test_stop_ends_the_integrator_even_as_it_is_woken(log: Log) -> None:
+    """A cancellation arriving as the integrator's wake-up event is set must stop it there
+    (on Python 3.11, ``asyncio.wait_for`` swallowed it: the integrator went on integrating,
+    and in CI a ``stop()`` hung for good)."""
+    integrate, after_stop = log.integrate, []
+    stopping = False
+
+    async def counted() -> object:
+        after_stop.append(stopping)
+        return await integrate()
+
+    log.integrate = counted  # type: ignore[method-assign]
+    for _ in range(20):
+        stopping = False
+        await log.start()
+        await asyncio.sleep(0.01)  # the integrator is now waiting for its next turn
+        log._wake.set()  # a waiter wakes it ...
+        stopping = True
+        async with asyncio.timeout(10):
+            await log.stop()  # ... just as it is stopped
+        assert log._runner is None
+    assert not any(after_stop)  # no integration began after a stop
