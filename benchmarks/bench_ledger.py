@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -118,6 +119,32 @@ def bare_insert_raw(path: str, entries: list[bytes], batch: int) -> float:
     return elapsed
 
 
+async def stages(url: str, n: int = 100_000, batch: int = 1000) -> dict[str, float]:
+    """µs per entry of each step of the append path, one step at a time, in this process."""
+    lines = event_lines(n)
+    t0 = time.perf_counter()
+    entries = [canonical_event(x) for x in lines]
+    t_canon = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for e in entries:
+        hashlib.sha256(b"\x00" + e).digest()
+    t_hash = time.perf_counter() - t0
+    store = Store(url)
+    await store.migrate()
+    log = Log(store, SIGNER, interval=60)
+    t0 = time.perf_counter()
+    for k in range(0, n, batch):
+        await store.sequence(entries[k : k + batch])
+    t_seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await log.integrate()  # reads the entries back and hashes them: a leaf hash more than an append's
+    t_int = time.perf_counter() - t0 - t_hash
+    await log.close()
+    us = 1e6 / n
+    return {"canonicalise": t_canon * us, "leaf hash": t_hash * us, "sequence": t_seq * us,
+            "integrate": t_int * us}
+
+
 def pg_database() -> tuple[str, str]:
     import psycopg
 
@@ -216,6 +243,9 @@ async def main(args: argparse.Namespace) -> None:
         print(f"PostgreSQL: {r['end_to_end_per_s']:>9,.0f} entries/s end to end "
               f"(sequencing alone {r['sequenced_per_s']:,.0f}/s); bare INSERT "
               f"{r['bare_insert_per_s']:,.0f} rows/s; ratio {r['ratio_to_bare']:.2f}")
+        steps = await stages(f"sqlite+aiosqlite:///{tmp}/stages.db")
+        print("SQLite, µs per entry, one step at a time: "
+              + ", ".join(f"{name} {cost:.2f}" for name, cost in steps.items()))
         if args.quick:
             return
 
