@@ -40,7 +40,25 @@ def too_many(what: str, retry_after: float) -> TooManyRequestsException:
                                     headers={"Retry-After": str(seconds)})
 
 
-class WindowCounter:
+class _Counter:
+    """What both counters offer: ``retry_after`` and ``add``, and ``hit`` made of the two."""
+
+    def retry_after(self, key: str, limit: int, now: float | None = None) -> float | None:
+        raise NotImplementedError
+
+    def add(self, key: str, now: float | None = None) -> None:
+        raise NotImplementedError
+
+    def hit(self, key: str, limit: int, now: float | None = None) -> float | None:
+        """Count one event unless over ``limit``: None when allowed, else the seconds to wait."""
+        now = time.time() if now is None else now
+        wait = self.retry_after(key, limit, now)
+        if wait is None:
+            self.add(key, now)
+        return wait
+
+
+class WindowCounter(_Counter):
     """Counts per key in one-minute windows."""
 
     def __init__(self, window: float = WINDOW) -> None:
@@ -66,19 +84,11 @@ class WindowCounter:
         if len(self._counts) > _MAX_KEYS:
             self._counts = {k: v for k, v in self._counts.items() if v[0] == current}
 
-    def hit(self, key: str, limit: int, now: float | None = None) -> float | None:
-        """Count one request unless over ``limit``: None when allowed, else the seconds to wait."""
-        now = time.time() if now is None else now
-        wait = self.retry_after(key, limit, now)
-        if wait is None:
-            self.add(key, now)
-        return wait
-
     def reset(self, key: str) -> None:
         self._counts.pop(key, None)
 
 
-class SlidingWindowLog:
+class SlidingWindowLog(_Counter):
     """Counts per key over the last ``window`` seconds exactly, keeping the times (at most
     ``cap`` per key, so limits up to ``cap`` are exact)."""
 
@@ -115,14 +125,6 @@ class SlidingWindowLog:
                     self._recent(k, now)
             times = self._times[key] = deque(maxlen=self.cap)
         times.append(now)
-
-    def hit(self, key: str, limit: int, now: float | None = None) -> float | None:
-        """Count one event unless over ``limit``: None when allowed, else the seconds to wait."""
-        now = time.time() if now is None else now
-        wait = self.retry_after(key, limit, now)
-        if wait is None:
-            self.add(key, now)
-        return wait
 
     def reset(self, key: str) -> None:
         self._times.pop(key, None)

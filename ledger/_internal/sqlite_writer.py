@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ class SQLiteWriter:
         self.synchronous = synchronous
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite-writer")
         self._conn: sqlite3.Connection | None = None
-        self._closed = threading.Event()
+        self._closed = False  # set and read on the event loop's thread only
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -59,7 +58,7 @@ class SQLiteWriter:
 
     async def run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction; a database failure becomes StorageError."""
-        if self._closed.is_set():
+        if self._closed:
             raise StorageError(f"the ledger's database is closed (while {what})")
         loop = asyncio.get_running_loop()
         try:
@@ -73,9 +72,9 @@ class SQLiteWriter:
             self._conn = None
 
     async def close(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             return
-        self._closed.set()
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)

@@ -66,7 +66,7 @@ def _leaf_index_rows(first: int, leaf_hashes: Sequence[bytes]) -> list[tuple[byt
     """(hash prefix, index) rows in key order: inserted sorted, a batch walks the index's
     B-tree once from left to right instead of visiting a random page per row (measured:
     3.3 µs -> 1.5 µs per row into a 300,000-row index)."""
-    return sorted(zip([h[:8] for h in leaf_hashes], range(first, first + len(leaf_hashes)), strict=True))
+    return sorted(zip(map(_hash_prefix, leaf_hashes), range(first, first + len(leaf_hashes)), strict=True))
 
 
 def _sqlite_sequence(conn: sqlite3.Connection, entries: Sequence[bytes]) -> int:
