@@ -35,10 +35,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ledger.errors import StorageError
 from ledger.log import Log
 
+from .background import every
 from .event_index_schema import FIELDS, event_commitments, event_index, event_index_state
 
-__all__ = ["MAX_VALUE", "EventIndex", "IndexedEvent", "commitments_of", "index_row", "keep_indexed",
-           "kept_indexed"]
+__all__ = ["MAX_VALUE", "EventIndex", "IndexedEvent", "commitments_of", "index_row", "kept_indexed"]
 
 MAX_VALUE = 200  # longest indexed string (a B-tree key must stay small)
 PAGE = 8192  # entries read, parsed and written per catch-up transaction
@@ -396,26 +396,10 @@ class EventIndex:
         return (await self._events([(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))]))[0]
 
 
-async def keep_indexed(index: EventIndex, interval: float = 0.5) -> None:
-    """Catch up every ``interval`` seconds until cancelled; failures are logged and retried."""
-    while True:
-        try:
-            await index.catch_up()
-        except StorageError as e:
-            _log.warning("event index catch-up failed (will retry): %s", e)
-        except Exception:  # a bug must not stop the index for the server's lifetime
-            _log.exception("event index catch-up failed (will retry)")
-        await asyncio.sleep(interval)
-
-
 @contextlib.asynccontextmanager
 async def kept_indexed(log: Log, interval: float = 0.5) -> AsyncIterator[EventIndex]:
-    """An :class:`EventIndex` over ``log`` kept warm by a background task while the block runs."""
+    """An :class:`EventIndex` over ``log``, caught up every ``interval`` seconds while the block
+    runs; on exit the catch-up in progress finishes first (``app.background.every``)."""
     index = EventIndex(log)
-    task = asyncio.create_task(keep_indexed(index, interval), name="event-index")
-    try:
+    async with every(interval, index.catch_up, name="event index catch-up"):
         yield index
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -23,9 +23,7 @@ under :func:`kept_fresh`, so a change made through one server process reaches th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -39,10 +37,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import log as ledger_log
-from ledger.errors import ConfigError, EntryError, LedgerError, StorageError
+from ledger.errors import ConfigError, EntryError, StorageError
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient, TimestampAuthority, tsa_from_url
 
+from .background import every as periodically
 from .recording import Actor, record
 
 __all__ = ["SETTINGS", "RuntimeSettings", "SettingError", "change", "check", "kept_fresh", "load",
@@ -223,20 +222,7 @@ async def change(settings: RuntimeSettings, key: str, value: Any, *, by: Actor) 
 
 @contextlib.asynccontextmanager
 async def kept_fresh(settings: RuntimeSettings, every: float = 5.0) -> AsyncIterator[RuntimeSettings]:
-    """Reload the stored settings every ``every`` seconds while the server runs."""
-
-    async def refresh() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await load(settings)
-            except LedgerError as e:  # the database is away for a moment: keep the values we have
-                logging.getLogger("app").warning("cannot reload settings: %s", e)
-
-    task = asyncio.create_task(refresh(), name="settings-refresh")
-    try:
+    """Reload the stored settings every ``every`` seconds while the server runs (a failed reload
+    keeps the values we have: the database is away for a moment)."""
+    async with periodically(every, lambda: load(settings), name="settings reload", first_delay=every):
         yield settings
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

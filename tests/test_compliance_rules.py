@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.compliance import DEFAULT_PACK, ComplianceConfig, Outcome, Pack, Rule, evaluate, run_checks
 from app.compliance.config import ENV_RETENTION
-from app.compliance.schedule import compliance_check, run_periodically
+from app.compliance.schedule import checks_every, compliance_check
 from app.event_index import EventIndex
 from app.recording import event
 from ledger.errors import ConfigError
@@ -296,13 +296,10 @@ async def test_scheduled_checks_arq_job_and_loop(log: Log) -> None:
 
     state = State()
     state.log, state.event_index = log, index  # type: ignore[attr-defined]
-    task = asyncio.create_task(run_periodically(state, 0.05))
-    try:
+    async with checks_every(state, 0.05):
         for _ in range(200):
             if len(await index.query(kind="compliance.checked")) >= 3:
                 break
             await asyncio.sleep(0.05)
-    finally:
-        task.cancel()
     checked = await index.query(kind="compliance.checked")
     assert len(checked) >= 3 and {e.event["actor"] for e in checked} == {"system"}

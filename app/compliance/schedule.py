@@ -2,7 +2,7 @@
 
 - :func:`compliance_check` is the ARQ job (``WorkerSettings.cron_jobs`` in ``trainers.worker``
   registers it with ``arq.cron``); it uses the worker's ``ctx["log"]`` when there is one.
-- :func:`run_periodically` is the same check every ``interval`` seconds inside the server, which
+- :func:`checks_every` runs the same check every ``interval`` seconds inside the server, which
   :func:`compliance_lifespan` starts when no Redis is configured (``RLHF_AUDIT_REDIS_URL`` unset).
   ``RLHF_AUDIT_COMPLIANCE_INTERVAL`` (seconds, default 3600; 0 disables) sets the pace. The first
   check runs one interval after start, so restarts do not flood the log with checks.
@@ -10,22 +10,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ledger.errors import LedgerError
 from ledger.home import LogHome
 
+from ..background import every
 from ..recording import SYSTEM
 from .config import ENV_INTERVAL, number_from_env
 from .engine import run_checks
 
 __all__ = ["DEFAULT_INTERVAL", "compliance_check", "compliance_lifespan", "interval_from_env",
-           "run_periodically"]
+           "checks_every", "scheduled_check"]
 
 DEFAULT_INTERVAL = 3600.0
 ENV_REDIS = "RLHF_AUDIT_REDIS_URL"  # app.jobs.queue.ENV_REDIS: with Redis, the ARQ cron job checks
@@ -61,31 +60,29 @@ async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
             await log.close()
 
 
-async def run_periodically(app_state: Any, interval: float) -> None:
-    """Check every ``interval`` seconds until cancelled; a failed check is logged, never fatal."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            log = app_state.log
-            run = await run_checks(log, _index(log, getattr(app_state, "event_index", None)), actor=SYSTEM)
-            _log.info("scheduled compliance check: entry %s, %s", run.leaf_index, run.counts())
-        except LedgerError as e:
-            _log.warning("scheduled compliance check failed (will retry): %s", e)
-        except Exception:  # a bug must not stop the schedule for the server's lifetime
-            _log.exception("scheduled compliance check failed (will retry)")
+async def scheduled_check(app_state: Any) -> None:
+    """One check of the server's own schedule, as ``system``."""
+    log = app_state.log
+    run = await run_checks(log, _index(log, getattr(app_state, "event_index", None)), actor=SYSTEM)
+    _log.info("scheduled compliance check: entry %s, %s", run.leaf_index, run.counts())
+
+
+@contextlib.asynccontextmanager
+async def checks_every(app_state: Any, interval: float) -> AsyncIterator[None]:
+    """A check every ``interval`` seconds (the first after one interval, so restarts do not flood
+    the log) while the block runs; a failed check is logged and retried, never fatal, and a
+    check in progress at the end is finished, not cancelled halfway (``app.background``)."""
+    async with every(interval, lambda: scheduled_check(app_state), name="scheduled compliance check",
+                     first_delay=interval, grace=60):
+        yield
 
 
 @contextlib.asynccontextmanager
 async def compliance_lifespan(app: Any) -> AsyncIterator[None]:
     """Server lifespan: the in-process schedule when there is no Redis (the ARQ cron job's place)."""
     interval = interval_from_env()
-    task = None
-    if interval > 0 and not os.environ.get(ENV_REDIS):
-        task = asyncio.create_task(run_periodically(app.state, interval), name="compliance-schedule")
-    try:
+    if interval <= 0 or os.environ.get(ENV_REDIS):
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return
+    async with checks_every(app.state, interval):
+        yield
