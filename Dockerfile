@@ -1,9 +1,24 @@
-# One image for the server and the workers. EXTRAS="" gives a light server image; the default
-# installs the ML extra for workers (torch's CPU build first, from PyTorch's CPU index).
+# One image for the server and the workers.
+#   EXTRAS=""  the server: no ML stack (small)
+#   EXTRAS=ml  the workers: torch first, alone, from TORCH_INDEX (CPU wheels by default; a CUDA
+#              index such as https://download.pytorch.org/whl/cu128 for GPU workers), then the
+#              ML extra, which then finds torch already installed and pulls no second build.
 FROM python:3.11-slim
+
 ARG EXTRAS=ml
-ENV PYTHONUNBUFFERED=1 RLHF_AUDIT_HOME=/data
+ARG TORCH=torch==2.13.0
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RLHF_AUDIT_HOME=/data \
+    RLHF_AUDIT_KEYS_DIR=/keys
+
 WORKDIR /srv/rlhf-audit
+
+RUN if [ -n "$EXTRAS" ]; then pip install "$TORCH" --index-url "$TORCH_INDEX"; fi
+
 COPY pyproject.toml README.md ./
 COPY ledger ledger
 COPY app app
@@ -11,13 +26,22 @@ COPY trainers trainers
 COPY migrations migrations
 COPY templates templates
 COPY static static
-# editable: the portal finds templates/ and static/ at the top of the source tree
-RUN if [ -n "$EXTRAS" ]; then \
-      pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && \
-      pip install --no-cache-dir -e ".[$EXTRAS]"; \
-    else pip install --no-cache-dir -e .; fi
-RUN useradd --create-home --uid 10001 rlhf && mkdir -p /data && chown rlhf /data
+
+# Editable: the portal finds templates/ and static/ at the top of the source tree.
+RUN if [ -n "$EXTRAS" ]; then pip install -e ".[$EXTRAS]"; else pip install -e .; fi
+
+# A non-root user owning the two volume mount points (new named volumes copy this ownership).
+RUN useradd --create-home --uid 10001 rlhf \
+    && mkdir -p /data /keys \
+    && chown rlhf:rlhf /data /keys \
+    && chmod 0700 /keys
 USER rlhf
-VOLUME /data
+VOLUME ["/data", "/keys"]
 EXPOSE 8000
-CMD ["rlhf-audit", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+# python:slim has no curl: ask /readyz (200 while the database answers) with the standard library.
+# compose.yaml gives the workers their own check.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+
+CMD ["rlhf-audit", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

@@ -200,6 +200,7 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
     from .evidence.builder import build_bundle
     from .evidence.scope import Scope
     from .keyring import Keyring
+    from .objects import object_store
 
     chosen = [k for k in ("run", "model", "dataset") if given[k]]
     timed = given["since"] is not None or given["until"] is not None
@@ -212,7 +213,8 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
     keyring = Keyring.of(LogHome.resolve(ctx.obj.get("home")))
 
     async def body(log: Any) -> None:
-        built = await build_bundle(log, scope, evidence_key=keyring.evidence_signer)
+        built = await build_bundle(log, scope, evidence_key=keyring.evidence_signer,
+                                   objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
         path = Path(output or built.filename)
         path.write_bytes(built.data)
         click.echo(f"wrote {path}: {built.entries} entries proved against checkpoint {built.tree_size} "
@@ -255,7 +257,9 @@ def demo(ctx: click.Context, password: str | None) -> None:
         raise SystemExit(1)
 
 
+from . import audit_commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
 from .datasets import commands as _datasets_commands  # noqa: E402,F401  (registers datasets, privacy)
+from .incidents import commands as _incidents_commands  # noqa: E402,F401  (incident freeze, list)
 from .jobs import commands as _jobs_commands  # noqa: E402,F401  (registers worker, jobs, oversight, models)
 
 

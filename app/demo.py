@@ -222,6 +222,7 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
     from .compliance.engine import run_checks
     from .datasets import import_dataset
     from .event_index import EventIndex
+    from .objects import object_store
 
     result = DemoResult(home.path)
     keyring = Keyring.of(home)
@@ -231,7 +232,7 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
         actors = await _accounts(log, keyring, password, result)
         admin = actors["demo-admin"]
         imported = await import_dataset(log, keyring, DATASET, _dataset_file(home), datasheet=SHEET,
-                                        actor=admin)
+                                        actor=admin, objects=object_store(home))  # archived, as the API does
         result.dataset, result.dataset_version = imported.dataset, imported.version
         result.dataset_created = imported.created
         say(f"dataset:  {imported.dataset} version {imported.version}: {imported.records} records by "

@@ -164,9 +164,14 @@ class LogController(Controller):
         return Response(der, media_type="application/timestamp-reply", headers={"Cache-Control": "no-cache"})
 
     @get("/v1/keys")
-    async def keys(self, request: Req) -> dict[str, str]:
-        """Origin, log verifier key and TSA chain: the same JSON as ``rlhf-audit public-keys``."""
-        keys: dict[str, str] = request.app.state.public_keys
+    async def keys(self, request: Req) -> dict[str, Any]:
+        """Origin, current log verifier key, every key the log has used (``log_vkey_history``: the
+        first checkpoint size each signs) and TSA chain: the JSON of ``rlhf-audit public-keys``.
+        The log's keys are read from the log, which follows a rotation made by another process."""
+        log = _log(request)
+        log.follow_key()
+        keys: dict[str, Any] = {**request.app.state.public_keys, "log_vkey": log.signer.verifier.vkey,
+                                "log_vkey_history": log.key_history.to_json()}
         return keys
 
     @get("/v1/lookup")

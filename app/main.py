@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from litestar import Litestar
@@ -33,10 +34,12 @@ from .datasets.api import DatasetsController
 from .event_index import kept_indexed
 from .events_api import EventsController
 from .evidence.api import BundlesController, evidence_key_pem
+from .incidents.api import IncidentsController
 from .jobs.api import JobsController, jobs_lifespan
 from .keyring import Keyring
 from .log_api import LogController, healthz
 from .metrics import Metrics, metrics
+from .objects import object_store
 from .observability import ObservabilityMiddleware, readyz
 from .oversight.api import ModelsController, OversightController
 from .portal import error_pages, portal_router, static_files, template_config
@@ -53,9 +56,9 @@ async def _open(home: LogHome) -> Log:
     return await home.open_log(migrate=True)
 
 
-def _keys_of(log: Log) -> dict[str, str]:
+def _keys_of(log: Log) -> dict[str, Any]:
     local = next((t.tsa for t in log.tsas if isinstance(t, LocalTSAClient)), None)
-    return public_keys(log.origin, log.signer.verifier, local)
+    return public_keys(log.origin, log.signer.verifier, local, log.key_history)
 
 
 def create_app(home: LogHome | None = None, *, log: Log | None = None,
@@ -73,6 +76,7 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
+        app.state.objects = object_store(the_home)  # bundles, reports, dataset archives (app.objects)
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
         app.state.settings = RuntimeSettings(the_log, tsa_dir)
         try:
@@ -96,6 +100,7 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         route_handlers=[LogController, EventsController, AccountsController, ConfigController,
                         auth.AuthController, DatasetsController, JobsController,
                         OversightController, ModelsController, ComplianceController, BundlesController,
+                        IncidentsController,
                         healthz, readyz, metrics,
                         portal_router(), static_files()],
         lifespan=[lifespan, jobs_lifespan, compliance_lifespan],

@@ -25,6 +25,7 @@ from ._internal.store import Store
 from ._internal.tree import HASH, hash_entries, inner_levels, root_from_edge, tile_levels
 from .checkpoint import Checkpoint
 from .errors import LedgerError, VerificationError
+from .key_history import KeyHistory
 from .log import Log
 from .note import Verifier, open_note
 from .tiles import TILE_HEIGHT, TILE_WIDTH
@@ -43,6 +44,7 @@ class AuditReport:
     tiles_checked: int = 0
     checkpoints_checked: int = 0
     timestamps_checked: int = 0
+    kept_checked: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # time spent per phase
@@ -104,26 +106,34 @@ async def audit_log(
     progress: Callable[[str], None] | None = None,
     max_problems: int = 50,
     workers: int | None = None,
+    key_history: KeyHistory | None = None,
+    kept_checkpoints: Sequence[bytes] = (),
 ) -> AuditReport:
-    """Check the stored log end to end. ``log_key`` defaults to the log's own key.
+    """Check the stored log end to end.
 
+    Each checkpoint is checked against the key valid for its size: ``key_history``, else the
+    single ``log_key``, else the log's own history. ``kept_checkpoints`` are signed notes
+    someone kept (an auditor, an old bundle): the stored tree must still hold each of them, so
+    a database restored from before one of them, or rewritten since, fails.
     ``workers``: processes hashing leaves (None: one per core, for logs large enough).
     """
+    history = key_history or (KeyHistory.single(log_key) if log_key else log.key_history)
     audit = _Audit(log, max_problems, progress or (lambda _msg: None))
     report = audit.report
     checkpoints = [c async for c in log.store.scan_checkpoints()]
     await audit.check_rows()
+    kept = audit.open_kept(kept_checkpoints, history)
     started = time.perf_counter()
     audit.say(f"recomputing the tree over {report.tree_size} entries")
-    targets = sorted(size for size, _, _ in checkpoints)
+    targets = sorted({size for size, _, _ in checkpoints} | {cp.size for cp in kept})
     roots = await audit.recompute_tree(targets, workers)
     report.seconds["recompute tree"] = time.perf_counter() - started
     if roots is None:  # rows are missing: nothing further can be recomputed
         return report
     started = time.perf_counter()
     audit.say(f"checking {len(checkpoints)} checkpoints")
-    await audit.check_checkpoints(checkpoints, roots, log_key or log.signer.verifier,
-                                  tsa_roots, required_tsas)
+    await audit.check_checkpoints(checkpoints, roots, history, tsa_roots, required_tsas)
+    audit.check_kept(kept, roots)
     report.seconds["checkpoints"] = time.perf_counter() - started
     audit.say("done")
     return report
@@ -158,6 +168,32 @@ class _Audit:
         extra = await self.store.entries_after(report.sequenced)
         if extra:
             self.problem(f"{extra} entry rows sit beyond the sequence counter {report.sequenced}")
+
+    def open_kept(self, notes: Sequence[bytes], history: KeyHistory) -> list[Checkpoint]:
+        """The kept checkpoints that are genuine notes of this log; the rest are problems."""
+        kept = []
+        for number, note in enumerate(notes, start=1):
+            try:
+                cp = Checkpoint.parse(open_note(note, history.verifiers()).text)
+            except VerificationError as e:
+                self.problem(f"kept checkpoint {number}: not a checkpoint signed by this log's keys: {e}")
+                continue
+            if cp.origin != self.log.origin:
+                self.problem(f"kept checkpoint {number}: it is of log {cp.origin!r}")
+            elif cp.size > self.report.tree_size:
+                self.problem(f"kept checkpoint {number} (size {cp.size}) is beyond the stored tree "
+                             f"({self.report.tree_size}): the database is older than it (restored "
+                             "from an earlier backup?) or was rolled back")
+            else:
+                kept.append(cp)
+        return kept
+
+    def check_kept(self, kept: list[Checkpoint], roots: dict[int, bytes]) -> None:
+        for cp in kept:
+            self.report.kept_checked += 1
+            if roots.get(cp.size) != cp.root_hash:
+                self.problem(f"kept checkpoint of size {cp.size}: the stored tree at that size has "
+                             "another root: the log was rewritten since it was signed")
 
     async def recompute_tree(self, sizes: list[int], workers: int | None) -> dict[int, bytes] | None:
         """Rebuild every tile from the entries, compare them, and return the root at each of
@@ -204,25 +240,44 @@ class _Audit:
             self.problem(f"the leaf-hash index has {leaf_rows} rows for {report.tree_size} entries")
         return roots
 
+    def open_checkpoint(self, size: int, note: bytes, history: KeyHistory) -> Checkpoint | None:
+        """The checkpoint in ``note`` if its signatures are good; every key valid at its size
+        must have signed (at a key's first size, the key before it too)."""
+        try:
+            opened = open_note(note, history.verifiers())
+            cp = Checkpoint.parse(opened.text)
+        except VerificationError as e:
+            self.problem(f"checkpoint {size}: {e}")
+            return None
+        signed = {(s.name, s.key_id) for s in opened.verified}
+        for key in history.required(size):
+            if (key.name, key.key_id) not in signed:
+                self.problem(f"checkpoint {size}: not signed by key {key.key_id.hex()}, the log key "
+                             "for that size in the key history")
+        return cp
+
     async def check_checkpoints(
         self,
         checkpoints: list[tuple[int, bytes, bytes]],
         roots: dict[int, bytes],
-        verifier: Verifier,
+        history: KeyHistory,
         tsa_roots: Sequence[x509.Certificate],
         required_tsas: Sequence[str],
     ) -> None:
-        """Signature, origin, size and root of each checkpoint, the consistency proof from the
-        one before, and its timestamps."""
+        """Signatures (by the keys valid at its size), origin, size and root of each checkpoint,
+        the consistency proof from the one before, and its timestamps."""
         report, log = self.report, self.log
         stamps = await self.store.all_timestamps()
+        published = {size for size, _, _ in checkpoints}
+        for size in history.transitions():
+            if size not in published:
+                self.problem(f"the key history says a new key signs from size {size}, where no "
+                             "checkpoint was published (key history edited?)")
         previous: tuple[int, bytes] | None = None
         for size, stored_root, note in checkpoints:
             report.checkpoints_checked += 1
-            try:
-                cp = Checkpoint.parse(open_note(note, [verifier]).text)
-            except VerificationError as e:
-                self.problem(f"checkpoint {size}: {e}")
+            cp = self.open_checkpoint(size, note, history)
+            if cp is None:
                 continue
             if cp.origin != log.origin or cp.size != size:
                 self.problem(f"checkpoint {size}: its note says origin {cp.origin!r}, size {cp.size}")

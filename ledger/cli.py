@@ -137,6 +137,27 @@ async def timestamp(log: Log, size: int | None) -> None:
     _out(await log.timestamp(size))
 
 
+@cli.group()
+def tiles() -> None:
+    """The public read path as static files (C2SP tlog-tiles), for a CDN or object store."""
+
+
+@tiles.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@_with_log
+async def tiles_export(log: Log, directory: str) -> None:
+    """Write the newest checkpoint, its tiles and entry bundles under DIRECTORY.
+
+    Incremental (files already there are kept: their names say what they hold) and safe to
+    serve while it runs (`checkpoint` is written last). Prints what it wrote as JSON.
+    """
+    from .tile_export import export_tiles
+
+    done = await export_tiles(log, directory)
+    _json_line({"tree_size": done.size, "files_written": done.files_written,
+                "files_kept": done.files_kept, "bytes_written": done.bytes_written})
+
+
 @cli.command("public-keys")
 @click.pass_context
 def public_keys(ctx: click.Context) -> None:
@@ -241,12 +262,16 @@ async def status(log: Log) -> None:
 
 
 @cli.command()
+@click.option("--checkpoint", "kept", multiple=True, type=click.File("rb"), metavar="FILE",
+              help="A signed checkpoint note someone kept; the stored log must still hold it "
+                   "(repeatable). Catches a restore from an older backup, or a rewrite.")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, kept: tuple[Any, ...]) -> None:
     """Self-audit: recompute the tree and check every checkpoint, signature and timestamp."""
     from .audit import audit_log
 
     home = _home(ctx)
+    kept_notes = [f.read() for f in kept]
 
     async def main() -> bool:
         log = await home.open_log()
@@ -256,7 +281,7 @@ def verify(ctx: click.Context) -> None:
                 roots.append(home.local_tsa().root_certificate)
             report = await audit_log(
                 log, tsa_roots=roots, required_tsas=[t.name for t in log.tsas],
-                progress=lambda m: click.echo(f"… {m}", err=True),
+                progress=lambda m: click.echo(f"… {m}", err=True), kept_checkpoints=kept_notes,
             )
         finally:
             await log.close()
@@ -265,6 +290,8 @@ def verify(ctx: click.Context) -> None:
         click.echo(f"tiles checked:       {report.tiles_checked}")
         click.echo(f"checkpoints checked: {report.checkpoints_checked}")
         click.echo(f"timestamps checked:  {report.timestamps_checked}")
+        if kept_notes:
+            click.echo(f"kept checkpoints:    {report.kept_checked} of {len(kept_notes)} held")
         for p in report.problems:
             click.echo(f"FAIL: {p}")
         click.echo("OK: the log is intact" if report.ok else
@@ -303,6 +330,9 @@ def verify_bundle_command(file: str, log_key: str | None, tsa_roots: tuple[str, 
     click.echo(report.text(), nl=False)
     if not report.ok:
         sys.exit(1)
+
+
+from . import cli_keys as _cli_keys  # noqa: E402,F401  (registers `keys`)
 
 
 def run(group: click.Group = cli) -> None:  # noqa: C901 (one branch per error kind)

@@ -5,6 +5,8 @@ Layout (created by ``init``, owner-only)::
     <home>/config.toml     origin, TSA URLs, integration interval (env vars override)
     <home>/log.key         the Ed25519 signer key, C2SP PRIVATE+KEY string (0600)
     <home>/log.vkey        its public verifier key
+    <home>/log.vkeys       the key history after a rotation: <first size> <verifier key> per key
+    <home>/retired/        rotated-out signer keys, kept unless rotation was told not to (0600)
     <home>/tsa/            the local TSA's root and TSA certificates and keys (0600)
     <home>/ledger.db       the SQLite database (unless RLHF_AUDIT_DATABASE_URL says otherwise)
 """
@@ -15,14 +17,17 @@ import json
 import os
 import secrets
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
 from ._internal.local_tsa import LocalTSA
 from ._internal.store import Store
 from .errors import ConfigError, NoteError
+from .key_history import KeyHistory
 from .log import Log
 from .note import Signer, Verifier
 from .timestamping import TimestampAuthority, tsa_from_url
@@ -60,14 +65,32 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def public_keys(origin: str, verifier: Verifier, local_tsa: LocalTSA | None) -> dict[str, str]:
-    """What an auditor needs to check the log offline: its origin, its note verifier key and the
-    local TSA's certificate chain (PEM, TSA certificate then root; empty without a local TSA).
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Write a sibling temporary file and rename it over ``path``: readers see old or new."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def public_keys(origin: str, verifier: Verifier, local_tsa: LocalTSA | None,
+                history: KeyHistory | None = None) -> dict[str, Any]:
+    """What an auditor needs to check the log offline: its origin, its note verifier key (the
+    current one), every key it has used with the first checkpoint size each signs, and the local
+    TSA's certificate chain (PEM, TSA certificate then root; empty without a local TSA).
 
     One shape for ``rlhf-audit public-keys`` and ``GET /log/v1/keys``: scripts read either.
     """
     chain = local_tsa.chain_pem().decode() if local_tsa is not None else ""
-    return {"origin": origin, "log_vkey": verifier.vkey, "tsa_certificates": chain}
+    history = history or KeyHistory.single(verifier)
+    return {"origin": origin, "log_vkey": verifier.vkey, "tsa_certificates": chain,
+            "log_vkey_history": history.to_json()}
 
 
 class LogHome:
@@ -91,6 +114,14 @@ class LogHome:
     @property
     def tsa_dir(self) -> Path:
         return self.path / "tsa"
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / "log.vkeys"
+
+    @property
+    def retired_dir(self) -> Path:
+        return self.path / "retired"
 
     def exists(self) -> bool:
         return self.config_file.exists() and self.key_file.exists()
@@ -158,14 +189,78 @@ class LogHome:
         except NoteError as e:
             raise ConfigError(f"the log key {self.key_file} is unusable: {e}") from e
 
+    def key_history(self, signer: Signer | None = None) -> KeyHistory:
+        """The keys the log has signed with; without ``log.vkeys`` (never rotated), the one key.
+
+        The newest key in the history must be the signer's: a mismatch means a rotation was
+        interrupted or a file was swapped, and nothing should sign until an operator looks.
+        """
+        signer = signer or self.signer()
+        try:
+            history = KeyHistory.parse(self.history_file.read_text())
+        except FileNotFoundError:
+            return KeyHistory.single(signer.verifier)
+        except OSError as e:
+            raise ConfigError(f"cannot read the key history {self.history_file}: {e}") from e
+        except NoteError as e:
+            raise ConfigError(f"the key history {self.history_file} is unusable: {e}") from e
+        if history.current != signer.verifier:
+            raise ConfigError(f"the log key {self.key_file} is not the newest key in {self.history_file}")
+        return history
+
+    def install_log_key(self, new: Signer, history: KeyHistory, retire: Signer | None) -> None:
+        """Make ``new`` the log key: keep the retired key (unless None), then the history, then
+        the key, each replaced atomically so that other processes never read half a file."""
+        if retire is not None:
+            self.retired_dir.mkdir(mode=0o700, exist_ok=True)
+            _write_private(self.retired_dir / f"log-{retire.verifier.key_id.hex()}.key",
+                           (retire.skey + "\n").encode())
+        _replace_file(self.history_file, history.format().encode(), 0o644)
+        _replace_file(self.key_file, (new.skey + "\n").encode(), 0o600)
+        _replace_file(self.path / "log.vkey", (new.verifier.vkey + "\n").encode(), 0o644)
+
+    def _key_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        stamps = []
+        for path in (self.key_file, self.history_file):
+            try:
+                st = path.stat()
+                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append((0, 0, 0))
+        return tuple(stamps)
+
+    def key_watch(self) -> Callable[[], tuple[Signer, KeyHistory] | None]:
+        """For :class:`Log`: a new (signer, history) when the key files changed, else None.
+
+        Two ``stat`` calls per checkpoint; a half-finished rotation (key and history not yet
+        agreeing) reads as no change, and is looked at again before the next checkpoint.
+        """
+        seen = [self._key_stamp()]
+
+        def check() -> tuple[Signer, KeyHistory] | None:
+            stamp = self._key_stamp()
+            if stamp == seen[0]:
+                return None
+            try:
+                signer = self.signer()
+                history = self.key_history(signer)
+            except ConfigError:
+                return None
+            seen[0] = stamp
+            return signer, history
+
+        return check
+
     def local_tsa(self) -> LocalTSA:
         return LocalTSA.load(self.tsa_dir)
 
-    def public_keys(self) -> dict[str, str]:
+    def public_keys(self) -> dict[str, Any]:
         """The home's :func:`public_keys`, without opening the database."""
         settings = self.settings()
         local = any(u.split(":")[0] == "local" for u in settings.tsa_urls)
-        return public_keys(settings.origin, self.signer().verifier, self.local_tsa() if local else None)
+        signer = self.signer()
+        return public_keys(settings.origin, signer.verifier, self.local_tsa() if local else None,
+                           self.key_history(signer))
 
     def timestamp_authorities(self, settings: Settings | None = None) -> list[TimestampAuthority]:
         settings = settings or self.settings()
@@ -178,11 +273,13 @@ class LogHome:
     async def open_log(self, *, migrate: bool = False) -> Log:
         """Open the log this home describes (``migrate`` brings the schema up to date)."""
         settings = self.settings()
+        watch = self.key_watch()  # before reading the key: a rotation meanwhile is seen
         signer = self.signer()
         if signer.name != settings.origin:
             raise ConfigError(
                 f"the log key is named {signer.name!r} but the origin is {settings.origin!r}"
             )
+        history = self.key_history(signer)
         store = self.store(settings)
         try:
             if migrate:
@@ -193,4 +290,5 @@ class LogHome:
         except BaseException:
             await store.close()
             raise
-        return Log(store, signer, tsas=tsas, interval=settings.integration_interval)
+        return Log(store, signer, tsas=tsas, interval=settings.integration_interval,
+                   key_history=history, rekey=watch)

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -32,6 +32,7 @@ from ._internal.tree import (
 from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
+from .key_history import KeyHistory
 from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, range_nodes
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
@@ -111,12 +112,20 @@ class Log:
         interval: float = 0.5,
         max_batch: int = 1 << 18,
         tile_cache: int = 1024,
+        key_history: KeyHistory | None = None,
+        rekey: Callable[[], tuple[Signer, KeyHistory] | None] | None = None,
     ) -> None:
         if not 0 < interval <= 60:
             raise LedgerError("the integration interval must be between 0 and 60 seconds")
         self.store = store
         self.signer = signer
         self.origin = signer.name
+        self.key_history = key_history or KeyHistory.single(signer.verifier)
+        # Extra signatures on every checkpoint this process signs: the old key during a rotation.
+        self.cosigners: list[Signer] = []
+        # Asked before each signature whether the home's key changed (a rotation in another
+        # process), so that servers and integrators follow it without a restart.
+        self._rekey = rekey
         self.tsas = list(tsas)
         self.interval = interval
         self.max_batch = max_batch
@@ -232,7 +241,8 @@ class Log:
             new_edge = {k: writes.get(k, view.edge.get(k, b"")) for k in edge_coords(new_size)}
             root = root_from_edge(new_size, new_edge)
             body = Checkpoint(self.origin, new_size, root).body()
-            note = sign_note(body, [self.signer])
+            self.follow_key()
+            note = sign_note(body, [self.signer, *self.cosigners])
             now = datetime.now(UTC)
             # Edge tiles keep their inner levels too, so a cold proof reads and never hashes.
             edge_levels = {k: tile_levels(new_edge[k]) for k in edge_coords(new_size) if k not in completed}
@@ -251,6 +261,13 @@ class Log:
         self._published.set()
         self._published = asyncio.Event()
         return SignedCheckpoint(Checkpoint(self.origin, new_size, root), note, now)
+
+    def follow_key(self) -> None:
+        """Take up the home's new key if it was rotated (by another process) since we looked."""
+        changed = self._rekey() if self._rekey is not None else None
+        if changed is not None and changed[0].name == self.origin:
+            self.signer, self.key_history = changed
+            log.info("the log key changed; signing with %s", self.signer.verifier.vkey)
 
     async def wait_for(self, index: int, timeout: float = 30.0) -> SignedCheckpoint:
         """Wait until a published checkpoint covers ``index``; return that checkpoint."""

@@ -85,3 +85,11 @@ async def log(store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterato
     log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
     yield log
     await log.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """An S3 API over HTTP: real MinIO with RLHF_AUDIT_TEST_S3_URL, else moto (tests/s3_server.py)."""
+    from tests.s3_server import s3_server
+
+    yield from s3_server()

@@ -85,6 +85,7 @@ async def test_local_worker_runs_a_job_end_to_end(local_tsa: LocalTSA, log: Log,
                                                                                  for c in cps]
     completed = mine[-1]
     assert completed["root"] == done.model_root and completed["model"] == done.model
+    assert completed["object_prefix"] == done.model_prefix  # the artefact audit needs no guess
     await _stored_matches(ctx, done.model_prefix, completed["files"])
     assert "model.safetensors" in completed["files"] and "tokenizer.json" in completed["files"]
     assert (await audit_log(log, tsa_roots=[local_tsa.root_certificate])).ok

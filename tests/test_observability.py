@@ -14,6 +14,9 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from app.compliance import Outcome, Pack, Rule, run_checks
+from app.compliance.config import ENV_WEBHOOK
+from app.event_index import EventIndex
 from app.metrics import Metrics
 from app.observability import configure_logging
 from ledger._internal.local_tsa import LocalTSA
@@ -62,6 +65,59 @@ async def test_log_gauges_follow_appends_and_integration(log: Log) -> None:
     assert _value(_samples(m.render().decode()), "rlhf_audit_timestamp_gaps") == 0
 
 
+async def test_compliance_gauges_follow_checks_and_alerts(log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open alerts and the newest check's age, read from the database by each scrape."""
+    monkeypatch.delenv(ENV_WEBHOOK, raising=False)
+    failing = {"t.a", "t.b"}
+
+    def rule(rule_id: str) -> Rule:
+        async def check(ctx: object) -> Outcome:
+            return Outcome("fail" if rule_id in failing else "pass", rule_id, ())
+        return Rule(rule_id, "Art. 0", rule_id, check)
+
+    pack = Pack("metrics-pack", "1", (rule("t.a"), rule("t.b"), rule("t.c")))
+    index = EventIndex(log)
+    m = Metrics()
+
+    async def scraped() -> tuple[float, float]:
+        await m.refresh(log)
+        s = _samples(m.render().decode())
+        return (_value(s, "rlhf_audit_compliance_open_alerts"),
+                _value(s, "rlhf_audit_compliance_check_age_seconds"))
+
+    alerts, age = await scraped()
+    assert alerts == 0 and math.isnan(age)  # no check has run: no alert can fire on the age
+    await run_checks(log, index, pack=pack)
+    alerts, age = await scraped()
+    assert alerts == 2 and 0 <= age < 60
+    failing.discard("t.a")
+    await run_checks(log, index, pack=pack)
+    assert (await scraped())[0] == 1
+    failing.clear()
+    await run_checks(log, index, pack=pack)
+    assert (await scraped())[0] == 0
+
+
+async def test_every_replica_reports_the_shared_figures(log: Log) -> None:
+    """Two apps over one database (two replicas) scrape the same log gauges, whichever
+    appended; their request histograms stay their own."""
+    async with serving(log) as first, serving(log) as second:
+        await log.append([{"kind": "test.event", "i": i} for i in range(4)])
+        await log.integrate()
+        await log.timestamp_pending(force=True)  # else the integrator may stamp between the scrapes
+        await first.get("/healthz")
+        a, b = _samples((await first.get("/metrics")).text), _samples((await second.get("/metrics")).text)
+    for name in ("rlhf_audit_log_tree_size", "rlhf_audit_log_sequenced", "rlhf_audit_integration_lag_entries",
+                 "rlhf_audit_timestamp_gaps", "rlhf_audit_compliance_open_alerts"):
+        assert _value(a, name) == _value(b, name), name
+    assert _value(a, "rlhf_audit_log_tree_size") == 4
+
+    def healthz(s: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+        return sum(v for lb, v in s.get(f"{HISTOGRAM}_count", []) if lb["route"] == "/healthz")
+
+    assert healthz(a) == 1 and healthz(b) == 0
+
+
 async def test_metrics_endpoint(log: Log) -> None:
     async with serving(log) as client:
         await log.append([{"kind": "test.event", "i": i} for i in range(5)])
@@ -77,6 +133,8 @@ async def test_metrics_endpoint(log: Log) -> None:
         assert _value(s, "rlhf_audit_log_tree_size") == 5
         assert _value(s, "rlhf_audit_log_sequenced") == 5
         assert _value(s, "rlhf_audit_integration_lag_entries") == 0
+        assert _value(s, "rlhf_audit_compliance_open_alerts") == 0
+        assert math.isnan(_value(s, "rlhf_audit_compliance_check_age_seconds"))
         counts = {(lb["method"], lb["route"], lb["status"]): v for lb, v in s[f"{HISTOGRAM}_count"]}
         assert counts[("GET", "/log/v1/proof/{index}", "200")] == 1
         assert counts[("GET", "/log/v1/proof/{index}", "404")] == 1

@@ -47,6 +47,8 @@ PINNED = {
     ("GET", "/api/v1/config"): {"admin"},
     ("POST", "/api/v1/events"): {"admin", "overseer", "operator", "service-writer"},
     ("GET", "/api/v1/whoami"): {c[0] for c in CALLERS},
+    ("POST", "/api/v1/incidents"): {"admin", "overseer"},  # an Art. 73 freeze is an oversight act
+    ("GET", "/api/v1/incidents"): {"admin", "overseer", "operator", "auditor", "service-reader"},
 }
 
 

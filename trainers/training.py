@@ -52,15 +52,29 @@ class TrainingResult:
     root: str = ""
 
 
+def use_cpu() -> bool:
+    """Train on the CPU unless a CUDA device is visible; ``RLHF_AUDIT_TRAIN_DEVICE=cpu`` forces it.
+
+    fp32 either way: DP-SGD's clipping and noise are calibrated without mixed precision.
+    """
+    import os
+
+    if os.environ.get("RLHF_AUDIT_TRAIN_DEVICE", "auto").lower() == "cpu":
+        return True
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def common_arguments(spec: TrainingSpec, output_dir: Path) -> dict[str, Any]:
-    """TrainingArguments shared by both kinds: CPU, fp32, no checkpointing, no reporting."""
+    """TrainingArguments shared by both kinds: fp32, no checkpointing, no reporting."""
     return {
         "output_dir": str(output_dir), "per_device_train_batch_size": spec.batch_size,
         "num_train_epochs": spec.epochs, "max_steps": spec.max_steps or -1,
         "learning_rate": spec.learning_rate, "seed": spec.seed, "data_seed": spec.seed,
         "logging_steps": spec.logging_steps, "logging_strategy": "steps",
         "save_strategy": "steps", "save_steps": spec.save_steps or 10**9,
-        "activation_checkpointing": False, "bf16": False, "fp16": False, "use_cpu": True,
+        "activation_checkpointing": False, "bf16": False, "fp16": False, "use_cpu": use_cpu(),
         "report_to": [], "disable_tqdm": True, "dataloader_num_workers": 0,
     }
 

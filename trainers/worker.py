@@ -12,10 +12,10 @@ configured (:func:`app.jobs.local.run_local_worker`). ``ctx`` holds ``log``, ``k
    checkpoint as it is saved (``runs/<run>/checkpoint-<step>/``, the prefix recorded in
    ``run.checkpoint``), and a :class:`JobControl` that stops the run at its next step once an
    overseer halts it or someone cancels it;
-4. on completion stores the final model under ``runs/<run>/final/`` (``run.completed``, with its
-   files and root, is the callback's), settles the privacy budget with the ε actually spent and
-   marks the row completed; on a halt marks it halted (``run.halted`` is the callback's, naming
-   the decision); on a cancel records ``job.cancelled``;
+4. on completion stores the final model under ``runs/<run>/final/`` (then ``run.completed``, with
+   its files, root and that ``object_prefix``, is recorded by the callback), settles the privacy
+   budget with the ε actually spent and marks the row completed; on a halt marks it halted
+   (``run.halted`` is the callback's, naming the decision); on a cancel records ``job.cancelled``;
 5. on any exception records ``run.failed`` (unless ``train()`` already did), gives back or
    settles the budget and marks the row failed, so the log stays consistent.
 
@@ -158,8 +158,26 @@ async def run_training(ctx: dict[str, Any], run: str) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _audit_callback(objects: Any, final_prefix: str, final_dir: Path, *args: Any, **kwargs: Any) -> Any:
+    """The run's AuditCallback, storing the final model (``train()`` writes it to ``final_dir``)
+    before ``run.completed`` is recorded, which then names where (``object_prefix``): the artefact
+    audit need not guess, and the log never names a model the store does not hold yet."""
+    from trainers.callback import AuditCallback  # imports transformers: only where a job runs
+
+    class WorkerAudit(AuditCallback):
+        def record_completed(self, **fields: Any) -> None:
+            objects.put_dir(final_prefix, final_dir)
+            super().record_completed(**fields)
+
+        def _emit(self, kind: str, **fields: Any) -> None:
+            if kind == "run.completed":
+                fields["object_prefix"] = final_prefix
+            super()._emit(kind, **fields)
+
+    return WorkerAudit(*args, **kwargs)
+
+
 async def _train(ctx: dict[str, Any], job: Any, workdir: Path, attempt: _Attempt) -> str:
-    from trainers.callback import AuditCallback
     from trainers.sinks import LogSink
     from trainers.spec import TrainingSpec
     from trainers.training import train
@@ -172,7 +190,8 @@ async def _train(ctx: dict[str, Any], job: Any, workdir: Path, attempt: _Attempt
         spec = await _resumed_spec(ctx["objects"], job, spec, len(pairs), workdir)
     sink = LogSink(log, loop)
     attempt.control = JobControl(log, job.run, loop)
-    attempt.audit = AuditCallback(
+    attempt.audit = _audit_callback(
+        ctx["objects"], f"runs/{job.run}/final", workdir / "out" / "final",
         sink, run=job.run, spec=spec, dataset=version.dataset, dataset_version=version.version,
         dataset_root=version.root,
         checkpoint_hook=CheckpointStore(log, ctx["objects"], job.run, loop, offset=job.steps or 0))
@@ -187,13 +206,13 @@ async def _train(ctx: dict[str, Any], job: Any, workdir: Path, attempt: _Attempt
 
 
 async def _completed(ctx: dict[str, Any], job: Any, result: Any) -> str:
-    """``run.completed`` is the callback's; store the final model, settle ε, update the row."""
+    """``run.completed`` is the callback's, the final model already stored (:func:`_audit_callback`);
+    settle ε, update the row."""
     from app.jobs.service import update_job
 
     log: Log = ctx["log"]
     model = "model_" + job.run.removeprefix("run_")
     prefix = f"runs/{job.run}/final"
-    await asyncio.to_thread(ctx["objects"].put_dir, prefix, Path(result.output_dir))
     epsilon = _total_epsilon(job, result.epsilon)
     await _settle(log, job, epsilon)
     await update_job(log, job.run, status="completed", model=model, model_root=result.root,

@@ -89,7 +89,8 @@ class ComplianceController(Controller):
         scope, fmt = _report_request(await request.body())
         log = _log(request)
         report = await build_report(log, _index(request), scope)
-        document = await render_report(log, report, fmt, actor_of(request))
+        document = await render_report(log, report, fmt, actor_of(request),
+                                       objects=getattr(request.app.state, "objects", None))
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]
         return Response(document, media_type=MEDIA_TYPES[fmt], headers={
             "Content-Disposition": f'attachment; filename="compliance-report-{label}.{fmt}"',

@@ -7,13 +7,17 @@ summary with its completeness statement, the Art. 14 oversight register, the Art
 datasheets, the DP budget statement, the retention attestation and the rule results. Every
 statement carries the leaf indices behind it and their proof URLs (``/log/v1/proof/<i>``).
 
-The three formats render one data tree. :func:`render_report` renders one and records
-``report.generated`` {scope, format, sha256, tree_size}: the document's hash on the log.
+The three formats render one data tree. :func:`render_report` renders one, archives it in the
+object store when given one (``reports/...``, write-once on a locked bucket) and records
+``report.generated`` {scope, format, sha256, tree_size, object_key}: the document's hash on the
+log, so the archived copy can be checked against it (``rlhf-audit verify``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +29,7 @@ import orjson
 from ledger.errors import EntryError, NotFound
 from ledger.log import Log
 
+from ..objects import ObjectStore
 from ..recording import SYSTEM, Actor, record, utc_now
 from .config import ComplianceConfig
 from .engine import evaluate
@@ -162,9 +167,16 @@ async def build_report(
     return Report(data, scope, size)
 
 
-async def render_report(log: Log, report: Report, fmt: str, actor: Actor = SYSTEM) -> bytes:
-    """The document in ``fmt``; records ``report.generated`` with its SHA-256."""
+async def render_report(log: Log, report: Report, fmt: str, actor: Actor = SYSTEM, *,
+                        objects: ObjectStore | None = None) -> bytes:
+    """The document in ``fmt``; archived in ``objects`` if given; ``report.generated`` with its SHA-256."""
     document = report.render(fmt)
+    digest = hashlib.sha256(document).hexdigest()
+    archived: dict[str, str] = {}
+    if objects is not None:
+        label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80].strip("-.") or "report"
+        key = f"reports/{label}-{report.tree_size}-{digest[:16]}.{fmt}"
+        archived["object_key"] = (await asyncio.to_thread(objects.put_bytes, key, document)).key
     await record(log, "report.generated", actor, scope=report.scope.to_json(), format=fmt,
-                 sha256="sha256:" + hashlib.sha256(document).hexdigest(), tree_size=report.tree_size)
+                 sha256="sha256:" + digest, tree_size=report.tree_size, **archived)
     return document

@@ -104,7 +104,8 @@ class DatasetsController(Controller):
         data, sheet = await _upload(request)
         log: Log = request.app.state.log
         result = await import_dataset(log, keyring_of(request), name, data, datasheet=sheet,
-                                      actor=_actor(request))
+                                      actor=_actor(request),
+                                      objects=getattr(request.app.state, "objects", None))
         body = {"dataset": result.dataset, "version": result.version, "records": result.records,
                 "annotators": result.annotators, "root": result.root,
                 "source_sha256": result.source_sha256, "leaf_index": result.leaf_index,

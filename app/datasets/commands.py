@@ -84,10 +84,14 @@ def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as
             raise click.BadParameter(f"not JSON: {e}", param_hint="--datasheet") from None
 
     async def body(log: Any, keyring: Any) -> Any:
+        from ledger.home import LogHome
+
+        from ..objects import object_store
         from .importer import import_dataset
 
         actor = await _actor(log, keyring, as_account, ("admin", "operator"))
-        return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor)
+        return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor,
+                                    objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
 
     r = _with_log(ctx, body)
     _print(dataclasses.asdict(r))

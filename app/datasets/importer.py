@@ -10,6 +10,12 @@ allocates the version number) and the data subjects; the ``dataset.record`` even
 the encrypted record rows with their events' leaf indices; then ``dataset.version`` and
 ``dataset.datasheet`` together, the version's commit point on the log; finally the row becomes
 ``complete``. A version that failed midway is marked ``failed`` and its rows are deleted.
+
+With an object store, the version's encrypted records are also archived there just before the
+commit point (:func:`archive_records`; ``dataset.version`` carries the archive's key and SHA-256).
+The database stays the working copy. The archive holds only ciphertexts under each subject's
+record key, whose wrapped form lives in the database: erasing a subject (crypto-shredding) deletes
+that key, so the subject's records in a write-once archive become unreadable too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.keyring import Keyring
+from app.objects import ObjectStore
 from app.recording import SYSTEM, Actor, event
 from ledger.canonical import canonicalize, decode_event, encode_event
 from ledger.errors import EntryError
@@ -40,9 +47,11 @@ from .errors import DatasetError
 from .records import Subject, dataset_id, now, record_aad, seal_record, subjects_for, transaction
 from .schema import dataset_records, dataset_versions
 
-__all__ = ["APPEND_BATCH", "ImportResult", "RawRecord", "import_dataset", "parse_records"]
+__all__ = ["APPEND_BATCH", "ARCHIVE_FORMAT", "ImportResult", "RawRecord", "archive_records", "import_dataset",
+           "parse_records"]
 
 APPEND_BATCH = 1000  # dataset.record events per log.append call
+ARCHIVE_FORMAT = "rlhf-audit-trail/dataset-records@1"
 _FIELDS = ("prompt", "chosen", "rejected", "annotator", "labels", "created_at")
 _log = logging.getLogger("app.datasets")
 
@@ -162,7 +171,7 @@ async def _fail(log: Log, version_id: int) -> None:
 
 async def import_dataset(
     log: Log, keyring: Keyring, dataset: str, data: bytes, *,
-    datasheet: Mapping[str, Any] | None = None, actor: Actor = SYSTEM,
+    datasheet: Mapping[str, Any] | None = None, actor: Actor = SYSTEM, objects: ObjectStore | None = None,
 ) -> ImportResult:
     """Import a JSON Lines file as the next version of ``dataset`` (see the module docstring)."""
     name = dataset_id(dataset)
@@ -182,7 +191,8 @@ async def import_dataset(
         return _result(begun, created=False)
     version_id, version, subjects = begun
     try:
-        return await _complete(log, name, version_id, version, source, records, subjects, sheet, actor)
+        return await _complete(log, name, version_id, version, source, records, subjects, sheet, actor,
+                               objects)
     except BaseException:
         await _fail(log, version_id)
         raise
@@ -211,9 +221,25 @@ def _seal(name: str, version_id: int, version: int, records: Sequence[RawRecord]
     return rows, events, digests
 
 
+def archive_records(objects: ObjectStore, name: str, version: int, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """Store the version's sealed records as JSON Lines (a header line, then one line per record:
+    position, annotator pseudonym, commitment, nonce, ciphertext; bytes in base64) at
+    ``datasets/<dataset>/v<version>/records.jsonl``. Each ciphertext's AAD binds it to dataset,
+    version and position (:func:`app.datasets.records.record_aad`), so lines cannot be moved."""
+    def b64(v: bytes) -> str:
+        return base64.b64encode(v).decode()
+
+    lines = [orjson.dumps({"format": ARCHIVE_FORMAT, "dataset": name, "dataset_version": version,
+                           "records": len(rows)})]
+    lines += [orjson.dumps({"position": r["position"], "annotator": r["annotator"],
+                            "commitment": b64(r["commitment"]), "nonce": b64(r["nonce"]),
+                            "ciphertext": b64(r["ciphertext"])}) for r in rows]
+    return objects.put_bytes(f"datasets/{name}/v{version}/records.jsonl", b"\n".join(lines) + b"\n")
+
+
 async def _complete(log: Log, name: str, version_id: int, version: int, source: str,
                     records: Sequence[RawRecord], subjects: dict[str, Subject], sheet: dict[str, Any],
-                    actor: Actor) -> ImportResult:
+                    actor: Actor, objects: ObjectStore | None) -> ImportResult:
     rows, events, digests = await asyncio.to_thread(_seal, name, version_id, version, records, subjects,
                                                     actor)
     leaves = []
@@ -226,10 +252,14 @@ async def _complete(log: Log, name: str, version_id: int, version: int, source: 
             await conn.execute(sa.insert(dataset_records), rows[k:k + APPEND_BATCH])
     root = root_of([leaf_hash(d) for d in digests])
     annotators = len({r.identity for r in records})
+    archived: dict[str, str] = {}
+    if objects is not None:
+        stored = await asyncio.to_thread(archive_records, objects, name, version, rows)
+        archived = {"records_object": stored.key, "records_sha256": stored.sha256}
     version_event = event(
         "dataset.version", actor, dataset=name, dataset_version=version, records=len(records),
         annotators=annotators, root=base64.b64encode(root).decode(), source_sha256=source,
-        first_record=leaves[0].leaf_index, last_record=leaves[-1].leaf_index)
+        first_record=leaves[0].leaf_index, last_record=leaves[-1].leaf_index, **archived)
     sheet_event = event("dataset.datasheet", actor, dataset=name, dataset_version=version, datasheet=sheet)
     version_leaf, sheet_leaf = await log.append([version_event, sheet_event])
     async with transaction(log, "completing the import") as conn:

@@ -21,6 +21,7 @@ dates them all; a consistency proof then ties it to the newest checkpoint at bui
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -28,7 +29,7 @@ import json
 import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from ledger.tlog_proof import format_tlog_proof
 
 from ..compliance.reports import build_report
 from ..event_index import EventIndex
+from ..objects import ObjectStore, Stored
 from ..recording import SYSTEM, Actor, record
 from . import dsse
 from .scope import Scope, select
@@ -67,6 +69,7 @@ class Bundle:
     latest_tree_size: int
     created_at: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
+    stored: Stored | None = None  # the zip as archived in the object store, when one was given
 
     @property
     def filename(self) -> str:
@@ -162,8 +165,12 @@ def _manifest(log: Log, scope: Scope, created_at: str, cp: SignedCheckpoint, lat
 
 async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKey,
                        actor: Actor = SYSTEM, record_event: bool = True,
-                       index: EventIndex | None = None) -> Bundle:
+                       index: EventIndex | None = None, objects: ObjectStore | None = None) -> Bundle:
     """Build the bundle for ``scope`` from the log as it is now, and record ``bundle.created``.
+
+    With ``objects`` the zip is archived first (``evidence/bundles/<name>-<sha256 prefix>.zip``,
+    write-once on a locked bucket) and the event carries its key and SHA-256, so the archived
+    copy can be checked against the log (``rlhf-audit verify``).
 
     Raises NotFound when the scope names nothing on the log or nothing is checkpointed yet.
     """
@@ -231,9 +238,14 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
     lap("zip")
     bundle = Bundle(data, scope, hashlib.sha256(manifest).hexdigest(), len(indices), cp.size,
                     latest.size, created_at, timings)
+    if objects is not None:
+        stem = bundle.filename.removesuffix(".zip")
+        key = f"evidence/bundles/{stem}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+        bundle = replace(bundle, stored=await asyncio.to_thread(objects.put_bytes, key, data))
     if record_event:
+        archived = {"object_key": bundle.stored.key, "sha256": bundle.stored.sha256} if bundle.stored else {}
         await record(log, "bundle.created", actor, scope=scope.to_json(),
                      manifest_sha256="sha256:" + bundle.manifest_sha256, entries=bundle.entries,
-                     tree_size=bundle.tree_size)
+                     tree_size=bundle.tree_size, **archived)
     return bundle
 

@@ -95,7 +95,8 @@ class ReportsController(Controller):
                 raise ValueError(f"format must be one of {', '.join(FORMATS)}")
             log = log_of(request)
             report = await build_report(log, event_index(request), scope_of(data))
-            document = await render_report(log, report, fmt, actor_of(request))
+            document = await render_report(log, report, fmt, actor_of(request),
+                                           objects=getattr(request.app.state, "objects", None))
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=True, form=data, error=f"The report could not be made: {e}")
@@ -119,7 +120,8 @@ class ReportsController(Controller):
                 raise ValueError("a bundle covers a model, a run, a dataset or a time range: choose one")
             built = await build_bundle(log_of(request), Scope.from_json(scope),
                                        evidence_key=keyring_of(request).evidence_signer,
-                                       actor=actor_of(request), index=event_index(request))
+                                       actor=actor_of(request), index=event_index(request),
+                                       objects=getattr(request.app.state, "objects", None))
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=_may(request), form=data, error=f"The bundle could not be built: {e}")

@@ -1,0 +1,73 @@
+"""``/api/v1/incidents``: freeze the evidence of a serious incident, and list the freezes.
+
+Freezing is an oversight act (it halts runs when asked, and holds evidence against deletion), so
+it needs what every oversight decision needs: the overseer or admin role and, for a token, the
+``oversight:decide`` scope. The list is readable with ``read``: auditors are whom it is for.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import ClientException
+from litestar.params import QueryParameter
+
+from ledger.log import Log
+
+from ..auth import authorized
+from ..event_index import EventIndex
+from ..evidence.scope import Scope
+from ..jobs.api import actor_of, error_handlers, json_body
+from ..oversight.api import DECIDERS
+from .freeze import freeze_evidence, list_incidents
+
+__all__ = ["IncidentsController"]
+
+Req = Request[Any, Any, Any]
+_FIELDS = {"reason", "scope", "halt"}
+
+
+def _body(doc: Any) -> tuple[str, Scope, bool]:
+    if not isinstance(doc, dict):
+        raise ClientException('the body must be a JSON object: {"reason": ..., "scope": {...}}')
+    unknown = set(doc) - _FIELDS
+    if unknown:
+        raise ClientException(f"unknown field(s): {', '.join(sorted(unknown))}")
+    reason = doc.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ClientException("the body needs a 'reason': the written justification of the freeze")
+    if not isinstance(doc.get("scope"), dict):
+        raise ClientException('the body needs a \'scope\', e.g. {"kind": "run", "run": "run_..."}')
+    scope = dict(doc["scope"])
+    if scope.get("kind") == "release":  # as report scopes accept it
+        scope["kind"] = "model"
+    halt = doc.get("halt", False)
+    if not isinstance(halt, bool):
+        raise ClientException("'halt' must be true or false")
+    return reason, Scope.from_json(scope), halt  # ScopeError is an EntryError: a 400
+
+
+class IncidentsController(Controller):
+    path = "/api/v1/incidents"
+    guards = [authorized]
+    exception_handlers = error_handlers()
+
+    @post("/", opt=DECIDERS, status_code=201)
+    async def freeze(self, request: Req) -> Response[dict[str, Any]]:
+        """Freeze the scope's evidence; 201 with the incident id, the bundle's key and SHA-256."""
+        reason, scope, halt = _body(await json_body(request))
+        log: Log = request.app.state.log
+        frozen = await freeze_evidence(
+            log, scope, reason, actor_of(request), objects=request.app.state.objects,
+            evidence_key=request.app.state.keyring.evidence_signer, halt=halt,
+            index=getattr(request.app.state, "event_index", None) or EventIndex(log))
+        return Response(frozen.to_dict(), status_code=201, headers={"Cache-Control": "no-store"})
+
+    @get("/", opt={"scope": "read"})
+    async def frozen(self, request: Req,
+                     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """The freezes on the log, newest first."""
+        log: Log = request.app.state.log
+        index = getattr(request.app.state, "event_index", None)
+        return {"incidents": await list_incidents(log, index, limit=limit)}

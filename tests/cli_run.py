@@ -1,0 +1,30 @@
+"""Running ``rlhf-audit`` as operators do: a subprocess with its own environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
+    """This process's environment without any RLHF_AUDIT_ setting, plus the home (and database)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLHF_AUDIT_")}
+    env["RLHF_AUDIT_HOME"] = str(home)
+    if database_url is not None:
+        env["RLHF_AUDIT_DATABASE_URL"] = database_url
+    return env
+
+
+def cli(env: dict[str, str], *args: str, input: bytes | None = None,
+        ok: bool | None = True) -> subprocess.CompletedProcess[bytes]:
+    """Run one command; ``ok``: must exit 0 (True), must fail readably (False), either (None)."""
+    proc = subprocess.run([sys.executable, "-m", "app.cli", *args], input=input, capture_output=True,
+                          env=env, timeout=180)
+    if ok is True:
+        assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+    elif ok is False:
+        assert proc.returncode != 0, proc.stdout.decode()
+        assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    return proc
