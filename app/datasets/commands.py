@@ -6,51 +6,17 @@ The CLI acts with the home's own database and keys. Events it records name ``--a
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 
 from ledger.cli import cli
 
+from ..cli_support import acting_as, on_home_log
+
 __all__ = ["datasets", "privacy"]
-
-
-def _with_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[Any]]) -> Any:
-    """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, integrate, close."""
-    from ledger.home import LogHome
-
-    from ..keyring import Keyring
-
-    async def go() -> Any:
-        home = LogHome.resolve(ctx.obj.get("home"))
-        log = await home.open_log(migrate=True)
-        try:
-            result = await body(log, Keyring.of(home))
-            await log.integrate()  # the new events get a checkpoint before we exit
-            await log.timestamp_pending(force=True)  # `verify` expects every checkpoint timestamped
-            return result
-        finally:
-            await log.close()
-
-    return asyncio.run(go())
-
-
-async def _actor(log: Any, keyring: Any, name: str | None, roles: tuple[str, ...]) -> Any:
-    from ..recording import SYSTEM, Actor
-
-    if name is None:
-        return SYSTEM
-    from ..accounts import service as accounts
-
-    info = await accounts.get_account(log, name)
-    if info.role not in roles or info.disabled:
-        raise click.UsageError(f"--as {name}: a {info.role} account{' (disabled)' if info.disabled else ''} "
-                               f"may not do this; it needs {' or '.join(roles)}")
-    return Actor.of_account(keyring.pseudonymizer, name, info.role)
 
 
 def _print(doc: Any) -> None:
@@ -89,11 +55,11 @@ def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as
         from ..objects import object_store
         from .importer import import_dataset
 
-        actor = await _actor(log, keyring, as_account, ("admin", "operator"))
+        actor = await acting_as(log, keyring, as_account, ("admin", "operator"))
         return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor,
                                     objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
 
-    r = _with_log(ctx, body)
+    r = on_home_log(ctx, body)
     _print(dataclasses.asdict(r))
     click.echo(f"{'imported' if r.created else 'already imported:'} {r.dataset} version {r.version} "
                f"({r.records} records, {r.annotators} annotators)", err=True)
@@ -105,7 +71,7 @@ def datasets_list(ctx: click.Context) -> None:
     """Every dataset with its latest version and budget (JSON)."""
     from .versions import list_datasets
 
-    _print(_with_log(ctx, lambda log, _keyring: list_datasets(log)))
+    _print(on_home_log(ctx, lambda log, _keyring: list_datasets(log)))
 
 
 @datasets.command("show")
@@ -115,7 +81,7 @@ def datasets_show(ctx: click.Context, name: str) -> None:
     """A dataset's versions, datasheets, annotator pseudonyms and budget (JSON)."""
     from .versions import describe_dataset
 
-    _print(_with_log(ctx, lambda log, _keyring: describe_dataset(log, name)))
+    _print(on_home_log(ctx, lambda log, _keyring: describe_dataset(log, name)))
 
 
 @datasets.group("budget")
@@ -136,10 +102,10 @@ def budget_set(ctx: click.Context, name: str, epsilon_total: float, delta: float
     async def body(log: Any, keyring: Any) -> Any:
         from .budget import set_budget
 
-        actor = await _actor(log, keyring, as_account, ("admin",))
+        actor = await acting_as(log, keyring, as_account, ("admin",))
         return await set_budget(log, name, epsilon_total, delta, actor)
 
-    b = _with_log(ctx, body)
+    b = on_home_log(ctx, body)
     _print({"dataset": b.dataset, "epsilon_total": b.epsilon_total, "delta": b.delta, "spent": b.spent,
             "reserved": b.reserved, "remaining": b.remaining})
 
@@ -163,11 +129,11 @@ def privacy_erase(ctx: click.Context, annotator: str, legal_basis: str, request_
     async def body(log: Any, keyring: Any) -> Any:
         from .erasure import erase_subject
 
-        actor = await _actor(log, keyring, as_account, ("admin",))
+        actor = await acting_as(log, keyring, as_account, ("admin",))
         return await erase_subject(log, annotator, legal_basis=legal_basis, request_ref=request_ref,
                                    actor=actor)
 
-    done = _with_log(ctx, body)
+    done = on_home_log(ctx, body)
     _print({"annotator": done.annotator, "records": done.records, "leaf_index": done.leaf_index})
     click.echo(f"erased {done.annotator}: {done.records} records destroyed; privacy.erased is entry "
                f"{done.leaf_index}", err=True)

@@ -7,47 +7,16 @@ or admin account, whose pseudonym the log records.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 
 from ledger.cli import cli
 
+from ..cli_support import acting_as, on_home_log
+
 __all__ = ["incident"]
-
-
-def _with_home(ctx: click.Context, body: Callable[[Any, Any, Any], Awaitable[Any]]) -> Any:
-    """Run ``body(log, keyring, home)`` on the home's migrated log; integrate and timestamp, close."""
-    from ledger.home import LogHome
-
-    from ..keyring import Keyring
-
-    async def go() -> Any:
-        home = LogHome.resolve(ctx.obj.get("home"))
-        log = await home.open_log(migrate=True)
-        try:
-            result = await body(log, Keyring.of(home), home)
-            await log.integrate()
-            await log.timestamp_pending(force=True)  # `verify` expects every checkpoint timestamped
-            return result
-        finally:
-            await log.close()
-
-    return asyncio.run(go())
-
-
-async def _actor(log: Any, keyring: Any, name: str | None) -> Any:
-    """The account NAME as the log shows it (its pseudonym, its role), or ``system``."""
-    from ..accounts import service as accounts
-    from ..recording import SYSTEM, Actor
-
-    if name is None:
-        return SYSTEM
-    info = await accounts.get_account(log, name)
-    return Actor.of_account(keyring.pseudonymizer, name, info.role)
 
 
 @cli.group()
@@ -69,6 +38,8 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
     """Bundle the scope's evidence into incidents/<id>/bundle.zip, put a legal hold on it and on
     every artefact the scope names, record incident.frozen; prints JSON. Scope: --run R |
     --release M | --since T --until T."""
+    from ledger.home import LogHome
+
     from ..evidence.scope import Scope
     from ..objects import object_store
     from .freeze import freeze_evidence
@@ -84,12 +55,14 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
     scope = Scope.from_json({"kind": chosen[0] if chosen else "time",
                              **{k: v for k, v in given.items() if v is not None}})  # ScopeError: readable
 
-    async def body(log: Any, keyring: Any, home: Any) -> Any:
-        return await freeze_evidence(log, scope, reason, await _actor(log, keyring, as_account),
+    home = LogHome.resolve(ctx.obj.get("home"))
+
+    async def body(log: Any, keyring: Any) -> Any:
+        return await freeze_evidence(log, scope, reason, await acting_as(log, keyring, as_account),
                                      objects=object_store(home), evidence_key=keyring.evidence_signer,
                                      halt=halt)
 
-    frozen = _with_home(ctx, body)
+    frozen = on_home_log(ctx, body)
     click.echo(json.dumps({"incident": frozen.incident, "object_key": frozen.object_key,
                            "sha256": frozen.sha256, "tree_size": frozen.tree_size, "entries": frozen.entries,
                            "held": len(frozen.held), "held_root": frozen.held_root,
@@ -107,8 +80,8 @@ def list_frozen(ctx: click.Context, limit: int) -> None:
     """The incident freezes on the log, newest first (JSON lines)."""
     from .freeze import list_incidents
 
-    async def body(log: Any, _: Any, __: Any) -> Any:
+    async def body(log: Any, _keyring: Any) -> Any:
         return await list_incidents(log, limit=limit)
 
-    for found in _with_home(ctx, body):
+    for found in on_home_log(ctx, body):
         click.echo(json.dumps(found, sort_keys=True))

@@ -19,42 +19,13 @@ import click
 
 from ledger.cli import cli
 
+from ..cli_support import acting_as, on_home_log
+
 __all__ = ["jobs", "models", "oversight", "worker"]
-
-
-def _with_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[Any]]) -> Any:
-    """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, integrate, close."""
-    from ledger.home import LogHome
-
-    from ..keyring import Keyring
-
-    async def go() -> Any:
-        home = LogHome.resolve(ctx.obj.get("home"))
-        log = await home.open_log(migrate=True)
-        try:
-            result = await body(log, Keyring.of(home))
-            await log.integrate()
-            await log.timestamp_pending(force=True)  # `verify` expects every checkpoint timestamped
-            return result
-        finally:
-            await log.close()
-
-    return asyncio.run(go())
 
 
 def _print(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
-
-
-async def _actor(log: Any, keyring: Any, name: str | None) -> Any:
-    from ..recording import SYSTEM, Actor
-
-    if name is None:
-        return SYSTEM
-    from ..accounts import service as accounts
-
-    info = await accounts.get_account(log, name)
-    return Actor.of_account(keyring.pseudonymizer, name, info.role)
 
 
 @cli.command()
@@ -118,12 +89,12 @@ def jobs_submit(ctx: click.Context, spec: Path, as_account: str | None) -> None:
 
         queue = queue_from_env()
         try:
-            return await service.submit(log, keyring, queue, doc, await _actor(log, keyring, as_account),
+            return await service.submit(log, keyring, queue, doc, await acting_as(log, keyring, as_account),
                                         submitted_by=as_account or "cli")
         finally:
             await queue.close()
 
-    job = _with_log(ctx, body)
+    job = on_home_log(ctx, body)
     click.echo(job.run)
     click.echo(f"queued {job.kind} job {job.run} (planned epsilon {job.planned_epsilon})", err=True)
 
@@ -146,7 +117,7 @@ def jobs_status(ctx: click.Context, run: str) -> None:
         job = await service.get_job(log, run)
         return {**job.to_dict(), "checkpoints": await service.checkpoints(log, run)}
 
-    _print(_with_log(ctx, body))
+    _print(on_home_log(ctx, body))
 
 
 @jobs.command("list")
@@ -159,7 +130,7 @@ def jobs_list(ctx: click.Context, status: str | None) -> None:
     async def body(log: Any, _: Any) -> Any:
         return await service.list_jobs(log, status)
 
-    for j in _with_log(ctx, body):
+    for j in on_home_log(ctx, body):
         eps = "-" if j.epsilon is None else f"{j.epsilon:.4g}"
         click.echo(f"{j.run}\t{j.kind}\t{j.status}\t{j.steps or 0}\t{eps}")
 
@@ -182,7 +153,7 @@ def jobs_wait(ctx: click.Context, run: str, timeout: float) -> None:
                 raise TimeoutError(f"job {run} is still {job.status} after {timeout:g} s")
             await asyncio.sleep(0.5)
 
-    job = _with_log(ctx, body)
+    job = on_home_log(ctx, body)
     click.echo(job.status)
     if job.status != "completed":
         sys.exit(1)
@@ -200,11 +171,11 @@ def jobs_cancel(ctx: click.Context, run: str, as_account: str | None) -> None:
     async def body(log: Any, keyring: Any) -> Any:
         queue = queue_from_env()
         try:
-            return await service.cancel(log, queue, run, await _actor(log, keyring, as_account))
+            return await service.cancel(log, queue, run, await acting_as(log, keyring, as_account))
         finally:
             await queue.close()
 
-    job = _with_log(ctx, body)
+    job = on_home_log(ctx, body)
     click.echo(f"job {run}: {'cancelling' if job.status == 'running' else job.status}", err=True)
 
 
@@ -216,9 +187,9 @@ _AS = click.option("--as", "as_account", required=True, help="The overseer or ad
 def _decide(ctx: click.Context, as_account: str,
             act: Callable[[Any, Any, Any], Awaitable[Any]]) -> None:
     async def body(log: Any, keyring: Any) -> Any:
-        return await act(log, keyring, await _actor(log, keyring, as_account))
+        return await act(log, keyring, await acting_as(log, keyring, as_account))
 
-    decision = _with_log(ctx, body)
+    decision = on_home_log(ctx, body)
     _print(decision.to_dict() if hasattr(decision, "to_dict") else decision)
 
 

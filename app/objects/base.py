@@ -10,7 +10,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from ledger.errors import EntryError, NotFound
 
-__all__ = ["CHUNK", "ObjectError", "ObjectStore", "Stored", "check_key", "files_of", "sha256_of_stream"]
+__all__ = ["CHUNK", "ObjectError", "ObjectStore", "Stored", "check_key", "files_of", "get_dir", "put_dir",
+           "sha256_of_stream"]
 
 CHUNK = 1 << 20
 
@@ -66,3 +67,19 @@ class ObjectStore(Protocol):
     def sha256(self, key: str) -> str: ...
     def legal_hold(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
+
+
+def put_dir(store: ObjectStore, prefix: str, directory: Path) -> list[Stored]:
+    """Every file under ``directory`` as ``<prefix>/<relative path>``."""
+    return [store.put_file(f"{check_key(prefix)}/{rel}", p) for rel, p in files_of(Path(directory))]
+
+
+def get_dir(store: ObjectStore, prefix: str, dest: Path) -> list[str]:
+    """Every object under ``prefix`` into ``dest``, keeping the relative paths; their keys."""
+    keys = store.list(prefix)
+    if not keys:
+        raise NotFound(f"no objects under {prefix!r}")
+    base = check_key(prefix)
+    for k in keys:
+        store.get(k, dest / k[len(base) + 1:])
+    return keys

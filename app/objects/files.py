@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ledger.errors import NotFound, StorageError
 
-from .base import CHUNK, Stored, check_key, files_of, sha256_of_stream
+from .base import CHUNK, Stored, check_key, files_of, get_dir, put_dir, sha256_of_stream
 
 __all__ = ["FileStore"]
 
@@ -60,7 +60,7 @@ class FileStore:
         return self._write(key, [data])
 
     def put_dir(self, prefix: str, directory: Path) -> list[Stored]:
-        return [self.put_file(f"{check_key(prefix)}/{rel}", p) for rel, p in files_of(Path(directory))]
+        return put_dir(self, prefix, directory)
 
     def get(self, key: str, dest: Path) -> Path:
         source = self._path(key)
@@ -71,13 +71,7 @@ class FileStore:
         return dest
 
     def get_dir(self, prefix: str, dest: Path) -> list[str]:
-        keys = self.list(prefix)
-        if not keys:
-            raise NotFound(f"no objects under {prefix!r}")
-        base = check_key(prefix)
-        for k in keys:
-            self.get(k, dest / k[len(base) + 1:])
-        return keys
+        return get_dir(self, prefix, dest)
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.root / check_key(prefix) if prefix else self.root

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from ledger.errors import ConfigError, NotFound, StorageError
 
-from .base import CHUNK, Stored, check_key, files_of
+from .base import CHUNK, Stored, check_key, get_dir, put_dir
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "MAX_OBJECT", "S3Store"]
 
@@ -151,7 +151,7 @@ class S3Store:
         return self._put(key, io.BytesIO(data), len(data), hashlib.sha256(data).digest())
 
     def put_dir(self, prefix: str, directory: Path) -> list[Stored]:
-        return [self.put_file(f"{check_key(prefix)}/{rel}", p) for rel, p in files_of(Path(directory))]
+        return put_dir(self, prefix, directory)
 
     def legal_hold(self, key: str) -> None:
         """Legal hold on the newest version: no deletion until it is lifted, whatever the retention."""
@@ -168,13 +168,7 @@ class S3Store:
         return dest
 
     def get_dir(self, prefix: str, dest: Path) -> list[str]:
-        keys = self.list(prefix)
-        if not keys:
-            raise NotFound(f"no objects under {prefix!r}")
-        base = check_key(prefix)
-        for k in keys:
-            self.get(k, dest / k[len(base) + 1:])
-        return keys
+        return get_dir(self, prefix, dest)
 
     def list(self, prefix: str = "") -> list[str]:
         p = check_key(prefix) + "/" if prefix else None

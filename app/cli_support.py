@@ -1,0 +1,55 @@
+"""What the product's commands share: the home's log around a command, and ``--as NAME``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from .recording import SYSTEM, Actor
+
+__all__ = ["acting_as", "on_home_log"]
+
+T = TypeVar("T")
+
+
+def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, then integrate and
+    timestamp what it appended (``verify`` expects every checkpoint timestamped) and close."""
+    from ledger.home import LogHome
+
+    from .keyring import Keyring
+
+    async def go() -> T:
+        home = LogHome.resolve(ctx.obj.get("home"))
+        log = await home.open_log(migrate=True)
+        try:
+            result = await body(log, Keyring.of(home))
+            await log.integrate()  # the new events get a checkpoint before we exit
+            await log.timestamp_pending(force=True)
+            return result
+        finally:
+            await log.close()
+
+    return asyncio.run(go())
+
+
+async def acting_as(log: Any, keyring: Any, name: str | None,
+                    roles: tuple[str, ...] | None = None) -> Actor:
+    """The account ``name`` (its pseudonym and role), or ``system`` without one.
+
+    A disabled account, or one whose role is not in ``roles`` (when given), is refused with a
+    usage error naming what it needs.
+    """
+    if name is None:
+        return SYSTEM
+    from .accounts import service as accounts
+
+    info = await accounts.get_account(log, name)
+    if info.disabled or (roles is not None and info.role not in roles):
+        needs = f"; it needs {' or '.join(roles)}" if roles else ""
+        raise click.UsageError(f"--as {name}: a {info.role} account{' (disabled)' if info.disabled else ''} "
+                               f"may not do this{needs}")
+    return Actor.of_account(keyring.pseudonymizer, name, info.role)
