@@ -258,6 +258,7 @@ def demo(ctx: click.Context, password: str | None) -> None:
 
 
 from . import audit_commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
+from . import key_commands as _key_commands  # noqa: E402,F401  (keys rotate-records-kek)
 from .datasets import commands as _datasets_commands  # noqa: E402,F401  (registers datasets, privacy)
 from .incidents import commands as _incidents_commands  # noqa: E402,F401  (incident freeze, list)
 from .jobs import commands as _jobs_commands  # noqa: E402,F401  (registers worker, jobs, oversight, models)

@@ -15,9 +15,12 @@ __all__ = ["acting_as", "on_home_log"]
 T = TypeVar("T")
 
 
-def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]]) -> T:
+def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *, settle: bool = True) -> T:
     """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, then integrate and
-    timestamp what it appended (``verify`` expects every checkpoint timestamped) and close."""
+    timestamp what it appended (``verify`` expects every checkpoint timestamped) and close.
+
+    ``settle``: first finish or undo an interrupted records-key rotation, if one left
+    ``records.key.next`` behind (``app.kek_rotation``)."""
     from ledger.home import LogHome
 
     from .keyring import Keyring
@@ -26,7 +29,12 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]]) ->
         home = LogHome.resolve(ctx.obj.get("home"))
         log = await home.open_log(migrate=True)
         try:
-            result = await body(log, Keyring.of(home))
+            keyring = Keyring.of(home)
+            if settle:
+                from .kek_rotation import settle_records_kek
+
+                await settle_records_kek(log, keyring)
+            result = await body(log, keyring)
             await log.integrate()  # the new events get a checkpoint before we exit
             await log.timestamp_pending(force=True)
             return result

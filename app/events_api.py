@@ -48,7 +48,7 @@ def _principal(request: Req) -> Principal:
 # Kinds the product records itself, through the services that enforce their rules (four eyes,
 # approvals, budgets, erasure): appending them here would let a token forge what reports trust.
 RESERVED_KINDS = ("account.", "token.", "config.", "dataset.", "privacy.", "job.", "oversight.", "model.",
-                  "compliance.", "report.", "bundle.", "incident.")
+                  "compliance.", "report.", "bundle.", "incident.", "keys.", "log.")
 
 
 def _stamped(event: dict[str, Any], actor: Actor) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 
-from ledger.errors import StorageError
+from ledger.errors import LedgerError, StorageError
 from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
@@ -36,6 +36,7 @@ from .events_api import EventsController
 from .evidence.api import BundlesController, evidence_key_pem
 from .incidents.api import IncidentsController
 from .jobs.api import JobsController, jobs_lifespan
+from .kek_rotation import settle_records_kek
 from .keyring import Keyring
 from .log_api import LogController, healthz
 from .metrics import Metrics, metrics
@@ -75,6 +76,10 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
+        try:  # an interrupted records-key rotation: finish or undo it (app.kek_rotation)
+            await settle_records_kek(the_log, app.state.keyring)
+        except LedgerError as e:  # start anyway: the keyring refuses the records key until settled
+            structlog.get_logger("app").warning("records key rotation not settled", error=str(e))
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
         app.state.objects = object_store(the_home)  # bundles, reports, dataset archives (app.objects)
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None

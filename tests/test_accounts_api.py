@@ -333,7 +333,8 @@ async def test_appended_events_name_their_sender_and_cannot_take_server_kinds(lo
         assert entry["role"] == "operator" and entry["actor"].startswith("pseud:")
         assert entry["actor"] != "pseud:someone-else"
         size = await log.store.sequenced_size()
-        for kind in ("oversight.decision", "model.released", "privacy.erased", "account.created"):
+        for kind in ("oversight.decision", "model.released", "privacy.erased", "account.created",
+                     "incident.frozen", "log.key_rotated", "keys.records_kek_rotated"):
             body = {"events": [{"kind": "run.note"}, {"kind": kind}]}
             problem = _is_problem(await client.post("/api/v1/events", headers=_auth(token), json=body), 400)
             assert "recorded by the server" in str(problem["detail"])

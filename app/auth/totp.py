@@ -32,7 +32,7 @@ from ..keyring import Keyring
 from ..recording import Actor, record
 from .keys import totp_key
 
-__all__ = ["ISSUER", "begin", "confirm", "reset", "verify"]
+__all__ = ["ISSUER", "begin", "confirm", "open_secret", "reset", "seal_secret", "verify"]
 
 ISSUER = "RLHF Audit Trail"
 _CODE = re.compile(r"\d{6}")
@@ -42,16 +42,29 @@ def _aad(account_id: int) -> bytes:
     return b"rlhf-audit totp account %d" % account_id
 
 
-def _seal(keyring: Keyring, account_id: int, secret: str) -> bytes:
+def seal_secret(key: bytes, account_id: int, secret: str) -> bytes:
+    """The stored form of ``secret``: nonce + AES-256-GCM under ``key`` (a :func:`totp_key`)."""
     nonce = os.urandom(12)
-    return nonce + AESGCM(totp_key(keyring)).encrypt(nonce, secret.encode(), _aad(account_id))
+    return nonce + AESGCM(key).encrypt(nonce, secret.encode(), _aad(account_id))
+
+
+def open_secret(key: bytes, account_id: int, sealed: bytes) -> str | None:
+    """The secret ``sealed`` holds if it opens under ``key``, else None."""
+    try:
+        return AESGCM(key).decrypt(sealed[:12], sealed[12:], _aad(account_id)).decode()
+    except (InvalidTag, ValueError):
+        return None
+
+
+def _seal(keyring: Keyring, account_id: int, secret: str) -> bytes:
+    return seal_secret(totp_key(keyring), account_id, secret)
 
 
 def _open(keyring: Keyring, account_id: int, sealed: bytes) -> str:
-    try:
-        return AESGCM(totp_key(keyring)).decrypt(sealed[:12], sealed[12:], _aad(account_id)).decode()
-    except InvalidTag:
-        raise StorageError("a stored TOTP secret does not decrypt: were the keys replaced?") from None
+    secret = open_secret(totp_key(keyring), account_id, sealed)
+    if secret is None:
+        raise StorageError("a stored TOTP secret does not decrypt: were the keys replaced?")
+    return secret
 
 
 async def _execute(log: Log, what: str, *stmts: sa.Executable) -> list[sa.Result[object]]:

@@ -68,6 +68,8 @@ __all__ = [
     "subjects_for",
     "transaction",
     "unwrap_key",
+    "unwrap_with",
+    "wrap_key",
 ]
 
 PSEUDONYM = re.compile(r"pseud:[0-9a-f]{32}")
@@ -136,17 +138,29 @@ def _pseudonym(keyring: Keyring, salt: bytes, identity: str) -> str:
     return keyring.pseudonymizer.pseudonym("data-subject\x00" + salt.hex() + "\x00" + identity)
 
 
-def _wrap(kek: bytes, key: bytes, pseudonym: str) -> bytes:
+def wrap_key(kek: bytes, key: bytes, pseudonym: str) -> bytes:
+    """``key`` wrapped under ``kek`` for the subject ``pseudonym``: nonce + AES-GCM ciphertext."""
     nonce = secrets.token_bytes(12)
     return nonce + AESGCM(kek).encrypt(nonce, key, _KEY_AAD + pseudonym.encode())
 
 
-def unwrap_key(keyring: Keyring, wrapped: bytes, pseudonym: str) -> bytes:
+_wrap = wrap_key
+
+
+def unwrap_with(kek: bytes, wrapped: bytes, pseudonym: str) -> bytes | None:
+    """The record key ``wrapped`` holds if it opens under ``kek``, else None."""
     try:
-        return AESGCM(keyring.records_kek).decrypt(wrapped[:12], wrapped[12:], _KEY_AAD + pseudonym.encode())
-    except (InvalidTag, ValueError) as e:
+        return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], _KEY_AAD + pseudonym.encode())
+    except (InvalidTag, ValueError):
+        return None
+
+
+def unwrap_key(keyring: Keyring, wrapped: bytes, pseudonym: str) -> bytes:
+    key = unwrap_with(keyring.records_kek, wrapped, pseudonym)
+    if key is None:
         raise StorageError(f"the record key of {pseudonym} does not open with this keyring's "
-                           "records key (wrong keys directory, or a tampered row)") from e
+                           "records key (wrong keys directory, or a tampered row)")
+    return key
 
 
 def _insert(conn: AsyncConnection) -> Any:

@@ -1,0 +1,58 @@
+"""``rlhf-audit keys rotate-records-kek``: added to the ledger's ``keys`` group by ``app.cli``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ledger.cli_keys import keys
+
+from .cli_support import acting_as, on_home_log
+
+__all__ = ["rotate_records_kek_command"]
+
+
+@keys.command("rotate-records-kek")
+@click.option("--discard-old-key", is_flag=True,
+              help="Delete the old records key instead of keeping it in <keys>/retired/.")
+@click.option("--recover", is_flag=True,
+              help="Only finish (or undo) an interrupted rotation; make no new key.")
+@click.option("--as", "as_account", default=None, metavar="ACCOUNT",
+              help="The admin account this is done as, on the log (default: system).")
+@click.pass_context
+def rotate_records_kek_command(ctx: click.Context, discard_old_key: bool, recover: bool,
+                               as_account: str | None) -> None:
+    """New records key-encryption key: every data subject's record key is re-wrapped and every
+    TOTP secret re-encrypted in one transaction, then the new key file replaces the old.
+
+    Stop the server and workers first, or restart them right after: CSRF tokens made with the old
+    key stop working (reload forms, sign in again). Logs keys.records_kek_rotated.
+    """
+    from .kek_rotation import rotate_records_kek, settle_records_kek
+
+    async def body(log: Any, keyring: Any) -> Any:
+        actor = await acting_as(log, keyring, as_account, ("admin",))
+        if recover:
+            return await settle_records_kek(log, keyring, keep_old=not discard_old_key, actor=actor,
+                                            strict=True)
+        return await rotate_records_kek(log, keyring, actor=actor, keep_old=not discard_old_key)
+
+    done = on_home_log(ctx, body, settle=False)
+    if recover:
+        if done is None:
+            click.echo("no interrupted rotation of the records key: nothing to do", err=True)
+        elif done.outcome == "installed":
+            click.echo(f"finished an interrupted rotation: records key {done.kek_id} installed; old key: "
+                       f"{'kept in ' + done.retired_file if done.retired_file else 'discarded'}", err=True)
+        else:
+            click.echo(f"undid an interrupted rotation: the database was never re-wrapped under "
+                       f"{done.kek_id}; the installed records key stays", err=True)
+        return
+    click.echo(f"rotated the records key: {done.previous_kek_id} -> {done.kek_id}; re-wrapped "
+               f"{done.subjects} data subjects' record keys and {done.totp_secrets} TOTP secrets "
+               f"(event at index {done.leaf_index})", err=True)
+    click.echo(f"old key: kept in {done.retired_file}" if done.retired_file else "old key: discarded",
+               err=True)
+    click.echo("restart the server and workers: CSRF tokens made with the old key are invalid now "
+               "(reload forms, sign in again)", err=True)
