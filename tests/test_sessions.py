@@ -100,6 +100,22 @@ async def test_sign_in_csrf_and_sign_out(log: Log, keyring: Keyring) -> None:
         problem(await client.get("/api/v1/whoami"), 401)
 
 
+async def test_a_token_from_another_secret_is_replaced_not_reused(log: Log, keyring: Keyring) -> None:
+    """After the records key (from which the CSRF secret derives) rotates, a browser still sends
+    the old cookie; the page must hand it a new token rather than one every form fails with."""
+    from litestar.middleware.csrf import generate_csrf_token
+
+    await make(log, keyring, "olga", "operator")
+    async with running(log, keyring) as (_, client):
+        stale = generate_csrf_token(secret="a secret this server never had")
+        r = await client.get("/auth/session", headers={"Cookie": f"csrftoken={stale}"})
+        fresh = r.json()["csrf_token"]
+        assert fresh != stale and f"csrftoken={fresh}" in r.headers["set-cookie"]
+        assert client.cookies.get("csrftoken") == fresh
+        assert (await sign_in(client, "olga")).status_code == 200
+        assert await csrf(client) == fresh  # a valid cookie is kept
+
+
 async def test_form_sign_in_redirects(log: Log, keyring: Keyring) -> None:
     await make(log, keyring, "olga", "operator")
     async with running(log, keyring) as (_, client):

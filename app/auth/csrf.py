@@ -24,6 +24,7 @@ import os
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 
 from .keys import csrf_secret
 from .sessions import ENV_SECURE, SESSION_COOKIE
@@ -85,7 +86,20 @@ class CSRFGate:
             if scope["path"].startswith(_MACHINE) or _bearer(scope):
                 await self.app(scope, receive, send)
                 return
+            _drop_stale_token(scope, self._middleware(scope))
         elif exempt(scope):
             await self.app(scope, receive, send)
             return
         await self._middleware(scope)(scope, receive, send)
+
+
+def _drop_stale_token(scope: Scope, middleware: CSRFMiddleware) -> None:
+    """Forget a CSRF cookie signed under another secret (the records key was rotated).
+
+    Litestar reuses any cookie it is sent on safe requests, so every form of that browser would
+    then fail with 403 until the cookie expired; dropped here, the page gets a fresh token.
+    """
+    cookies = scope["litestar_app"].request_class(scope=scope).cookies  # parsed once, kept in scope
+    token = cookies.get(CSRF_COOKIE)
+    if token and middleware._decode_csrf_token(token) is None:
+        ScopeState.from_scope(scope).cookies = {k: v for k, v in cookies.items() if k != CSRF_COOKIE}
