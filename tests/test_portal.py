@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import json
 import re
@@ -289,6 +290,74 @@ async def test_reports(log: Log, tmp_path: Path) -> None:
         json.loads(as_json.content)
         bad = await client.post("/reports/report", data={"kind": "run", "format": "html", **token})
         assert bad.status_code == 400 and "a run scope needs a run" in bad.text
+
+
+async def test_incident_freeze_in_the_portal(log: Log, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Art. 73 freeze from the Reports page: the list's empty state, who sees the form, the
+    refusals (written nowhere), and a freeze by an overseer shown with its entry and bundle."""
+    monkeypatch.delenv("RLHF_AUDIT_S3_ENDPOINT", raising=False)
+    monkeypatch.setenv("RLHF_AUDIT_OBJECTS_DIR", str(tmp_path / "objects"))
+    keys = tmp_path / "keys"
+    await accounts(log, keys, aud="auditor", ov="overseer")
+    await log.append([{"kind": "test.portal", "run": "run_FZ", "i": i} for i in range(3)])
+    why = "users report harmful completions from this run"
+    form = {"kind": "run", "run": "run_FZ", "reason": why, "confirm": "yes"}
+
+    async def freezes() -> list[int]:
+        await log.integrate()
+        return [i for i in range(await log.store.sequenced_size())
+                if json.loads(await log.entry(i)).get("kind") == "incident.frozen"]
+
+    async with portal(log, keys) as client:
+        await sign_in(client, "aud")
+        page = (await client.get("/reports")).text
+        assert 'id="no-incidents"' in page and 'action="/reports/incidents"' not in page
+        forged = await client.post("/reports/incidents", data={**form, "_csrf_token": csrf(client)})
+        assert forged.status_code == 403 and "only overseer or admin accounts" in forged.text
+    assert await freezes() == []
+    async with portal(log, keys) as client:
+        await enrolled(client, "ov")
+        assert 'action="/reports/incidents"' in (await client.get("/reports")).text
+        token = {"_csrf_token": csrf(client)}
+        for bad, status, words in (
+                ({**form, "reason": "because"}, 400, "at least 10 characters"),
+                ({**form, "run": " "}, 400, "a run scope needs a run"),
+                ({**form, "kind": "time", "since": "yesterday", "until": "2030-01-01T00:00"}, 400, "since"),
+                ({**form, "kind": "all"}, 400, "choose what to freeze"),
+                ({**form, "confirm": ""}, 400, "tick the confirmation box"),
+                ({**form, "run": "run_NOPE"}, 404, "run_NOPE")):
+            r = await client.post("/reports/incidents", data={**bad, **token})
+            assert r.status_code == status, (bad, r.text[-2000:])
+            shown = re.search(r'<p class="error" role="alert" id="freeze-error">(.*?)</p>', r.text, re.S)
+            assert shown and words in html.unescape(shown.group(1)), (bad, r.text[-2000:])
+            assert html.escape(bad["reason"], quote=False) in r.text  # the form keeps what was typed
+        assert await freezes() == []
+        done = await client.post("/reports/incidents", data={**form, **token})
+        assert done.status_code == 303, done.text[-2000:]
+        [leaf] = await freezes()
+        assert done.headers["location"] == f"/reports?frozen={leaf}#incidents"
+        event = json.loads(await log.entry(leaf))
+        assert event["scope"] == {"kind": "run", "run": "run_FZ"} and event["reason"] == why
+        assert event["role"] == "overseer" and event["actor"].startswith("pseud:")
+        page = (await client.get(done.headers["location"])).text
+        assert f"Evidence frozen as incident {event['incident']} (log entry {leaf})" in page
+        row = re.search(rf'<tr id="incident-{event["incident"]}">(.*?)</tr>', page, re.S)
+        assert row, page[-4000:]
+        for shown in (event["object_key"], event["sha256"], "training run run_FZ", event["actor"],
+                      f'<a href="/explorer/entries/{leaf}">log entry {leaf}</a>', html.escape(why)):
+            assert shown in row.group(1), shown
+        link = f'/reports/incidents/{event["incident"]}/bundle'
+        assert f'href="{link}"' in row.group(1)
+        bundle = await client.get(link)
+        assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+        assert "sha256:" + hashlib.sha256(bundle.content).hexdigest() == event["sha256"]
+        assert bundle.headers["x-bundle-sha256"] == event["sha256"]
+        unknown = await client.get("/reports/incidents/inc_" + "0" * 26 + "/bundle")
+        assert unknown.status_code == 404
+    async with portal(log, keys) as client:  # auditors are whom the list is for
+        await sign_in(client, "aud")
+        assert f'id="incident-{event["incident"]}"' in (await client.get("/reports")).text
 
 
 def test_safe_next_stays_on_this_site() -> None:

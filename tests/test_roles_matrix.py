@@ -49,6 +49,7 @@ PINNED = {
     ("GET", "/api/v1/whoami"): {c[0] for c in CALLERS},
     ("POST", "/api/v1/incidents"): {"admin", "overseer"},  # an Art. 73 freeze is an oversight act
     ("GET", "/api/v1/incidents"): {"admin", "overseer", "operator", "auditor", "service-reader"},
+    ("POST", "/reports/incidents"): {"admin", "overseer"},  # the portal's freeze form, as the API
 }
 
 

@@ -1,30 +1,52 @@
-"""Reports and evidence: run the compliance checks, generate a report, build an evidence bundle.
+"""Reports and evidence: run the compliance checks, generate a report, build an evidence bundle,
+freeze the evidence of a serious incident (Art. 73).
 
-Everything is ``app.compliance``'s and ``app.evidence``'s: the page only collects the scope (a
-model release, a run, a dataset, a time range or the whole log) and the format, and shows the
-newest check and the open alerts. Each action is recorded on the log by those modules with the
-signed-in account as actor (``compliance.checked``, ``report.generated``, ``bundle.created``).
+Everything is ``app.compliance``'s, ``app.evidence``'s and ``app.incidents``'s: the page only
+collects the scope (a model release, a run, a dataset, a time range or the whole log) and the
+format, and shows the newest check, the open alerts and the recorded freezes. Each action is
+recorded on the log by those modules with the signed-in account as actor (``compliance.checked``,
+``report.generated``, ``bundle.created``, ``incident.frozen``).
+
+The freeze is an oversight act (it puts a legal hold on evidence and may halt runs): its form is
+shown to overseers and admins only, the endpoint refuses everyone else (403), and it asks, like
+the oversight forms, for a written reason and a confirmation. Frozen bundles are downloaded from
+the object store, checked first against the SHA-256 the log recorded for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NotFound
 
 from .explorer import event_index
 from .sources import optional
-from .web import Req, actor_of, log_of, page, redirect, role_guard, signed_in
+from .web import (
+    OVERSIGHT_ROLES,
+    Req,
+    actor_of,
+    flash,
+    log_of,
+    page,
+    redirect,
+    role_guard,
+    signed_in,
+    viewer,
+)
 
-__all__ = ["REPORT_ROLES", "ReportsController", "scope_of"]
+__all__ = ["FREEZE_KINDS", "REPORT_ROLES", "ReportsController", "scope_of"]
 
 REPORT_ROLES = ("admin", "auditor", "overseer")  # as app.compliance.api allows
+FREEZE_KINDS = ("run", "model", "time")  # what `rlhf-audit incident freeze` offers
+IncidentId = Annotated[str, PathParameter(pattern=r"^inc_[0-9A-Z]{26}$")]
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 SCOPE_FIELDS = {"model": ("model",), "run": ("run",), "dataset": ("dataset", "version"),
                 "time": ("since", "until"), "all": ()}
@@ -47,21 +69,54 @@ def scope_of(form: dict[str, str]) -> dict[str, Any]:
                 raise ValueError("the dataset version must be a number")
             scope[name] = int(value)
         elif name in ("since", "until"):
-            scope[name] = value if value.endswith("Z") or "+" in value else value + (
-                "Z" if len(value) > 16 else ":00Z")
+            local = re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?", value)  # datetime-local
+            scope[name] = value if not local else value + ("Z" if len(value) > 16 else ":00Z")
         else:
             scope[name] = value
     return scope
 
 
 async def _context(request: Req) -> dict[str, Any]:
+    incidents = await _incidents(request)
     compliance = optional("app.compliance")
     if compliance is None:
-        return {"check": None, "alerts": None, "bundles": optional("app.evidence.builder") is not None}
+        return {"check": None, "alerts": None, "bundles": optional("app.evidence.builder") is not None,
+                **incidents}
     log = log_of(request)
     return {"check": await compliance.latest_check(log),
             "alerts": await compliance.list_alerts(log, "open"),
-            "bundles": optional("app.evidence.builder") is not None}
+            "bundles": optional("app.evidence.builder") is not None, **incidents}
+
+
+def _scope_text(scope: Any) -> str:
+    from app.compliance.scope import ReportScope
+
+    try:
+        return ReportScope.parse(scope).describe()
+    except (LedgerError, TypeError, ValueError):
+        return str(scope)
+
+
+async def _incidents(request: Req) -> dict[str, Any]:
+    """The recorded freezes (newest first), and whether the viewer may freeze."""
+    who = viewer(request)
+    incidents = optional("app.incidents")
+    if incidents is None:
+        return {"incidents": None, "may_freeze": False}
+    index = event_index(request)
+    await index.catch_up()  # a freeze just recorded is listed at once
+    found = await incidents.list_incidents(log_of(request), index, limit=100)
+    for i in found:
+        i["scope_text"] = _scope_text(i.get("scope"))
+    return {"incidents": found, "may_freeze": bool(who and who.may(*OVERSIGHT_ROLES)),
+            "min_reason": incidents.freeze.MIN_REASON,
+            "downloads": getattr(request.app.state, "objects", None) is not None}
+
+
+def _freeze_status(e: Exception) -> int:
+    from app.jobs.errors import Forbidden
+
+    return 403 if isinstance(e, Forbidden) else 404 if isinstance(e, NotFound) else 400
 
 
 class ReportsController(Controller):
@@ -69,9 +124,10 @@ class ReportsController(Controller):
     guards = [signed_in]
 
     @get("/")
-    async def reports(self, request: Req) -> Template:
+    async def reports(self, request: Req,
+                      frozen: Annotated[int | None, QueryParameter(required=False, ge=0)] = None) -> Template:
         return page(request, "reports.html", title="Reports & evidence", **await _context(request),
-                    may_report=_may(request), form={})
+                    may_report=_may(request), form={}, freeze_form={}, frozen=frozen)
 
     @post("/checks", guards=[role_guard(*REPORT_ROLES)])
     async def check(self, request: Req) -> Redirect:
@@ -106,7 +162,6 @@ class ReportsController(Controller):
             "Content-Disposition": f'{disposition}; filename="compliance-report-{label}.{fmt}"',
             "Cache-Control": "no-store"})
 
-
     @post("/bundle", status_code=200)
     async def bundle(self, request: Req, data: Form) -> Response[bytes] | Template:
         """Build the evidence bundle of a scope and download it (``bundle.created`` on the log)."""
@@ -130,8 +185,73 @@ class ReportsController(Controller):
             "X-Manifest-SHA256": built.manifest_sha256, "Cache-Control": "no-store"})
 
 
-def _may(request: Req) -> bool:
-    from .web import viewer
+    @post("/incidents", guards=[role_guard(*OVERSIGHT_ROLES)], status_code=200)
+    async def freeze(self, request: Req, data: Form) -> Template | Redirect:
+        """Freeze a scope's evidence (Art. 73, ``incident.frozen``); on a refusal, the page again
+        with the reason and nothing written."""
+        from app.evidence.scope import Scope
+        from app.incidents import freeze_evidence
+        from app.jobs.api import keyring_of
 
+        index = event_index(request)
+        try:
+            if data.get("kind") not in FREEZE_KINDS:
+                raise ValueError("choose what to freeze: a training run, a model release or a time range")
+            scope = Scope.from_json(scope_of(data))
+            if data.get("confirm") != "yes":
+                raise ValueError("tick the confirmation box to freeze (it goes on the permanent log)")
+            objects = getattr(request.app.state, "objects", None)
+            if objects is None:
+                raise ValueError("this server has no object store to keep the frozen bundle in")
+            await index.catch_up()  # events recorded a moment ago are in scope
+            frozen = await freeze_evidence(log_of(request), scope, data.get("reason"), actor_of(request),
+                                           objects=objects, evidence_key=keyring_of(request).evidence_signer,
+                                           index=index, halt=data.get("halt") == "yes")
+        except (ValueError, LedgerError) as e:
+            return page(request, "reports.html", status_code=_freeze_status(e), **await _context(request),
+                        may_report=_may(request), form={}, freeze_form=data, frozen=None,
+                        freeze_error=f"The evidence was not frozen: {str(e).rstrip('.')}.")
+        halted = f", {len(frozen.halted)} run(s) halted" if frozen.halted else ""
+        redirect_to = f"/reports?frozen={frozen.leaf_index}#incidents"
+        done = redirect(redirect_to, f"Evidence frozen as incident {frozen.incident} (log entry "
+                                     f"{frozen.leaf_index}): bundle {frozen.object_key}, {len(frozen.held)} "
+                                     f"artefact(s) on legal hold{halted}.", "success", request)
+        if frozen.missing or frozen.changed:
+            flash(request, f"{len(frozen.missing)} artefact(s) the log names are missing from the store "
+                           f"and {len(frozen.changed)} differ from the log: `rlhf-audit verify` names them.",
+                  "error")
+        return done
+
+    @get("/incidents/{incident:str}/bundle")
+    async def frozen_bundle(self, request: Req, incident: IncidentId) -> Response[bytes]:
+        """The frozen bundle of a recorded incident, if the store still has it as the log says."""
+        from app.incidents import list_incidents
+
+        found = next((i for i in await list_incidents(log_of(request), event_index(request), limit=1000)
+                      if i.get("incident") == incident), None)
+        objects = getattr(request.app.state, "objects", None)
+        if found is None or objects is None or not isinstance(found.get("object_key"), str):
+            raise NotFoundException(f"no frozen bundle of incident {incident} on the log")
+        try:
+            data, digest = await asyncio.to_thread(_read_checked, objects, found["object_key"])
+        except (NotFound, LedgerError) as e:
+            raise NotFoundException(f"the frozen bundle of {incident} is not in the object store: {e}") from e
+        if digest != found.get("sha256"):
+            raise HTTPException(status_code=409, detail=(
+                f"the stored bundle of {incident} does not have the SHA-256 the log recorded for it "
+                f"(log entry {found['leaf_index']}); `rlhf-audit verify` reports it"))
+        return Response(data, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{incident}-bundle.zip"',
+            "X-Bundle-SHA256": digest, "Cache-Control": "no-store"})
+
+
+def _read_checked(objects: Any, key: str) -> tuple[bytes, str]:
+    import hashlib
+
+    data: bytes = objects.read(key)
+    return data, "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _may(request: Req) -> bool:
     who = viewer(request)
     return bool(who and who.may(*REPORT_ROLES))

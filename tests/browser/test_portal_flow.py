@@ -3,8 +3,9 @@
 Covered: sign-in with a TOTP second factor (enrolment in the portal, codes from pyotp), session
 end; the log explorer (search by kind and by leaf hash) and the inclusion proof checked in the
 browser with WebCrypto (✓, and ✗ once the page's proof is tampered with); role limits (an
-auditor sees no oversight forms, and a forged halt with the auditor's own session and CSRF token
-is refused). Screenshots of the main pages are kept as test artefacts.
+auditor sees no oversight or freeze forms, and a forged halt or freeze with the auditor's own session
+and CSRF token is refused; an overseer freezes the day's evidence). Screenshots of the main pages
+are kept as test artefacts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,14 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 
-def shot(page: Any, artefacts: Path, name: str) -> None:
-    """Keep a screenshot as an artefact; with RLHF_AUDIT_UPDATE_SCREENSHOTS=1 also in docs/."""
+def shot(page: Any, artefacts: Path, name: str, part: Any = None) -> None:
+    """Keep a screenshot (of the page, or of one ``part`` of it) as an artefact; with
+    RLHF_AUDIT_UPDATE_SCREENSHOTS=1 also in docs/."""
     target = artefacts / f"{name}.png"
-    page.screenshot(path=str(target), full_page=True)
+    if part is None:
+        page.screenshot(path=str(target), full_page=True)
+    else:
+        part.screenshot(path=str(target))
     if os.environ.get("RLHF_AUDIT_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(target, SCREENSHOTS / target.name)
@@ -154,7 +160,7 @@ def test_explorer_verifies_proofs_in_the_browser(browser: Any, server: Server, a
     page.context.close()
 
 
-def test_role_limits(browser: Any, server: Server) -> None:
+def test_role_limits(browser: Any, server: Server, artefacts: Path) -> None:
     page = sign_in(browser, server, "aud1")
     assert page.locator(".who .role").inner_text() == "auditor"
     page.goto("/runs")
@@ -172,7 +178,35 @@ def test_role_limits(browser: Any, server: Server) -> None:
     no_token = page.request.post("/oversight/halt", form={"run": "run_0", "justification": "x" * 20,
                                                           "confirm": "yes"}, max_redirects=0)
     assert no_token.status == 403
+    # the Art. 73 evidence freeze: no form for an auditor, and a forged one is refused
+    today = datetime.now(UTC)
+    since, until = ((today + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M") for d in (-1, 1))
+    page.goto("/reports")
+    assert page.locator("form[action='/reports/incidents']").count() == 0
+    forged = page.request.post("/reports/incidents", form={
+        "kind": "time", "since": since, "until": until, "reason": "forged by a test, must be refused",
+        "confirm": "yes", "_csrf_token": token}, headers={"Accept": "text/html"}, max_redirects=0)
+    assert forged.status == 403, forged.text()[:500]
     page.context.close()
+    # an overseer freezes the day's evidence and downloads the frozen bundle
+    ov = sign_in(browser, server, "ov1")
+    ov.goto("/reports")
+    form = ov.locator("#form-freeze")
+    form.get_by_label("Scope", exact=True).select_option("time")
+    form.get_by_label("From (UTC)").fill(since)
+    form.get_by_label("Until (UTC)").fill(until)
+    form.get_by_label("Reason for the freeze").fill("Incident drill (browser test): freeze today's log.")
+    form.get_by_role("checkbox", name=re.compile("^I confirm")).check()
+    form.get_by_role("button", name="Freeze evidence").click()
+    assert "Evidence frozen as incident" in ov.locator(".flashes").inner_text()
+    assert ov.locator("#frozen a").inner_text().startswith("log entry")
+    row = ov.locator("#incident-list tbody tr").first
+    assert "Incident drill" in row.inner_text()
+    with ov.expect_download() as download:
+        row.get_by_role("link", name="Download the frozen bundle").click()
+    assert download.value.suggested_filename.endswith("-bundle.zip")
+    shot(ov, artefacts, "incident-frozen", ov.locator("#incidents"))
+    ov.context.close()
 
 
 def decide(page: Any, label: str, why: str) -> None:
