@@ -145,8 +145,8 @@ class Keyring:
         path = self.directory / RECORDS_KEY
         stamp = _stamp(path)
         if self._records is None or stamp is None or self._records[0] != stamp:
-            key = self._key(RECORDS_KEY)
-            self._records = (_stamp(path), key)
+            key = self._key(RECORDS_KEY)  # creates the file on first use: stamp it after
+            self._records = (stamp if stamp is not None else _stamp(path), key)
         return self._records[1]
 
     # -- rotating the records KEK (driven by app.kek_rotation) ---------------------------------

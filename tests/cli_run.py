@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 
 def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
@@ -28,3 +31,20 @@ def cli(env: dict[str, str], *args: str, input: bytes | None = None,
         assert proc.returncode != 0, proc.stdout.decode()
         assert b"Traceback" not in proc.stderr, proc.stderr.decode()
     return proc
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log_file: Path, *, path: str = "/readyz",
+                       timeout: float = 60) -> None:
+    """Poll ``url + path`` until it answers 200; fail with the server's log if it exits or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {log_file.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not start: {log_file.read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -37,6 +37,7 @@ from ledger.log import Log
 from ledger.merkle import leaf_hash
 from ledger.note import Signer
 from tests.browser.conftest import _free_port, cli
+from tests.cli_run import wait_until_serving
 from tests.test_log_api import serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,21 +333,6 @@ def test_grafana_provisioning() -> None:
 
 # -- several replicas, one log ----------------------------------------------------------------
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited: {log_file.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the server did not start: {log_file.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def replicas(pg_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path, dict[str, str], str]]:
     """Three `rlhf-audit serve --no-worker` processes: one home, one PostgreSQL database."""
@@ -370,7 +356,7 @@ def replicas(pg_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path, dic
                      "--no-worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT), log_file))
             urls.append(f"http://127.0.0.1:{port}")
         for url, (proc, log_file) in zip(urls, procs, strict=True):
-            _wait_ready(url, proc, log_file)
+            wait_until_serving(url, proc, log_file)
         yield urls, home, env, token
     finally:
         for proc, _ in procs:

@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.cli_run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("RLHF_AUDIT_CHROMIUM", "/usr/bin/chromium")
@@ -83,18 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     command = [sys.executable, "-m", "app.cli", "--home", str(home), "serve", "--port", str(port)]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited: {(base / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start: {(base / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(url, proc, base / "server.log", path="/healthz")
         yield Server(url, home, env)
     finally:
         proc.terminate()
