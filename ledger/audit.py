@@ -24,7 +24,7 @@ from cryptography import x509
 from ._internal.store import Store
 from ._internal.tree import HASH, hash_entries, inner_levels, root_from_edge, tile_levels
 from .checkpoint import Checkpoint
-from .errors import LedgerError, VerificationError
+from .errors import LedgerError, StorageError, VerificationError
 from .key_history import KeyHistory
 from .log import Log
 from .note import Verifier, open_note
@@ -209,7 +209,7 @@ class _Audit:
         expected = 0
         async for start, (blob, known) in _hashed_chunks(store, report.sequenced, workers):
             if start is None:
-                self.problem(f"entry {blob!r} is missing (rows deleted or renumbered)")
+                self.problem(blob)
                 return None
             hashes = [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
             report.entries_checked += len(hashes)
@@ -313,7 +313,8 @@ async def _hashed_chunks(
     large logs are hashed by a pool of processes while this one reads the next chunks. The
     pool forks (rather than spawns) so that callers need no ``__main__`` guard; the children
     only run ``hash_entries``.
-    A gap in the indices yields (None, (the first missing index, {})) and stops.
+    A gap in the indices, or a row whose framing is broken, yields (None, (what is wrong, {}))
+    and stops.
     """
     if workers is None:  # automatic: a pool only where it pays
         n = (os.cpu_count() or 1) if end >= PARALLEL_FROM else 1
@@ -326,15 +327,12 @@ async def _hashed_chunks(
     pending: deque[tuple[int, asyncio.Future[tuple[bytes, dict[int, bytes]]]]] = deque()
     expected = 0
     try:
-        async for rows in store.scan_entries(0, end):
-            if rows and (rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1):
-                present = {i for i, _ in rows}
-                missing = next(i for i in range(expected, expected + len(rows) + 1)
-                               if i not in present)
+        async for rows, fault in _entry_chunks(store, end):
+            if fault is not None:
                 while pending:
                     start, fut = pending.popleft()
                     yield start, await fut
-                yield None, (missing, {})
+                yield None, (fault, {})
                 return
             datas = [d for _, d in rows]
             if pool is None:
@@ -351,6 +349,29 @@ async def _hashed_chunks(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+async def _entry_chunks(store: Store, end: int) -> AsyncIterator[tuple[list[tuple[int, bytes]], str | None]]:
+    """The stored entries [0, end) in chunks, each with what is wrong with it (then the last)."""
+    expected = 0
+    try:
+        async for rows in store.scan_entries(0, end):
+            fault = _gap(rows, expected)
+            yield rows, fault
+            if fault is not None:
+                return
+            expected += len(rows)
+    except StorageError as e:  # a corrupt row: what the ledger reads cannot be trusted
+        yield [], str(e)
+
+
+def _gap(rows: list[tuple[int, bytes]], expected: int) -> str | None:
+    """What is wrong when ``rows`` are not the entries from ``expected`` on, one by one."""
+    if not rows or (rows[0][0] == expected and rows[-1][0] == expected + len(rows) - 1):
+        return None
+    present = {i for i, _ in rows}
+    missing = next(i for i in range(expected, expected + len(rows) + 1) if i not in present)
+    return f"entry {missing} is missing (rows deleted or renumbered)"
 
 
 async def _compare_tiles(store: Store, rebuild: _TileRebuilder, report: AuditReport,

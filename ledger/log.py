@@ -36,7 +36,7 @@ from .key_history import KeyHistory
 from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, range_nodes
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
-from .tiles import TILE_WIDTH
+from .tiles import TILE_WIDTH, frame_entries
 from .timestamp_verify import parse_timestamp
 from .timestamping import TimestampAuthority
 
@@ -443,7 +443,7 @@ class Log:
         entries = await self.store.read_entries(start, start + width)
         if len(entries) != width:
             raise StorageError(f"entries {start}..{start + width - 1} are missing")
-        return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+        return frame_entries(entries)
 
     async def find(self, leaf: bytes) -> list[int]:
         """Indices of integrated entries whose leaf hash is ``leaf``."""

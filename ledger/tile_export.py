@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import LedgerError, NotFound, StorageError
 from .log import Log
 from .merkle import HASH_SIZE
-from .tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, tile_path, tiles_for_size
+from .tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, frame_entries, tile_path, tiles_for_size
 
 __all__ = ["TileExport", "export_tiles"]
 
@@ -97,7 +97,7 @@ async def _export_entries(log: Log, out: _Writer, size: int) -> None:
         for i, width in part:
             at = i * TILE_WIDTH - start
             out.put(entries_path(i, width),
-                    b"".join(len(e).to_bytes(2, "big") + e for e in entries[at : at + width]))
+                    frame_entries(entries[at : at + width]))
         k += run
 
 

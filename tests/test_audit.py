@@ -9,6 +9,7 @@ import pytest
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.log import Log
+from tests.entry_rows import add_entry, corrupt_framing, delete_entry, set_entry, swap_entries
 
 Tamper = Callable[[Log], Awaitable[None]]
 
@@ -38,21 +39,19 @@ async def test_intact_log_passes(log: Log, local_tsa: LocalTSA) -> None:
 
 
 async def _edit_entry(log: Log) -> None:
-    await sql(log, "UPDATE entries SET data = ? WHERE idx = 5", b'{"kind":"forged"}')
+    await set_entry(log, 5, b'{"kind":"forged"}')
 
 
 async def _edit_entry_and_checkpoints(log: Log) -> None:
-    await sql(log, "UPDATE entries SET data = ? WHERE idx = 150", b'{"kind":"forged"}')
+    await set_entry(log, 150, b'{"kind":"forged"}')
 
 
 async def _delete_entry(log: Log) -> None:
-    await sql(log, "DELETE FROM entries WHERE idx = 7")
+    await delete_entry(log, 7)
 
 
 async def _reorder_entries(log: Log) -> None:
-    await sql(log, "UPDATE entries SET idx = -1 WHERE idx = 3")
-    await sql(log, "UPDATE entries SET idx = 3 WHERE idx = 4")
-    await sql(log, "UPDATE entries SET idx = 4 WHERE idx = -1")
+    await swap_entries(log, 3)
 
 
 async def _edit_tile(log: Log) -> None:
@@ -88,7 +87,11 @@ async def _corrupt_timestamp(log: Log) -> None:
 
 
 async def _extra_entry(log: Log) -> None:
-    await sql(log, "INSERT INTO entries (idx, data) VALUES (600, ?)", b"{}")
+    await add_entry(log, 600, b"{}")
+
+
+async def _break_framing(log: Log) -> None:
+    await corrupt_framing(log, 300)
 
 
 async def _drop_index_row(log: Log) -> None:
@@ -108,6 +111,7 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "dropped timestamp": (_drop_timestamp, "checkpoint 400: no timestamp from"),
     "corrupt timestamp": (_corrupt_timestamp, "checkpoint 600: timestamp from"),
     "row beyond the sequence": (_extra_entry, "beyond the sequence counter"),
+    "broken entry framing": (_break_framing, "the entry row at index 256 is corrupt"),
     "deleted index row": (_drop_index_row, "leaf-hash index has 599 rows"),
 }
 

@@ -11,7 +11,6 @@ import asyncio
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from app.compliance import DEFAULT_PACK, ComplianceConfig, Outcome, Pack, Rule, evaluate, run_checks
 from app.compliance.config import ENV_RETENTION
@@ -20,6 +19,7 @@ from app.event_index import EventIndex
 from app.recording import event
 from ledger.errors import ConfigError
 from ledger.log import Log
+from tests.entry_rows import set_entry
 
 from .compliance_log import (
     ALICE,
@@ -242,11 +242,7 @@ async def test_untimestamped_checkpoint_fails_after_the_tolerance(log: Log) -> N
 async def test_art12_tampered_entry_fails_the_log_integrity_rule(log: Log) -> None:
     await build_log(log)
     assert (await _results(log))["ai-act.art12.log-integrity"].status == "pass"
-    async with log.store.engine.begin() as conn:
-        await conn.execute(
-            sa.text("UPDATE entries SET data = :d WHERE idx = 5"),
-            {"d": orjson.dumps({"kind": "dataset.record", "forged": True})},
-        )
+    await set_entry(log, 5, orjson.dumps({"kind": "dataset.record", "forged": True}))
     res = (await _results(log))["ai-act.art12.log-integrity"]
     assert res.status == "fail" and "entry 5" in res.summary, res.summary
 

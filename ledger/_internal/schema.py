@@ -3,12 +3,16 @@
 - ``log_sequence``: one row, the next index to hand out. Appenders take its row lock, so
   indices are gap-free and unique across processes.
 - ``log_tree``: one row, the integrated tree size and root. The integrator takes its row lock.
-- ``entries``: the sequenced entries' canonical bytes, nothing else: appending costs what a
-  bare INSERT of the bytes costs. Leaf hashes are recomputed (1 µs) where they are needed.
+- ``entry_bundles``: the sequenced entries' canonical bytes, framed as C2SP entry bundles frame
+  them (a 2-byte length before each). A row holds a run of consecutive entries, keyed by the
+  index of its first, and never crosses a bundle boundary (a multiple of 256): entries appended
+  together share a row, so a full bundle appended at once is one row, and an append of 1,000
+  entries writes five rows instead of 1,000 (a row per entry cost as much as all the ledger's
+  other work together). Rows are only ever inserted. Leaf hashes are recomputed where needed.
 - ``tiles``: C2SP tiles (level, index) -> up to 256 concatenated 32-byte hashes; every
   perfect subtree hash a proof needs is in at most one tile per 8 levels.
-- ``leaf_index``: first 8 bytes of each leaf hash -> index, for lookup by hash; written by the
-  integrator in large batches (random B-tree inserts per 1,000-entry append cost 3x more).
+- ``leaf_index``: first 8 bytes of each leaf hash -> index, for lookup by hash (the level-0 tile
+  holds the full hash); written by the integrator, one INSERT..SELECT per integration.
 - ``checkpoints``: every published signed checkpoint. ``timestamps``: RFC 3161 responses.
 """
 
@@ -45,8 +49,8 @@ log_tree = Table(
     Column("root_hash", LargeBinary, nullable=False),
 )
 
-entries = Table(
-    "entries",
+entry_bundles = Table(
+    "entry_bundles",
     metadata,
     Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("data", LargeBinary, nullable=False),
