@@ -235,9 +235,13 @@ class _Audit:
         if root_from_edge(report.tree_size, edge) != self.tree_root:
             self.problem("the tree row's root does not match the root recomputed over "
                          f"{report.tree_size} entries")
+        indexed = await store.leaf_index_size()
         leaf_rows = await store.leaf_index_count()
-        if leaf_rows != report.tree_size:
-            self.problem(f"the leaf-hash index has {leaf_rows} rows for {report.tree_size} entries")
+        if indexed > report.tree_size:
+            self.problem(f"the leaf-hash index says it covers {indexed} entries, beyond the tree "
+                         f"size {report.tree_size}")
+        elif leaf_rows != indexed:
+            self.problem(f"the leaf-hash index has {leaf_rows} rows for the {indexed} entries it covers")
         return roots
 
     def open_checkpoint(self, size: int, note: bytes, history: KeyHistory) -> Checkpoint | None:

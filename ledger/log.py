@@ -3,8 +3,10 @@
 Sequencing and integration are separate steps, as in Tessera. ``append`` makes entries
 durable and returns their indices at once; ``integrate`` later extends the tiles over
 everything sequenced, signs a checkpoint and publishes it; ``timestamp_pending`` has every
-published checkpoint timestamped, retrying TSAs that were down. ``run`` does the last two
-on an interval, and any number of processes may append and integrate against one database.
+published checkpoint timestamped, retrying TSAs that were down; ``index_leaves`` brings the
+leaf-hash index (for lookups by hash) up to the tree, behind integration as Tessera's antispam
+follower does. ``run`` does the last three on an interval, and any number of processes may
+append and integrate against one database.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class Log:
     """An append-only RFC 6962 log over a :class:`Store`, signing as ``signer``."""
 
     MIN_GAP = 0.02  # seconds between integrations that waiters ask for
+    # The integrator indexes leaf hashes when it has nothing to integrate, or when the index is
+    # this far behind the tree (a lookup catches it up first, so this only bounds its wait).
+    INDEX_LAG = 1 << 20
+    INDEX_SLICE = 1 << 18  # entries per indexing transaction: appends wait at most for one
 
     def __init__(
         self,
@@ -142,6 +148,8 @@ class Log:
         # Group commit: appends arriving while a transaction is in flight share the next one.
         self._queued: list[tuple[Sequence[bytes], asyncio.Future[int]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._indexed = 0  # entries the leaf-hash index covered when last looked at
+        self._indexing = asyncio.Lock()
 
     # -- appending ----------------------------------------------------------------------
 
@@ -248,7 +256,7 @@ class Log:
             edge_levels = {k: tile_levels(new_edge[k]) for k in edge_coords(new_size) if k not in completed}
             inner = {key: inner_levels(levels) for key, levels in (completed | edge_levels).items()}
             published = await self.store.publish(
-                size, new_size, root, note, now, writes, inner, hashes
+                size, new_size, root, note, now, writes, inner
             )
             if published:
                 break
@@ -261,6 +269,30 @@ class Log:
         self._published.set()
         self._published = asyncio.Event()
         return SignedCheckpoint(Checkpoint(self.origin, new_size, root), note, now)
+
+    # -- the leaf-hash index ----------------------------------------------------------------
+
+    async def index_leaves(self, upto: int | None = None) -> int:
+        """Index the leaf hashes of integrated entries up to ``upto`` (default: the tree size),
+        reading them from the level-0 tiles; return how many entries the index covers.
+
+        Kept out of integration: an index row costs a B-tree insert at a random place, as much
+        as storing the entry, so appending and integrating stay at the storage's pace and the
+        index catches up in large sorted batches (cheaper per row). Any number of processes
+        may run this; each slice is added only if the index still ends where it was read.
+        """
+        target = await self._tree(None) if upto is None else min(upto, await self._tree(None))
+        if self._indexed >= target:
+            return self._indexed
+        async with self._indexing:
+            done = await self.store.leaf_index_size()
+            while done < target:
+                end = min(target, done + self.INDEX_SLICE)
+                hashes = await self.store.level0_hashes(done, end)
+                done = end if await self.store.extend_leaf_index(done, hashes) else (
+                    await self.store.leaf_index_size())
+            self._indexed = max(self._indexed, done)
+        return self._indexed
 
     def follow_key(self) -> None:
         """Take up the home's new key if it was rotated (by another process) since we looked."""
@@ -335,8 +367,10 @@ class Log:
         while True:
             started = time.monotonic()
             try:
-                await self.integrate()
+                published = await self.integrate()
                 await self.timestamp_pending()
+                if published is None or self._tree_size - self._indexed >= self.INDEX_LAG:
+                    await self.index_leaves(self._indexed + self.INDEX_SLICE)
             except LedgerError as e:
                 log.error("integration failed, will retry: %s", e)
             except Exception:  # a bug must not silently stop integration for good
@@ -447,6 +481,7 @@ class Log:
 
     async def find(self, leaf: bytes) -> list[int]:
         """Indices of integrated entries whose leaf hash is ``leaf``."""
+        await self.index_leaves()
         return await self.store.find_leaf(leaf)
 
     async def _tree(self, size: int | None) -> int:

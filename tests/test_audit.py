@@ -25,6 +25,7 @@ async def build(log: Log) -> None:
         await log.append([{"kind": "e", "i": i} for i in range(start, start + 200)])
         await log.integrate()
     await log.timestamp_pending(force=True)
+    assert await log.index_leaves() == 600
 
 
 async def audit(log: Log, tsa: LocalTSA) -> list[str]:
@@ -112,7 +113,7 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "corrupt timestamp": (_corrupt_timestamp, "checkpoint 600: timestamp from"),
     "row beyond the sequence": (_extra_entry, "beyond the sequence counter"),
     "broken entry framing": (_break_framing, "the entry row at index 256 is corrupt"),
-    "deleted index row": (_drop_index_row, "leaf-hash index has 599 rows"),
+    "deleted index row": (_drop_index_row, "leaf-hash index has 599 rows for the 600 entries"),
 }
 
 

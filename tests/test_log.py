@@ -111,6 +111,56 @@ async def test_lookup_by_leaf_hash(log: Log) -> None:
         await log.inclusion_proof_by_hash(leaf_hash(b"never appended"))
 
 
+async def test_the_leaf_index_follows_the_tree(log: Log, store: Store, signer) -> None:  # type: ignore[no-untyped-def]
+    """Integration leaves the leaf-hash index behind; a lookup catches it up first, and two
+    logs on one database indexing at once add every row exactly once."""
+    out = await log.append(events(700))
+    await log.integrate()
+    assert await store.leaf_index_size() == 0 and await store.leaf_index_count() == 0
+    assert await log.find(out[650].leaf_hash) == [650]  # caught up by the lookup itself
+    assert await store.leaf_index_size() == 700 and await store.leaf_index_count() == 700
+
+    more = await log.append(events(600, start=700))
+    await log.integrate()
+    other = Log(Store(store.url), signer)
+    try:
+        other.INDEX_SLICE = log.INDEX_SLICE = 100  # many small slices, so the two interleave
+        covered = await asyncio.gather(log.index_leaves(), other.index_leaves())
+        assert covered == [1300, 1300]
+    finally:
+        await other.close()
+    assert await store.leaf_index_count() == 1300
+    assert await log.find(more[-1].leaf_hash) == [1299]
+    assert await log.index_leaves(upto=10**9) == 1300  # never beyond the tree
+
+
+async def test_a_duplicate_entry_is_found_at_both_indices(log: Log) -> None:
+    await log.append([{"kind": "same"}, {"kind": "other"}, {"kind": "same"}])
+    await log.integrate()
+    assert await log.find(leaf_hash(b'{"kind":"same"}')) == [0, 2]
+
+
+async def test_entries_are_stored_as_runs_of_entry_bundles(log: Log, store: Store) -> None:
+    """A row per bundle an append touches, none crossing a multiple of 256; reads see entries."""
+    sizes = [1000, 1, 1, 300, 210]
+    appended: list[bytes] = []
+    for n in sizes:
+        batch = [f'{{"kind":"e","i":{len(appended) + i}}}'.encode() for i in range(n)]
+        await log.append_entries(batch)
+        appended += batch
+    async with store.engine.connect() as conn:
+        firsts = [int(r[0]) for r in (await conn.exec_driver_sql(
+            "SELECT idx FROM entry_bundles ORDER BY idx")).fetchall()]
+    assert firsts == [0, 256, 512, 768, 1000, 1001, 1002, 1024, 1280, 1302]
+    assert await store.read_entries(0, 1512) == appended
+    assert await store.read_entries(1000, 1003) == appended[1000:1003]
+    assert await store.read_entries_at([5, 1001, 1511, 1512]) == {
+        5: appended[5], 1001: appended[1001], 1511: appended[1511]}
+    assert [e for chunk in [rows async for rows in store.scan_entries(0, 1512, chunk=300)]
+            for e in chunk] == list(enumerate(appended))
+    assert await store.entries_after(1300) == 212
+
+
 async def test_concurrent_appends_share_group_commits(log: Log, store: Store) -> None:
     """Single-event appends arriving together are committed in a few transactions, and each
     caller still gets its own index and entry."""

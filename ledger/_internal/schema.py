@@ -12,7 +12,10 @@
 - ``tiles``: C2SP tiles (level, index) -> up to 256 concatenated 32-byte hashes; every
   perfect subtree hash a proof needs is in at most one tile per 8 levels.
 - ``leaf_index``: first 8 bytes of each leaf hash -> index, for lookup by hash (the level-0 tile
-  holds the full hash); written by the integrator, one INSERT..SELECT per integration.
+  holds the full hash). It follows the tree instead of being written by integration (as
+  Tessera's antispam index follows its log): an index row costs as much as an entry row, so
+  integration leaves it to :meth:`Log.index_leaves`, run when the integrator is idle or far
+  behind, and before every lookup. ``leaf_index_state`` says how many entries it covers.
 - ``checkpoints``: every published signed checkpoint. ``timestamps``: RFC 3161 responses.
 """
 
@@ -75,6 +78,13 @@ leaf_index = Table(
     Column("idx", BigInteger, nullable=False),
     PrimaryKeyConstraint("hash_prefix", "idx"),
     sqlite_with_rowid=False,
+)
+
+leaf_index_state = Table(
+    "leaf_index_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
 )
 
 checkpoints = Table(

@@ -89,10 +89,10 @@ def _entries_in(rows: Iterable[Any], start: int, end: int) -> list[tuple[int, by
     return out
 
 
-# The leaf-hash index rows of an integration in one statement, sorted by the database itself:
-# one sqlite3_step, so the writer thread holds no GIL while the rows go in (an executemany
-# takes it back for every row, from the appending event loop). ?1 is the leaf hashes
-# concatenated, ?2 the first index, ?3 the count.
+# Leaf-hash index rows in one statement, sorted by the database itself: one sqlite3_step, so
+# the writer thread holds no GIL while the rows go in (an executemany takes it back for every
+# row, from the appending event loop). ?1 is the leaf hashes concatenated, ?2 the first
+# index, ?3 the count.
 _SQLITE_INDEX = (
     "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?3) "
     "INSERT INTO leaf_index (hash_prefix, idx) "
@@ -115,7 +115,7 @@ def _sqlite_sequence(conn: sqlite3.Connection, entries: Sequence[bytes]) -> int:
 
 def _sqlite_publish(
     conn: sqlite3.Connection, old_size: int, size: int, root: bytes, note: bytes, at: str,
-    tile_rows: list[tuple[int, int, bytes, bytes | None]], leaf_hashes: bytes,
+    tile_rows: list[tuple[int, int, bytes, bytes | None]],
 ) -> bool:
     # The conditional update decides between concurrent integrators: one wins, others retry.
     won = conn.execute("UPDATE log_tree SET size = ?, root_hash = ? WHERE id = 1 AND size = ? "
@@ -126,10 +126,18 @@ def _sqlite_publish(
         "INSERT INTO tiles (level, idx, hashes, inner_levels) VALUES (?, ?, ?, ?) ON CONFLICT "
         "(level, idx) DO UPDATE SET hashes = excluded.hashes, inner_levels = excluded.inner_levels",
         tile_rows)
-    if leaf_hashes:
-        conn.execute(_SQLITE_INDEX, (leaf_hashes, old_size, len(leaf_hashes) // 32))
     conn.execute("INSERT INTO checkpoints (size, root_hash, note, published_at) VALUES (?, ?, ?, ?)",
                  (size, root, note, at))
+    return True
+
+
+def _sqlite_index(conn: sqlite3.Connection, start: int, hashes: bytes) -> bool:
+    n = len(hashes) // 32
+    won = conn.execute("UPDATE leaf_index_state SET size = ? WHERE id = 1 AND size = ? RETURNING size",
+                       (start + n, start)).fetchone()
+    if won is None:
+        return False
+    conn.execute(_SQLITE_INDEX, (hashes, start, n))
     return True
 
 
@@ -351,16 +359,14 @@ class Store:
         at: datetime,
         tiles: dict[tuple[int, int], bytes],
         inner: dict[tuple[int, int], bytes],
-        leaf_hashes: Sequence[bytes],
     ) -> bool:
         """Extend the tree from ``old_size`` if it is still that size; False if someone won."""
-        hashes = b"".join(leaf_hashes)
         if self._writer is not None:
             tile_rows = [(lv, ix, h, inner.get((lv, ix))) for (lv, ix), h in tiles.items()]
             async with self._writing():
                 return await self._writer.run(
                     "integrating", _sqlite_publish, old_size, size, root, note,
-                    self._sqlite_time(at), tile_rows, hashes)
+                    self._sqlite_time(at), tile_rows)
         async with self._writing(), translate_errors("integrating"), self.engine.begin() as conn:
             # The conditional update takes the tree row's lock: one integrator at a time.
             won = (
@@ -383,9 +389,6 @@ class Store:
                     {"level": lv, "idx": ix, "hashes": h, "inner_levels": inner.get((lv, ix))}
                     for (lv, ix), h in tiles.items()
                 ])
-            if hashes:
-                await conn.exec_driver_sql(
-                    _PG_INDEX, {"h": hashes, "first": old_size, "n": len(leaf_hashes)})
             await conn.execute(
                 s.checkpoints.insert().values(size=size, root_hash=root, note=note, published_at=at)
             )
@@ -512,6 +515,43 @@ class Store:
             if bytes(tile[at : at + 32]) == leaf_hash:
                 found.append(int(i))
         return found
+
+    async def leaf_index_size(self) -> int:
+        """How many entries, from index 0, the leaf-hash index covers."""
+        async with translate_errors("reading the leaf index"):
+            rows = await self._hot_read("SELECT size FROM leaf_index_state WHERE id = 1", ())
+        return int(rows[0][0])
+
+    async def level0_hashes(self, start: int, end: int) -> bytes:
+        """The leaf hashes of integrated entries [start, end), concatenated, from their tiles."""
+        ph = self._ph
+        first, last = start // TILE_WIDTH, (end - 1) // TILE_WIDTH
+        async with translate_errors("reading tiles"):
+            rows = await self._hot_read(
+                f"SELECT idx, hashes FROM tiles WHERE level = 0 AND idx >= {ph} AND idx <= {ph} "
+                "ORDER BY idx", (first, last))
+        if [int(r[0]) for r in rows] != list(range(first, last + 1)):
+            raise StorageError(f"level-0 tiles {first}..{last} are not all there: run `rlhf-audit verify`")
+        skip = (start - first * TILE_WIDTH) * 32
+        out = b"".join(bytes(r[1]) for r in rows)[skip : skip + (end - start) * 32]
+        if len(out) != (end - start) * 32:
+            raise StorageError(f"level-0 tile {last} is short: run `rlhf-audit verify`")
+        return out
+
+    async def extend_leaf_index(self, start: int, hashes: bytes) -> bool:
+        """Index the leaf hashes of entries from ``start`` on if the index still ends there."""
+        if self._writer is not None:
+            async with self._writing():
+                return await self._writer.run("indexing leaf hashes", _sqlite_index, start, hashes)
+        n = len(hashes) // 32
+        async with translate_errors("indexing leaf hashes"), self.engine.begin() as conn:
+            won = (await conn.exec_driver_sql(
+                "UPDATE leaf_index_state SET size = %s WHERE id = 1 AND size = %s RETURNING size",
+                (start + n, start))).first()
+            if won is None:
+                return False
+            await conn.exec_driver_sql(_PG_INDEX, {"h": hashes, "first": start, "n": n})
+        return True
 
     async def leaf_index_count(self) -> int:
         async with translate_errors("reading the leaf index"), self.engine.connect() as conn:

@@ -1,4 +1,5 @@
-"""Entries stored as runs of C2SP entry bundles instead of one row per entry.
+"""Entries stored as runs of C2SP entry bundles instead of one row per entry; the leaf-hash
+index follows the tree (``leaf_index_state``) instead of being written by integration.
 
 A row of ``entry_bundles`` holds consecutive entries, each as a 2-byte big-endian length and
 its bytes, keyed by the index of the first; no row crosses a multiple of 256. The upgrade packs
@@ -74,11 +75,28 @@ def upgrade() -> None:
     if run:
         conn.execute(_entry_bundles.insert(), [{"idx": run_first, "data": _frame(run)}])
     op.drop_table("entries")
+    # Until now integration indexed every entry it integrated: the index covers the tree.
+    op.create_table("leaf_index_state", sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                    sa.Column("size", sa.BigInteger, nullable=False))
+    conn.execute(sa.text("INSERT INTO leaf_index_state (id, size) SELECT 1, size FROM log_tree WHERE id = 1"))
 
 
 def downgrade() -> None:
-    op.create_table("entries", _idx_column(), sa.Column("data", sa.LargeBinary, nullable=False))
+    # The old schema has integration index every entry: index what the follower had not yet.
     conn = op.get_bind()
+    indexed = conn.execute(sa.text("SELECT size FROM leaf_index_state WHERE id = 1")).scalar_one()
+    size = conn.execute(sa.text("SELECT size FROM log_tree WHERE id = 1")).scalar_one()
+    tiles = sa.table("tiles", sa.column("level"), sa.column("idx"), sa.column("hashes"))
+    leaf_index = sa.table("leaf_index", sa.column("hash_prefix"), sa.column("idx"))
+    for tile, hashes in conn.execute(sa.select(tiles.c.idx, tiles.c.hashes).where(
+            tiles.c.level == 0, tiles.c.idx >= int(indexed) // _BUNDLE).order_by(tiles.c.idx)):
+        rows = [{"hash_prefix": bytes(hashes[k * 32 : k * 32 + 8]), "idx": int(tile) * _BUNDLE + k}
+                for k in range(len(hashes) // 32)]
+        rows = [r for r in rows if int(indexed) <= r["idx"] < int(size)]
+        if rows:
+            conn.execute(leaf_index.insert(), rows)
+    op.drop_table("leaf_index_state")
+    op.create_table("entries", _idx_column(), sa.Column("data", sa.LargeBinary, nullable=False))
     after = -1
     while True:
         rows = conn.execute(sa.select(_entry_bundles.c.idx, _entry_bundles.c.data)
