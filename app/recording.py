@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.events import Pseudonymizer
-from ledger.log import Log, SequencedEntry
+from ledger.log import Log, SequencedEntries, SequencedEntry
 
 __all__ = ["SYSTEM", "Actor", "event", "record", "record_many", "utc_now"]
 
@@ -56,6 +56,6 @@ async def record(log: Log, kind: str, actor: Actor, /, **fields: Any) -> Sequenc
     return sequenced
 
 
-async def record_many(log: Log, events: Sequence[dict[str, Any]]) -> list[SequencedEntry]:
+async def record_many(log: Log, events: Sequence[dict[str, Any]]) -> SequencedEntries:
     """Append events built with :func:`event` in one durable batch (all or nothing)."""
     return await log.append(list(events))

@@ -39,6 +39,7 @@ _WHERE = {
     "LogHome": "home",
     "Settings": "home",
     "Log": "log",
+    "SequencedEntries": "log",
     "SequencedEntry": "log",
     "SignedCheckpoint": "log",
     "TimestampGap": "log",
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
     )
     from .events import Commitment, Opening, Pseudonymizer, commit
     from .home import LogHome, Settings
-    from .log import Log, SequencedEntry, SignedCheckpoint, TimestampGap
+    from .log import Log, SequencedEntries, SequencedEntry, SignedCheckpoint, TimestampGap
     from .merkle import leaf_hash, verify_consistency, verify_inclusion
     from .note import Signer, Verifier, open_note, sign_note
     from .proofs import ConsistencyProof, InclusionProof
@@ -110,6 +111,7 @@ __all__ = [
     "Opening",
     "ProofError",
     "Pseudonymizer",
+    "SequencedEntries",
     "SequencedEntry",
     "Settings",
     "SignedCheckpoint",

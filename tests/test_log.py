@@ -11,7 +11,7 @@ from ledger._internal.store import Store
 from ledger.canonical import MAX_ENTRY_BYTES
 from ledger.checkpoint import Checkpoint
 from ledger.errors import EntryError, NotFound
-from ledger.log import Log
+from ledger.log import Log, SequencedEntry
 from ledger.merkle import leaf_hash, root_of
 from ledger.note import open_note
 from ledger.tiles import tiles_for_size
@@ -109,6 +109,21 @@ async def test_lookup_by_leaf_hash(log: Log) -> None:
     assert proof.leaf_index == 257
     with pytest.raises(NotFound):
         await log.inclusion_proof_by_hash(leaf_hash(b"never appended"))
+
+
+async def test_an_append_returns_its_entries_as_a_sequence(log: Log) -> None:
+    out = await log.append(events(5))
+    hashes = [leaf_hash(await log.entry(i)) for i in range(5)]
+    assert len(out) == 5 and out.first == 0 and out.leaf_hashes == hashes
+    assert list(out) == [SequencedEntry(i, h) for i, h in enumerate(hashes)] == out
+    assert out[-1] == SequencedEntry(4, hashes[4]) and out[1:3] == [out[1], out[2]]
+    first, *_, last = out
+    assert (first.leaf_index, last.leaf_index) == (0, 4) and out.index(out[3]) == 3
+    with pytest.raises(IndexError):
+        out[5]
+    more = await log.append(events(2))
+    assert more.first == 5 and more != out and [e.leaf_index for e in more] == [5, 6]
+    assert len(await log.append([])) == 0
 
 
 async def test_the_leaf_index_follows_the_tree(log: Log, store: Store, signer) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ def test_public_names_are_pinned() -> None:
     assert sorted(ledger.__all__) == sorted([
         "MAX_ENTRY_BYTES", "Checkpoint", "Commitment", "ConfigError", "ConsistencyProof",
         "EntryError", "InclusionProof", "LedgerError", "Log", "LogHome", "NotFound",
-        "NoteError", "Opening", "ProofError", "Pseudonymizer", "SequencedEntry", "Settings",
+        "NoteError", "Opening", "ProofError", "Pseudonymizer", "SequencedEntries", "SequencedEntry",
+        "Settings",
         "SignedCheckpoint", "Signer", "StorageError", "TimestampError", "TimestampGap",
         "TimestampInfo", "TimestampVerificationError", "VerificationError", "Verifier",
         "canonical_event", "canonicalize", "commit", "decode_event", "encode_event", "leaf_hash",
