@@ -54,6 +54,9 @@ class Metrics:
                                "Entries sequenced (appended), integrated or not", registry=r)
         self.lag = Gauge("rlhf_audit_integration_lag_entries",
                          "Sequenced entries not integrated yet (sequenced - tree size)", registry=r)
+        self.index_lag = Gauge("rlhf_audit_leaf_index_lag_entries",
+                               "Integrated entries the leaf-hash index does not cover yet (it "
+                               "follows the tree; a lookup by hash catches it up first)", registry=r)
         self.checkpoint_age = Gauge("rlhf_audit_checkpoint_age_seconds",
                                     "Seconds since the newest checkpoint was published (NaN: none yet)",
                                     registry=r)
@@ -76,6 +79,7 @@ class Metrics:
         self.tree_size.set(size)
         self.sequenced.set(sequenced)
         self.lag.set(sequenced - size)
+        self.index_lag.set(max(0, size - await log.store.leaf_index_size()))
         latest = await log.latest_checkpoint()
         self.checkpoint_age.set(_age(None if latest is None else latest.published_at))
         self.timestamp_gaps.set(len(await log.timestamp_gaps()))

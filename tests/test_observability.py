@@ -58,11 +58,15 @@ async def test_log_gauges_follow_appends_and_integration(log: Log) -> None:
     s = _samples(m.render().decode())
     assert _value(s, "rlhf_audit_log_tree_size") == 3
     assert _value(s, "rlhf_audit_integration_lag_entries") == 0
+    assert _value(s, "rlhf_audit_leaf_index_lag_entries") == 3  # the index follows the tree
     assert 0 <= _value(s, "rlhf_audit_checkpoint_age_seconds") < 60
     assert _value(s, "rlhf_audit_timestamp_gaps") == 1  # the new checkpoint, not stamped yet
     await log.timestamp_pending(force=True)
+    await log.index_leaves()
     await m.refresh(log)
-    assert _value(_samples(m.render().decode()), "rlhf_audit_timestamp_gaps") == 0
+    s = _samples(m.render().decode())
+    assert _value(s, "rlhf_audit_timestamp_gaps") == 0
+    assert _value(s, "rlhf_audit_leaf_index_lag_entries") == 0
 
 
 async def test_compliance_gauges_follow_checks_and_alerts(log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
