@@ -327,7 +327,11 @@ class Log:
         index catches up in large sorted batches (cheaper per row). Any number of processes
         may run this; each slice is added only if the index still ends where it was read.
         """
-        target = await self._tree(None) if upto is None else min(upto, await self._tree(None))
+        if upto is not None and upto <= self._tree_size:
+            target = upto  # within the tree this process knows: no need to read its size
+        else:
+            size = await self._tree(None)
+            target = size if upto is None else min(upto, size)
         if self._indexed >= target:
             return self._indexed
         async with self._indexing:
@@ -526,9 +530,18 @@ class Log:
         return frame_entries(entries)
 
     async def find(self, leaf: bytes) -> list[int]:
-        """Indices of integrated entries whose leaf hash is ``leaf``."""
-        await self.index_leaves()
-        return await self.store.find_leaf(leaf)
+        """Indices of integrated entries whose leaf hash is ``leaf``, lowest first.
+
+        The index is first caught up with the tree this process knows (nothing to read when it
+        is); only a miss reads the newest tree size, catches up with it and looks again.
+        """
+        await self.index_leaves(self._tree_size)
+        found = await self.store.find_leaf(leaf)
+        if not found:
+            before = self._indexed
+            if await self.index_leaves() > before:
+                found = await self.store.find_leaf(leaf)
+        return found
 
     async def _tree(self, size: int | None) -> int:
         if size is None or size > self._tree_size:
