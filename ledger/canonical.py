@@ -27,6 +27,18 @@ the rest in C), plus one ``orjson.dumps``. Anything unusual (tuples, subclasses,
 NaN, big integers, ...) takes a slower exact path that converts or refuses it, naming the JSON
 path (``$.metrics.loss``) in the :class:`~ledger.errors.EntryError`.
 
+Compiled fast path: :func:`canonical_event` on ``bytes`` or ``bytearray`` first calls
+``ledger._jcs.canonical`` (``ledger/_jcs.c``, built by ``setup.py`` where a C compiler is at hand),
+which parses, checks and writes the JCS bytes in one pass without making a Python object per
+value: about 0.4 µs for a typical event line where the Python code here takes about 4 µs (the
+ledger's append rate needs about 0.5). It returns None whenever it is not certain: for any text
+the Python path refuses, and for rare valid ones it leaves alone (integer literals beyond
+±(2**53-1), output over MAX_ENTRY_BYTES, ...). canonical_event then runs the Python path, which
+stays the reference and the only source of error messages. The rule, tested differentially
+against this module and ``rfc8785`` in tests/test_canonical_compiled.py: whatever bytes the
+compiled path returns are the bytes the Python path returns for that text. Where it is not built
+(no compiler at install time), everything takes the Python path, with the same results.
+
 Choices:
 
 * Python integers must lie within the I-JSON safe range ±(2**53-1): RFC 8785 numbers are IEEE-754
@@ -52,6 +64,14 @@ from typing import Any, NoReturn, cast
 import orjson
 
 from ledger.errors import EntryError
+
+try:
+    from ledger._jcs import canonical as _compiled  # ledger/_jcs.c, built where a compiler is
+except ImportError:  # pragma: no cover - an install without a C compiler
+
+    def _compiled(line: object, /) -> bytes | None:
+        return None
+
 
 __all__ = [
     "MAX_ENTRY_BYTES",
@@ -440,7 +460,17 @@ def decode_event(line: bytes | str) -> dict[str, Any]:
 
 
 def canonical_event(line: bytes | str) -> bytes:
-    """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path."""
+    """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path.
+
+    The compiled path when it is built and sure (bytes and bytearray), else the Python path.
+    """
+    if (out := _compiled(line)) is not None:
+        return out
+    return _canonical_event(line)
+
+
+def _canonical_event(line: bytes | str) -> bytes:
+    """canonical_event without the compiled fast path: the reference, and the error reporter."""
     obj = _parse(line)
     mark = _huge_floats[0]
     out = _encode(obj, text=True)

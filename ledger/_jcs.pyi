@@ -1,0 +1,3 @@
+# The compiled fast path of ledger.canonical.canonical_event (ledger/_jcs.c).
+
+def canonical(line: object, /) -> bytes | None: ...
