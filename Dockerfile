@@ -27,12 +27,14 @@ COPY migrations migrations
 COPY templates templates
 COPY static static
 
-# Editable: the portal finds templates/ and static/ at the top of the source tree. gcc builds the
-# compiled RFC 8785 fast path (ledger/_jcs.c, 10x the pure-Python canonicaliser) and goes again.
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+# Editable: the portal finds templates/ and static/ at the top of the source tree. gcc and the
+# OpenSSL headers build the ledger's compiled fast paths (ledger/_jcs.c, RFC 8785; _merkle.c,
+# SHA-256 through OpenSSL, whose runtime library the image keeps) and go again.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
     && if [ -n "$EXTRAS" ]; then pip install -e ".[$EXTRAS]"; else pip install -e .; fi \
-    && python -c "import ledger._jcs" \
-    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+    && python -c "import ledger._jcs, ledger._merkle" \
+    && apt-get purge -y gcc libc6-dev libssl-dev && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
 
 # A non-root user owning the two volume mount points (new named volumes copy this ownership).
 RUN useradd --create-home --uid 10001 rlhf \

@@ -12,7 +12,6 @@ append and integrate against one database.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,7 +35,7 @@ from .canonical import MAX_ENTRY_BYTES, encode_event
 from .checkpoint import Checkpoint
 from .errors import EntryError, LedgerError, NotFound, StorageError, TimestampError
 from .key_history import KeyHistory
-from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, range_nodes
+from .merkle import HASH_SIZE, consistency_ranges, fold_range, inclusion_ranges, leaf_hashes, range_nodes
 from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
 from .tiles import TILE_WIDTH, frame_entries
@@ -46,7 +45,6 @@ from .timestamping import TimestampAuthority
 __all__ = ["Log", "SequencedEntries", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
 
 log = logging.getLogger("ledger")
-_sha256 = hashlib.sha256
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
@@ -212,7 +210,7 @@ class Log:
         if max(map(len, entries)) > MAX_ENTRY_BYTES:
             i, data = next((i, e) for i, e in enumerate(entries) if len(e) > MAX_ENTRY_BYTES)
             raise EntryError(f"entry {i} is {len(data)} bytes; entries are at most {MAX_ENTRY_BYTES}")
-        hashes = [_sha256(b"\x00" + data).digest() for data in entries]
+        hashes = leaf_hashes(entries)
         first = await self._sequence(entries)
         if self._pending_count < self.max_batch:
             self._pending[first] = hashes

@@ -20,6 +20,7 @@ __all__ = [
     "consistency_ranges",
     "inclusion_ranges",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "range_nodes",
     "root_of",
@@ -35,6 +36,21 @@ _sha256 = hashlib.sha256
 def leaf_hash(entry: bytes) -> bytes:
     """SHA-256(0x00 || entry)."""
     return _sha256(b"\x00" + entry).digest()
+
+
+def _leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
+    return [_sha256(b"\x00" + e).digest() for e in entries]
+
+
+try:  # ledger/_merkle.c: the same hashes through OpenSSL in one call (2-3x faster)
+    from ._merkle import leaf_hashes as _compiled_leaf_hashes
+except ImportError:  # built where a C compiler and the OpenSSL headers were at hand
+    _compiled_leaf_hashes = _leaf_hashes
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
+    """[leaf_hash(e) for e in entries], in one call: what appends and the self-audit hash."""
+    return _compiled_leaf_hashes(entries)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -11,8 +11,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# setup.py and the C source it builds (ledger/_jcs.c) count too: a changed C file is rebuilt.
-stamp=".venv/.installed-$( (cat pyproject.toml setup.py ledger/_jcs.c; echo "$EXTRAS") | sha256sum | cut -c1-16)"
+# setup.py and the C sources it builds (ledger/_jcs.c, _merkle.c) count too: a changed C file is rebuilt.
+stamp=".venv/.installed-$( (cat pyproject.toml setup.py ledger/_jcs.c ledger/_merkle.c; echo "$EXTRAS") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "installing RLHF Audit Trail [$EXTRAS] into .venv (first run only; a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigError, StorageError
+from ..merkle import leaf_hashes
 from ..tiles import TILE_WIDTH, frame_entries, unframe_entries
 from . import schema as s
 from .sqlite_writer import SQLiteWriter
@@ -97,6 +97,16 @@ _SQLITE_INDEX = (
     "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?3) "
     "INSERT INTO leaf_index (hash_prefix, idx) "
     "SELECT substr(?1, i * 32 + 1, 8), ?2 + i FROM s ORDER BY 1, 2")
+# The same rows put in key order beforehand (ledger/_merkle.c: 0.2 µs a row, against 0.55 for
+# the database's sorter), fed by json_each: ?1 is their prefixes, ?2 a JSON array of indices.
+_SQLITE_INDEX_SORTED = ("INSERT INTO leaf_index (hash_prefix, idx) "
+                        "SELECT substr(?1, key * 8 + 1, 8), value FROM json_each(?2)")
+_sorted_index_rows: Callable[[bytes, int], tuple[bytes, str]] | None
+try:
+    from .._merkle import leaf_index_rows as _sorted_index_rows
+except ImportError:  # not built: the database sorts
+    _sorted_index_rows = None
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in by default since
 _PG_INDEX = (
     "INSERT INTO leaf_index (hash_prefix, idx) "
     "SELECT substring(%(h)s::bytea from i * 32 + 1 for 8), %(first)s::bigint + i "
@@ -131,13 +141,17 @@ def _sqlite_publish(
     return True
 
 
-def _sqlite_index(conn: sqlite3.Connection, start: int, hashes: bytes) -> bool:
+def _sqlite_index(conn: sqlite3.Connection, start: int, hashes: bytes,
+                  rows: tuple[bytes, str] | None) -> bool:
     n = len(hashes) // 32
     won = conn.execute("UPDATE leaf_index_state SET size = ? WHERE id = 1 AND size = ? RETURNING size",
                        (start + n, start)).fetchone()
     if won is None:
         return False
-    conn.execute(_SQLITE_INDEX, (hashes, start, n))
+    if rows is not None:
+        conn.execute(_SQLITE_INDEX_SORTED, rows)
+    else:
+        conn.execute(_SQLITE_INDEX, (hashes, start, n))
     return True
 
 
@@ -347,8 +361,7 @@ class Store:
             raise StorageError(
                 f"entries {start}..{end - 1} are sequenced but {end - start - len(rows)} are missing"
             )
-        sha256 = hashlib.sha256
-        return [sha256(b"\x00" + r[1]).digest() for r in rows]
+        return leaf_hashes([r[1] for r in rows])
 
     async def publish(
         self,
@@ -541,8 +554,10 @@ class Store:
     async def extend_leaf_index(self, start: int, hashes: bytes) -> bool:
         """Index the leaf hashes of entries from ``start`` on if the index still ends there."""
         if self._writer is not None:
+            rows = (_sorted_index_rows(hashes, start)
+                    if _sorted_index_rows is not None and _JSON_EACH else None)
             async with self._writing():
-                return await self._writer.run("indexing leaf hashes", _sqlite_index, start, hashes)
+                return await self._writer.run("indexing leaf hashes", _sqlite_index, start, hashes, rows)
         n = len(hashes) // 32
         async with translate_errors("indexing leaf hashes"), self.engine.begin() as conn:
             won = (await conn.exec_driver_sql(
