@@ -50,7 +50,10 @@ except ImportError:  # built where a C compiler and the OpenSSL headers were at 
 
 def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
     """[leaf_hash(e) for e in entries], in one call: what appends and the self-audit hash."""
-    return _compiled_leaf_hashes(entries)
+    try:
+        return _compiled_leaf_hashes(entries)
+    except TypeError:  # the compiled path takes bytes only; bytearray, memoryview: hashlib's
+        return _leaf_hashes(entries)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -68,3 +68,8 @@ def test_leaf_index_rows_are_in_key_order() -> None:
     assert _merkle.leaf_index_rows(b"", 0) == (b"", "[]")
     with pytest.raises(ValueError, match="32 bytes"):
         _merkle.leaf_index_rows(b"x" * 33, 0)
+
+
+def test_leaf_hashes_of_other_bytes_like_objects() -> None:
+    data = [bytearray(b"a"), memoryview(b"bc"), b"d"]
+    assert merkle.leaf_hashes(data) == [hashlib.sha256(b"\x00" + bytes(d)).digest() for d in data]
