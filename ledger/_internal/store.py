@@ -106,7 +106,7 @@ try:
     from .._merkle import leaf_index_rows as _sorted_index_rows
 except ImportError:  # not built: the database sorts
     _sorted_index_rows = None
-_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in by default since
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in by default since 3.38
 _PG_INDEX = (
     "INSERT INTO leaf_index (hash_prefix, idx) "
     "SELECT substring(%(h)s::bytea from i * 32 + 1 for 8), %(first)s::bigint + i "
