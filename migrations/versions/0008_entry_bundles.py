@@ -5,8 +5,8 @@ A row of ``entry_bundles`` holds consecutive entries, each as a 2-byte big-endia
 its bytes, keyed by the index of the first; no row crosses a multiple of 256. The upgrade packs
 the existing rows (a full bundle becomes one row; a gap in the old indices, which only a
 tampered database has, ends a run so that ``verify`` still reports it); the downgrade unpacks.
-Both stream in slices, so a large log needs time (about a minute per 10 million entries here)
-but not memory.
+Both stream in slices, so a large log needs time (1,000,000 entries: 6.3 s on SQLite, 8.0 s on
+PostgreSQL here) but not memory.
 
 Revision ID: 0008_entry_bundles
 Revises: 0007_compliance
