@@ -515,19 +515,25 @@ class Store:
             return sorted(int(r[0]) for r in rows)
 
     async def find_leaf(self, leaf_hash: bytes) -> list[int]:
-        """Indices of integrated entries with this leaf hash, lowest first."""
+        """Indices of integrated entries with this leaf hash, lowest first.
+
+        The prefix narrows to (almost always) one row; the full hash, in its level-0 tile,
+        decides, compared in the database so that only the index comes back (PostgreSQL then
+        reads the 32 bytes from the tile's TOAST chunks, not the whole tile).
+        """
+        ph = self._ph
+        # (psycopg's placeholders start with %; PostgreSQL's substring wants an int position)
+        at = (f"(li.idx % {TILE_WIDTH}) * 32 + 1" if self.dialect == "sqlite"
+              else f"((li.idx %% {TILE_WIDTH}) * 32 + 1)::int")
+        substr = "substr" if self.dialect == "sqlite" else "substring"
         async with translate_errors("looking up a leaf hash"):
             rows = await self._hot_read(
-                "SELECT li.idx, t.hashes FROM leaf_index li JOIN tiles t "
+                f"SELECT li.idx FROM leaf_index li JOIN tiles t "
                 f"ON t.level = 0 AND t.idx = li.idx / {TILE_WIDTH} "
-                f"WHERE li.hash_prefix = {self._ph} ORDER BY li.idx", (_hash_prefix(leaf_hash),))
-        # The prefix narrows to (almost always) one row; the full hash, in its tile, decides.
-        found = []
-        for i, tile in rows:
-            at = int(i) % TILE_WIDTH * 32
-            if bytes(tile[at : at + 32]) == leaf_hash:
-                found.append(int(i))
-        return found
+                f"WHERE li.hash_prefix = {ph} "
+                f"AND {substr}(t.hashes, {at}, 32) = {ph} ORDER BY li.idx",
+                (_hash_prefix(leaf_hash), leaf_hash))
+        return [int(r[0]) for r in rows]
 
     async def leaf_index_size(self) -> int:
         """How many entries, from index 0, the leaf-hash index covers."""
