@@ -104,9 +104,6 @@ class SequencedEntries(Sequence[SequencedEntry]):
         return map(SequencedEntry, count(self.first), self.leaf_hashes)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, SequencedEntries):
-            return (self.first, self.leaf_hashes) == (other.first, other.leaf_hashes) or not (
-                self.leaf_hashes or other.leaf_hashes)
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
             return list(self) == list(other)
         return NotImplemented

@@ -7,6 +7,7 @@ the right-most tile of each level is partial and grows.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,18 +112,15 @@ def tiles_for_size(size: int, level: int) -> tuple[int, int]:
 def frame_entries(entries: Sequence[bytes]) -> bytes:
     """Entries as an entry bundle frames them: each as a 2-byte big-endian length and its bytes.
 
-    On the append path for every entry: the length prefixes come from a table and are
-    interleaved by slice assignment (0.22 µs an entry; ``to_bytes`` per entry costs 0.29)."""
-    global _LENGTHS
-    if _LENGTHS is None:
-        _LENGTHS = [n.to_bytes(2, "big") for n in range(1 << 16)]
+    On the append path for every entry: the lengths are packed by one ``map`` and interleaved
+    by slice assignment (0.1 µs an entry; a ``to_bytes`` and a concatenation each cost 0.3)."""
     parts: list[bytes] = [b""] * (2 * len(entries))
     parts[1::2] = entries
-    parts[0::2] = [_LENGTHS[n] for n in map(len, entries)]
+    parts[0::2] = map(_LENGTH.pack, map(len, entries))
     return b"".join(parts)
 
 
-_LENGTHS: list[bytes] | None = None
+_LENGTH = struct.Struct(">H")
 
 
 def unframe_entries(data: bytes) -> list[bytes]:
