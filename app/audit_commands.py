@@ -1,9 +1,11 @@
-"""``rlhf-audit verify`` for the product: the ledger's self-audit, then the artefact audit.
+"""``rlhf-audit verify`` for the product: the ledger's self-audit, then the event index, then
+the artefact audit; and ``rlhf-audit reindex``, which also repairs the event index.
 
-The ledger cannot know about the object store (it imports nothing of ``app``), so its
-``verify`` command is wrapped here: it runs as before and then every artefact the log names is
-re-hashed in the configured object store (:mod:`app.artefact_audit`). Any failure of either
-exits 1.
+The ledger cannot know about the object store or the event index (it imports nothing of
+``app``), so its ``verify`` and ``reindex`` commands are wrapped here: they run as before and
+then the app's derived table is checked against the entries (:meth:`EventIndex.check`) and every
+artefact the log names is re-hashed in the configured object store (:mod:`app.artefact_audit`).
+Any failure exits 1.
 """
 
 from __future__ import annotations
@@ -16,9 +18,33 @@ import click
 
 from ledger.cli import cli
 
-__all__ = ["verify"]
+__all__ = ["reindex", "verify"]
 
 _ledger_verify = cli.commands["verify"]
+_ledger_reindex = cli.commands["reindex"]
+
+
+def _audit_event_index(ctx: click.Context, full: bool) -> bool:
+    from ledger.home import LogHome
+
+    from .event_index import EventIndex
+
+    async def main() -> bool:
+        log = await LogHome.resolve(ctx.obj.get("home")).open_log()
+        try:
+            index = EventIndex(log)
+            problems = await index.check(full=full)
+        finally:
+            await log.close()
+        click.echo("event index checked: " + ("every row re-derived from the entries" if full else
+                                              "rows counted (--derived re-derives every row)"))
+        for p in problems:
+            click.echo(f"FAIL: {p}")
+        click.echo("OK: the event index matches the entries" if not problems else
+                   f"FAILED: {len(problems)} event index problem(s)")
+        return not problems
+
+    return asyncio.run(main())
 
 
 def _audit_artefacts(ctx: click.Context) -> bool:
@@ -53,7 +79,7 @@ def describe(objects: object) -> str:
     return f"bucket {bucket}" if bucket else str(getattr(objects, "root", objects))
 
 
-def _verify(ctx: click.Context, no_artefacts: bool, **given: Any) -> None:
+def _verify(ctx: click.Context, no_artefacts: bool, derived: bool, **given: Any) -> None:
     try:
         ctx.invoke(_ledger_verify, **given)
         log_ok = True
@@ -61,9 +87,27 @@ def _verify(ctx: click.Context, no_artefacts: bool, **given: Any) -> None:
         if e.code not in (0, None, 1):
             raise
         log_ok = e.code in (0, None)
+    index_ok = _audit_event_index(ctx, derived)
     artefacts_ok = True if no_artefacts else _audit_artefacts(ctx)
-    if not (log_ok and artefacts_ok):
+    if not (log_ok and index_ok and artefacts_ok):
         sys.exit(1)
+
+
+def _reindex(ctx: click.Context, **given: Any) -> None:
+    from ledger.home import LogHome
+
+    from .event_index import EventIndex
+
+    ctx.invoke(_ledger_reindex, **given)
+
+    async def main() -> int:
+        log = await LogHome.resolve(ctx.obj.get("home")).open_log()
+        try:
+            return await EventIndex(log).repair()
+        finally:
+            await log.close()
+
+    click.echo(f"event index repaired: {asyncio.run(main())} row(s) rewritten", err=True)
 
 
 # The ledger's options (whatever they are) plus ours; the same name replaces the ledger's command.
@@ -71,8 +115,20 @@ verify = click.Command(
     "verify", callback=click.pass_context(_verify),
     params=[*_ledger_verify.params,
             click.Option(["--no-artefacts"], is_flag=True,
-                         help="Skip re-hashing the object store's artefacts.")],
-    help=(_ledger_verify.help or "").rstrip() + "\n\nThen re-hash every artefact the log names (checkpoints, "
-         "models, bundles, reports, dataset archives) in the object store; a missing or changed one fails.",
-    short_help="Self-audit of the log and of the stored artefacts.")
+                         help="Skip re-hashing the object store's artefacts."),
+            click.Option(["--derived"], is_flag=True,
+                         help="Re-derive every event index row and commitment from the entries and "
+                              "compare (without it, the event index's rows are only counted).")],
+    help=(_ledger_verify.help or "").rstrip() + "\n\nThen check the event index (row counts; every row "
+         "with --derived), and re-hash every artefact the log names (checkpoints, models, bundles, "
+         "reports, dataset archives) in the object store; a missing or changed one fails.",
+    short_help="Self-audit of the log, its indexes and the stored artefacts.")
 cli.add_command(verify)
+
+reindex = click.Command(
+    "reindex", callback=click.pass_context(_reindex), params=[*_ledger_reindex.params],
+    help=(_ledger_reindex.help or "").rstrip() + "\n\nThen the event index (/api/v1/events, lookups by "
+         "commitment): the rows and commitments that differ from what the entries give are rewritten "
+         "in one transaction.",
+    short_help="Rebuild the leaf-hash index and repair the event index.")
+cli.add_command(reindex)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ledger.cli import cli, run
+from ledger.cli import TSA_WAIT, cli, run
 
 ROLE_NAMES = ("admin", "overseer", "operator", "auditor", "service")  # app.accounts.schema.ROLES
 
@@ -27,7 +27,8 @@ def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) ->
         try:
             await body(log)
             await log.integrate()  # the account/token events get a checkpoint before we exit
-            await log.timestamp_pending(force=True)  # and its timestamp: `verify` checks every one
+            # and its timestamps (`verify` checks every one), from TSAs that answer promptly
+            await log.timestamp_pending(force=True, within=TSA_WAIT)
         finally:
             await log.close()
 
@@ -52,14 +53,33 @@ def _migrate(home: Any) -> None:
     asyncio.run(go())
 
 
+def _trusted_proxies(value: str) -> list[str]:
+    """``a, b/n, ...`` as uvicorn's ``forwarded_allow_ips``; each an IP address or network."""
+    import ipaddress
+
+    proxies = [p.strip() for p in value.split(",") if p.strip()]
+    for p in proxies:
+        try:  # as uvicorn reads them (it would take anything else as a name, silently)
+            ipaddress.ip_network(p) if "/" in p else ipaddress.ip_address(p)
+        except ValueError:
+            raise click.BadParameter(f"{p!r} is not an IP address or network (e.g. 10.0.0.5, "
+                                     "172.16.0.0/12)", param_hint="--trusted-proxies") from None
+    return proxies
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port to listen on.")
 @click.option("--no-worker", is_flag=True,
               help="Do not start the local training worker (started when RLHF_AUDIT_REDIS_URL is unset).")
+@click.option("--trusted-proxies", envvar="RLHF_AUDIT_TRUSTED_PROXIES", default="", metavar="ADDRESSES",
+              callback=lambda _ctx, _param, value: _trusted_proxies(value),
+              help="Comma-separated addresses or networks (10.0.0.0/8) of the reverse proxies whose "
+                   "X-Forwarded-For and X-Forwarded-Proto are believed (default: none; also "
+                   "$RLHF_AUDIT_TRUSTED_PROXIES).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_worker: bool, trusted_proxies: list[str]) -> None:
     """Serve the oversight portal (at /) and the APIs: the public log API and /api/v1/.
 
     Creates the home first if it does not exist, and integrates appends from any process.
@@ -86,8 +106,11 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
         _migrate(home)  # now, so that the worker and the server do not both migrate at once
         child = start_local_worker_process(str(home.path))
     try:
+        # The client address is what sign-in throttling and the request log go by: uvicorn's
+        # default would believe X-Forwarded-For from 127.0.0.1, i.e. from anyone on this host.
         uvicorn.run(create_app(home), host=host, port=port,
-                    log_level="info", lifespan="on", access_log=False, log_config=None)
+                    log_level="info", lifespan="on", access_log=False, log_config=None,
+                    proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
     finally:
         if child is not None:
             child.terminate()
@@ -139,7 +162,7 @@ def tokens() -> None:
 @click.argument("name")
 @click.option("--scope", "scopes", multiple=True,
               help="A scope to grant (repeatable); default: all of the role's scopes.")
-@click.option("--expires-in", type=click.FloatRange(min=0), default=None, metavar="DAYS",
+@click.option("--expires-in", type=click.FloatRange(min=0, max=3650), default=None, metavar="DAYS",
               help="Days until the token expires (default: never).")
 @click.pass_context
 def tokens_create(ctx: click.Context, name: str, scopes: tuple[str, ...], expires_in: float | None) -> None:

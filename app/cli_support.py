@@ -21,6 +21,7 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
 
     ``settle``: first finish or undo an interrupted records-key rotation, if one left
     ``records.key.next`` behind (``app.kek_rotation``)."""
+    from ledger.cli import TSA_WAIT
     from ledger.home import LogHome
 
     from .keyring import Keyring
@@ -36,7 +37,7 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
                 await settle_records_kek(log, keyring)
             result = await body(log, keyring)
             await log.integrate()  # the new events get a checkpoint before we exit
-            await log.timestamp_pending(force=True)
+            await log.timestamp_pending(force=True, within=TSA_WAIT)  # a slow TSA: left to `serve`
             return result
         finally:
             await log.close()

@@ -32,6 +32,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from ledger.audit import SHOWN_AT, Finding
 from ledger.errors import StorageError
 from ledger.log import Log
 
@@ -199,6 +200,36 @@ async def _translated(what: str) -> AsyncIterator[None]:
         raise StorageError(f"cannot reach the database while {what}: {e}") from e
 
 
+class _IndexDiff:
+    """How the stored index differs from the entries: the lines to report, and the rows and
+    commitments a repair rewrites (``bad_rows``: idx -> the right row, None to delete)."""
+
+    def __init__(self) -> None:
+        self.watermark = 0
+        self.covers = 0
+        self.bad_rows: dict[int, Row | None] = {}
+        self.derived_commitments: set[tuple[bytes, int]] = set()
+        self.missing_commitments: set[tuple[bytes, int]] = set()
+        self.extra_commitments: set[tuple[bytes, int]] = set()
+        self.lines: list[str] = []
+
+    def problem(self, line: str) -> None:
+        self.lines.append(line)
+
+    def wrong(self, idx: int, row: Row | None, line: str) -> None:
+        self.bad_rows[idx] = row
+        self.problem(line)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """One finding of kind ``event-index``: each event named, summarised beyond a few."""
+        if not self.lines:
+            return []
+        return [Finding("event-index", self.lines[0], count=len(self.lines), at=self.lines[:SHOWN_AT],
+                        summary="the event index is wrong at {n} places (queries miss or mislead "
+                                "there; `rlhf-audit reindex` repairs it):")]
+
+
 # -- the index ------------------------------------------------------------------------------
 
 
@@ -314,6 +345,157 @@ class EventIndex:
         await insert(f"event_index (idx, {', '.join(FIELDS)})", 9, rows)
         if digests:
             await insert("event_commitments (digest, idx)", 2, digests)
+
+    # -- checking and repairing ------------------------------------------------------------
+
+    async def check(self, *, full: bool = True) -> list[str]:
+        """What is wrong with the index, as `verify` lines (each kind summarised): [] when it
+        holds exactly what re-deriving it from the entries gives, below its watermark.
+
+        Without ``full``, only what is cheap on any log: the watermark against the log, and
+        the row count against the watermark (a deleted or added row). ``full`` re-derives
+        every row and commitment from the entries (parsing each, like catching up from
+        nothing) and compares them: a changed row too, naming each event.
+        """
+        return [str(f) for f in (await self._diff(full)).findings]
+
+    async def repair(self) -> int:
+        """Make the index what the entries say, in one short transaction: only the rows and
+        commitments the full check finds wrong are rewritten (indexers may run meanwhile: they
+        write only above the watermark). Returns how many rows it changed."""
+        diff = await self._diff(full=True)
+        st, ec = event_index_state.c, event_commitments.c
+        async with _translated("repairing the event index"), self.store.engine.begin() as conn:
+            mark = (await conn.execute(sa.update(event_index_state).where(st.id == 1)
+                                       .values(size=sa.func.min(st.size, diff.covers) if not self._pg
+                                               else sa.func.least(st.size, diff.covers))
+                                       .returning(st.size))).scalar_one_or_none()
+            if mark is None:  # the state row itself was deleted: start again from nothing
+                await conn.execute(event_index.delete())
+                await conn.execute(event_commitments.delete())
+                await conn.execute(event_index_state.insert().values(id=1, size=0))
+                self._size = 0
+                changed = 1
+            else:
+                bad = sorted(diff.bad_rows)
+                for k in range(0, len(bad), 500):
+                    await conn.execute(event_index.delete().where(event_index.c.idx.in_(bad[k : k + 500])))
+                rows = [diff.bad_rows[i] for i in bad if diff.bad_rows[i] is not None]
+                if rows:
+                    await conn.execute(event_index.insert(), [dict(zip(("idx", *FIELDS), r, strict=True))
+                                                              for r in rows])
+                for digest, idx in diff.extra_commitments:
+                    await conn.execute(event_commitments.delete().where(ec.digest == digest, ec.idx == idx))
+                if diff.missing_commitments:
+                    await conn.execute(event_commitments.insert(), [
+                        {"digest": d, "idx": i} for d, i in sorted(diff.missing_commitments)])
+                self._size = min(self._size, int(mark))
+                changed = len(bad) + len(diff.extra_commitments) + len(diff.missing_commitments)
+                changed += int(mark) != diff.watermark
+        await self.catch_up()
+        return changed
+
+    async def _diff(self, full: bool) -> _IndexDiff:
+        st = event_index_state.c
+        diff = _IndexDiff()
+        sequenced = await self.store.sequenced_size()
+        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+            mark = (await conn.execute(sa.select(st.size).where(st.id == 1))).scalar_one_or_none()
+            if mark is None:
+                diff.problem("the event index's watermark row (table event_index_state) is missing: "
+                             "catching up fails")
+                return diff
+        diff.watermark = int(mark)
+        diff.covers = covers = min(int(mark), sequenced)
+        if mark > sequenced:
+            diff.problem(f"the event index says it covers {mark} entries, but the log has {sequenced}")
+        c = event_index.c
+        if full:
+            await self._compare_rows(diff, covers)
+        else:
+            async with _translated("checking the event index"), self.store.engine.connect() as conn:
+                count = (await conn.execute(sa.select(sa.func.count()).where(c.idx >= 0, c.idx < covers))
+                         ).scalar_one()
+            if count != covers:  # name the first holes (a walk of the primary key, only now)
+                e, after = event_index.alias("e"), event_index.alias("after")
+                next_missing = ~sa.exists().where(after.c.idx == e.c.idx + 1)
+                async with _translated("checking the event index"), self.store.engine.connect() as conn:
+                    holes = [int(i) for i in (await conn.execute(
+                        sa.select(e.c.idx + 1).where(e.c.idx >= 0, e.c.idx + 1 < covers, next_missing)
+                        .order_by(e.c.idx).limit(SHOWN_AT))).scalars()]
+                    if covers and (await conn.execute(sa.select(c.idx).where(c.idx == 0))).first() is None:
+                        holes.insert(0, 0)
+                for idx in holes:
+                    diff.problem(f"event {idx}: no index row (queries never find it)")
+                diff.problem(f"the event index holds {count} rows for the {covers} entries it covers "
+                             "(`rlhf-audit verify --derived` compares every row)")
+        # Rows beyond: above the watermark as it is now (an indexer may have moved it meanwhile).
+        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+            now = (await conn.execute(sa.select(st.size).where(st.id == 1))).scalar_one_or_none()
+            above = covers if mark > sequenced or now is None else max(covers, int(now))
+            extra = (await conn.execute(sa.select(c.idx).where((c.idx < 0) | (c.idx >= above))
+                                        .order_by(c.idx).limit(1000))).scalars().all()
+        for idx in extra:
+            diff.wrong(int(idx), None, f"event {idx}: an index row beyond the {covers} entries it covers")
+        if full:
+            await self._compare_commitments(diff, covers)
+        return diff
+
+    async def _compare_rows(self, diff: _IndexDiff, covers: int) -> None:
+        """Walk the stored rows and the entries [0, covers) side by side, in order of idx."""
+        stored = self._stored_rows(covers)
+        nxt = await anext(stored, None)
+        async for chunk in self.store.scan_entries(0, covers, self.page):
+            derived, digests = _rows([(int(i), bytes(d)) for i, d in chunk])
+            diff.derived_commitments.update(digests)
+            for row in derived:
+                while nxt is not None and nxt[0] < row[0]:  # a row for an entry that is not there
+                    diff.wrong(nxt[0], None, f"event {nxt[0]}: an index row for an entry the log does not "
+                               "hold")
+                    nxt = await anext(stored, None)
+                if nxt is None or nxt[0] != row[0]:
+                    diff.wrong(row[0], row, f"event {row[0]}: no index row (queries never find it)")
+                    continue
+                if tuple(nxt) != row:
+                    fields = [f for f, a, b in zip(FIELDS, nxt[1:], row[1:], strict=True) if a != b]
+                    diff.wrong(row[0], row, f"event {row[0]}: its index row differs from the entry in "
+                               f"{', '.join(fields)}")
+                nxt = await anext(stored, None)
+        await stored.aclose()
+
+    async def _compare_commitments(self, diff: _IndexDiff, covers: int) -> None:
+        ec = event_commitments.c
+        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+            # (those above a watermark beyond the log are all wrong; otherwise above it an
+            # indexer may be writing now)
+            query = sa.select(ec.digest, ec.idx)
+            if covers == diff.watermark:
+                query = query.where(ec.idx < covers)
+            held = {(bytes(d), int(i)) for d, i in await conn.execute(query)}
+        for digest, idx in sorted((d, i) for d, i in diff.derived_commitments if (d, i) not in held):
+            diff.missing_commitments.add((digest, idx))
+            diff.problem(f"event {idx}: commitment {digest.hex()[:16]}… is not indexed (the lookup by "
+                         "commitment misses it)")
+        for digest, idx in sorted(held - diff.derived_commitments):
+            diff.extra_commitments.add((digest, idx))
+            diff.problem(f"event {idx}: commitment {digest.hex()[:16]}… is indexed, but the entry does "
+                         "not carry it")
+
+    async def _stored_rows(self, covers: int) -> AsyncIterator[Row]:
+        """The stored index rows of entries [0, covers) in order of idx, a page at a time."""
+        c = event_index.c
+        cols = [c.idx, *(c[f] for f in FIELDS)]
+        after = -1
+        while True:
+            async with _translated("checking the event index"), self.store.engine.connect() as conn:
+                page = (await conn.execute(sa.select(*cols).where(c.idx > after, c.idx < covers)
+                                           .order_by(c.idx).limit(self.page))).all()
+            for r in page:
+                yield tuple(None if v is None else (int(v) if k in (0, 4, 8) else str(v))
+                            for k, v in enumerate(r))  # type: ignore[misc]
+            if len(page) < self.page:
+                return
+            after = int(page[-1][0])
 
     # -- reading --------------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import (
     ClientException,
@@ -21,7 +21,7 @@ from litestar.exceptions import (
 )
 from litestar.params import PathParameter, QueryParameter
 
-from ledger.canonical import MAX_ENTRY_BYTES, encode_event
+from ledger.canonical import decode_event, encode_event
 from ledger.errors import EntryError
 from ledger.log import Log
 from ledger.proofs import b64
@@ -45,30 +45,23 @@ def _principal(request: Req) -> Principal:
     return principal
 
 
-# Kinds the product records itself, through the services that enforce their rules (four eyes,
-# approvals, budgets, erasure): appending them here would let a token forge what reports trust.
-RESERVED_KINDS = ("account.", "token.", "config.", "dataset.", "privacy.", "job.", "oversight.", "model.",
-                  "compliance.", "report.", "bundle.", "incident.", "keys.", "log.")
-
-
-def _stamped(event: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    """``event`` with the sender's pseudonym and role as ``actor`` and ``role`` (whatever it said)."""
-    kind = event.get("kind")
-    if isinstance(kind, str) and kind.startswith(RESERVED_KINDS):
-        raise EntryError(f"events of kind {kind!r} are recorded by the server itself "
-                         "(use the datasets, jobs or oversight endpoints)")
-    return {**event, "actor": actor.pseudonym, "role": actor.role}
+_IN_BATCH = re.compile(r"\$\.events\[(\d+)\]")
 
 
 def _events(body: bytes, actor: Actor) -> list[bytes]:
     """The canonical entries of a body: one event object, or ``{"events": [...]}`` alone, each
-    stamped with who sent it."""
+    stamped with who sent it (``actor``, ``role``: whatever it said).
+
+    The body is parsed and each event checked by the ledger's one rule for events from outside
+    (``ledger.canonical``: RFC 8785 / I-JSON numbers, no duplicate keys, the kind grammar, no
+    kinds the server records itself), as ``rlhf-audit append`` does line by line.
+    """
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise ClientException(f"the body is not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise ClientException("the body must be a JSON object: one event, or {\"events\": [...]}")
+        doc = decode_event(body)
+    except EntryError as e:
+        in_batch = _IN_BATCH.match(str(e))  # the parser names the path: name the event, as below
+        raise EntryError(f"{f'event {in_batch[1]}' if in_batch else 'the body'}: {e} "
+                         "(nothing was appended)") from None
     if list(doc) == ["events"]:
         events = doc["events"]
         if not isinstance(events, list) or not events:
@@ -82,9 +75,7 @@ def _events(body: bytes, actor: Actor) -> list[bytes]:
         try:
             if not isinstance(event, dict):
                 raise EntryError("an event must be a JSON object")
-            data = encode_event(_stamped(event, actor))
-            if len(data) > MAX_ENTRY_BYTES:
-                raise EntryError(f"it is {len(data)} bytes canonical; entries are at most {MAX_ENTRY_BYTES}")
+            data = encode_event({**event, "actor": actor.pseudonym, "role": actor.role}, submitted=True)
         except EntryError as e:
             raise EntryError(f"event {i}: {e} (nothing was appended)") from None
         entries.append(data)

@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Controller, Response, get
 from litestar import Request as _Request
@@ -28,15 +29,17 @@ from ledger.events import Commitment
 from ledger.log import Log
 from ledger.proofs import b64
 from ledger.tiles import parse_tile_path
+from ledger.timestamp_verify import parse_timestamp
+from ledger.timestamping import is_local
 from ledger.tlog_proof import format_tlog_proof
 
 from .event_index import EventIndex
+from .params import MAX_INT  # what the databases store: larger numbers are refused as 400
 
 __all__ = ["LogController", "healthz"]
 
 Req = _Request[Any, Any, Any]
 
-MAX_INT = (1 << 63) - 1  # what the databases store: larger numbers are refused as 400, not 5xx
 PAGE_SIZE = 1000  # most entries one get-entries answers (CT logs cap pages the same way)
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -158,10 +161,29 @@ class LogController(Controller):
         return _text((await _log(request).checkpoint(size)).note, IMMUTABLE)
 
     @get("/v1/checkpoints/{size:int}/timestamp")
-    async def timestamp(self, request: Req, size: PathSize) -> Response[bytes]:
-        """The RFC 3161 TimeStampResp (DER) over that checkpoint's note bytes."""
-        der = await _log(request).timestamp(size)
+    async def timestamp(
+        self, request: Req, size: PathSize,
+        tsa: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+    ) -> Response[bytes]:
+        """The RFC 3161 TimeStampResp (DER) over that checkpoint's note bytes: an independent
+        TSA's by preference, the local TSA's only when it is the only one; or the stamp of
+        ``tsa`` (a name that ``.../timestamps`` lists, or ``local``)."""
+        der = await _log(request).timestamp(size, tsa=tsa)
         return Response(der, media_type="application/timestamp-reply", headers={"Cache-Control": "no-cache"})
+
+    @get("/v1/checkpoints/{size:int}/timestamps")
+    async def timestamps(self, request: Req, size: PathSize) -> dict[str, Any]:
+        """Every stamp the checkpoint has, best first (the order ``.../timestamp`` prefers): each
+        TSA's name, whether it is the log's own local TSA, the stamp's genTime and its URL."""
+        stamps = []
+        for name, der in await _log(request).timestamps(size):
+            try:
+                gen_time: str | None = parse_timestamp(der).gen_time.isoformat()
+            except VerificationError:  # an unreadable stored stamp: listed; `verify` reports it
+                gen_time = None
+            stamps.append({"tsa": name, "local": is_local(name), "gen_time": gen_time,
+                           "url": f"/log/v1/checkpoints/{size}/timestamp?tsa={quote(name, safe='')}"})
+        return {"size": size, "timestamps": stamps}
 
     @get("/v1/keys")
     async def keys(self, request: Req) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from .events_api import EventsController
 from .evidence.api import BundlesController, evidence_key_pem
 from .incidents.api import IncidentsController
 from .jobs.api import JobsController, jobs_lifespan
+from .json_body import MAX_BODY_BYTES, BodyLimits
 from .kek_rotation import settle_records_kek
 from .keyring import Keyring
 from .log_api import LogController, healthz
@@ -43,6 +44,7 @@ from .metrics import Metrics, metrics
 from .objects import object_store
 from .observability import ObservabilityMiddleware, readyz
 from .oversight.api import ModelsController, OversightController
+from .params import UrlTextGuard
 from .portal import error_pages, portal_router, static_files, template_config
 from .problems import exception_handlers
 from .settings import RuntimeSettings, kept_fresh
@@ -111,7 +113,9 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         lifespan=[lifespan, jobs_lifespan, compliance_lifespan],
         exception_handlers=error_pages(exception_handlers()),
         template_config=template_config(),
-        middleware=[ObservabilityMiddleware(observed), *auth.middleware()],
+        middleware=[ObservabilityMiddleware(observed), UrlTextGuard(), BodyLimits(),
+                    *auth.middleware()],
+        request_max_body_size=MAX_BODY_BYTES,  # BodyLimits answers first, with the same limit
         stores=auth.stores(),
         state=State({"metrics": observed}),
         logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging

@@ -34,13 +34,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from ledger.errors import StorageError
 
 from .metrics import Metrics
-from .problems import problem
+from .problems import classify, problem, request_id
 
 __all__ = ["ObservabilityMiddleware", "configure_logging", "readyz", "request_id_from"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _access = structlog.get_logger("rlhf_audit.access")
+_log = logging.getLogger("app")
 
 
 def _json(obj: Any, **_: Any) -> str:
@@ -130,6 +131,9 @@ class ObservabilityMiddleware(ASGIMiddleware):
         with structlog.contextvars.bound_contextvars(request_id=rid):
             try:
                 await next_app(scope, receive, send_with_id)
+            except Exception as e:  # answered by the app's handlers (a refused CSRF token: 403)
+                status = classify(e)[0]
+                raise
             finally:
                 elapsed = time.perf_counter() - started
                 route = _route_of(scope)
@@ -144,6 +148,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     """Readiness: 200 while the database answers, else a 503 problem detail."""
     try:
         size, _ = await request.app.state.log.store.tree_head()
-    except StorageError as e:
-        return problem(503, f"the log's database does not answer: {e}")
+    except StorageError as e:  # the driver's words stay in the server log
+        _log.warning("not ready (request %s): %s", request_id(), e)
+        return problem(503, "the log's database does not answer")
     return Response({"status": "ready", "tree_size": size}, headers={"Cache-Control": "no-store"})

@@ -4,10 +4,12 @@ Every event the product writes (accounts, datasets, training runs, oversight, co
 evidence) is built here so that the compliance engine, the reports and the log explorer can
 read them all the same way. The vocabulary is in ``docs/events.md``.
 
-Envelope fields: ``kind`` (dotted name), ``v`` (schema version of that kind), ``at`` (RFC 3339
-UTC, milliseconds), ``actor`` (a pseudonym, or ``system``/``worker``), ``role`` (the actor's role
-at that moment, Art. 14 asks "in which role"). Staff account names never go on the log: an
-:class:`Actor` carries the account's pseudonym, keyed by :class:`app.keyring.Keyring`.
+Envelope fields: ``kind`` (a lowercase dotted name, ``ledger.canonical.KIND_PATTERN``, checked
+when appended; only the product records ``ledger.canonical.RESERVED_KINDS``), ``v`` (schema
+version of that kind), ``at`` (RFC 3339 UTC, milliseconds), ``actor`` (a pseudonym, or
+``system``/``worker``), ``role`` (the actor's role at that moment, Art. 14 asks "in which
+role"). Staff account names never go on the log: an :class:`Actor` carries the account's
+pseudonym, keyed by :class:`app.keyring.Keyring`.
 """
 
 from __future__ import annotations

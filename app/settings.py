@@ -5,15 +5,16 @@ live in the ``server_settings`` table (JSON values) and override them once chang
 server process sharing the database agrees. A change is validated, stored, applied to the running
 app at once, and recorded as ``config.changed`` {``key``, ``from``, ``to``} (``docs/events.md``).
 
-==============================  ===========================================================
-``tsa_urls``                    RFC 3161 TSAs: ``local`` or http(s) URLs (applied to the Log)
-``integration_interval``        seconds between integrations, 0 < x <= 60 (``Log.interval``)
-``alert_webhook_url``           http(s) URL alerts are POSTed to, or null
-``session_idle_seconds``        a portal session ends after this long unused
-``session_max_seconds``         ... and this long after sign-in, used or not
-``write_requests_per_minute``   per token or session, on POST/PUT/PATCH/DELETE (``app.auth``)
-``login_failures_per_minute``   per account name and client address, then 429
-==============================  ===========================================================
+======================================  ===========================================================
+``tsa_urls``                            RFC 3161 TSAs: ``local`` or http(s) URLs (applied to the Log)
+``integration_interval``                seconds between integrations, 0 < x <= 60 (``Log.interval``)
+``alert_webhook_url``                   http(s) URL alerts are POSTed to, or null
+``session_idle_seconds``                a portal session ends after this long unused
+``session_max_seconds``                 ... and this long after sign-in, used or not
+``write_requests_per_minute``           per token or session, on POST/PUT/PATCH/DELETE (``app.auth``)
+``login_failures_per_minute``           per account name and client address, then 429
+``account_login_failures_per_minute``   per account name from all addresses, then 429
+======================================  ===========================================================
 
 :class:`RuntimeSettings` is the cached view on ``app.state.settings`` that request handlers read
 without a query; :func:`load` refreshes it from the table (at startup, then every few seconds
@@ -120,6 +121,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
             "state-changing API requests per minute per token or session"),
     Setting("login_failures_per_minute", _number(0, 1000, integer=True), 5,
             "failed sign-ins per minute per account name and address before 429"),
+    # Higher than the per-address limit, so that one address alone cannot hold an account up.
+    Setting("account_login_failures_per_minute", _number(0, 1000, integer=True), 20,
+            "failed sign-ins per minute per account name, from any address, before 429"),
 ]}
 
 

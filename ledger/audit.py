@@ -36,6 +36,38 @@ __all__ = ["AuditReport", "audit_log"]
 _sha256 = hashlib.sha256
 
 
+SHOWN_AT = 10  # locations listed in a summarised finding
+REASONS_PER_KIND = 10  # distinct findings of one kind listed before the rest are counted together
+
+
+@dataclass
+class Finding:
+    """One problem, or many of one kind and cause (a TSA whose stamps all fail) summarised.
+
+    ``kind`` is a stable name scripts can match (printed in brackets); ``text`` the first
+    occurrence in full; ``summary`` what is said instead once there are several, ``{n}``
+    standing for ``count``; ``at`` the first few places (checkpoint sizes, entries, tiles).
+    """
+
+    kind: str
+    text: str
+    summary: str = ""
+    label: str = ""
+    count: int = 1
+    at: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.count == 1:
+            return f"{self.text} [{self.kind}]"
+        first = ""
+        if self.at:
+            more = ", ..." if self.count > len(self.at) else ""
+            first = f"; first {self.label + ' ' if self.label else ''}{', '.join(self.at)}{more}"
+        # (replace, not format: the texts quote error messages, braces and all)
+        summary = (self.summary or "{n} problems like this: " + self.text).replace("{n}", str(self.count))
+        return f"{summary}{first} [{self.kind}]"
+
+
 @dataclass
 class AuditReport:
     tree_size: int = 0
@@ -45,13 +77,19 @@ class AuditReport:
     checkpoints_checked: int = 0
     timestamps_checked: int = 0
     kept_checked: int = 0
-    problems: list[str] = field(default_factory=list)
+    leaf_index_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # time spent per phase
 
     @property
+    def problems(self) -> list[str]:
+        """Each finding as one line (kinds summarised, so every distinct one is there)."""
+        return [str(f) for f in self.findings]
+
+    @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.findings
 
 
 class _TileRebuilder:
@@ -104,7 +142,7 @@ async def audit_log(
     tsa_roots: Sequence[x509.Certificate] = (),
     required_tsas: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
-    max_problems: int = 50,
+    max_problems: int = REASONS_PER_KIND,
     workers: int | None = None,
     key_history: KeyHistory | None = None,
     kept_checkpoints: Sequence[bytes] = (),
@@ -116,17 +154,23 @@ async def audit_log(
     someone kept (an auditor, an old bundle): the stored tree must still hold each of them, so
     a database restored from before one of them, or rewritten since, fails.
     ``workers``: processes hashing leaves (None: one per core, for logs large enough).
+    ``max_problems``: distinct findings of one kind listed before the rest of that kind are
+    counted together (every kind is always listed; repeats of one cause are summarised).
     """
     history = key_history or (KeyHistory.single(log_key) if log_key else log.key_history)
     audit = _Audit(log, max_problems, progress or (lambda _msg: None))
     report = audit.report
     checkpoints = [c async for c in log.store.scan_checkpoints()]
-    await audit.check_rows()
+    if not await audit.check_rows():
+        return report  # no tree row: nothing to recompute against
     kept = audit.open_kept(kept_checkpoints, history)
+    started = time.perf_counter()
+    leaf_index = await audit.read_leaf_index()
+    report.seconds["read leaf index"] = time.perf_counter() - started
     started = time.perf_counter()
     audit.say(f"recomputing the tree over {report.tree_size} entries")
     targets = sorted({size for size, _, _ in checkpoints} | {cp.size for cp in kept})
-    roots = await audit.recompute_tree(targets, workers)
+    roots = await audit.recompute_tree(targets, workers, leaf_index)
     report.seconds["recompute tree"] = time.perf_counter() - started
     if roots is None:  # rows are missing: nothing further can be recomputed
         return report
@@ -139,35 +183,86 @@ async def audit_log(
     return report
 
 
+@dataclass
+class _LeafIndex:
+    """The leaf-hash index as stored, laid out by entry: ``prefixes[8i:8i+8]`` is the prefix of
+    the row for entry i, ``rows[i]`` how many rows name entry i (0, 1, or more when edited)."""
+
+    covers: int
+    prefixes: bytearray
+    rows: bytearray
+
+
 class _Audit:
-    """The state of one self-audit: the report, and the problems found so far."""
+    """The state of one self-audit: the report, and the findings so far."""
 
     def __init__(self, log: Log, max_problems: int, say: Callable[[str], None]) -> None:
         self.log = log
         self.store: Store = log.store
         self.report = AuditReport()
-        self.max_problems = max_problems
+        self.max_problems = max(1, max_problems)
         self.say = say
         self.tree_root = b""
+        self.stored_end = 0
+        self.leaf_index_covers: int | None = None
+        self._groups: dict[tuple[str, str], Finding] = {}
+        self._per_kind: dict[str, int] = {}
 
-    def problem(self, msg: str) -> None:
-        problems = self.report.problems
-        if len(problems) < self.max_problems:
-            problems.append(msg)
-        elif len(problems) == self.max_problems:
-            problems.append("... more problems not shown")
+    def problem(self, kind: str, text: str, *, group: str | None = None, at: object = None,
+                summary: str = "", label: str = "") -> None:
+        """Record a finding of ``kind``. Findings with the same ``group`` (a cause: a TSA and
+        its error) are summarised as one, listing the first places ``at``; beyond
+        ``max_problems`` distinct ones of a kind, the rest of that kind are counted together."""
+        key = (kind, text if group is None else group)
+        found = self._groups.get(key)
+        if found is None and self._per_kind.get(kind, 0) >= self.max_problems:
+            key = (kind, "\0more")
+            found = self._groups.get(key)
+            if found is None:
+                found = Finding(kind, text, summary=f"{{n}} more {kind} findings, the first: {text}",
+                                count=0)
+                self._groups[key] = found
+                self.report.findings.append(found)
+            found.count += 1
+            return
+        if found is None:
+            found = Finding(kind, text, summary=summary, label=label, count=0)
+            self._groups[key] = found
+            self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
+            self.report.findings.append(found)
+        found.count += 1
+        if at is not None and len(found.at) < SHOWN_AT:
+            found.at.append(str(at))
 
-    async def check_rows(self) -> None:
-        """The sequence and tree rows agree with each other and with the entry rows."""
+    async def check_rows(self) -> bool:
+        """The one-row tables agree with each other and with the entry rows (False: no tree row)."""
         report = self.report
-        report.tree_size, self.tree_root = await self.store.tree_head()
-        report.sequenced = await self.store.sequenced_size()
+        rows = await self.store.counters()
+        self.stored_end = rows["entries_end"]
+        if rows["tree_size"] is None:
+            self.problem("tree-row", "the tree row (table log_tree) is missing: the tree size and "
+                         "root are unknown")
+            return False
+        report.tree_size, self.tree_root = rows["tree_size"], rows["tree_root"]
+        if rows["sequenced"] is None:
+            self.problem("sequence", "the sequence row (table log_sequence) is missing: appends "
+                         "cannot be given indices")
+            report.sequenced = max(report.tree_size, self.stored_end)
+        else:
+            report.sequenced = rows["sequenced"]
         if report.sequenced < report.tree_size:
-            self.problem(f"sequence counter {report.sequenced} is behind the tree size "
-                         f"{report.tree_size}")
-        extra = await self.store.entries_after(report.sequenced)
-        if extra:
-            self.problem(f"{extra} entry rows sit beyond the sequence counter {report.sequenced}")
+            self.problem("sequence", f"the sequence counter {report.sequenced} is behind the tree "
+                         f"size {report.tree_size}: new appends would reuse integrated indices")
+        if rows["sequenced"] is not None:
+            extra = await self.store.entries_after(report.sequenced)
+            if extra:
+                self.problem("entries-beyond-sequence", f"{extra} entry rows sit beyond the sequence "
+                             f"counter {report.sequenced}")
+        self.leaf_index_covers = rows["leaf_index"]
+        if rows["leaf_index"] is None:
+            self.problem("leaf-index", "the leaf-hash index's state row (table leaf_index_state) "
+                         "is missing: run `rlhf-audit reindex`")
+        return True
 
     def open_kept(self, notes: Sequence[bytes], history: KeyHistory) -> list[Checkpoint]:
         """The kept checkpoints that are genuine notes of this log; the rest are problems."""
@@ -176,14 +271,15 @@ class _Audit:
             try:
                 cp = Checkpoint.parse(open_note(note, history.verifiers()).text)
             except VerificationError as e:
-                self.problem(f"kept checkpoint {number}: not a checkpoint signed by this log's keys: {e}")
+                self.problem("kept-checkpoint", f"kept checkpoint {number}: not a checkpoint signed "
+                             f"by this log's keys: {e}")
                 continue
             if cp.origin != self.log.origin:
-                self.problem(f"kept checkpoint {number}: it is of log {cp.origin!r}")
+                self.problem("kept-checkpoint", f"kept checkpoint {number}: it is of log {cp.origin!r}")
             elif cp.size > self.report.tree_size:
-                self.problem(f"kept checkpoint {number} (size {cp.size}) is beyond the stored tree "
-                             f"({self.report.tree_size}): the database is older than it (restored "
-                             "from an earlier backup?) or was rolled back")
+                self.problem("kept-checkpoint", f"kept checkpoint {number} (size {cp.size}) is beyond "
+                             f"the stored tree ({self.report.tree_size}): the database is older than "
+                             "it (restored from an earlier backup?) or was rolled back")
             else:
                 kept.append(cp)
         return kept
@@ -192,27 +288,90 @@ class _Audit:
         for cp in kept:
             self.report.kept_checked += 1
             if roots.get(cp.size) != cp.root_hash:
-                self.problem(f"kept checkpoint of size {cp.size}: the stored tree at that size has "
-                             "another root: the log was rewritten since it was signed")
+                self.problem("kept-checkpoint", f"kept checkpoint of size {cp.size}: the stored tree "
+                             "at that size has another root: the log was rewritten since it was signed")
 
-    async def recompute_tree(self, sizes: list[int], workers: int | None) -> dict[int, bytes] | None:
-        """Rebuild every tile from the entries, compare them, and return the root at each of
-        ``sizes`` (None when entries are missing)."""
+    async def read_leaf_index(self) -> _LeafIndex | None:
+        """The stored leaf-hash index laid out by entry (8 bytes and a counter an entry), for
+        comparing with the leaf hashes as they are recomputed; None when it cannot be checked."""
+        covers = self.leaf_index_covers
+        if covers is None:
+            return None
+        tree_size = self.report.tree_size
+        if covers > tree_size or covers < 0:
+            self.problem("leaf-index", f"the leaf-hash index says it covers {covers} entries, beyond "
+                         f"the tree size {tree_size}")
+            covers = max(0, min(covers, tree_size))
+        index = _LeafIndex(covers, bytearray(8 * covers), bytearray(covers))
+        prefixes, counts = index.prefixes, index.rows
+        self.say(f"reading the leaf-hash index ({covers} entries)")
+        beyond: list[int] = []
+        async for rows in self.store.scan_leaf_index():
+            for prefix, i in rows:
+                if 0 <= i < covers:
+                    prefixes[8 * i : 8 * i + 8] = prefix
+                    if counts[i] < 255:
+                        counts[i] += 1
+                else:
+                    beyond.append(i)
+        if beyond:  # rows a concurrent index_leaves() added meanwhile are no problem
+            now = min(await self.store.leaf_index_size(), tree_size)
+            for i in sorted(i for i in beyond if not covers <= i < now):
+                self._leaf_index_problem(f"a row for entry {i}, beyond the {covers} entries it covers")
+        self.report.leaf_index_checked = covers
+        return index
+
+    def _leaf_index_problem(self, what: str) -> None:
+        self.problem("leaf-index", f"the leaf-hash index is wrong: {what} (lookups by hash miss "
+                     "or mislead there; `rlhf-audit reindex` rebuilds it)", group="rows",
+                     summary="the leaf-hash index is wrong at {n} places (lookups by hash miss or "
+                     "mislead there; `rlhf-audit reindex` rebuilds it)", at=what)
+
+    def compare_leaf_index(self, index: _LeafIndex, start: int, blob: bytes) -> None:
+        """Compare the stored index rows of entries [start, start + len(blob) / 32) with their
+        recomputed leaf hashes ``blob``: one bytes comparison when they agree."""
+        end = min(start + len(blob) // HASH, index.covers)
+        if end <= start:
+            return
+        want = b"".join([blob[k : k + 8] for k in range((end - start) * HASH)[::HASH]])
+        rows = index.rows[start:end]
+        if index.prefixes[8 * start : 8 * end] == want and rows.count(1) == end - start:
+            return
+        for i in range(start, end):
+            n = index.rows[i]
+            if n == 0:
+                self._leaf_index_problem(f"entry {i} has no row")
+            elif n > 1:
+                self._leaf_index_problem(f"entry {i} has {n} rows")
+            elif index.prefixes[8 * i : 8 * i + 8] != want[8 * (i - start) : 8 * (i - start) + 8]:
+                self._leaf_index_problem(f"entry {i}'s row holds another leaf hash")
+
+    async def recompute_tree(self, sizes: list[int], workers: int | None,
+                             leaf_index: _LeafIndex | None = None) -> dict[int, bytes] | None:
+        """Rebuild every tile from the entries, compare them (and the leaf-hash index), and
+        return the root at each of ``sizes`` (None when entries are missing)."""
         report, store = self.report, self.store
         roots: dict[int, bytes] = {0: _sha256(b"").digest()} if 0 in sizes else {}
         for size in sizes:
             if size > report.tree_size:
-                self.problem(f"checkpoint {size} is beyond the tree size {report.tree_size}")
+                self.problem("checkpoint-beyond-tree", f"checkpoint {size} is beyond the tree size "
+                             f"{report.tree_size}", group="beyond", at=size, label="sizes",
+                             summary=f"{{n}} checkpoints are beyond the tree size {report.tree_size}")
         targets = iter([s for s in sizes if 0 < s <= report.tree_size])
         next_target = next(targets, None)
         rebuild = _TileRebuilder(report, self.max_problems)
+        # Read what is stored, not what a counter claims: a counter edited far ahead would
+        # otherwise have the scan walk an empty range for ever.
+        end = min(max(report.tree_size, report.sequenced), self.stored_end)
         expected = 0
-        async for start, (blob, known) in _hashed_chunks(store, report.sequenced, workers):
+        async for start, (blob, known) in _hashed_chunks(store, end, workers):
             if start is None:
-                self.problem(blob)
+                self.problem("entries-missing" if "missing" in blob else "entry-row-corrupt", blob)
                 return None
             hashes = [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
             report.entries_checked += len(hashes)
+            if leaf_index is not None:
+                self.compare_leaf_index(leaf_index, start, blob)
             # Only the integrated prefix is in the tree; stop feeding the rebuild at its size.
             usable = max(0, min(len(hashes), report.tree_size - expected))
             pos = 0
@@ -226,22 +385,21 @@ class _Audit:
             expected += len(hashes)
             await _compare_tiles(store, rebuild, report, self.problem)
         if expected < report.sequenced:
-            self.problem(f"entries {expected}..{report.sequenced - 1} are missing")
+            self.problem("entries-missing", f"entries {expected}..{report.sequenced - 1} are missing"
+                         + (" (the sequence counter is ahead of the stored entries)"
+                            if expected == self.stored_end else ""))
+        if expected < report.tree_size:
+            self.problem("entries-missing", f"the tree row says {report.tree_size} entries are "
+                         f"integrated, but only {expected} are stored")
+            return None
         # The partial tiles at the edge of the tree must match too.
         edge = rebuild.edge(report.tree_size)
         rebuild.completed.extend((lv, ix, data, inner_levels(tile_levels(data)))
                                  for (lv, ix), data in edge.items())
         await _compare_tiles(store, rebuild, report, self.problem)
         if root_from_edge(report.tree_size, edge) != self.tree_root:
-            self.problem("the tree row's root does not match the root recomputed over "
+            self.problem("tree-row", "the tree row's root does not match the root recomputed over "
                          f"{report.tree_size} entries")
-        indexed = await store.leaf_index_size()
-        leaf_rows = await store.leaf_index_count()
-        if indexed > report.tree_size:
-            self.problem(f"the leaf-hash index says it covers {indexed} entries, beyond the tree "
-                         f"size {report.tree_size}")
-        elif leaf_rows != indexed:
-            self.problem(f"the leaf-hash index has {leaf_rows} rows for the {indexed} entries it covers")
         return roots
 
     def open_checkpoint(self, size: int, note: bytes, history: KeyHistory) -> Checkpoint | None:
@@ -251,13 +409,17 @@ class _Audit:
             opened = open_note(note, history.verifiers())
             cp = Checkpoint.parse(opened.text)
         except VerificationError as e:
-            self.problem(f"checkpoint {size}: {e}")
+            self.problem("checkpoint-signature", f"checkpoint {size}: {e}", group=str(e), at=size,
+                         label="sizes", summary=f"{{n}} checkpoints fail: {e}")
             return None
         signed = {(s.name, s.key_id) for s in opened.verified}
         for key in history.required(size):
             if (key.name, key.key_id) not in signed:
-                self.problem(f"checkpoint {size}: not signed by key {key.key_id.hex()}, the log key "
-                             "for that size in the key history")
+                self.problem("checkpoint-key", f"checkpoint {size}: not signed by key "
+                             f"{key.key_id.hex()}, the log key for that size in the key history",
+                             group=key.key_id.hex(), at=size, label="sizes",
+                             summary=f"{{n}} checkpoints are not signed by key {key.key_id.hex()}, "
+                             "the log key for their sizes in the key history")
         return cp
 
     async def check_checkpoints(
@@ -275,8 +437,15 @@ class _Audit:
         published = {size for size, _, _ in checkpoints}
         for size in history.transitions():
             if size not in published:
-                self.problem(f"the key history says a new key signs from size {size}, where no "
-                             "checkpoint was published (key history edited?)")
+                self.problem("key-history", f"the key history says a new key signs from size {size}, "
+                             "where no checkpoint was published (key history edited?)")
+        # A timestamp row outlives a deleted checkpoint row: the gap it leaves is named.
+        for size in sorted(set(stamps) - published):
+            self.problem("checkpoint-missing", f"checkpoint {size}: its checkpoint row is missing, "
+                         f"but timestamps from {', '.join(sorted(stamps[size]))} for it are stored "
+                         "(checkpoint deleted?)", group="orphan", at=size, label="sizes",
+                         summary="{n} checkpoints are missing whose timestamps are stored "
+                         "(checkpoints deleted?)")
         previous: tuple[int, bytes] | None = None
         for size, stored_root, note in checkpoints:
             report.checkpoints_checked += 1
@@ -284,25 +453,30 @@ class _Audit:
             if cp is None:
                 continue
             if cp.origin != log.origin or cp.size != size:
-                self.problem(f"checkpoint {size}: its note says origin {cp.origin!r}, size {cp.size}")
+                self.problem("checkpoint-note", f"checkpoint {size}: its note says origin "
+                             f"{cp.origin!r}, size {cp.size}")
             expected_root = roots.get(size)
             if expected_root is None:
                 continue
             if cp.root_hash != expected_root or stored_root != expected_root:
-                self.problem(f"checkpoint {size}: root does not match the entries (tree rewritten?)")
+                self.problem("checkpoint-root", f"checkpoint {size}: root does not match the entries "
+                             "(tree rewritten?)", group="root", at=size, label="sizes",
+                             summary="{n} checkpoints' roots do not match the entries (tree rewritten?)")
                 continue
             if previous is not None and previous[0] > 0:
                 try:
                     proof = await log.consistency_proof(previous[0], size)
                     proof.verify(previous[1], expected_root)
                 except LedgerError as e:
-                    self.problem(f"checkpoints {previous[0]} -> {size}: consistency proof fails: {e}")
+                    self.problem("checkpoint-consistency", f"checkpoints {previous[0]} -> {size}: "
+                                 f"consistency proof fails: {e}", group=str(e), at=size, label="sizes",
+                                 summary=f"consistency proofs fail into {{n}} checkpoints: {e}")
             previous = (size, expected_root)
             await _check_timestamps(size, note, stamps.get(size, {}), tsa_roots, required_tsas,
                                     report, self.problem)
         if checkpoints and checkpoints[-1][0] != report.tree_size:
-            self.problem(f"the newest checkpoint ({checkpoints[-1][0]}) is not the tree size "
-                         f"{report.tree_size}")
+            self.problem("checkpoint-missing", f"the newest checkpoint ({checkpoints[-1][0]}) is not "
+                         f"the tree size {report.tree_size}")
 
 
 PARALLEL_FROM = 200_000  # entries; below this a process pool costs more than it saves
@@ -379,35 +553,51 @@ def _gap(rows: list[tuple[int, bytes]], expected: int) -> str | None:
 
 
 async def _compare_tiles(store: Store, rebuild: _TileRebuilder, report: AuditReport,
-                         problem: Callable[[str], None]) -> None:
+                         problem: Callable[..., None]) -> None:
     if not rebuild.completed:
         return
     stored = await store.read_tile_rows((lv, ix) for lv, ix, _, _ in rebuild.completed)
     for level, index, data, inner in rebuild.completed:
         report.tiles_checked += 1
         have, have_inner = stored.get((level, index), (None, None))
+        where = f"{level}/{index}"
         if have is None:
-            problem(f"tile {level}/{index} is missing")
-        elif inner is not None and have_inner is not None and have_inner != inner and have == data:
-            problem(f"tile {level}/{index}: its stored inner levels differ from its hashes")
+            problem("tile-missing", f"tile {where} is missing", group=str(level), at=where,
+                    label="tiles", summary=f"{{n}} tiles of level {level} are missing")
         elif have[: len(data)] != data:
             first = next(i for i in range(0, len(data), HASH) if have[i : i + HASH] != data[i : i + HASH])
             pos = first // HASH
-            where = f" (entry {index * 256 + pos})" if level == 0 else ""
-            problem(f"tile {level}/{index}: hash {pos}{where} differs from the tree recomputed "
-                    "from the entries")
+            entry = f" (entry {index * 256 + pos})" if level == 0 else ""
+            problem("tile-differs", f"tile {where}: hash {pos}{entry} differs from the tree recomputed "
+                    "from the entries", group=str(level), at=where, label="tiles",
+                    summary=f"{{n}} tiles of level {level} differ from the tree recomputed from the "
+                    "entries")
+        elif len(have) > len(data) and (len(data) == TILE_WIDTH * HASH or len(have) % HASH):
+            # longer than the tree makes it: extra bytes (or hashes beyond a full tile)
+            problem("tile-differs", f"tile {where} holds {len(have)} bytes, not {len(data)}",
+                    group=f"{level} size", at=where, label="tiles",
+                    summary=f"{{n}} tiles of level {level} are longer than the tree makes them")
+        elif inner is not None and have_inner is not None and have_inner != inner:
+            problem("tile-inner-differs", f"tile {where}: its stored inner levels differ from its "
+                    "hashes", group=str(level), at=where, label="tiles",
+                    summary=f"{{n}} tiles of level {level} hold inner levels that differ from their "
+                    "hashes")
     rebuild.completed.clear()
 
 
 async def _check_timestamps(size: int, note: bytes, stamps: dict[str, bytes],
                             roots: Sequence[x509.Certificate], required: Sequence[str],
-                            report: AuditReport, problem: Callable[[str], None]) -> None:
+                            report: AuditReport, problem: Callable[..., None]) -> None:
     for tsa in required:
         if tsa not in stamps:
-            problem(f"checkpoint {size}: no timestamp from {tsa} yet")
+            problem("timestamp-missing", f"checkpoint {size}: no timestamp from {tsa} yet", group=tsa,
+                    at=size, label="sizes", summary=f"{{n}} checkpoints have no timestamp from {tsa} "
+                    "yet (`rlhf-audit integrate --once` fetches them)")
     for tsa, response in stamps.items():
         report.timestamps_checked += 1
         try:
             verify_timestamp(response, note, roots=list(roots))
         except VerificationError as e:
-            problem(f"checkpoint {size}: timestamp from {tsa} does not verify: {e}")
+            problem("timestamp-invalid", f"checkpoint {size}: timestamp from {tsa} does not verify: {e}",
+                    group=f"{tsa}\0{e}", at=size, label="sizes",
+                    summary=f"timestamps from {tsa} do not verify at {{n}} checkpoints: {e}")

@@ -52,6 +52,16 @@ Choices:
   dict and list (``StrEnum``, ``IntEnum``, ``OrderedDict``) are written as their base value. Any
   other type (``Enum``, ``datetime``, ``bytes``, ``Decimal``, ...) is refused: convert it first.
 * Nesting is limited by orjson's recursion limit: 254 levels of arrays and objects.
+
+Kinds: an event's ``kind``, where it has one, is a lowercase dotted name (:data:`KIND_PATTERN`,
+``run.started``), checked by every function here that makes an entry (:func:`encode_event`,
+:func:`canonical_event`) on the parsed value, so ``"Oversight.decision"``, ``" oversight.x"`` or
+a fullwidth letter are refused, not normalised. The kinds the server records itself
+(:data:`RESERVED_KINDS`: ``oversight.*`` and the rest, written through the services that enforce
+their rules) are refused from outside the product: ``submitted=True``, which the HTTP API and
+``rlhf-audit append`` pass (and any later entrance must); the product's own recording
+(``Log.append``) leaves it False. One parser (:func:`decode_event`) and these checks are the rule
+at every entrance.
 """
 
 from __future__ import annotations
@@ -74,10 +84,14 @@ except ImportError:  # pragma: no cover - an install without a C compiler
 
 
 __all__ = [
+    "KIND_PATTERN",
+    "MAX_DEPTH",
     "MAX_ENTRY_BYTES",
     "MAX_SAFE_INTEGER",
+    "RESERVED_KINDS",
     "canonical_event",
     "canonicalize",
+    "check_kind",
     "decode_event",
     "encode_event",
 ]
@@ -88,7 +102,25 @@ MAX_ENTRY_BYTES = 65535
 MAX_SAFE_INTEGER = 2**53 - 1
 """Largest integer magnitude a JSON integer may have (I-JSON, RFC 7493 section 2.2)."""
 
-_MAX_DEPTH = 254  # orjson.dumps refuses deeper nesting ("Recursion limit reached")
+KIND_PATTERN = r"[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*"
+"""An event kind: lowercase ASCII words (letters, digits, ``_``, ``-``) joined by single dots."""
+
+RESERVED_KINDS = frozenset({
+    "account", "token", "config", "dataset", "privacy", "job", "oversight", "model", "compliance",
+    "report", "bundle", "incident", "keys", "log",
+})
+"""First words of the kinds the server records itself (``oversight.decision``, ``oversight``):
+only its services write them, as they enforce the rules (four eyes, approvals, budgets)."""
+
+_KIND = re.compile(KIND_PATTERN)
+# The value of a "kind" member in canonical output when it is certainly a well-formed kind (no
+# escape can hide in it: the classes exclude '"' and '\\'), its first word in group 1.
+_KIND_VALUE = re.compile(rb'"([a-z][a-z0-9_-]*)(?:\.[a-z][a-z0-9_-]*)*"')
+_RESERVED_WORDS = frozenset(w.encode() for w in RESERVED_KINDS)
+
+MAX_DEPTH = 254
+"""Deepest nesting of arrays and objects in a JSON value (orjson.dumps refuses deeper: its
+recursion limit); the server bounds every JSON body by it too (``app.json_body``)."""
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _dumps = orjson.dumps
 _Fragment = orjson.Fragment
@@ -260,8 +292,8 @@ def _normalize(v: object, path: str, depth: int, parents: set[int], text: bool) 
             f"{path}: type {type(v).__name__!r} is not a JSON type "
             "(use dict, list, tuple, str, int, float, bool or None)"
         )
-    if depth >= _MAX_DEPTH:
-        raise EntryError(f"{path}: nested more than {_MAX_DEPTH} arrays/objects deep")
+    if depth >= MAX_DEPTH:
+        raise EntryError(f"{path}: nested more than {MAX_DEPTH} arrays/objects deep")
     if id(v) in parents:
         raise EntryError(f"{path}: refers back to a containing array/object (a cycle)")
     parents.add(id(v))
@@ -399,6 +431,24 @@ def _scan(line: bytes | str) -> None:
         raise EntryError(f"could not check the JSON text for duplicate keys: {e}") from None
 
 
+def _checked_kinds(out: bytes, submitted: bool) -> None:
+    """check_kind on the top-level ``kind`` of canonical output, parsing it only when in doubt.
+
+    Every '"kind":' in the output (at any depth, or the tail of a key such as 'a\\"kind') whose
+    value is a well-formed, and for ``submitted`` unreserved, kind is cleared; any other sends
+    the check to the parsed value, which decides. Typically: two ``find`` and one ``match``.
+    """
+    at = out.find(b'"kind":')
+    while at >= 0:
+        m = _KIND_VALUE.match(out, at + 7)
+        if m is None or (submitted and m[1] in _RESERVED_WORDS):
+            doc = orjson.loads(out)
+            if "kind" in doc:
+                check_kind(doc["kind"], submitted=submitted)
+            return
+        at = out.find(b'"kind":', m.end())
+
+
 def _too_big(size: int) -> str:
     return (
         f"event is {size} bytes once canonicalised; the limit is {MAX_ENTRY_BYTES} "
@@ -424,13 +474,35 @@ def canonicalize(value: object) -> bytes:
     return _encode(value)
 
 
-def encode_event(value: object) -> bytes:
-    """Return the canonical bytes of an event: a JSON object of at most MAX_ENTRY_BYTES bytes."""
+def check_kind(kind: object, *, submitted: bool = False) -> str:
+    """Return ``kind`` if it is a well-formed event kind (and, ``submitted``, not reserved).
+
+    Raises EntryError saying why not: not a string, outside :data:`KIND_PATTERN` (case, spaces,
+    empty words and non-ASCII letters are refused, never normalised), or, for an event submitted
+    from outside the product, one of the :data:`RESERVED_KINDS` the server records itself.
+    """
+    if not isinstance(kind, str):
+        raise EntryError(f'$.kind: must be a string such as "run.started", not {_kind(kind)}')
+    if not _KIND.fullmatch(kind):
+        shown = json.dumps(kind[:64] + ("..." if len(kind) > 64 else ""))
+        raise EntryError(f"$.kind: {shown} is not a valid kind: a kind is lowercase ASCII words "
+                         '(a-z, 0-9, "_", "-") joined by dots, such as "run.started"')
+    if submitted and kind.partition(".")[0] in RESERVED_KINDS:
+        raise EntryError(f"$.kind: events of kind {kind!r} are recorded by the server itself "
+                         "(use the datasets, jobs or oversight endpoints)")
+    return kind
+
+
+def encode_event(value: object, *, submitted: bool = False) -> bytes:
+    """Return the canonical bytes of an event: a JSON object of at most MAX_ENTRY_BYTES bytes,
+    whose ``kind``, if it has one, passes :func:`check_kind` (with ``submitted``)."""
     if not isinstance(value, dict):
         raise EntryError(f"an event must be a JSON object, not {_kind(value)}")
     out = _encode(value)
     if len(out) > MAX_ENTRY_BYTES:
         raise EntryError(_too_big(len(out)))
+    if "kind" in value:
+        check_kind(value["kind"], submitted=submitted)
     return out
 
 
@@ -459,14 +531,17 @@ def decode_event(line: bytes | str) -> dict[str, Any]:
     return obj
 
 
-def canonical_event(line: bytes | str) -> bytes:
-    """``encode_event(decode_event(line))``, with the same checks, in one pass: the hot path.
+def canonical_event(line: bytes | str, *, submitted: bool = False) -> bytes:
+    """``encode_event(decode_event(line), submitted=submitted)``, with the same checks, in one
+    pass: the hot path.
 
     The compiled path when it is built and sure (bytes and bytearray), else the Python path.
     """
-    if (out := _compiled(line)) is not None:
-        return out
-    return _canonical_event(line)
+    out = _compiled(line)
+    if out is None:
+        out = _canonical_event(line)
+    _checked_kinds(out, submitted)
+    return out
 
 
 def _canonical_event(line: bytes | str) -> bytes:

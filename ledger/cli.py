@@ -23,7 +23,7 @@ import orjson
 from .canonical import canonical_event
 from .errors import EntryError, LedgerError, NotFound
 from .home import LogHome
-from .log import Log
+from .log import Log, TimestampGap
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ def _read_events(stream: Any) -> list[bytes]:
         if not line.strip():
             continue
         try:
-            entries.append(canonical_event(line))
+            entries.append(canonical_event(line, submitted=True))  # as POST /api/v1/events
         except EntryError as e:
             raise EntryError(f"line {number}: {e} (nothing was appended)") from e
     return entries
@@ -107,16 +107,37 @@ def _read_events(stream: Any) -> list[bytes]:
 @click.argument("file", type=click.File("rb"), default="-")
 @_with_log
 async def append(log: Log, file: Any) -> None:
-    """Append JSON Lines events from FILE (or stdin); print each entry's index and leaf hash."""
+    """Append JSON Lines events from FILE (or stdin); print each entry's index and leaf hash.
+
+    The entries are integrated into a checkpoint before the command exits, and timestamped by
+    TSAs that answer within a couple of seconds; a slower TSA's stamp is left, with a warning,
+    to the background timestamper of `serve` or `integrate`.
+    """
     entries = _read_events(file)
     sequenced = await log.append_entries(entries)
     _out(b"".join(
         orjson.dumps({"leaf_index": s.leaf_index, "leaf_hash": base64.b64encode(s.leaf_hash).decode()})
         + b"\n" for s in sequenced))
     await log.integrate()
-    for gap in await log.timestamp_pending(force=True):
-        click.echo(f"warning: checkpoint {gap.size} has no timestamp from {gap.tsa} yet "
-                   f"({gap.last_error}); it will be retried", err=True)
+    await timestamp_briefly(log)
+
+
+TSA_WAIT = 2.0  # seconds a one-shot command waits for TSAs after it integrated
+
+
+async def timestamp_briefly(log: Log) -> None:
+    """Timestamp what is unstamped, waiting at most TSA_WAIT; warn, once per TSA, of stamps due."""
+    missing: dict[str, list[TimestampGap]] = {}
+    for gap in await log.timestamp_pending(force=True, within=TSA_WAIT):
+        missing.setdefault(gap.tsa, []).append(gap)
+    for tsa, gaps in missing.items():
+        newest = max(gaps, key=lambda g: g.size)
+        tried = [g for g in gaps if g.attempts] or [newest]
+        error = max(tried, key=lambda g: g.last_attempt_at).last_error
+        what = (f"checkpoint {newest.size} has" if len(gaps) == 1 else
+                f"{len(gaps)} checkpoints up to {newest.size} have")
+        click.echo(f"warning: {what} no timestamp from {tsa} yet ({error}); "
+                   "`serve` or `integrate` will retry", err=True)
 
 
 @cli.command()
@@ -265,20 +286,23 @@ async def status(log: Log) -> None:
 @click.option("--checkpoint", "kept", multiple=True, type=click.File("rb"), metavar="FILE",
               help="A signed checkpoint note someone kept; the stored log must still hold it "
                    "(repeatable). Catches a restore from an older backup, or a rewrite.")
+@click.option("--tsa-root", "tsa_roots", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="PEM", help="Also trust this TSA root certificate (PEM file; repeatable), beyond "
+                                  "the local TSA's and those in RLHF_AUDIT_TSA_ROOTS.")
 @click.pass_context
-def verify(ctx: click.Context, kept: tuple[Any, ...]) -> None:
-    """Self-audit: recompute the tree and check every checkpoint, signature and timestamp."""
+def verify(ctx: click.Context, kept: tuple[Any, ...], tsa_roots: tuple[str, ...]) -> None:
+    """Self-audit: recompute the tree and check every checkpoint, signature and timestamp, and the
+    leaf-hash index against the entries. Exits 1 naming each kind of problem found."""
     from .audit import audit_log
+    from .home import load_tsa_roots
 
     home = _home(ctx)
     kept_notes = [f.read() for f in kept]
+    roots = home.tsa_roots(extra=load_tsa_roots(tsa_roots, "--tsa-root"))
 
     async def main() -> bool:
         log = await home.open_log()
         try:
-            roots = []
-            if any(t.name.startswith("local") for t in log.tsas):
-                roots.append(home.local_tsa().root_certificate)
             report = await audit_log(
                 log, tsa_roots=roots, required_tsas=[t.name for t in log.tsas],
                 progress=lambda m: click.echo(f"… {m}", err=True), kept_checkpoints=kept_notes,
@@ -290,16 +314,29 @@ def verify(ctx: click.Context, kept: tuple[Any, ...]) -> None:
         click.echo(f"tiles checked:       {report.tiles_checked}")
         click.echo(f"checkpoints checked: {report.checkpoints_checked}")
         click.echo(f"timestamps checked:  {report.timestamps_checked}")
+        click.echo(f"leaf index checked:  {report.leaf_index_checked} entries")
         if kept_notes:
             click.echo(f"kept checkpoints:    {report.kept_checked} of {len(kept_notes)} held")
         for p in report.problems:
             click.echo(f"FAIL: {p}")
         click.echo("OK: the log is intact" if report.ok else
-                   f"FAILED: {len(report.problems)} problem(s)")
+                   f"FAILED: {len(report.findings)} problem(s)")
         return report.ok
 
     if not asyncio.run(main()):
         sys.exit(1)
+
+
+@cli.command()
+@_with_log
+async def reindex(log: Log) -> None:
+    """Rebuild the derived lookup indexes from the log (what `verify` reports as wrong there).
+
+    The leaf-hash index (lookups by hash, `proof inclusion --leaf-hash`) is replaced in one
+    transaction from the level-0 tiles, which `verify` checks against the entries.
+    """
+    size = await log.rebuild_leaf_index()
+    click.echo(f"leaf-hash index rebuilt: {size} entries", err=True)
 
 
 @cli.command("verify-bundle")

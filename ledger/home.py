@@ -8,7 +8,8 @@ Layout (created by ``init``, owner-only)::
     <home>/log.vkeys       the key history after a rotation: <first size> <verifier key> per key
     <home>/retired/        rotated-out signer keys, kept unless rotation was told not to (0600)
     <home>/tsa/            the local TSA's root and TSA certificates and keys (0600)
-    <home>/ledger.db       the SQLite database (unless RLHF_AUDIT_DATABASE_URL says otherwise)
+    <home>/ledger.db       the SQLite database (unless RLHF_AUDIT_DATABASE_URL says otherwise;
+                           0600, with its -wal and -shm, as the home is 0700)
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+from cryptography import x509
 
 from ._internal.local_tsa import LocalTSA
 from ._internal.store import Store
@@ -32,11 +35,14 @@ from .log import Log
 from .note import Signer, Verifier
 from .timestamping import TimestampAuthority, tsa_from_url
 
-__all__ = ["LogHome", "Settings", "public_keys"]
+__all__ = ["ENV_TSA_ROOTS", "ENV_TSA_URLS", "LogHome", "Settings", "load_tsa_roots", "public_keys",
+           "tsa_roots_from_env"]
 
 ENV_HOME = "RLHF_AUDIT_HOME"
 ENV_DATABASE = "RLHF_AUDIT_DATABASE_URL"
 ENV_TSA = "RLHF_AUDIT_TSA_URLS"
+ENV_TSA_URLS = ENV_TSA
+ENV_TSA_ROOTS = "RLHF_AUDIT_TSA_ROOTS"
 ENV_INTERVAL = "RLHF_AUDIT_INTEGRATION_INTERVAL"
 ENV_SYNC = "RLHF_AUDIT_SQLITE_SYNCHRONOUS"
 
@@ -50,11 +56,47 @@ class Settings:
     sqlite_synchronous: str
 
 
+def load_tsa_roots(paths: Iterable[str | os.PathLike[str]], what: str = ENV_TSA_ROOTS
+                   ) -> tuple[x509.Certificate, ...]:
+    """Every certificate in each PEM file (one file may hold several roots).
+
+    ``what`` names the setting in errors.
+    """
+    out: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{what}: cannot read certificates from {path}: {e}") from e
+        out += certs
+    return tuple(out)
+
+
+def tsa_roots_from_env() -> tuple[x509.Certificate, ...]:
+    """The external TSAs' roots named by ``RLHF_AUDIT_TSA_ROOTS`` (comma-separated PEM files).
+
+    The one reader of that setting: ``verify`` (:meth:`LogHome.tsa_roots`) and the compliance
+    check trust the same roots.
+    """
+    return load_tsa_roots(p.strip() for p in os.environ.get(ENV_TSA_ROOTS, "").split(",") if p.strip())
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Create a file readable by its owner only; never overwrite."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def _owner_only(directory: Path) -> None:
+    """Take group and other access away from ``directory`` (an older home, or one an operator
+    made with a plain ``mkdir``, is often 0755), where it is ours to change."""
+    try:
+        st = directory.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            directory.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+    except OSError:
+        pass  # missing or not ours: whatever reads it next reports that
 
 
 def _toml_value(value: object) -> str:
@@ -129,6 +171,7 @@ class LogHome:
     def init(self, origin: str | None = None) -> Signer:
         """Create whatever is missing; never replace an existing key or setting."""
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _owner_only(self.path)
         if not self.config_file.exists():
             origin = origin or os.environ.get("RLHF_AUDIT_ORIGIN") or (
                 f"rlhf-audit.local/{secrets.token_hex(4)}"
@@ -254,6 +297,13 @@ class LogHome:
     def local_tsa(self) -> LocalTSA:
         return LocalTSA.load(self.tsa_dir)
 
+    def tsa_roots(self, extra: Iterable[x509.Certificate] = ()) -> tuple[x509.Certificate, ...]:
+        """The TSA roots this home trusts: its local TSA's own root (for the local stamps, kept
+        even after ``local`` leaves the TSA list), then ``RLHF_AUDIT_TSA_ROOTS``, then ``extra``."""
+        root = self.tsa_dir / "root.pem"
+        local = load_tsa_roots([root], "the local TSA's root") if root.exists() else ()
+        return local + tsa_roots_from_env() + tuple(extra)
+
     def public_keys(self) -> dict[str, Any]:
         """The home's :func:`public_keys`, without opening the database."""
         settings = self.settings()
@@ -267,7 +317,10 @@ class LogHome:
         return [tsa_from_url(u, local_dir=self.tsa_dir) for u in settings.tsa_urls]
 
     def store(self, settings: Settings | None = None) -> Store:
+        """The database (the home's ``ledger.db`` unless configured otherwise). The home is made
+        owner-only first; so is a SQLite database, by the Store."""
         settings = settings or self.settings()
+        _owner_only(self.path)
         return Store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
     async def open_log(self, *, migrate: bool = False) -> Log:

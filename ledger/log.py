@@ -5,8 +5,9 @@ durable and returns their indices at once; ``integrate`` later extends the tiles
 everything sequenced, signs a checkpoint and publishes it; ``timestamp_pending`` has every
 published checkpoint timestamped, retrying TSAs that were down; ``index_leaves`` brings the
 leaf-hash index (for lookups by hash) up to the tree, behind integration as Tessera's antispam
-follower does. ``run`` does the last three on an interval, and any number of processes may
-append and integrate against one database.
+follower does. ``start`` runs two background tasks: the integrator (integrating and indexing
+on an interval) and the timestamper, apart so that a slow or hanging TSA never delays a
+checkpoint. Any number of processes may append and integrate against one database.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .note import Signer, sign_note
 from .proofs import ConsistencyProof, InclusionProof
 from .tiles import TILE_WIDTH, frame_entries
 from .timestamp_verify import parse_timestamp
-from .timestamping import TimestampAuthority
+from .timestamping import TimestampAuthority, is_local
 
 __all__ = ["Log", "SequencedEntries", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
 
@@ -151,6 +152,9 @@ class Log:
     # this far behind the tree (a lookup catches it up first, so this only bounds its wait).
     INDEX_LAG = 1 << 20
     INDEX_SLICE = 1 << 18  # entries per indexing transaction: appends wait at most for one
+    # Requests one TSA may have in flight: a TSA answering in a second still keeps up with a
+    # checkpoint every half second, and none is flooded.
+    TSA_CONCURRENCY = 4
 
     def __init__(
         self,
@@ -183,7 +187,9 @@ class Log:
         self._published = asyncio.Event()
         self._backoff = {tsa.name: _Backoff() for tsa in self.tsas}
         self._runner: asyncio.Task[None] | None = None
+        self._stamper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._unstamped = asyncio.Event()  # set on publishing: the timestamper has work
         # Leaf hashes this process sequenced and has not integrated yet, by first index: the
         # integrator uses them instead of reading them back (entries from others are read).
         self._pending: dict[int, list[bytes]] = {}
@@ -309,6 +315,7 @@ class Log:
         self._tree_size = max(self._tree_size, new_size)
         self._published.set()
         self._published = asyncio.Event()
+        self._unstamped.set()
         return SignedCheckpoint(Checkpoint(self.origin, new_size, root), note, now)
 
     # -- the leaf-hash index ----------------------------------------------------------------
@@ -339,6 +346,15 @@ class Log:
             self._indexed = max(self._indexed, done)
         return self._indexed
 
+    async def rebuild_leaf_index(self) -> int:
+        """Rebuild the whole leaf-hash index from the level-0 tiles up to the tree size, in one
+        transaction (``rlhf-audit reindex``): the repair for the rows ``verify`` finds wrong.
+        Returns how many entries it covers."""
+        async with self._indexing:
+            done = await self.store.rebuild_leaf_index()
+            self._indexed = done
+        return done
+
     def follow_key(self) -> None:
         """Take up the home's new key if it was rotated (by another process) since we looked."""
         changed = self._rekey() if self._rekey is not None else None
@@ -362,34 +378,68 @@ class Log:
 
     # -- timestamping ---------------------------------------------------------------------
 
-    async def timestamp_pending(self, *, limit: int = 100, force: bool = False) -> list[TimestampGap]:
-        """Timestamp checkpoints that lack one, per TSA; return what is still missing.
+    async def timestamp_pending(
+        self, *, limit: int = 100, force: bool = False, within: float | None = None
+    ) -> list[TimestampGap]:
+        """Timestamp checkpoints that lack one, every TSA at once; return what is still missing.
 
-        A TSA that fails is retried with exponential backoff (up to a minute) on later calls;
-        appends and checkpoints never wait for it.
+        Each TSA goes its own way, so one that hangs delays no other's stamps. A TSA that fails
+        is retried with exponential backoff (up to a minute) on later calls, unless ``force``.
+        ``within`` bounds the whole call in seconds: a request still unanswered then is
+        abandoned and recorded as a failure, for the background timestamper to retry.
         """
-        now = time.monotonic()
-        for tsa in self.tsas:
-            backoff = self._backoff[tsa.name]
-            if not force and now < backoff.not_before:
-                continue
-            for size, note in await self.store.untimestamped(tsa.name, limit):
-                try:
-                    response = await tsa.timestamp(note)
-                    info = parse_timestamp(response)
-                except (TimestampError, LedgerError) as e:
-                    backoff.failures += 1
-                    backoff.delay = min(60.0, max(1.0, backoff.delay * 2))
-                    backoff.not_before = time.monotonic() + backoff.delay
-                    await self.store.record_timestamp_failure(
-                        size, tsa.name, str(e), datetime.now(UTC)
-                    )
-                    log.warning("timestamp for checkpoint %d from %s failed: %s", size, tsa.name, e)
-                    break
-                await self.store.save_timestamp(size, tsa.name, response, info.gen_time)
-                backoff.delay = 0.0
-                backoff.not_before = 0.0
+        await asyncio.gather(*(self._stamp(tsa, limit, force, within) for tsa in list(self.tsas)))
         return await self.timestamp_gaps()
+
+    async def _stamp(
+        self, tsa: TimestampAuthority, limit: int, force: bool, within: float | None = None
+    ) -> int:
+        """Timestamp up to ``limit`` checkpoints that ``tsa`` has not stamped; how many it did.
+
+        At most TSA_CONCURRENCY requests are in flight; after a failure no more are sent, and
+        the TSA backs off (once per call, however many requests failed together).
+        """
+        deadline = None if within is None else asyncio.get_running_loop().time() + within
+        backoff = self._backoff.setdefault(tsa.name, _Backoff())
+        if not force and time.monotonic() < backoff.not_before:
+            return 0
+        pending = await self.store.untimestamped(tsa.name, limit)
+        slots = asyncio.Semaphore(self.TSA_CONCURRENCY)
+        failed = False
+        stamped = 0
+
+        async def one(size: int, note: bytes) -> None:
+            nonlocal failed, stamped
+            async with slots:
+                if failed:
+                    return
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        response = await tsa.timestamp(note)
+                    info = parse_timestamp(response)
+                except TimeoutError:  # the deadline of ``within`` (a TSA's own is a TimestampError)
+                    waited = "" if within is None else f" in the {within:g}s this command waits"
+                    error = (f"TSA {tsa.name} did not answer{waited}; "
+                             "the background timestamper will retry it")
+                except (TimestampError, LedgerError) as e:
+                    error = str(e)
+                else:
+                    await self.store.save_timestamp(size, tsa.name, response, info.gen_time)
+                    stamped += 1
+                    return
+                failed = True
+                await self.store.record_timestamp_failure(size, tsa.name, error, datetime.now(UTC))
+                log.warning("timestamp for checkpoint %d from %s failed: %s", size, tsa.name, error)
+
+        await asyncio.gather(*(one(size, note) for size, note in pending))
+        if failed:
+            backoff.failures += 1
+            backoff.delay = min(60.0, max(1.0, backoff.delay * 2))
+            backoff.not_before = time.monotonic() + backoff.delay
+        elif stamped:
+            backoff.delay = 0.0
+            backoff.not_before = 0.0
+        return stamped
 
     async def timestamp_gaps(self) -> list[TimestampGap]:
         gaps = []
@@ -404,16 +454,16 @@ class Log:
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Integrate and timestamp every ``interval`` seconds until cancelled.
+        """Integrate (and index leaf hashes) every ``interval`` seconds until cancelled.
 
         A caller in ``wait_for`` wakes the loop early, at most every ``MIN_GAP`` seconds, so
         waiters are served like a database's group commit: one checkpoint for all of them.
+        Timestamping is not done here but by :meth:`run_timestamper`, so no TSA delays this.
         """
         while True:
             started = time.monotonic()
             try:
                 published = await self.integrate()
-                await self.timestamp_pending()
                 if published is None or self._tree_size - self._indexed >= self.INDEX_LAG:
                     await self.index_leaves(self._indexed + self.INDEX_SLICE)
             except LedgerError as e:
@@ -425,19 +475,61 @@ class Log:
                 await asyncio.sleep(max(0.0, self.MIN_GAP - (time.monotonic() - started)))
             self._wake.clear()
 
+    async def run_timestamper(self) -> None:
+        """Timestamp published checkpoints until cancelled: each TSA in a task of its own.
+
+        Woken by every checkpoint this process publishes, and every ``interval`` seconds for
+        those published elsewhere and for TSAs whose backoff has passed. A TSA whose last round
+        is still out (a slow or hanging one) is skipped until that round ends, and holds up
+        nothing else; its requests are bounded by its own timeout.
+        """
+        rounds: dict[str, asyncio.Task[int]] = {}
+        try:
+            while True:
+                self._unstamped.clear()
+                for tsa in list(self.tsas):
+                    out = rounds.get(tsa.name)
+                    if out is None or out.done():
+                        rounds[tsa.name] = asyncio.create_task(
+                            self._stamp_logged(tsa), name=f"ledger-timestamp {tsa.name}")
+                for name in [n for n, t in rounds.items() if t.done()]:  # TSAs no longer used
+                    if all(tsa.name != name for tsa in self.tsas):
+                        del rounds[name]
+                await _wait(self._unstamped, self.interval)
+        finally:
+            for task in rounds.values():
+                task.cancel()
+            if rounds:
+                await asyncio.wait(rounds.values())
+
+    async def _stamp_logged(self, tsa: TimestampAuthority) -> int:
+        try:
+            return await self._stamp(tsa, 100, force=False)
+        except LedgerError as e:  # a database error: the next round retries
+            log.error("timestamping with %s failed, will retry: %s", tsa.name, e)
+        except Exception:  # a bug must not silently stop timestamping for good
+            log.exception("timestamping with %s failed unexpectedly, will retry", tsa.name)
+        return 0
+
     async def start(self) -> None:
+        """Start the integrator and the timestamper, as tasks on the running loop."""
         if self._runner is None:
             self._runner = asyncio.create_task(self.run(), name="ledger-integrator")
+        if self._stamper is None:
+            self._stamper = asyncio.create_task(self.run_timestamper(), name="ledger-timestamper")
 
     async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            # asyncio.wait, not ``await runner`` inside suppress(CancelledError): a cancellation
-            # of the caller itself must go on up, not be taken for the runner's.
-            await asyncio.wait({runner})
-            if not runner.cancelled() and runner.exception() is not None:
-                log.error("the integrator had stopped with an error", exc_info=runner.exception())
+        tasks = [t for t in (self._runner, self._stamper) if t is not None]
+        self._runner = self._stamper = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # asyncio.wait, not ``await task`` inside suppress(CancelledError): a cancellation
+            # of the caller itself must go on up, not be taken for the task's.
+            await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s had stopped with an error", task.get_name(), exc_info=task.exception())
 
     async def close(self) -> None:
         await self.stop()
@@ -474,18 +566,30 @@ class Log:
         self._tree_size = max(self._tree_size, size)
         return SignedCheckpoint(Checkpoint(self.origin, size, root), note, at)
 
-    async def timestamp(self, size: int | None = None, tsa: str | None = None) -> bytes:
-        """The stored RFC 3161 response (DER) for a checkpoint."""
+    async def timestamps(self, size: int | None = None) -> list[tuple[str, bytes]]:
+        """A checkpoint's stored RFC 3161 responses (DER) with their TSA names, best first:
+        independent TSAs before the local one (whose word an outsider cannot take), each in
+        configured order, then TSAs no longer configured."""
         cp = await self.checkpoint(size)
         stamps = await self.store.timestamps(cp.size)
-        if tsa is not None:
-            stamps = {k: v for k, v in stamps.items() if k == tsa}
-        if not stamps:
-            raise NotFound(f"checkpoint {cp.size} has no timestamp yet")
-        for known in self.tsas:  # configured order first
-            if known.name in stamps:
-                return stamps[known.name]
-        return next(iter(stamps.values()))
+        order = {t.name: i for i, t in enumerate(self.tsas)}
+        return sorted(stamps.items(), key=lambda s: (is_local(s[0]), order.get(s[0], len(order)), s[0]))
+
+    async def timestamp(self, size: int | None = None, tsa: str | None = None) -> bytes:
+        """The stored RFC 3161 response (DER) for a checkpoint: the best one (see
+        :meth:`timestamps`), or the one from ``tsa``: a TSA name, or ``local`` for the local TSA."""
+        size = (await self.checkpoint(size)).size
+        stamps = await self.timestamps(size)
+        if tsa is None:
+            if not stamps:
+                raise NotFound(f"checkpoint {size} has no timestamp yet")
+            return stamps[0][1]
+        local = tsa.strip().lower() in ("local", "local:")
+        for name, response in stamps:
+            if name == tsa or (local and is_local(name)):
+                return response
+        have = ", ".join(name for name, _ in stamps) or "none yet"
+        raise NotFound(f"checkpoint {size} has no timestamp from TSA {tsa!r} (it has: {have})")
 
     async def entry(self, index: int) -> bytes:
         if index < 0:

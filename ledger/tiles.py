@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_TREE_SIZE",
     "TILE_HEIGHT",
     "TILE_WIDTH",
     "TileID",
@@ -26,6 +27,8 @@ __all__ = [
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256
+MAX_TREE_SIZE = (1 << 63) - 1  # entries are indexed by signed 64-bit integers in both databases
+_MAX_GROUPS = 7  # three-digit groups of the largest index below MAX_TREE_SIZE (19 digits)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,6 +73,8 @@ def entries_path(index: int, width: int = TILE_WIDTH) -> str:
 def _decode_index(parts: list[str]) -> int:
     if not parts or any(not p for p in parts):
         raise ValueError("empty tile index")
+    if len(parts) > _MAX_GROUPS:  # before int(): thousands of digits cost time and raise late
+        raise ValueError("tile index beyond what a log can hold")
     *prefix, last = parts
     if any(len(p) != 4 or p[0] != "x" or not p[1:].isdigit() for p in prefix):
         raise ValueError("bad tile index group")
@@ -82,7 +87,8 @@ def parse_tile_path(path: str) -> tuple[int | None, int, int]:
     """Parse ``<L>/<N>[.p/<W>]`` or ``entries/<N>[.p/<W>]`` (the part after ``tile/``).
 
     Returns (level or None for entry bundles, index, width). Raises ValueError on anything
-    that is not a canonical tile path, so one tile has exactly one URL.
+    that is not a canonical tile path, so one tile has exactly one URL, and on a tile that no log
+    of at most MAX_TREE_SIZE entries has (whose last hash would cover an entry beyond it).
     """
     width = TILE_WIDTH
     if ".p/" in path:
@@ -100,6 +106,8 @@ def parse_tile_path(path: str) -> tuple[int | None, int, int]:
     index = _decode_index(rest.split("/"))
     if encode_index(index) != rest:
         raise ValueError("non-canonical tile index")
+    if (index * TILE_WIDTH + width) << (TILE_HEIGHT * (level or 0)) > MAX_TREE_SIZE:
+        raise ValueError("tile beyond what a log can hold")
     return level, index, width
 
 

@@ -9,6 +9,13 @@ Verification is rfc3161-client's (Trail of Bits, used by sigstore-python): the C
 chain from the signer certificate to one of the given roots at genTime, the critical
 timeStamping extended key usage, and the message imprint. This module turns its results and
 errors into :class:`~ledger.errors.TimestampVerificationError` with messages a person can act on.
+
+rfc3161-client reads DER only, but CMS is BER (RFC 5652 section 1), and TSAs that put their
+certificate chain in the token (OpenSSL's ``ts -reply`` with ``certs =``, and many public ones)
+write the SignedData certificates SET in chain order rather than DER order. ``openssl ts -verify``
+accepts them; rfc3161-client refuses them ("InvalidSetOrdering"). :func:`decode_response` then
+parses a copy with only that set sorted: the certificates lie outside the signed attributes, so
+the signature checks the same. Stored and served bytes stay the TSA's own.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import rfc3161_client
+from asn1crypto import cms, tsp  # type: ignore[import-untyped]  # ships no type hints
 from cryptography import x509
 
 from ledger.errors import TimestampVerificationError
 
-__all__ = ["TimestampInfo", "parse_timestamp", "verify_timestamp"]
+__all__ = ["TimestampInfo", "decode_response", "parse_timestamp", "verify_timestamp"]
 
 _HASH_NAMES = {
     "1.3.14.3.2.26": "sha1",
@@ -90,13 +98,53 @@ def verify_timestamp(
     return _info(response)
 
 
+def decode_response(response_der: bytes) -> rfc3161_client.TimeStampResponse:
+    """rfc3161-client's parse of a TimeStampResp, also when its certificates are in BER order.
+
+    Raises ValueError as rfc3161-client does for what is not a TimeStampResp.
+    """
+    data = bytes(response_der)
+    try:
+        return rfc3161_client.decode_timestamp_response(data)
+    except ValueError as original:
+        sorted_copy = _der_sorted_certificates(data)
+        if sorted_copy is None:
+            raise
+        try:
+            return rfc3161_client.decode_timestamp_response(sorted_copy)
+        except ValueError:
+            raise original from None  # the error about the TSA's own bytes
+
+
+def _der_sorted_certificates(data: bytes) -> bytes | None:
+    """``data`` with its token's certificates SET in DER order; None if that changes nothing.
+
+    Only the order within that one set changes (the copy has the same length, and every
+    certificate and everything signed keep their bytes), so what the copy proves, the original
+    proves.
+    """
+    try:
+        response = tsp.TimeStampResp.load(data)
+        signed = response["time_stamp_token"]["content"]
+        encodings = [c.dump() for c in signed["certificates"]]
+        if encodings == sorted(encodings):
+            return None
+        signed["certificates"] = cms.CertificateSet(
+            [cms.CertificateChoices.load(e) for e in sorted(encodings)]
+        )
+        copy = bytes(response.dump())
+    except (ValueError, TypeError, KeyError, AttributeError):  # not a token asn1crypto can read
+        return None
+    return copy if len(copy) == len(data) else None
+
+
 _GRANTED = (rfc3161_client.PKIStatus.GRANTED, rfc3161_client.PKIStatus.GRANTED_WITH_MODS)
 
 
 def _decode(response_der: bytes) -> rfc3161_client.TimeStampResponse:
     """Parse a whole TimeStampResp; a bare token, garbage or a refusal is an error."""
     try:
-        response = rfc3161_client.decode_timestamp_response(bytes(response_der))
+        response = decode_response(response_der)
         status = rfc3161_client.PKIStatus(response.status)
         if status in _GRANTED:
             response.tst_info  # noqa: B018 - parsed lazily by the Rust core: fail here, not later

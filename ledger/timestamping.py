@@ -30,8 +30,9 @@ import rfc3161_client
 
 from ledger._internal.local_tsa import LocalTSA, TimeStampResp
 from ledger.errors import ConfigError, TimestampError
+from ledger.timestamp_verify import decode_response
 
-__all__ = ["HttpTSA", "LocalTSAClient", "TimestampAuthority", "tsa_from_url"]
+__all__ = ["HttpTSA", "LocalTSAClient", "TimestampAuthority", "is_local", "tsa_from_url"]
 
 _SHA256_OID = "2.16.840.1.101.3.4.2.1"
 _MAX_RESPONSE_BYTES = 1 << 20  # real responses are a few KiB; refuse to buffer a runaway body
@@ -107,6 +108,11 @@ class HttpTSA:
         await self.aclose()
 
 
+def is_local(name: str) -> bool:
+    """Whether a TSA name (as stamps are stored under) is the built-in local TSA's."""
+    return name.startswith("local:")
+
+
 class LocalTSAClient:
     """The built-in local TSA behind the same interface as :class:`HttpTSA`, with no network."""
 
@@ -152,9 +158,13 @@ def _build_request(data: bytes) -> rfc3161_client.TimeStampRequest:
 def _check_response(
     body: bytes, request: rfc3161_client.TimeStampRequest, data: bytes, source: str
 ) -> bytes:
-    """Return ``body`` if it is a granted answer to ``request`` about ``data``, else raise."""
+    """Return ``body`` if it is a granted answer to ``request`` about ``data``, else raise.
+
+    ``body`` is returned as the TSA sent it, also when its certificates are in BER order
+    (see :func:`ledger.timestamp_verify.decode_response`): ``openssl ts -verify`` checks those bytes.
+    """
     try:
-        response = rfc3161_client.decode_timestamp_response(body)
+        response = decode_response(body)
         if response.status != rfc3161_client.PKIStatus.GRANTED:
             raise TimestampError(_refusal(body, source))
         tst = response.tst_info  # the Rust core parses the token lazily: raises here if absent

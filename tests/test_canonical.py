@@ -22,8 +22,10 @@ import ledger.canonical as canonical_module
 from ledger.canonical import (
     MAX_ENTRY_BYTES,
     MAX_SAFE_INTEGER,
+    RESERVED_KINDS,
     canonical_event,
     canonicalize,
+    check_kind,
     decode_event,
     encode_event,
 )
@@ -561,3 +563,103 @@ def test_input_is_not_modified() -> None:
     assert canonicalize(event) == rfc8785.dumps(event)
     assert repr(event) == snapshot
     assert type(event["a"]) is float and type(event["b"][1]["c"]) is float  # type: ignore[index]
+
+
+# -- kinds: one grammar at every entrance, reserved kinds refused from outside -----------------
+
+GOOD_KINDS = ["x", "run.started", "run.checkpoint_saved", "after-backup", "a1.b2.c_3-d", "fuzz.seed"]
+BAD_KINDS = ["", "Run.started", "run.Started", " run.started", "run.started ", "run..started", ".run",
+             "run.", "1run", "run.2fa", "run started", "run\tstarted", "r\u00fcn", "\uff52un", "run\x00",
+             "run.started\n", "_run", "-run", "run/started", "run:started"]
+
+
+@pytest.mark.parametrize("kind", GOOD_KINDS)
+def test_well_formed_kinds_pass_everywhere(kind: str) -> None:
+    line = orjson.dumps({"kind": kind, "n": 1})
+    expected = rfc8785.dumps({"kind": kind, "n": 1})
+    assert check_kind(kind, submitted=True) == kind
+    assert encode_event({"kind": kind, "n": 1}, submitted=True) == expected
+    for text in (line, line.decode(), bytearray(line)):
+        assert canonical_event(text, submitted=True) == expected
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_malformed_kinds_are_refused_not_normalised(kind: str) -> None:
+    line = orjson.dumps({"kind": kind})
+    for submitted in (False, True):
+        with pytest.raises(EntryError, match="is not a valid kind"):
+            encode_event({"kind": kind}, submitted=submitted)
+        for text in (line, line.decode(), bytearray(line)):
+            with pytest.raises(EntryError, match="is not a valid kind") as caught:
+                canonical_event(text, submitted=submitted)
+            assert_no_chained_traceback(caught.value)
+    for other in (None, 5, 1.5, True, ["run.x"], {"kind": "run.x"}):
+        with pytest.raises(EntryError, match="must be a string"):
+            encode_event({"kind": other})
+        with pytest.raises(EntryError, match="must be a string"):
+            canonical_event(orjson.dumps({"kind": other}))
+
+
+@pytest.mark.parametrize("word", sorted(RESERVED_KINDS))
+def test_reserved_kinds_are_refused_only_from_outside(word: str) -> None:
+    for kind in (word, f"{word}.x", f"{word}.decision.more"):
+        event = {"kind": kind, "n": 1}
+        assert encode_event(event) == canonical_event(orjson.dumps(event)) == rfc8785.dumps(event)
+        with pytest.raises(EntryError, match="recorded by the server itself"):
+            encode_event(event, submitted=True)
+        with pytest.raises(EntryError, match="recorded by the server itself"):
+            canonical_event(orjson.dumps(event), submitted=True)
+    # a word that only starts like one is not reserved
+    assert canonical_event(orjson.dumps({"kind": f"{word}s.x"}), submitted=True)
+
+
+def test_only_the_top_level_kind_is_the_events_kind() -> None:
+    """Nested "kind" members and keys that merely contain it are data (the fast path's scan of
+    the output may doubt them; the answer is the exact one)."""
+    accepted = [
+        {"kind": "run.x", "scope": {"kind": "oversight.decision"}},
+        {"kind": "run.x", "a": [{"kind": "Not A Kind"}, {"kind": 5}]},
+        {"a": {"kind": "oversight.x"}},
+        {'x"kind': "Oversight", "kind": "run.x"},
+        {"job_kind": "DPO", "kinds": ["oversight.decision"]},
+        {"kind\u0000": "Oversight"},
+    ]
+    for event in accepted:
+        expected = rfc8785.dumps(event)
+        assert encode_event(event, submitted=True) == expected
+        assert canonical_event(orjson.dumps(event), submitted=True) == expected
+    with pytest.raises(EntryError, match="recorded by the server itself"):
+        canonical_event(b'{"a":{"kind":"run.x"},"kind":"oversight.x"}', submitted=True)
+    # an escaped dot is a dot: still the reserved kind
+    with pytest.raises(EntryError, match="recorded by the server itself"):
+        canonical_event(b'{"kind":"oversight\\u002edecision"}', submitted=True)
+    with pytest.raises(EntryError, match="is not a valid kind"):
+        canonical_event(b'{"kind":"Oversight\\u002edecision"}')
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12), st.booleans(), st.booleans())
+def test_every_entrance_gives_check_kind_s_answer(kind: str, submitted: bool, nested: bool) -> None:
+    event: dict[str, object] = {"kind": kind, "n": 1}
+    if nested:
+        event["inner"] = {"kind": kind}
+    try:
+        check_kind(kind, submitted=submitted)
+        expected: str | bytes = rfc8785.dumps(event)
+    except EntryError as e:
+        expected = str(e)
+
+    def answer(encode: object) -> str | bytes:
+        try:
+            return encode()  # type: ignore[operator, no-any-return]
+        except EntryError as e:
+            return str(e)
+
+    assume(isinstance(expected, str) or len(expected) <= MAX_ENTRY_BYTES)
+    try:
+        line = orjson.dumps(event)
+    except orjson.JSONEncodeError:  # a lone surrogate: not JSON text at all
+        return
+    assert answer(lambda: encode_event(event, submitted=submitted)) == expected
+    assert answer(lambda: canonical_event(line, submitted=submitted)) == expected
+    assert answer(lambda: canonical_event(line.decode(), submitted=submitted)) == expected

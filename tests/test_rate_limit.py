@@ -1,11 +1,12 @@
-"""Rate limits: failed sign-ins per account name and address, writes per token or session."""
+"""Rate limits: failed sign-ins per account name and address and per account, writes per token or
+session. (What uvicorn makes of X-Forwarded-For is tests/test_proxy_headers.py.)"""
 
 from __future__ import annotations
 
 import httpx
 
 from app.accounts import create_account
-from app.auth.throttle import SlidingWindowLog, WindowCounter
+from app.auth.throttle import LoginThrottle, SlidingWindowLog, WindowCounter
 from app.keyring import Keyring
 from ledger.log import Log
 
@@ -42,6 +43,62 @@ def test_sliding_window_log_counts_the_last_minute_exactly() -> None:
     c.add("a", t + 200)
     assert c.retry_after("a", 1, t + 230) == 30
     assert c.retry_after("a", 1, t + 260) is None and "a" not in c._times  # forgotten once old
+
+
+def test_login_throttle_holds_an_address_then_the_account_for_a_window_at_most() -> None:
+    t = LoginThrottle(window=60)
+    now = 6000.0
+
+    def held(name: str, address: str, at: float) -> tuple[str, float] | None:
+        return t.retry_after(name, address, 2, 5, now + at)
+
+    t.succeeded("olga", "10.0.0.1", now)  # olga's usual address
+    for i in range(2):
+        t.failed("Olga", "10.0.0.9", now + i)
+    assert held("olga", "10.0.0.9", 2) == ("address", 58)  # names compare without case
+    assert held("olga", "10.0.0.8", 2) is None  # another address counts on its own
+    for i in range(3):  # one failure from each of three more addresses: five for the account
+        t.failed("olga", f"10.0.1.{i}", now + 10 + i)
+    assert held("olga", "10.0.0.8", 20) == ("account", 40)  # until the first is a minute old
+    assert held("olga", "10.0.0.1", 20) is None  # where she signed in before: her own count only
+    assert held("ivan", "10.0.0.8", 20) is None  # another account is not held up
+    # refused attempts are not counted, so the hold ends a window after the last failure
+    assert held("olga", "10.0.0.8", 61) is None
+    assert held("olga", "10.0.0.9", 61) is None
+    # a success clears its address's count but not the account's
+    t.failed("olga", "10.0.0.1", now + 70)
+    t.succeeded("olga", "10.0.0.1", now + 71)
+    assert t.per_address.retry_after("olga\x0010.0.0.1", 1, now + 71) is None
+    assert t.per_account.retry_after("olga", 2, now + 71) is not None  # at 12 and 70
+    # what it remembers of known addresses ends, too
+    assert held("olga", "10.0.0.1", 30 * 86400 + 72) is None
+    assert not t._is_known("olga\x0010.0.0.1", now + 30 * 86400 + 72)
+
+
+async def test_failed_sign_ins_are_throttled_per_account_from_any_address(log: Log, keyring: Keyring) -> None:
+    await create_account(log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    async with running(log, keyring) as (app, client):
+
+        def at(address: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 4000)),
+                                     base_url="http://t")
+
+        async with at("10.0.0.1") as home:
+            assert (await sign_in(home, "olga")).status_code == 200
+        statuses = []
+        for i in range(25):  # a guesser with many addresses, two guesses from each
+            async with at(f"192.0.2.{i}") as guesser:
+                statuses += [(await sign_in(guesser, "olga", "guess")).status_code for _ in range(2)]
+        # 20 failures a minute for the account, from any number of addresses, then 429
+        assert statuses == [401] * 20 + [429] * 30, statuses
+        async with at("192.0.2.200") as other:
+            problem(await sign_in(other, "olga"), 429, "failed sign-ins for this account")
+        async with at("10.0.0.1") as home:  # her usual address still gets her in
+            assert (await sign_in(home, "olga")).status_code == 200
+        # the limit is a run-time setting
+        app.state.settings.apply("account_login_failures_per_minute", 1000)
+        async with at("192.0.2.200") as other:
+            assert (await sign_in(other, "olga")).status_code == 200
 
 
 async def test_failed_sign_ins_are_throttled(log: Log, keyring: Keyring) -> None:

@@ -38,3 +38,19 @@ def test_paths_round_trip() -> None:
 def test_non_canonical_paths_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_tile_path(bad)
+
+
+@pytest.mark.parametrize("beyond", [
+    "0/x036/x028/x797/x018/x963/968",  # 2**55: its first leaf would be entry 2**63
+    "0/x009/x223/x372/x036/x854/x775/808", "entries/x036/x028/x797/x018/x963/968",
+    "7/001", "7/000.p/128", "8/000.p/1", "63/000.p/1", "0/" + "x999/" * 40 + "999",
+])
+def test_tiles_beyond_any_log_are_refused(beyond: str) -> None:
+    with pytest.raises(ValueError, match="beyond"):
+        parse_tile_path(beyond)
+
+
+def test_the_last_tiles_a_log_can_have_parse() -> None:
+    last = (1 << 55) - 1  # the level-0 tile holding entry 2**63 - 2, the last a log can hold
+    assert parse_tile_path(f"0/{encode_index(last)}.p/255") == (0, last, 255)
+    assert parse_tile_path("7/000.p/127") == (7, 0, 127)

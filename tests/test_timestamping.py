@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import rfc3161_client
 from asn1crypto import tsp  # type: ignore[import-untyped]
@@ -335,10 +336,10 @@ async def test_tsa_from_url(local_tsa: LocalTSA) -> None:
 # -- OpenSSL's TSA over HTTP -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """OpenSSL's ``ts -reply`` behind HTTP on 127.0.0.1; yields (URL, CA certificate path)."""
-    d = tmp_path_factory.mktemp("openssl-tsa")
+def make_openssl_tsa(d: Path, *, certs: str | None = None) -> Callable[[bytes], Answer]:
+    """A root CA and a TSA certificate under ``d``, and OpenSSL's ``ts -reply`` as an answer
+    function for :func:`serve`. ``certs`` names a PEM file under ``d`` that OpenSSL then puts in
+    every token beside the signer: ``ca.pem`` (the root) or ``chain.pem`` (TSA and root)."""
     steps = [
         (
             "req",
@@ -404,6 +405,7 @@ def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     for step in steps:
         result = openssl(*step, cwd=d)
         assert result.returncode == 0, result.stderr
+    (d / "chain.pem").write_bytes((d / "tsa.pem").read_bytes() + (d / "ca.pem").read_bytes())
     (d / "serial").write_text("01\n")
     (d / "tsa.cnf").write_text(
         f"""[ tsa ]
@@ -423,6 +425,7 @@ tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """
+        + (f"certs = {d}/{certs}\n" if certs else "")
     )
     lock = threading.Lock()  # one reply at a time: they share the serial file
 
@@ -444,7 +447,14 @@ ess_cert_id_alg = sha256
                 return 500, result.stderr.encode()
             return 200, (d / "r.tsr").read_bytes()
 
-    with serve(reply) as url:
+    return reply
+
+
+@pytest.fixture(scope="module")
+def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """OpenSSL's ``ts -reply`` behind HTTP on 127.0.0.1; yields (URL, CA certificate path)."""
+    d = tmp_path_factory.mktemp("openssl-tsa")
+    with serve(make_openssl_tsa(d)) as url:
         yield url, d / "ca.pem"
 
 
@@ -548,3 +558,102 @@ async def test_answer_for_other_data_fails(local_tsa: LocalTSA) -> None:
 async def test_empty_data_is_refused(local_tsa: LocalTSA) -> None:
     with pytest.raises(ValueError, match="empty"):
         await LocalTSAClient(local_tsa).timestamp(b"")
+
+
+# -- a TSA that puts its certificate chain in every token -------------------------------------
+#
+# With ``certs = <chain>`` OpenSSL writes the SignedData certificates in chain order (signer
+# first) under the SET tag: BER, as CMS allows (RFC 5652 section 1), but not DER-sorted, and
+# with chain.pem the signer comes twice. ``openssl ts -verify`` accepts such tokens; rfc3161-client
+# parses DER only and refuses them. The certificates lie outside the signed attributes, so the
+# product parses a copy with the set sorted and stores the TSA's bytes as they came.
+
+
+@pytest.fixture(scope="module", params=["ca.pem", "chain.pem"])
+def chain_tsa(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, list[bytes]]]:
+    """OpenSSL's TSA with its chain in every token; yields (URL, CA path, the replies it sent)."""
+    d = tmp_path_factory.mktemp("openssl-chain-tsa")
+    answer, sent = make_openssl_tsa(d, certs=request.param), []
+
+    def reply(query: bytes) -> Answer:
+        status, body = answer(query)
+        sent.append(body)
+        return status, body
+
+    with serve(reply) as url:
+        yield url, d / "ca.pem", sent
+
+
+def certificate_set(response: bytes) -> list[bytes]:
+    """The DER of each certificate in the token's SignedData, in the order the bytes hold them."""
+    signed = TimeStampResp.load(response)["time_stamp_token"]["content"]
+    return [c.dump() for c in signed["certificates"]]
+
+
+def make_openssl_answer(url: str, data: bytes) -> Answer:
+    """POST a SHA-256 query with certReq for ``data`` to the TSA at ``url``: (status, body)."""
+    reply = httpx.post(url, content=request_der(data), timeout=30,
+                       headers={"Content-Type": "application/timestamp-query"})
+    return reply.status_code, reply.content
+
+
+def test_library_still_refuses_unsorted_certificate_set(
+    chain_tsa: tuple[str, Path, list[bytes]], tmp_path: Path
+) -> None:
+    """A minimal reproduction of rfc3161-client refusing what OpenSSL writes and accepts.
+
+    When this test fails, the library parses BER certificate sets: drop the workaround
+    (``ledger.timestamp_verify._der_sorted_certificates``) and this test.
+    """
+    url, ca, _ = chain_tsa
+    status, response = make_openssl_answer(url, CHECKPOINT)
+    assert status == 200
+    certs = certificate_set(response)
+    assert len(certs) >= 2 and certs != sorted(certs)  # the TSA's order: signer first
+    ok = openssl_verify(tmp_path, CHECKPOINT, response, ca)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stderr
+    with pytest.raises(ValueError, match="InvalidSetOrdering"):
+        rfc3161_client.decode_timestamp_response(response)
+
+
+async def test_tsa_sending_its_chain_is_accepted(
+    chain_tsa: tuple[str, Path, list[bytes]], tmp_path: Path
+) -> None:
+    url, ca, sent = chain_tsa
+    async with HttpTSA(url) as tsa:
+        response = await tsa.timestamp(CHECKPOINT)
+    assert response == sent[-1]  # the TSA's bytes, unchanged: its signature stays checkable
+    assert certificate_set(response) != sorted(certificate_set(response))
+
+    info = verify_timestamp(response, CHECKPOINT, roots=[ca.read_bytes()])
+    assert info.tsa_name == "CN=Test TSA" and info.policy == "1.2.3.4.1"
+    assert parse_timestamp(response) == info
+    ok = openssl_verify(tmp_path, CHECKPOINT, response, ca)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stderr
+    # Still a real check: other data, another root or a flipped signature bit all fail.
+    with pytest.raises(TimestampVerificationError, match="imprint does not match"):
+        verify_timestamp(response, CHECKPOINT + b"!", roots=[ca.read_bytes()])
+    with pytest.raises(TimestampVerificationError, match="certificate chain"):
+        verify_timestamp(response, CHECKPOINT, roots=[LocalTSA.create(tmp_path / "x").root_certificate])
+    altered = bytearray(response)
+    altered[-5] ^= 0x01
+    with pytest.raises(TimestampVerificationError):
+        verify_timestamp(bytes(altered), CHECKPOINT, roots=[ca.read_bytes()])
+
+
+def test_standalone_verifier_accepts_a_chain_in_the_token(
+    chain_tsa: tuple[str, Path, list[bytes]],
+) -> None:
+    """The standalone bundle verifier reads the same tokens (it has its own DER reader)."""
+    from app.evidence import standalone_verify
+
+    url, ca, _ = chain_tsa
+    status, response = make_openssl_answer(url, CHECKPOINT)
+    assert status == 200
+    chain = x509.load_pem_x509_certificates((ca.parent / "chain.pem").read_bytes())
+    roots = [x509.load_pem_x509_certificate(ca.read_bytes())]
+    when, cert, root = standalone_verify.verify_timestamp(response, CHECKPOINT, chain, roots)
+    assert cert.subject.rfc4514_string() == "CN=Test TSA" and root == roots[0]
+    assert when == parse_timestamp(response).gen_time.replace(microsecond=0)

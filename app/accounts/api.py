@@ -25,6 +25,7 @@ from ..auth import totp
 from ..auth.principal import authorized
 from ..settings import SETTINGS, SettingError, change, check
 from .service import (
+    MAX_TOKEN_DAYS,
     AccountError,
     AccountInfo,
     Principal,
@@ -68,7 +69,7 @@ class NewPassword(msgspec.Struct, forbid_unknown_fields=True):
 
 class NewToken(msgspec.Struct, forbid_unknown_fields=True):
     scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=5)] | None = None
-    expires_in_days: Annotated[float, msgspec.Meta(gt=0, le=3650)] | None = None
+    expires_in_days: Annotated[float, msgspec.Meta(gt=0, le=MAX_TOKEN_DAYS)] | None = None
 
 
 class AccountOut(msgspec.Struct):

@@ -44,6 +44,7 @@ from .schema import ROLES, account_totp, accounts, api_tokens
 
 __all__ = [
     "ALL_SCOPES",
+    "MAX_TOKEN_DAYS",
     "ROLES",
     "ROLE_SCOPES",
     "AccountError",
@@ -80,6 +81,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "service": frozenset(),  # what is asked for at token creation
 }
 TOKEN_PREFIX = "rat_"
+MAX_TOKEN_DAYS = 3650  # the longest a token may live (ten years): the API, the portal and the CLI
 _TOKEN = re.compile(r"rat_[A-Za-z0-9_-]{43}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _hasher = PasswordHasher()
@@ -345,6 +347,8 @@ async def create_token(
     granted = _scopes_for(row.role, scopes)
     if expires_in is not None and expires_in < timedelta(0):
         raise AccountError("expires_in must not be negative")
+    if expires_in is not None and expires_in > timedelta(days=MAX_TOKEN_DAYS):
+        raise AccountError(f"a token may live at most {MAX_TOKEN_DAYS} days")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     prefix = raw[len(TOKEN_PREFIX):len(TOKEN_PREFIX) + 8]
     now = _now()

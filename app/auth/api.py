@@ -14,7 +14,11 @@
   (form: ``code``) makes the factor required (``account.totp_enrolled`` on the log).
 
 Failed sign-ins are counted per account name and client address (run-time setting
-``login_failures_per_minute``); over it, 429 with ``Retry-After``, even with the right password.
+``login_failures_per_minute``) and per account name from any address
+(``account_login_failures_per_minute``, higher); over either, 429 with ``Retry-After``, even with
+the right password (:class:`app.auth.throttle.LoginThrottle` says why the two). The client address
+is the connection's, or a trusted proxy's ``X-Forwarded-For`` (``rlhf-audit serve
+--trusted-proxies``): a forwarded address from anyone else is ignored.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ..accounts import get_account, verify_password
 from ..problems import problem
 from .principal import TOTP_ROLES, current_principal, enrolment_allowed
 from .sessions import rotate
-from .throttle import SlidingWindowLog, too_many
+from .throttle import LoginThrottle, too_many
 from .totp import begin, confirm, verify
 
 __all__ = ["AuthController", "LoginForm", "SessionInfo", "TotpCode", "TotpEnrolment"]
@@ -80,11 +84,11 @@ def _local(path: str) -> str:
     return "/"
 
 
-def _failures(request: Req) -> SlidingWindowLog:
+def _failures(request: Req) -> LoginThrottle:
     state = request.app.state
     counter = state.get("login_failures")
     if counter is None:
-        counter = state["login_failures"] = SlidingWindowLog()
+        counter = state["login_failures"] = LoginThrottle()
     return counter  # type: ignore[no-any-return]
 
 
@@ -118,24 +122,26 @@ class AuthController(Controller):
         """Sign in with an account name, password and (once enrolled) a TOTP code."""
         as_json = _wants_json(request)
         client = request.client.host if request.client else "unknown"
-        key = f"{data.username.casefold()}\x00{client}"
         failures = _failures(request)
-        limit = request.app.state.settings["login_failures_per_minute"]
-        wait = failures.retry_after(key, limit)
-        error = "throttled" if wait is not None else await _check_credentials(request, data)
+        settings = request.app.state.settings
+        held = failures.retry_after(data.username, client, settings["login_failures_per_minute"],
+                                    settings["account_login_failures_per_minute"])
+        error = "throttled" if held is not None else await _check_credentials(request, data)
         if error == "invalid":
-            failures.add(key)
+            failures.failed(data.username, client)
         if error is not None:
             if not as_json:
                 return Redirect(f"/login?error={error}&next={quote(_local(data.next), safe='/')}",
                                 status_code=303, headers=_NO_STORE)
-            if wait is not None:
-                raise too_many("too many failed sign-ins for this account from this address", wait)
+            if held is not None:
+                what, wait = held
+                raise too_many("too many failed sign-ins for this account"
+                               + (" from this address" if what == "address" else ""), wait)
             if error == "totp_required":
                 return problem(401, "this account has a second factor: send its current code as 'totp'",
                                totp_required=True)
             raise NotAuthorizedException("wrong account name, password or code")
-        failures.reset(key)
+        failures.succeeded(data.username, client)
         account = await get_account(request.app.state.log, data.username)
         await rotate(request)
         now = time.time()

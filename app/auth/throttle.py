@@ -1,4 +1,4 @@
-"""Rate limits: failed sign-ins per account name and address, and writes per caller.
+"""Rate limits: failed sign-ins per account name and address and per account, and writes per caller.
 
 Counted in this process's memory. Several server processes each count on their own: the
 effective limit is the setting times the number of processes, which still stops guessing and
@@ -7,7 +7,9 @@ runaway scripts. The limits are run-time settings (``login_failures_per_minute``
 
 Failed sign-ins are counted exactly over the last minute (:class:`SlidingWindowLog`: the limit
 is at most 1,000, so keeping the times is cheap): a fixed window would let a guesser spend
-twice the limit across a minute's boundary. Writes are counted in fixed one-minute windows
+twice the limit across a minute's boundary. :class:`LoginThrottle` holds two such counts: per
+(account name, address), and per account name across all addresses, so a guesser who spreads
+over many addresses is stopped too. Writes are counted in fixed one-minute windows
 (:class:`WindowCounter`, O(1) per request, so the append path keeps its speed, at the price of
 up to twice the limit across a boundary).
 
@@ -27,7 +29,8 @@ from collections import deque
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SAFE_METHODS", "SlidingWindowLog", "WindowCounter", "WriteThrottle", "too_many"]
+__all__ = ["SAFE_METHODS", "LoginThrottle", "SlidingWindowLog", "WindowCounter", "WriteThrottle",
+           "too_many"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 WINDOW = 60.0
@@ -128,6 +131,69 @@ class SlidingWindowLog(_Counter):
 
     def reset(self, key: str) -> None:
         self._times.pop(key, None)
+
+
+class LoginThrottle:
+    """Failed sign-ins, counted per (account name, address) and per account name.
+
+    The per-address limit is low (a guess or two a minute from one place is plenty for a
+    person); the per-account limit is higher, so one address alone never reaches it: holding an
+    account up for everyone takes failures from several addresses at once. Either hold lasts
+    only until the failures are a window old (no growing lock-out), and attempts refused while
+    held are not counted, so nobody can lengthen it by hammering. An address that signed in to
+    the account within ``known_for`` seconds is held only by its own count: the account's owner
+    keeps getting in from where they usually do while others guess from elsewhere.
+
+    Names compare without case; the caller gives the address it trusts (``request.client``,
+    which names a forwarding proxy's client only when that proxy is trusted).
+    """
+
+    def __init__(self, window: float = WINDOW, known_for: float = 30 * 86400) -> None:
+        self.per_address = SlidingWindowLog(window)
+        self.per_account = SlidingWindowLog(window)
+        self.known_for = known_for
+        self._known: dict[str, float] = {}  # "name\0address" -> last successful sign-in
+
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[str, str]:
+        account = name.casefold()
+        return account, f"{account}\x00{address}"
+
+    def _is_known(self, pair: str, now: float) -> bool:
+        seen = self._known.get(pair)
+        return seen is not None and seen > now - self.known_for
+
+    def retry_after(self, name: str, address: str, per_address: int, per_account: int,
+                    now: float | None = None) -> tuple[str, float] | None:
+        """None when this address may try to sign in as ``name``; else what holds it up
+        (``"address"`` or ``"account"``) and the seconds to wait."""
+        now = time.time() if now is None else now
+        account, pair = self._keys(name, address)
+        wait = self.per_address.retry_after(pair, per_address, now)
+        if wait is not None:
+            return "address", wait
+        if not self._is_known(pair, now):
+            wait = self.per_account.retry_after(account, per_account, now)
+            if wait is not None:
+                return "account", wait
+        return None
+
+    def failed(self, name: str, address: str, now: float | None = None) -> None:
+        account, pair = self._keys(name, address)
+        self.per_address.add(pair, now)
+        self.per_account.add(account, now)
+
+    def succeeded(self, name: str, address: str, now: float | None = None) -> None:
+        """Forget this address's failures and remember it for the account. The account's count
+        stays: one right password must not buy a distributed guesser a fresh allowance."""
+        now = time.time() if now is None else now
+        _, pair = self._keys(name, address)
+        self.per_address.reset(pair)
+        self._known.pop(pair, None)
+        self._known[pair] = now  # newest last: the oldest go first when there are too many
+        if len(self._known) > _MAX_KEYS:
+            for stale in list(self._known)[: len(self._known) - _MAX_KEYS]:
+                del self._known[stale]
 
 
 def _caller(scope: Scope, session_cookie: str) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
 from cryptography import x509
 
 from ledger.errors import ConfigError
+from ledger.home import ENV_TSA_ROOTS, tsa_roots_from_env
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
@@ -34,7 +34,6 @@ __all__ = [
 ENV_RETENTION = "RLHF_AUDIT_RETENTION_DAYS"
 ENV_WEBHOOK = "RLHF_AUDIT_ALERT_WEBHOOK"
 ENV_TOLERANCE = "RLHF_AUDIT_TIMESTAMP_TOLERANCE"
-ENV_TSA_ROOTS = "RLHF_AUDIT_TSA_ROOTS"
 ENV_INTERVAL = "RLHF_AUDIT_COMPLIANCE_INTERVAL"
 DEFAULT_RETENTION_DAYS = 3650  # Art. 18 keeps technical documentation ten years
 MIN_RETENTION_DAYS = 183  # Art. 19(1) / 26(6): at least six months
@@ -51,16 +50,6 @@ def number_from_env(name: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, not {raw}")
     return value
-
-
-def _roots(paths: str) -> tuple[x509.Certificate, ...]:
-    out: list[x509.Certificate] = []
-    for path in filter(None, (p.strip() for p in paths.split(","))):
-        try:
-            out += x509.load_pem_x509_certificates(Path(path).read_bytes())
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{ENV_TSA_ROOTS}: cannot read certificates from {path}: {e}") from e
-    return tuple(out)
 
 
 async def _setting(log: Log, key: str) -> str | None:
@@ -92,7 +81,7 @@ class ComplianceConfig:
         """From the environment, the server's settings and the log's own local TSA root."""
         webhook = os.environ.get(ENV_WEBHOOK, "").strip() or await _setting(log, "alert_webhook_url")
         roots = [t.tsa.root_certificate for t in log.tsas if isinstance(t, LocalTSAClient)]
-        roots += _roots(os.environ.get(ENV_TSA_ROOTS, ""))
+        roots += tsa_roots_from_env()  # the ledger's setting: `verify` trusts the same roots
         return cls(
             retention_days=number_from_env(ENV_RETENTION, DEFAULT_RETENTION_DAYS),
             timestamp_tolerance_s=number_from_env(ENV_TOLERANCE, 3600.0),

@@ -17,6 +17,7 @@ from ledger.log import Log
 
 from ..auth import authorized
 from ..jobs.api import actor_of, error_handlers, json_body, queue_of
+from ..params import PathIndex
 from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
@@ -26,7 +27,6 @@ DECIDERS = {"roles": service.OVERSIGHT_ROLES, "scope": "oversight:decide"}
 
 Req = Request[Any, Any, Any]
 PathStr = Annotated[str, PathParameter()]
-PathInt = Annotated[int, PathParameter()]
 
 
 def _log(request: Req) -> Log:
@@ -75,7 +75,7 @@ class OversightController(Controller):
                                          actor_of(request)))
 
     @post("/datasets/{dataset:str}/{version:int}/reject", opt=DECIDERS, status_code=201)
-    async def reject_dataset(self, request: Req, dataset: PathStr, version: PathInt) -> dict[str, Any]:
+    async def reject_dataset(self, request: Req, dataset: PathStr, version: PathIndex) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.reject_dataset(_log(request), dataset, version, body["justification"],
                                                  actor_of(request)))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Router
+from litestar.file_system import BaseLocalFileSystem
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -45,8 +46,22 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=_filters)
 
 
+class _StaticDirectory(BaseLocalFileSystem):
+    """The static files' directory: a path the OS refuses to look up (a name too long) is a file
+    that is not there, a 404, where Litestar would answer 500."""
+
+    async def info(self, path: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().info(path, **kwargs)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except OSError as e:
+            raise FileNotFoundError(e.errno, "no such static file") from None
+
+
 def static_files() -> Router:
-    return create_static_files_router(path="/static", directories=[STATIC_DIR], name="static")
+    return create_static_files_router(path="/static", directories=[STATIC_DIR], name="static",
+                                      file_system=_StaticDirectory())
 
 
 def portal_router() -> Router:

@@ -9,9 +9,11 @@ once, in the answer to the POST that created it, and never again.
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from typing import Annotated, Any
 
+import orjson
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter
@@ -19,6 +21,7 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from ..problems import classify
 from .sources import optional
 from .web import Req, actor_of, log_of, page, redirect, role_guard
 
@@ -47,6 +50,23 @@ async def _context(request: Req) -> dict[str, Any]:
             "descriptions": {k: s.description for k, s in _settings_module().SETTINGS.items()}}
 
 
+def _token_lifetime(days: str) -> timedelta | None:
+    """The form's expiry, under the bound of every entrance (``app.accounts.MAX_TOKEN_DAYS``);
+    blank is never."""
+    from app.accounts import MAX_TOKEN_DAYS
+
+    if not days:
+        return None
+    try:
+        n = float(days)
+    except ValueError:
+        n = math.nan
+    if not 0 < n <= MAX_TOKEN_DAYS:  # NaN and the infinities fail this too
+        raise ValueError(f"the expiry must be a number of days above 0 and at most {MAX_TOKEN_DAYS}, "
+                         "or blank for a token that never expires")
+    return timedelta(days=n)
+
+
 def _settings_module() -> Any:
     import app.settings
 
@@ -71,11 +91,7 @@ async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa
         await accounts.set_disabled(log, name, what == "disable", pseudonymizer=p, by=by)
         return f"{name} {what}d."
     if what == "create_token":
-        days = data.get("expires_days", "").strip()
-        try:
-            expires = timedelta(days=float(days)) if days else None
-        except ValueError:
-            raise ValueError("the expiry must be a number of days") from None
+        expires = _token_lifetime(data.get("expires_days", "").strip())
         scopes = [s for s in data.get("scopes", "").split() if s] or None
         return await accounts.create_token(log, name, scopes, expires, pseudonymizer=p, by=by)
     if what == "revoke_token":
@@ -93,7 +109,7 @@ async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa
     if what == "setting":
         key, raw = data.get("key", ""), data.get("value", "").strip()
         try:
-            value = json.loads(raw) if raw else None
+            value = orjson.loads(raw) if raw else None  # as the API: no NaN, Infinity, deep nesting
         except json.JSONDecodeError:
             value = raw  # a bare string (a URL)
         settings = _settings_module()
@@ -116,7 +132,10 @@ class AdminController(Controller):
         try:
             done = await _change(request, what, data)
         except (ValueError, LedgerError) as e:
-            return page(request, "admin.html", status_code=400, error=str(e), form=data,
+            status, detail = (400, str(e)) if isinstance(e, ValueError) else classify(e)
+            if status >= 500:  # the database failed: the error page, without the driver's words
+                raise
+            return page(request, "admin.html", status_code=status, error=detail, form=data,
                         **await _context(request))
         if isinstance(done, str):
             return redirect("/admin", done, "success", request)

@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from ledger.errors import LedgerError
 
+from ..problems import client_detail
 from . import sources
 from .web import Req, log_of, page, signed_in
 
@@ -28,7 +29,7 @@ async def log_health(request: Req) -> dict[str, Any]:
         cp = await log.latest_checkpoint()
         gaps = await log.timestamp_gaps()
     except LedgerError as e:
-        return {"error": f"the log cannot answer right now: {e}"}
+        return {"error": client_detail(e)}
     age = None
     if cp is not None and cp.published_at is not None:
         published = cp.published_at if cp.published_at.tzinfo else cp.published_at.replace(tzinfo=UTC)

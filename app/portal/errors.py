@@ -15,9 +15,11 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import EntryError, LedgerError, NotFound, ProofError
+from ledger.errors import LedgerError
 
+from ..problems import classify, request_id
 from .web import NeedsEnrolment, flash, page, redirect, sign_in_url
 
 __all__ = ["API_PREFIXES", "error_pages", "wants_html"]
@@ -35,17 +37,17 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 def _status_of(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, HTTPException):
-        if exc.status_code >= 500:
-            return exc.status_code, "the server failed to answer; try again, and tell an administrator"
-        return exc.status_code, str(exc.detail or HTTPStatus(exc.status_code).phrase)
-    if isinstance(exc, NotFound):
-        return 404, str(exc)
-    if isinstance(exc, ProofError | EntryError):
-        return 400, str(exc)
-    if isinstance(exc, LedgerError):
-        return 503, f"the log cannot answer right now: {exc}"
-    return 500, "something went wrong on the server; the error has been logged"
+    """The API's status and detail (``app.problems.classify``), worded for people on a 5xx."""
+    status, detail = classify(exc)
+    if status >= 500:
+        rid = request_id()
+        ref = f" (request {rid})" if rid else ""
+        if isinstance(exc, HTTPException):
+            return status, f"the server failed to answer; try again, and tell an administrator{ref}"
+        if isinstance(exc, LedgerError | SQLAlchemyError):
+            return status, f"{detail}; try again, and tell an administrator if it lasts{ref}"
+        return status, f"something went wrong on the server; the error has been logged{ref}"
+    return status, detail
 
 
 def _page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -18,13 +18,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, get
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 from ledger.merkle import leaf_hash
 from ledger.proofs import b64
 
+from ..params import PathIndex, QueryIndex
+from ..problems import client_detail
 from .web import Req, log_of, page, signed_in
 
 __all__ = ["ExplorerController", "Found", "event_index", "parse_hash"]
@@ -111,7 +113,7 @@ class ExplorerController(Controller):
     async def search(  # noqa: PLR0913 (one GET form, one parameter per field)
         self, request: Req, q: Text = None, kind: Text = None, run: Text = None, dataset: Text = None,
         actor: Text = None, since: Text = None, until: Text = None,
-        after: Annotated[int | None, QueryParameter(required=False, ge=0)] = None,
+        after: QueryIndex = None,
     ) -> Template | Redirect:
         """Search form and results; ``q`` (a leaf hash or index) jumps to the entry."""
         form = {"q": q or "", "kind": kind or "", "run": run or "", "dataset": dataset or "",
@@ -147,19 +149,19 @@ class ExplorerController(Controller):
         except (ValueError, LookupError, TypeError) as e:
             error = str(e)
         except LedgerError as e:
-            error = f"the log could not answer: {e}"
+            error = client_detail(e)
         query = "&".join(f"{k}={v}" for k, v in form.items() if v and k != "q")
         next_url = None if cursor is None else f"/explorer?{query}&after={cursor}".replace("?&", "?")
         return page(request, "explorer.html", form=form, rows=rows, cursor=cursor, error=error,
                     next_url=next_url, filtered=any(form.values()))
 
     @get("/entries/{index:int}")
-    async def entry(self, request: Req, index: Annotated[int, PathParameter(ge=0)]) -> Template:
+    async def entry(self, request: Req, index: PathIndex) -> Template:
         """An entry, its canonical bytes, its inclusion proof and the checkpoint it is proven against."""
         return page(request, "entry.html", **await entry_context(request, index))
 
     @get("/entries/{index:int}/proof")
-    async def proof_partial(self, request: Req, index: Annotated[int, PathParameter(ge=0)]) -> Template:
+    async def proof_partial(self, request: Req, index: PathIndex) -> Template:
         """The proof section alone, polled by htmx until the entry is checkpointed."""
         return page(request, "partials/proof.html", **await entry_context(request, index))
 

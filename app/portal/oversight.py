@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
+from ..problems import client_detail
 from .web import OVERSIGHT_ROLES, Req, actor_of, log_of, page, queue_of, redirect, role_guard
 
 __all__ = ["ACTIONS", "OversightController"]
@@ -92,7 +93,7 @@ class OversightController(Controller):
         try:
             decision = await _decide(request, action, {k: v.strip() for k, v in data.items()})
         except LedgerError as e:
-            return _refused(request, data, f"{label} refused: {e}", _status(e))
+            return _refused(request, data, f"{label} refused: {client_detail(e)}", _status(e))
         back = _back(data)
         sep = "&" if "?" in back else "?"
         message = f"{label} recorded as log entry {decision.leaf_index} (decision {decision.decision_id})."

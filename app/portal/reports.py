@@ -22,11 +22,13 @@ from typing import Annotated, Any
 from litestar import Controller, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
+from ..params import QueryIndex
+from ..problems import client_detail
 from .explorer import event_index
 from .sources import optional
 from .web import (
@@ -125,7 +127,7 @@ class ReportsController(Controller):
 
     @get("/")
     async def reports(self, request: Req,
-                      frozen: Annotated[int | None, QueryParameter(required=False, ge=0)] = None) -> Template:
+                      frozen: QueryIndex = None) -> Template:
         return page(request, "reports.html", title="Reports & evidence", **await _context(request),
                     may_report=_may(request), form={}, freeze_form={}, frozen=frozen)
 
@@ -155,7 +157,7 @@ class ReportsController(Controller):
                                            objects=getattr(request.app.state, "objects", None))
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
-                        may_report=True, form=data, error=f"The report could not be made: {e}")
+                        may_report=True, form=data, error=f"The report could not be made: {client_detail(e)}")
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]
         disposition = "inline" if fmt == "html" else "attachment"
         return Response(document, media_type=MEDIA_TYPES[fmt], headers={
@@ -179,7 +181,8 @@ class ReportsController(Controller):
                                        objects=getattr(request.app.state, "objects", None))
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
-                        may_report=_may(request), form=data, error=f"The bundle could not be built: {e}")
+                        may_report=_may(request), form=data,
+                        error=f"The bundle could not be built: {client_detail(e)}")
         return Response(built.data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{built.filename}"',
             "X-Manifest-SHA256": built.manifest_sha256, "Cache-Control": "no-store"})
@@ -210,7 +213,7 @@ class ReportsController(Controller):
         except (ValueError, LedgerError) as e:
             return page(request, "reports.html", status_code=_freeze_status(e), **await _context(request),
                         may_report=_may(request), form={}, freeze_form=data, frozen=None,
-                        freeze_error=f"The evidence was not frozen: {str(e).rstrip('.')}.")
+                        freeze_error=f"The evidence was not frozen: {client_detail(e).rstrip('.')}.")
         halted = f", {len(frozen.halted)} run(s) halted" if frozen.halted else ""
         redirect_to = f"/reports?frozen={frozen.leaf_index}#incidents"
         done = redirect(redirect_to, f"Evidence frozen as incident {frozen.incident} (log entry "
@@ -235,7 +238,8 @@ class ReportsController(Controller):
         try:
             data, digest = await asyncio.to_thread(_read_checked, objects, found["object_key"])
         except (NotFound, LedgerError) as e:
-            raise NotFoundException(f"the frozen bundle of {incident} is not in the object store: {e}") from e
+            raise NotFoundException(f"the frozen bundle of {incident} is not in the object store: "
+                                    f"{client_detail(e)}") from e
         if digest != found.get("sha256"):
             raise HTTPException(status_code=409, detail=(
                 f"the stored bundle of {incident} does not have the SHA-256 the log recorded for it "

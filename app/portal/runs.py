@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import orjson
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from ..params import QueryIndex
+from ..problems import client_detail
 from .explorer import event_index
 from .sources import optional
 from .web import (
@@ -108,18 +111,18 @@ class RunsController(Controller):
 
         text = data.get("spec", "")
         try:
-            doc = json.loads(text)
+            doc = orjson.loads(text)  # as the API: NaN, Infinity and deep nesting are refused
             job = await submit(log_of(request), keyring_of(request), queue_of(request), doc,
                                actor_of(request), submitted_by=getattr(viewer(request), "account", "portal"))
         except json.JSONDecodeError as e:
             return _submit_error(request, text, f"the spec is not JSON: {e}", 400)
         except LedgerError as e:
-            return _submit_error(request, text, str(e), 400)
+            return _submit_error(request, text, client_detail(e), 400)
         return redirect(f"/runs/{job.run}", f"Job {job.run} submitted and queued.", "success", request)
 
     @get("/{run:str}")
     async def run(self, request: Req, run: RunId,
-                  recorded: Annotated[int | None, QueryParameter(required=False, ge=0)] = None) -> Template:
+                  recorded: QueryIndex = None) -> Template:
         ctx = await run_context(request, run)
         return page(request, "run.html", title=f"Run {run}", **ctx, **await _run_extras(request, run),
                     recorded=recorded)

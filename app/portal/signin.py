@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from ..problems import client_detail
 from .web import Conn, Req, actor_of, log_of, page, redirect, resolve_viewer, viewer
 
 __all__ = ["SignInController", "safe_next"]
@@ -29,8 +30,8 @@ MESSAGES = {
     "invalid": ("error", "The account name, password or one-time code is not right. Try again."),
     "totp_required": ("error", "This account has a second factor: enter the 6-digit code from your "
                                "authenticator app."),
-    "throttled": ("error", "Too many failed sign-ins for this account from here; wait a minute and "
-                           "try again."),
+    "throttled": ("error", "Too many failed sign-ins for this account; wait a minute and try "
+                           "again."),
 }
 
 
@@ -87,7 +88,7 @@ class SignInController(Controller):
         try:
             secret, uri = await begin(log_of(request), keyring_of(request), account)
         except LedgerError as e:
-            return page(request, "account.html", status_code=400, account=account, error=str(e))
+            return page(request, "account.html", status_code=400, account=account, error=client_detail(e))
         return page(request, "account.html", account=account, secret=secret, otpauth_uri=uri)
 
     @post("/account/totp/confirm", guards=[_any_signed_in])
@@ -102,6 +103,7 @@ class SignInController(Controller):
                           by=actor_of(request))
         except LedgerError as e:
             return page(request, "account.html", status_code=400, account=account,
-                        error=f"The code was not accepted: {e}. Start again if the secret is lost.")
+                        error=f"The code was not accepted: {client_detail(e)}. "
+                              "Start again if the secret is lost.")
         return redirect("/account", "Second factor enrolled: sign-in now asks for a code.", "success",
                         request)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -42,6 +44,30 @@ def async_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+def private_sqlite_files(database: str) -> None:
+    """Keep a SQLite database owner-only: it holds the accounts' password and token hashes.
+
+    SQLite creates a database 0644 (less the umask) and gives its -wal and -shm files the
+    database file's mode, so creating the file 0600 first (an empty file is an empty database)
+    covers all three. An existing database's files lose group and other access, where they are
+    ours to change (another user's database is left as it is, to fail or be read as it allows).
+    """
+    if not database or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # e.g. no such directory: SQLite says so when it connects
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            st = file.stat()
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                file.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+
 
 @contextlib.asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
@@ -155,6 +181,42 @@ def _sqlite_index(conn: sqlite3.Connection, start: int, hashes: bytes,
     return True
 
 
+# The leaf-hash index rebuilt from the level-0 tiles: a row per hash of each, below the tree size.
+_SQLITE_REINDEX = (
+    "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < 256) "
+    "INSERT INTO leaf_index (hash_prefix, idx) "
+    "SELECT substr(t.hashes, s.i * 32 + 1, 8), t.idx * 256 + s.i FROM tiles t JOIN s "
+    "ON s.i * 32 < length(t.hashes) WHERE t.level = 0 AND t.idx * 256 + s.i < ? ORDER BY 1, 2")
+_PG_REINDEX = (
+    "INSERT INTO leaf_index (hash_prefix, idx) "
+    "SELECT substring(t.hashes from i * 32 + 1 for 8), t.idx * 256 + i "
+    "FROM tiles t CROSS JOIN generate_series(0, 255) AS i "
+    "WHERE t.level = 0 AND i * 32 < length(t.hashes) AND t.idx * 256 + i < %(size)s ORDER BY 1, 2")
+
+# (an upsert: a state row deleted by hand comes back)
+_SET_INDEX_STATE = ("INSERT INTO leaf_index_state (id, size) VALUES (1, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET size = excluded.size")
+
+
+def _check_reindexed(done: int, size: int) -> None:
+    if done != size:  # raising rolls the transaction back: the old index stays
+        raise StorageError(f"the level-0 tiles hold {done} of the {size} leaf hashes: the leaf-hash "
+                           "index cannot be rebuilt until they are there (run `rlhf-audit verify`)")
+
+
+def _sqlite_rebuild_index(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT size FROM log_tree WHERE id = 1").fetchone()
+    if row is None:
+        raise StorageError("the tree row is missing: run `rlhf-audit verify`")
+    size = int(row[0])
+    conn.execute("DELETE FROM leaf_index")
+    conn.execute(_SQLITE_REINDEX, (size,))
+    (done,) = conn.execute("SELECT changes()").fetchone()  # (rowcount is -1 for a WITH statement)
+    _check_reindexed(done, size)
+    conn.execute(_SET_INDEX_STATE.replace("%s", "?"), (size,))
+    return size
+
+
 class Store:
     """The ledger's database. One per process; safe to share between tasks."""
 
@@ -184,6 +246,7 @@ class Store:
         self._hot: sqlite3.Connection | None = None  # SQLite: inline latency-bound reads
         self._writer: SQLiteWriter | None = None
         if self.dialect == "sqlite":
+            private_sqlite_files(self.engine.url.database or "")  # before anything connects
             self._configure_sqlite(sqlite_synchronous)
             self._writer = SQLiteWriter(self.engine.url.database or "", sqlite_synchronous.upper())
             # Checkpoint times written exactly as SQLAlchemy writes (and later reads) them.
@@ -573,6 +636,68 @@ class Store:
                 return False
             await conn.exec_driver_sql(_PG_INDEX, {"h": hashes, "first": start, "n": n})
         return True
+
+    async def rebuild_leaf_index(self) -> int:
+        """Replace the leaf-hash index with one built from the level-0 tiles (which ``verify``
+        checks against the entries), up to the tree size, in one transaction: lookups see the
+        old index or the new one. Returns the size it covers."""
+        if self._writer is not None:
+            async with self._writing():
+                return await self._writer.run("rebuilding the leaf-hash index", _sqlite_rebuild_index)
+        async with translate_errors("rebuilding the leaf-hash index"), self.engine.begin() as conn:
+            # The state row's lock first: concurrent index_leaves() calls wait, then find the
+            # size changed under them and re-read it.
+            await conn.exec_driver_sql("UPDATE leaf_index_state SET size = size WHERE id = 1")
+            size = int((await conn.exec_driver_sql("SELECT size FROM log_tree WHERE id = 1")).scalar_one())
+            await conn.exec_driver_sql("DELETE FROM leaf_index")
+            done = (await conn.exec_driver_sql(_PG_REINDEX, {"size": size})).rowcount
+            _check_reindexed(done, size)
+            await conn.exec_driver_sql(_SET_INDEX_STATE, (size,))
+        return size
+
+    async def scan_leaf_index(self, batch: int = 65536) -> AsyncIterator[list[tuple[bytes, int]]]:
+        """Every leaf-hash index row (prefix, index), in key order, a batch at a time."""
+        sql = "SELECT hash_prefix, idx FROM leaf_index"
+        if self.dialect == "sqlite":
+            reader = self._reader(busy_ms=60_000)
+            try:
+                cur = reader.execute(sql)
+                while rows := await asyncio.to_thread(cur.fetchmany, batch):
+                    yield rows
+            except sqlite3.Error as e:
+                raise StorageError(f"database error while reading the leaf index: {e}") from e
+            finally:
+                reader.close()
+            return
+        async with translate_errors("reading the leaf index"), self.engine.connect() as conn:
+            result = await conn.stream(text(sql))
+            async for part in result.partitions(batch):
+                yield [(bytes(p), int(i)) for p, i in part]
+
+    async def counters(self) -> dict[str, Any]:
+        """The one-row tables as stored, for the self-audit: ``sequenced``, ``tree_size``,
+        ``tree_root``, ``leaf_index`` (None where the row is missing, as a hand edit can leave
+        it) and ``entries_end``, one past the last stored entry."""
+        out: dict[str, Any] = {}
+        async with translate_errors("reading the log's rows"), self.engine.connect() as conn:
+            async def one(sql: str) -> Any:
+                return (await conn.exec_driver_sql(sql)).first()
+
+            seq = await one("SELECT next_index FROM log_sequence WHERE id = 1")
+            tree = await one("SELECT size, root_hash FROM log_tree WHERE id = 1")
+            index = await one("SELECT size FROM leaf_index_state WHERE id = 1")
+            last = await one("SELECT idx, data FROM entry_bundles ORDER BY idx DESC LIMIT 1")
+        out["sequenced"] = None if seq is None else int(seq[0])
+        out["tree_size"], out["tree_root"] = (None, None) if tree is None else (int(tree[0]), bytes(tree[1]))
+        out["leaf_index"] = None if index is None else int(index[0])
+        end = 0
+        if last is not None:
+            try:
+                end = int(last[0]) + len(_unframed(int(last[0]), bytes(last[1])))
+            except StorageError:  # the scan of the entries names the corrupt row
+                end = int(last[0]) + 1
+        out["entries_end"] = end
+        return out
 
     async def leaf_index_count(self) -> int:
         async with translate_errors("reading the leaf index"), self.engine.connect() as conn:
