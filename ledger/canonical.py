@@ -113,10 +113,14 @@ RESERVED_KINDS = frozenset({
 only its services write them, as they enforce the rules (four eyes, approvals, budgets)."""
 
 _KIND = re.compile(KIND_PATTERN)
-# The value of a "kind" member in canonical output when it is certainly a well-formed kind (no
-# escape can hide in it: the classes exclude '"' and '\\'), its first word in group 1.
-_KIND_VALUE = re.compile(rb'"([a-z][a-z0-9_-]*)(?:\.[a-z][a-z0-9_-]*)*"')
-_RESERVED_WORDS = frozenset(w.encode() for w in RESERVED_KINDS)
+# In canonical output, a '"kind":' (at any depth, or the tail of a key such as 'a\\"kind') NOT
+# followed by a certainly well-formed kind (no escape can hide in one: the classes exclude '"'
+# and '\\'), or, for submitted events, by a reserved one. No match: every kind passes.
+_WORDS = rb'[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*"'
+_DOUBTFUL_KIND = re.compile(rb'"kind":(?!"' + _WORDS + rb')')
+_DOUBTFUL_SUBMITTED_KIND = re.compile(
+    rb'"kind":(?!"(?!(?:' + b"|".join(sorted(w.encode() for w in RESERVED_KINDS)) + rb')[."])'
+    + _WORDS + rb')')
 
 MAX_DEPTH = 254
 """Deepest nesting of arrays and objects in a JSON value (orjson.dumps refuses deeper: its
@@ -434,19 +438,14 @@ def _scan(line: bytes | str) -> None:
 def _checked_kinds(out: bytes, submitted: bool) -> None:
     """check_kind on the top-level ``kind`` of canonical output, parsing it only when in doubt.
 
-    Every '"kind":' in the output (at any depth, or the tail of a key such as 'a\\"kind') whose
-    value is a well-formed, and for ``submitted`` unreserved, kind is cleared; any other sends
-    the check to the parsed value, which decides. Typically: two ``find`` and one ``match``.
+    Typically one regex search in C (a fifth of a microsecond): only output in which some
+    ``"kind":`` is doubtful goes to the parsed value, which decides.
     """
-    at = out.find(b'"kind":')
-    while at >= 0:
-        m = _KIND_VALUE.match(out, at + 7)
-        if m is None or (submitted and m[1] in _RESERVED_WORDS):
-            doc = orjson.loads(out)
-            if "kind" in doc:
-                check_kind(doc["kind"], submitted=submitted)
-            return
-        at = out.find(b'"kind":', m.end())
+    doubtful = _DOUBTFUL_SUBMITTED_KIND if submitted else _DOUBTFUL_KIND
+    if doubtful.search(out) is not None:
+        doc = orjson.loads(out)
+        if "kind" in doc:
+            check_kind(doc["kind"], submitted=submitted)
 
 
 def _too_big(size: int) -> str:

@@ -3,7 +3,6 @@ HTTP on 127.0.0.1, ``openssl ts -verify`` as an independent verifier, and real f
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -13,8 +12,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,43 +26,13 @@ from ledger._internal.local_tsa import POLICY_OID, LocalTSA, TimeStampResp
 from ledger.errors import ConfigError, TimestampError, TimestampVerificationError
 from ledger.timestamp_verify import parse_timestamp, verify_timestamp
 from ledger.timestamping import HttpTSA, LocalTSAClient, tsa_from_url
+from tests.openssl_tsa import Answer, make_openssl_tsa, openssl, serve
 
 CHECKPOINT = (
     b"audit.example/log\n42\nq6pvdGu2hlTkdNbmZcAkIYQLIwdZ6bBv8Ws1Ltrg9S0=\n\n\xe2\x80\x94 sig\n"
 )
 
-Answer = tuple[int, bytes]
-
-
 # -- helpers ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serve(answer: Callable[[bytes], Answer]) -> Iterator[str]:
-    """Serve ``POST /`` on 127.0.0.1 (free port) with ``answer(body) -> (status, body)``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            query = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status, reply = answer(query)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/timestamp-reply")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def closed_port() -> int:
@@ -82,12 +50,6 @@ def request_der(data: bytes, *, cert_req: bool = True) -> bytes:
 def status_of(response: bytes) -> tuple[str, set[str]]:
     status = TimeStampResp.load(response)["status"]
     return status["status"].native, set(status["fail_info"].native or ())
-
-
-def openssl(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["openssl", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=30
-    )
 
 
 def openssl_verify(
@@ -334,120 +296,6 @@ async def test_tsa_from_url(local_tsa: LocalTSA) -> None:
 
 
 # -- OpenSSL's TSA over HTTP -----------------------------------------------------------------
-
-
-def make_openssl_tsa(d: Path, *, certs: str | None = None) -> Callable[[bytes], Answer]:
-    """A root CA and a TSA certificate under ``d``, and OpenSSL's ``ts -reply`` as an answer
-    function for :func:`serve`. ``certs`` names a PEM file under ``d`` that OpenSSL then puts in
-    every token beside the signer: ``ca.pem`` (the root) or ``chain.pem`` (TSA and root)."""
-    steps = [
-        (
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=Test Root CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ),
-        (
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "tsa.key",
-            "-out",
-            "tsa.csr",
-            "-subj",
-            "/CN=Test TSA",
-        ),
-        (
-            "x509",
-            "-req",
-            "-in",
-            "tsa.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "tsa.pem",
-            "-days",
-            "825",
-            "-sha256",
-            "-extfile",
-            "ext.cnf",
-        ),
-    ]
-    (d / "ext.cnf").write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,nonRepudiation\n"
-        "extendedKeyUsage=critical,timeStamping\n"
-    )
-    for step in steps:
-        result = openssl(*step, cwd=d)
-        assert result.returncode == 0, result.stderr
-    (d / "chain.pem").write_bytes((d / "tsa.pem").read_bytes() + (d / "ca.pem").read_bytes())
-    (d / "serial").write_text("01\n")
-    (d / "tsa.cnf").write_text(
-        f"""[ tsa ]
-default_tsa = tsa_config1
-
-[ tsa_config1 ]
-serial = {d}/serial
-crypto_device = builtin
-signer_cert = {d}/tsa.pem
-signer_key = {d}/tsa.key
-signer_digest = sha256
-default_policy = 1.2.3.4.1
-digests = sha256, sha384, sha512
-accuracy = secs:1
-ordering = no
-tsa_name = yes
-ess_cert_id_chain = no
-ess_cert_id_alg = sha256
-"""
-        + (f"certs = {d}/{certs}\n" if certs else "")
-    )
-    lock = threading.Lock()  # one reply at a time: they share the serial file
-
-    def reply(query: bytes) -> Answer:
-        with lock:
-            (d / "q.tsq").write_bytes(query)
-            result = openssl(
-                "ts",
-                "-reply",
-                "-config",
-                d / "tsa.cnf",
-                "-queryfile",
-                d / "q.tsq",
-                "-out",
-                d / "r.tsr",
-                cwd=d,
-            )
-            if result.returncode != 0:
-                return 500, result.stderr.encode()
-            return 200, (d / "r.tsr").read_bytes()
-
-    return reply
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import HttpTSA, LocalTSAClient
 from tests.cli_run import cli, cli_env
-from tests.test_timestamping import Answer, serve
+from tests.openssl_tsa import Answer, serve
 
 HANG = 6.0  # the hanging TSA's timeout: every bound below is well under it
 

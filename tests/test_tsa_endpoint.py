@@ -17,8 +17,9 @@ from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamp_verify import parse_timestamp, verify_timestamp
 from ledger.timestamping import HttpTSA, LocalTSAClient
+from tests.openssl_tsa import make_openssl_tsa, serve
 from tests.test_log_api import serving
-from tests.test_timestamping import make_openssl_tsa, openssl_verify, serve
+from tests.test_timestamping import openssl_verify
 
 
 @pytest.fixture(scope="module")
