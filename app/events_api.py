@@ -29,6 +29,7 @@ from ledger.proofs import b64
 from .accounts import Principal
 from .auth.principal import authorized
 from .event_index import EventIndex, IndexedEvent
+from .params import MAX_INT
 from .recording import Actor
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
@@ -36,7 +37,6 @@ __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
 Req = Request[Any, Any, Any]
 MAX_BATCH = 1000
 MAX_PAGE = 1000  # most events one query answers
-MAX_INT = (1 << 63) - 1
 Text = Annotated[str | None, QueryParameter()]
 
 
