@@ -227,7 +227,7 @@ class _IndexDiff:
             return []
         return [Finding("event-index", self.lines[0], count=len(self.lines), at=self.lines[:SHOWN_AT],
                         summary="the event index is wrong at {n} places (queries miss or mislead "
-                                "there; `rlhf-audit reindex` repairs it):")]
+                                "there; `rlhf-audit reindex` repairs it)")]
 
 
 # -- the index ------------------------------------------------------------------------------
