@@ -87,6 +87,17 @@ async def log(store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterato
     await log.stop()
 
 
+@pytest.fixture
+async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
+    """A log on SQLite alone, for tests that do not depend on the database (``log``: both)."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'sqlite-only.db'}")
+    await store.migrate()
+    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
+    yield log
+    await log.stop()
+    await store.close()
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[object]:
     """An S3 API over HTTP: real MinIO with RLHF_AUDIT_TEST_S3_URL, else moto (tests/s3_server.py)."""

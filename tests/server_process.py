@@ -12,10 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from tests.cli_run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,18 +57,7 @@ class Server:
                 [sys.executable, "-m", "app.cli", "--home", str(self.home), "serve", "--port",
                  str(self.port), "--no-worker", *self.args],
                 env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited: {log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError("the server did not answer /healthz in time")
-            time.sleep(0.2)
+        wait_until_serving(self.base, self.proc, log, path="/healthz", timeout=timeout)
 
     def kill(self) -> None:
         """``kill -9``: no shutdown, no flush, no goodbye."""

@@ -20,7 +20,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from litestar.routes import HTTPRoute
 
+from tests.cli_run import wait_until_serving
 from tests.conftest import PG_ADMIN_URL, _pg_admin
 
 pytestmark = pytest.mark.slow
@@ -81,16 +81,7 @@ def _serve(tmp: Path, database_url: str | None) -> Iterator[Server]:
         server = subprocess.Popen([sys.executable, "-m", "app.cli", "--home", home, "serve", "--port",
                                    str(port)], env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"the server did not start: {stderr.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_until_serving(base, server, stderr, path="/healthz")
         yield Server(base, token, stderr)
     finally:
         server.terminate()

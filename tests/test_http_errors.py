@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,11 +20,7 @@ from app.accounts import MAX_TOKEN_DAYS, AccountError, create_account, create_to
 from app.keyring import Keyring
 from app.main import create_app
 from app.params import MAX_INT
-from ledger._internal.local_tsa import LocalTSA
-from ledger._internal.store import Store
 from ledger.log import Log
-from ledger.note import Signer
-from ledger.timestamping import LocalTSAClient
 
 from .cli_run import cli, cli_env
 from .test_portal import accounts, csrf, enrolled, portal
@@ -35,17 +30,6 @@ INTERNAL = re.compile(r"\bSELECT\b|\bINSERT INTO\b|\bUPDATE \w+ SET\b|\[SQL:|\[p
                       r"sqlalchemy|sqlite3|aiosqlite|Traceback|OverflowError|DataError|\bFROM \w+ WHERE\b")
 PASSWORD = "portal-password-1"
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
-    """For what does not depend on the database (the storage-specific tests use ``log``: both)."""
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'errors.db'}")
-    await store.migrate()
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
-    yield log
-    await log.stop()
-    await store.close()
 
 
 def clean(r: httpx.Response, *statuses: int) -> None:

@@ -28,13 +28,10 @@ from app.portal.charts import line_chart
 from app.portal.explorer import parse_hash
 from app.portal.runs import metric_series
 from app.portal.signin import safe_next
-from ledger._internal.local_tsa import LocalTSA
-from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.note import Signer, open_note
+from ledger.note import open_note
 from ledger.proofs import unb64
-from ledger.timestamping import LocalTSAClient
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 PASSWORD = "portal-password-1"
@@ -91,17 +88,6 @@ async def enrolled(client: httpx.AsyncClient, name: str) -> None:
 async def accounts(log: Log, keys: Path, **roles: str) -> None:
     for name, role in roles.items():
         await create_account(log, name, role, PASSWORD, pseudonymizer=Keyring(keys).pseudonymizer)
-
-
-@pytest.fixture
-async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
-    """For tests of the pages alone (the storage-specific ones use ``log``: both databases)."""
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}")
-    await store.migrate()
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
-    yield log
-    await log.stop()
-    await store.close()
 
 
 async def test_signed_out_browser_gets_sign_in_and_html_errors(sqlite_log: Log, tmp_path: Path) -> None:
