@@ -36,6 +36,18 @@ event_index = sa.Table(
     sa.Column("actor", sa.String(200), nullable=True),
     sa.Column("annotator", sa.String(200), nullable=True),
     sa.Column("at", sa.BigInteger, nullable=True),
+    sa.Index("ix_event_index_kind", "kind", "idx"),
+    # Each partial on its first column being set, as migration 0003 created them.
+    *(sa.Index(name, *columns, postgresql_where=sa.text(f"{columns[0]} IS NOT NULL"),
+               sqlite_where=sa.text(f"{columns[0]} IS NOT NULL"))
+      for name, columns in (
+          ("ix_event_index_run", ("run", "idx")),
+          ("ix_event_index_dataset", ("dataset", "dataset_version", "idx")),
+          ("ix_event_index_model", ("model", "idx")),
+          ("ix_event_index_actor", ("actor", "idx")),
+          ("ix_event_index_annotator", ("annotator", "idx")),
+          ("ix_event_index_at", ("at", "idx")),
+      )),
 )
 
 event_commitments = sa.Table(

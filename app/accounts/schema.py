@@ -31,12 +31,13 @@ api_tokens = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
-    sa.Column("token_prefix", sa.String(8), nullable=False, index=True),
+    sa.Column("token_prefix", sa.String(8), nullable=False),
     sa.Column("token_hash", sa.LargeBinary, nullable=False, unique=True),
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_api_tokens_prefix", "token_prefix"),  # named as migration 0002 created it
 )
 
 account_totp = sa.Table(

@@ -39,6 +39,8 @@ dataset_versions = sa.Table(
     sa.Column("datasheet", sa.Text, nullable=True),  # JSON, as on the log
     sa.Column("rejected", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("dataset", "version", name="uq_dataset_versions_version"),
+    sa.UniqueConstraint("dataset", "source_sha256", name="uq_dataset_versions_source"),
 )
 
 data_subjects = sa.Table(
@@ -64,6 +66,8 @@ dataset_records = sa.Table(
     sa.Column("nonce", sa.LargeBinary, nullable=True),
     sa.Column("ciphertext", sa.LargeBinary, nullable=True),
     sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_dataset_records_subject", "subject_id"),
+    sa.Index("ix_dataset_records_annotator", "annotator"),
 )
 
 rejected_annotators = sa.Table(
@@ -94,4 +98,5 @@ budget_reservations = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),  # reserved, settled, released
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_budget_reservations_dataset", "dataset"),
 )

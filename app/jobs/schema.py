@@ -37,6 +37,7 @@ jobs = sa.Table(
     sa.Column("submitted_by", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_jobs_status", "status"),
 )
 
 run_checkpoints = sa.Table(
@@ -48,4 +49,5 @@ run_checkpoints = sa.Table(
     sa.Column("object_prefix", sa.String(512), nullable=False),
     sa.Column("root", sa.String(128), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_run_checkpoints_run", "run"),
 )

@@ -28,6 +28,8 @@ decisions = sa.Table(
     sa.Column("actor_role", sa.String(16), nullable=False),
     sa.Column("detail", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_oversight_decisions_run", "run"),
+    sa.Index("ix_oversight_decisions_model", "model"),
 )
 
 model_releases = sa.Table(
