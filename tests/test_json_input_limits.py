@@ -22,9 +22,7 @@ from ledger.log import Log
 
 from .test_accounts_api import _auth, _token
 from .test_log_api import serving
-from .test_portal import accounts, csrf, enrolled, portal, sign_in, sqlite_log
-
-__all__ = ["sqlite_log"]  # a fixture
+from .test_portal import accounts, csrf, enrolled, portal, sign_in
 
 # Every route of the API that reads a JSON body before looking anything up (the report's five first).
 BODY_ROUTES = [
