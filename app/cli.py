@@ -13,7 +13,8 @@ import click
 
 from ledger.cli import TSA_WAIT, cli, run
 
-ROLE_NAMES = ("admin", "overseer", "operator", "auditor", "service")  # app.accounts.schema.ROLES
+from .roles import ROLES as ROLE_NAMES  # the roles table (app/roles.py): light, no SQLAlchemy
+from .roles import is_service
 
 
 def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) -> None:
@@ -134,7 +135,7 @@ def users_create(ctx: click.Context, name: str, role: str, password_stdin: bool)
     import sys
 
     password: str | None = None
-    if role == "service":
+    if is_service(role):
         if password_stdin:
             raise click.UsageError("service accounts have no password; create a token for them")
     elif password_stdin:
@@ -282,9 +283,23 @@ def demo(ctx: click.Context, password: str | None) -> None:
 
 from . import audit_commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
 from . import key_commands as _key_commands  # noqa: E402,F401  (keys rotate-records-kek)
-from .datasets import commands as _datasets_commands  # noqa: E402,F401  (registers datasets, privacy)
-from .incidents import commands as _incidents_commands  # noqa: E402,F401  (incident freeze, list)
-from .jobs import commands as _jobs_commands  # noqa: E402,F401  (registers worker, jobs, oversight, models)
+
+# Commands whose modules are imported only when one of them runs (their packages import SQLAlchemy
+# and more): name -> (module that registers it, its help's first paragraph, which `--help` shows).
+LAZY_COMMANDS = {
+    "datasets": ("app.datasets.commands", "Human-feedback datasets: import, list, show, privacy budgets."),
+    "privacy": ("app.datasets.commands", "Data subjects' rights (GDPR)."),
+    "incident": ("app.incidents.commands",
+                 "Incident response (EU AI Act Art. 73): freeze the evidence of a serious incident."),
+    "worker": ("app.jobs.commands",
+               "Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."),
+    "jobs": ("app.jobs.commands", "Training jobs: submit a spec, follow it, cancel it."),
+    "oversight": ("app.jobs.commands",
+                  "Human oversight (AI Act Article 14): each decision justified and recorded on the log."),
+    "models": ("app.jobs.commands", "Trained models."),
+}
+for _name, (_module, _help) in LAZY_COMMANDS.items():
+    cli.add_lazy_command(_name, _module, _help)
 
 
 def main() -> None:

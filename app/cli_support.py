@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .recording import SYSTEM, Actor
+if TYPE_CHECKING:  # it imports the ledger's log (SQLAlchemy): imported where a command runs
+    from .recording import Actor
 
 __all__ = ["acting_as", "on_home_log"]
 
@@ -52,6 +53,8 @@ async def acting_as(log: Any, keyring: Any, name: str | None,
     A disabled account, or one whose role is not in ``roles`` (when given), is refused with a
     usage error naming what it needs.
     """
+    from .recording import SYSTEM, Actor
+
     if name is None:
         return SYSTEM
     from .accounts import service as accounts

@@ -10,20 +10,24 @@ import asyncio
 import base64
 import binascii
 import functools
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from gettext import gettext
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
 from .canonical import canonical_event
 from .errors import EntryError, LedgerError, NotFound
-from .home import LogHome
-from .log import Log, TimestampGap
+
+if TYPE_CHECKING:  # SQLAlchemy, cryptography and httpx come with these: imported where a command runs
+    from .home import LogHome
+    from .log import Log, TimestampGap
 
 T = TypeVar("T")
 
@@ -38,6 +42,8 @@ def _json_line(obj: Any) -> None:
 
 
 def _home(ctx: click.Context) -> LogHome:
+    from .home import LogHome
+
     return LogHome.resolve(ctx.obj.get("home"))
 
 
@@ -59,7 +65,44 @@ def _with_log(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group some of whose commands live in modules imported only when the command is used.
+
+    ``add_lazy_command(name, module, help)``: importing ``module`` registers ``name`` on this group;
+    ``help`` is the command's help up to its first blank line, shown by ``--help`` without the import
+    (keep it equal to the command's docstring's first paragraph: a test compares them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, tuple[str, str]] = {}
+
+    def add_lazy_command(self, name: str, module: str, help: str) -> None:
+        self.lazy_commands[name] = (module, help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            importlib.import_module(self.lazy_commands[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, with a stand-in carrying the tabled help for a command not imported yet."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None and name in self.lazy_commands:
+                cmd = click.Command(name, help=self.lazy_commands[name][1])
+            if cmd is not None and not cmd.hidden:
+                commands.append((name, cmd))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section(gettext("Commands")):  # as click says it
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in commands])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False), default=None,
               help="Log home directory (default: $RLHF_AUDIT_HOME, else the user data directory).")
 @click.version_option(package_name="rlhf-audit-trail")

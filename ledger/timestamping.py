@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import rfc3161_client
 
 from ledger._internal.local_tsa import LocalTSA, TimeStampResp
 from ledger.errors import ConfigError, TimestampError
 from ledger.timestamp_verify import decode_response
+
+if TYPE_CHECKING:  # imported by HttpTSA only: a home with just the local TSA never needs it
+    import httpx
 
 __all__ = ["HttpTSA", "LocalTSAClient", "TimestampAuthority", "is_local", "tsa_from_url"]
 
@@ -62,7 +64,11 @@ class HttpTSA:
         self.name = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._timeout = timeout
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        if client is None:
+            import httpx
+
+            client = httpx.AsyncClient(timeout=timeout)
+        self._client = client
 
     async def timestamp(self, data: bytes) -> bytes:
         request = _build_request(data)
@@ -70,6 +76,8 @@ class HttpTSA:
         return _check_response(body, request, data, f"TSA {self.name}")
 
     async def _post(self, query: bytes) -> bytes:
+        import httpx
+
         headers = {
             "Content-Type": "application/timestamp-query",
             "Accept": "application/timestamp-reply",
