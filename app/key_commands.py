@@ -9,6 +9,7 @@ import click
 from ledger.cli_keys import keys
 
 from .cli_support import acting_as, on_home_log
+from .roles import ADMINS
 
 __all__ = ["rotate_records_kek_command"]
 
@@ -32,7 +33,7 @@ def rotate_records_kek_command(ctx: click.Context, discard_old_key: bool, recove
     from .kek_rotation import rotate_records_kek, settle_records_kek
 
     async def body(log: Any, keyring: Any) -> Any:
-        actor = await acting_as(log, keyring, as_account, ("admin",))
+        actor = await acting_as(log, keyring, as_account, ADMINS)
         if recover:
             return await settle_records_kek(log, keyring, keep_old=not discard_old_key, actor=actor,
                                             strict=True)

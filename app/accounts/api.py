@@ -15,7 +15,7 @@ change is an event on the log naming the admin's pseudonym (``app.accounts.servi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
@@ -23,6 +23,7 @@ from litestar.params import JSONBody, PathParameter
 
 from ..auth import totp
 from ..auth.principal import authorized
+from ..roles import Role, Scope, is_service
 from ..settings import SETTINGS, SettingError, change, check
 from .service import (
     MAX_TOKEN_DAYS,
@@ -44,9 +45,6 @@ from .service import (
 __all__ = ["AccountsController", "ConfigController"]
 
 Req = Request[Any, Any, Any]
-Role = Literal["admin", "overseer", "operator", "auditor", "service"]
-Scope = Literal["events:write", "events:read", "read", "jobs:submit", "oversight:decide", "privacy:admin",
-                "accounts:admin"]
 Name = Annotated[str, PathParameter(max_length=64)]
 ADMIN = {"scope": "accounts:admin"}
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -124,7 +122,7 @@ class AccountsController(Controller):
     @post("/", opt=ADMIN)
     async def create(self, request: Req, data: JSONBody[NewAccount]) -> AccountOut:
         """Create an account (``account.created``); service accounts take no password."""
-        if data.role != "service" and data.password is None:
+        if not is_service(data.role) and data.password is None:
             raise AccountError(f"a {data.role} account needs a password (at least 8 characters)")
         log = request.app.state.log
         await create_account(log, data.name, data.role, data.password, **_who(request))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["ROLES", "account_totp", "accounts", "api_tokens", "metadata"]
-
-ROLES = ("admin", "overseer", "operator", "auditor", "service")
+__all__ = ["account_totp", "accounts", "api_tokens", "metadata"]
 
 metadata = sa.MetaData()
 

@@ -40,7 +40,8 @@ from ledger.events import Pseudonymizer
 from ledger.log import Log
 
 from ..recording import SYSTEM, Actor, record
-from .schema import ROLES, account_totp, accounts, api_tokens
+from ..roles import ADMIN, ALL_SCOPES, HUMAN_SCOPES, ROLE_SCOPES, ROLES, is_service
+from .schema import account_totp, accounts, api_tokens
 
 __all__ = [
     "ALL_SCOPES",
@@ -68,18 +69,7 @@ __all__ = [
     "verify_password",
 ]
 
-ALL_SCOPES = ("events:write", "events:read", "read", "jobs:submit", "oversight:decide", "privacy:admin",
-              "accounts:admin")
-# Scopes that act for a person in a role (decisions, erasure, administration): never granted to a
-# service account, and a token of a person carries them only if asked for (or by default).
-HUMAN_SCOPES = frozenset({"oversight:decide", "privacy:admin", "accounts:admin"})
-ROLE_SCOPES: dict[str, frozenset[str]] = {
-    "admin": frozenset(ALL_SCOPES),
-    "auditor": frozenset({"read", "events:read"}),
-    "operator": frozenset({"events:write", "events:read", "jobs:submit", "read"}),
-    "overseer": frozenset({"events:write", "events:read", "read", "oversight:decide"}),
-    "service": frozenset(),  # what is asked for at token creation
-}
+# ALL_SCOPES, HUMAN_SCOPES, ROLES and ROLE_SCOPES come from the roles table, app/roles.py.
 TOKEN_PREFIX = "rat_"
 MAX_TOKEN_DAYS = 3650  # the longest a token may live (ten years): the API, the portal and the CLI
 _TOKEN = re.compile(r"rat_[A-Za-z0-9_-]{43}")
@@ -237,7 +227,7 @@ async def create_account(
     if not _NAME.fullmatch(name):
         raise AccountError(f"account name {name!r} must be 1-64 of A-Z a-z 0-9 . _ @ - "
                            "(starting with a letter or digit)")
-    if role == "service" and password is not None:
+    if is_service(role) and password is not None:
         raise AccountError("service accounts have no password; they use API tokens")
     if password is not None:
         _check_password(password)
@@ -255,7 +245,7 @@ async def set_password(
     log: Log, name: str, password: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
 ) -> None:
     row = await _account(log, name)
-    if row.role == "service":
+    if is_service(row.role):
         raise AccountError("service accounts have no password; they use API tokens")
     _check_password(password)
     hashed = await asyncio.to_thread(_hasher.hash, password)
@@ -266,7 +256,7 @@ async def set_password(
 
 async def _other_enabled_admins(log: Log, account_id: int) -> int:
     query = (sa.select(sa.func.count()).select_from(accounts)
-             .where(accounts.c.role == "admin", accounts.c.disabled == sa.false(),
+             .where(accounts.c.role == ADMIN, accounts.c.disabled == sa.false(),
                     accounts.c.id != account_id))
     return int((await _db(log, "counting admins", query)).scalar_one())
 
@@ -279,9 +269,9 @@ async def set_role(
     row = await _account(log, name)
     if row.role == role:
         raise AccountError(f"{name!r} is already a {role}")
-    if (row.role == "service") != (role == "service"):
+    if is_service(row.role) != is_service(role):
         raise AccountError("service accounts and password accounts cannot be turned into each other")
-    if row.role == "admin" and not row.disabled and not await _other_enabled_admins(log, row.id):
+    if row.role == ADMIN and not row.disabled and not await _other_enabled_admins(log, row.id):
         raise AccountError("this is the last enabled admin; make another admin first")
     await _db(log, "changing a role", sa.update(accounts).where(accounts.c.id == row.id).values(role=role))
     await record(log, "account.role_changed", by, subject=subject(pseudonymizer, name),
@@ -296,7 +286,7 @@ async def set_disabled(
     row = await _account(log, name)
     if bool(row.disabled) == disabled:
         raise AccountError(f"{name!r} is already {'disabled' if disabled else 'enabled'}")
-    if disabled and row.role == "admin" and not await _other_enabled_admins(log, row.id):
+    if disabled and row.role == ADMIN and not await _other_enabled_admins(log, row.id):
         raise AccountError("this is the last enabled admin; make another admin first")
     await _db(log, "disabling an account",
               sa.update(accounts).where(accounts.c.id == row.id).values(disabled=disabled))
@@ -326,10 +316,10 @@ def _scopes_for(role: str, asked: Iterable[str] | None) -> tuple[str, ...]:
     if unknown:
         raise AccountError(f"unknown scope(s) {', '.join(sorted(unknown))}: "
                            f"choose from {', '.join(ALL_SCOPES)}")
-    if role == "service" and wanted & HUMAN_SCOPES:
+    if is_service(role) and wanted & HUMAN_SCOPES:
         raise AccountError(f"a service account may not hold {', '.join(sorted(wanted & HUMAN_SCOPES))}: "
                            "decisions, erasure and administration are taken by people")
-    if role != "service" and not wanted <= ROLE_SCOPES[role]:
+    if not is_service(role) and not wanted <= ROLE_SCOPES[role]:
         raise AccountError(f"a {role} may not hold {', '.join(sorted(wanted - ROLE_SCOPES[role]))}")
     if not wanted:
         raise AccountError("a token needs at least one scope (service accounts: pass --scope)")
@@ -420,7 +410,7 @@ async def authenticate_token(log: Log, raw: str) -> Principal | None:
         if row.revoked_at is not None or row.disabled or (expires_at is not None and now >= expires_at):
             return None
         scopes = frozenset(row.scopes.split())
-        if row.role != "service":
+        if not is_service(row.role):
             scopes &= ROLE_SCOPES[row.role]
         principal = Principal(row.account_id, row.name, row.role, scopes, row.token_prefix)
         until = time.monotonic() + TOKEN_CACHE_SECONDS

@@ -37,7 +37,8 @@ from litestar.utils.scope.state import ScopeState
 
 from ..accounts import get_account, verify_password
 from ..problems import problem
-from .principal import TOTP_ROLES, current_principal, enrolment_allowed
+from ..roles import TOTP_ROLES
+from .principal import current_principal, enrolment_allowed
 from .sessions import rotate
 from .throttle import LoginThrottle, too_many
 from .totp import begin, confirm, verify

@@ -34,11 +34,11 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from ..accounts import ROLE_SCOPES, Principal, account_by_id, authenticate_token
+from ..accounts import Principal, account_by_id, authenticate_token
+from ..roles import ROLE_SCOPES, TOTP_ROLES
 from .sessions import expired
 
 __all__ = [
-    "TOTP_ROLES",
     "Guard",
     "authorized",
     "current_principal",
@@ -52,7 +52,7 @@ __all__ = [
 
 Conn = ASGIConnection[Any, Any, Any, Any]
 Guard = Callable[[Conn, BaseRouteHandler], Awaitable[None]]
-TOTP_ROLES = frozenset({"admin", "overseer"})  # a second factor is expected of these roles
+# TOTP_ROLES (a second factor is expected of these roles): the roles table's, app/roles.py
 _BEARER = {"WWW-Authenticate": 'Bearer realm="rlhf-audit"'}
 _CACHE = "rlhf_auth.principal"
 

@@ -30,6 +30,7 @@ from ..accounts import AccountError, AccountInfo, subject
 from ..accounts.schema import account_totp
 from ..keyring import Keyring
 from ..recording import Actor, record
+from ..roles import is_service
 from .keys import totp_key
 
 __all__ = ["ISSUER", "begin", "confirm", "open_secret", "reset", "seal_secret", "verify"]
@@ -96,7 +97,7 @@ def _step(secret: str, code: str, now: float) -> int | None:
 
 async def begin(log: Log, keyring: Keyring, account: AccountInfo) -> tuple[str, str]:
     """A new, unconfirmed secret for ``account``: (secret, otpauth URI). Shown once."""
-    if account.role == "service":
+    if is_service(account.role):
         raise AccountError("service accounts sign in with tokens only; they have no second factor")
     if account.totp_enrolled:
         raise AccountError("a second factor is already enrolled for this account")

@@ -18,15 +18,15 @@ from ledger.log import Log
 
 from ..auth.principal import authorized
 from ..jobs.api import actor_of
+from ..roles import COMPLIANCE_READERS
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
 from .reports import FORMATS, MEDIA_TYPES, build_report, render_report
 
-__all__ = ["ComplianceController", "ROLES"]
+__all__ = ["ComplianceController"]
 
 Req = Request[Any, Any, Any]
-ROLES = ("admin", "auditor", "overseer")
-_OPT = {"scope": "read", "roles": ROLES}
+_OPT = {"scope": "read", "roles": COMPLIANCE_READERS}
 
 
 def _log(request: Req) -> Log:

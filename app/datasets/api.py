@@ -20,6 +20,7 @@ from litestar.params import PathParameter
 from app.accounts import Principal
 from app.keyring import Keyring
 from app.recording import Actor
+from app.roles import PRIVACY_ADMINS
 from ledger.home import LogHome
 from ledger.log import Log
 
@@ -53,7 +54,7 @@ def _actor(request: Req) -> Actor:
 
 
 def _admin(request: Req, what: str) -> None:
-    if request.state.principal.role != "admin":
+    if request.state.principal.role not in PRIVACY_ADMINS:
         raise PermissionDeniedException(f"only an admin may {what}")
 
 
@@ -112,7 +113,7 @@ class DatasetsController(Controller):
                 "created": result.created}
         return Response(body, status_code=201 if result.created else 200)
 
-    @put("/datasets/{name:str}/budget", opt={"roles": ("admin",), "scope": "privacy:admin"})
+    @put("/datasets/{name:str}/budget", opt={"roles": PRIVACY_ADMINS, "scope": "privacy:admin"})
     async def budget(self, request: Req, name: Name) -> dict[str, Any]:
         """Set the dataset's total privacy budget: ``{"epsilon_total": ..., "delta": ...}`` (admin)."""
         _admin(request, "set a privacy budget")
@@ -123,7 +124,7 @@ class DatasetsController(Controller):
         return {"dataset": b.dataset, "epsilon_total": b.epsilon_total, "delta": b.delta, "spent": b.spent,
                 "reserved": b.reserved, "remaining": b.remaining}
 
-    @post("/privacy/erasures", opt={"roles": ("admin",), "scope": "privacy:admin"})
+    @post("/privacy/erasures", opt={"roles": PRIVACY_ADMINS, "scope": "privacy:admin"})
     async def erase(self, request: Req) -> Response[dict[str, Any]]:
         """Erase one data subject: ``{"annotator", "legal_basis", "request_ref"?}`` (admin)."""
         _admin(request, "erase a data subject")

@@ -15,6 +15,7 @@ import click
 from ledger.cli import cli
 
 from ..cli_support import acting_as, on_home_log
+from ..roles import DATASET_IMPORTERS, PRIVACY_ADMINS
 
 __all__ = ["datasets", "privacy"]
 
@@ -55,7 +56,7 @@ def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as
         from ..objects import object_store
         from .importer import import_dataset
 
-        actor = await acting_as(log, keyring, as_account, ("admin", "operator"))
+        actor = await acting_as(log, keyring, as_account, DATASET_IMPORTERS)
         return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor,
                                     objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
 
@@ -102,7 +103,7 @@ def budget_set(ctx: click.Context, name: str, epsilon_total: float, delta: float
     async def body(log: Any, keyring: Any) -> Any:
         from .budget import set_budget
 
-        actor = await acting_as(log, keyring, as_account, ("admin",))
+        actor = await acting_as(log, keyring, as_account, PRIVACY_ADMINS)
         return await set_budget(log, name, epsilon_total, delta, actor)
 
     b = on_home_log(ctx, body)
@@ -129,7 +130,7 @@ def privacy_erase(ctx: click.Context, annotator: str, legal_basis: str, request_
     async def body(log: Any, keyring: Any) -> Any:
         from .erasure import erase_subject
 
-        actor = await acting_as(log, keyring, as_account, ("admin",))
+        actor = await acting_as(log, keyring, as_account, PRIVACY_ADMINS)
         return await erase_subject(log, annotator, legal_basis=legal_basis, request_ref=request_ref,
                                    actor=actor)
 

@@ -36,13 +36,12 @@ from ..jobs.service import get_job, new_id
 from ..objects import ObjectError, ObjectStore
 from ..oversight import service as oversight
 from ..recording import Actor, record
+from ..roles import FREEZERS, OVERSIGHT_ROLES
 
-__all__ = ["FREEZERS", "KIND", "MIN_REASON", "Frozen", "freeze_evidence", "list_incidents"]
+__all__ = ["KIND", "MIN_REASON", "Frozen", "freeze_evidence", "list_incidents"]
 
 KIND = "incident.frozen"
 MIN_REASON = oversight.MIN_JUSTIFICATION
-# People deciding oversight, and the operator at the home's shell (the CLI without --as).
-FREEZERS = (*oversight.OVERSIGHT_ROLES, "system")
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ async def freeze_evidence(log: Log, scope: Scope, reason: str | None, actor: Act
     :class:`~ledger.errors.NotFound` when the scope names nothing on the log.
     """
     text = _check(actor, reason)
-    if halt and actor.role not in oversight.OVERSIGHT_ROLES:
+    if halt and actor.role not in OVERSIGHT_ROLES:
         raise Forbidden("halting runs is an oversight decision: it needs a named overseer or admin")
     index = index or EventIndex(log)
     halted = await _halt(log, scope, text, actor, index) if halt else []

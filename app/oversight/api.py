@@ -18,12 +18,12 @@ from ledger.log import Log
 from ..auth import authorized
 from ..jobs.api import actor_of, error_handlers, json_body, queue_of
 from ..params import PathIndex
+from ..roles import DECIDERS
 from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
 
-# the handler opt of every decision: an overseer or admin, and (for tokens) the scope to decide
-DECIDERS = {"roles": service.OVERSIGHT_ROLES, "scope": "oversight:decide"}
+# DECIDERS, the handler opt of every decision: the roles table's (app/roles.py)
 
 Req = Request[Any, Any, Any]
 PathStr = Annotated[str, PathParameter()]

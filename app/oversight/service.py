@@ -32,12 +32,12 @@ from ..jobs.errors import Conflict, Forbidden, JobError, JobNotFound
 from ..jobs.queue import Queue
 from ..jobs.service import Job, checkpoints, db, get_job, new_id, update_job
 from ..recording import Actor, record
+from ..roles import OVERSIGHT_ROLES
 from .schema import decisions, model_releases
 
 __all__ = [
     "ACTIONS",
     "MIN_JUSTIFICATION",
-    "OVERSIGHT_ROLES",
     "Decision",
     "approve_release",
     "get_model",
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 MIN_JUSTIFICATION = 10
-OVERSIGHT_ROLES = ("overseer", "admin")
 ACTIONS = ("halt", "resume", "reject_dataset", "reject_annotator", "rollback", "approve_release",
            "veto_release")
 

@@ -22,6 +22,7 @@ from litestar.response import Redirect, Template
 from ledger.errors import LedgerError
 
 from ..problems import classify
+from ..roles import ADMINS, is_service
 from .sources import optional
 from .web import Req, actor_of, log_of, page, redirect, role_guard
 
@@ -37,7 +38,8 @@ def _pseudonymizer(request: Req) -> Any:
 
 
 async def _context(request: Req) -> dict[str, Any]:
-    from app.accounts import ALL_SCOPES, ROLES, list_accounts, list_tokens
+    from app.accounts import list_accounts, list_tokens
+    from app.roles import ALL_SCOPES, ROLES
 
     log = log_of(request)
     accounts = await list_accounts(log)
@@ -81,7 +83,7 @@ async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa
     name = data.get("name", "").strip()
     if what == "create_account":
         role = data.get("role", "")
-        password = None if role == "service" else data.get("password", "")
+        password = None if is_service(role) else data.get("password", "")
         await accounts.create_account(log, name, role, password, pseudonymizer=p, by=by)
         return f"Account {name} ({role}) created."
     if what == "set_role":
@@ -120,7 +122,7 @@ async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa
 
 class AdminController(Controller):
     path = "/admin"
-    guards = [role_guard("admin")]
+    guards = [role_guard(*ADMINS)]
 
     @get("/")
     async def admin(self, request: Req) -> Template:

@@ -29,6 +29,7 @@ from ledger.errors import LedgerError, NotFound
 
 from ..params import QueryIndex
 from ..problems import client_detail
+from ..roles import COMPLIANCE_READERS
 from .explorer import event_index
 from .sources import optional
 from .web import (
@@ -44,9 +45,8 @@ from .web import (
     viewer,
 )
 
-__all__ = ["FREEZE_KINDS", "REPORT_ROLES", "ReportsController", "scope_of"]
+__all__ = ["FREEZE_KINDS", "ReportsController", "scope_of"]
 
-REPORT_ROLES = ("admin", "auditor", "overseer")  # as app.compliance.api allows
 FREEZE_KINDS = ("run", "model", "time")  # what `rlhf-audit incident freeze` offers
 IncidentId = Annotated[str, PathParameter(pattern=r"^inc_[0-9A-Z]{26}$")]
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -131,7 +131,7 @@ class ReportsController(Controller):
         return page(request, "reports.html", title="Reports & evidence", **await _context(request),
                     may_report=_may(request), form={}, freeze_form={}, frozen=frozen)
 
-    @post("/checks", guards=[role_guard(*REPORT_ROLES)])
+    @post("/checks", guards=[role_guard(*COMPLIANCE_READERS)])
     async def check(self, request: Req) -> Redirect:
         """Run the regulation pack now (recorded as ``compliance.checked``)."""
         from app.compliance import run_checks
@@ -142,7 +142,7 @@ class ReportsController(Controller):
                    f"applicable (log entry {run.leaf_index}).")
         return redirect("/reports", message, "success" if run.ok else "error", request)
 
-    @post("/report", guards=[role_guard(*REPORT_ROLES)], status_code=200)
+    @post("/report", guards=[role_guard(*COMPLIANCE_READERS)], status_code=200)
     async def report(self, request: Req, data: Form) -> Response[bytes] | Template:
         """A report for the scope, in the format asked for (HTML shown, PDF and JSON downloaded)."""
         from app.compliance.reports import FORMATS, MEDIA_TYPES, build_report, render_report
@@ -258,4 +258,4 @@ def _read_checked(objects: Any, key: str) -> tuple[bytes, str]:
 
 def _may(request: Req) -> bool:
     who = viewer(request)
-    return bool(who and who.may(*REPORT_ROLES))
+    return bool(who and who.may(*COMPLIANCE_READERS))

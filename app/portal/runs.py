@@ -21,6 +21,7 @@ from ledger.errors import LedgerError
 
 from ..params import QueryIndex
 from ..problems import client_detail
+from ..roles import JOB_SUBMITTERS
 from .explorer import event_index
 from .sources import optional
 from .web import (
@@ -40,7 +41,6 @@ __all__ = ["RunsController", "metric_series"]
 
 LIVE = ("queued", "running")
 SHOWN = ("loss", "accuracy", "reward_accuracy", "margin")  # the figures named under the charts
-SUBMIT_ROLES = ("operator", "admin")
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 RunId = Annotated[str, PathParameter(pattern=r"^run_[0-9A-Za-z]{1,64}$")]
 
@@ -101,9 +101,9 @@ class RunsController(Controller):
         listed = None if jobs is None else await jobs.list_jobs(log_of(request), limit=200)
         who = viewer(request)
         return page(request, "runs.html", jobs=listed,
-                    may_submit=bool(who and who.may(*SUBMIT_ROLES)), spec_text=_example_spec())
+                    may_submit=bool(who and who.may(*JOB_SUBMITTERS)), spec_text=_example_spec())
 
-    @post("/", guards=[role_guard(*SUBMIT_ROLES)])
+    @post("/", guards=[role_guard(*JOB_SUBMITTERS)])
     async def submit(self, request: Req, data: Form) -> Template | Redirect:
         """Submit a job spec (JSON) on behalf of the signed-in operator."""
         from app.jobs.api import keyring_of

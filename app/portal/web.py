@@ -23,6 +23,7 @@ from litestar.response import Redirect, Template
 from ledger.log import Log
 
 from ..recording import Actor
+from ..roles import ADMINS, OVERSIGHT_ROLES
 
 __all__ = [
     "OVERSIGHT_ROLES",
@@ -45,7 +46,6 @@ __all__ = [
 
 Req = Request[Any, Any, Any]
 Conn = ASGIConnection[Any, Any, Any, Any]
-OVERSIGHT_ROLES = ("overseer", "admin")
 NAV = (("/", "Dashboard"), ("/runs", "Training runs"), ("/datasets", "Datasets"),
        ("/explorer", "Log explorer"), ("/reports", "Reports & evidence"), ("/admin", "Administration"))
 
@@ -168,7 +168,7 @@ def page(request: Req, template: str, status_code: int = 200, **context: Any) ->
     who = viewer(request)
     base: Mapping[str, Any] = {
         "viewer": who, "path": request.url.path,
-        "nav": [(href, label) for href, label in NAV if who and (href != "/admin" or who.may("admin"))],
+        "nav": [(href, label) for href, label in NAV if who and (href != "/admin" or who.may(*ADMINS))],
         "flashes": get_flashes(request), "is_htmx": request.headers.get("hx-request") == "true",
     }
     return Template(template_name=template, context={**base, **context}, status_code=status_code,
