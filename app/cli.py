@@ -13,8 +13,8 @@ import click
 
 from ledger.cli import TSA_WAIT, cli, run
 
-from .roles import ROLES as ROLE_NAMES  # the roles table (app/roles.py): light, no SQLAlchemy
-from .roles import is_service
+from .core.roles import ROLES as ROLE_NAMES  # the roles table (app/core/roles.py): light, no SQLAlchemy
+from .core.roles import is_service
 
 
 def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) -> None:
@@ -40,7 +40,7 @@ def _pseudonymizer(ctx: click.Context) -> Any:
     """The home keyring's pseudonymizer: account names go on the log only as pseudonyms."""
     from ledger.home import LogHome
 
-    from .keyring import Keyring
+    from .keys.keyring import Keyring
 
     return Keyring.of(LogHome.resolve(ctx.obj.get("home"))).pseudonymizer
 
@@ -93,8 +93,8 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool, trusted_pro
     from ledger.home import LogHome
 
     from .jobs.queue import ENV_REDIS
-    from .main import create_app
-    from .observability import configure_logging
+    from .server.core import create_app
+    from .server.observability import configure_logging
 
     configure_logging()  # JSON lines on stderr (uvicorn's too); the app's middleware logs each request
     home = LogHome.resolve(ctx.obj.get("home"))
@@ -223,7 +223,7 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
 
     from .evidence.builder import build_bundle
     from .evidence.scope import Scope
-    from .keyring import Keyring
+    from .keys.keyring import Keyring
     from .objects import object_store
 
     chosen = [k for k in ("run", "model", "dataset") if given[k]]
@@ -263,7 +263,7 @@ def demo(ctx: click.Context, password: str | None) -> None:
 
     from ledger.home import LogHome
 
-    from .demo import run_demo, summary
+    from .demo.story import run_demo, summary
 
     if password is not None and len(password) < 8:
         raise click.BadParameter("passwords must be at least 8 characters", param_hint="--password")
@@ -281,8 +281,6 @@ def demo(ctx: click.Context, password: str | None) -> None:
         raise SystemExit(1)
 
 
-from . import audit_commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
-from . import key_commands as _key_commands  # noqa: E402,F401  (keys rotate-records-kek)
 
 # Commands whose modules are imported only when one of them runs (their packages import SQLAlchemy
 # and more): name -> (module that registers it, its help's first paragraph, which `--help` shows).

@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.event_index import EventIndex  # noqa: E402
+from app.events.index import EventIndex  # noqa: E402
+from app.events.recording import Actor, event  # noqa: E402
 from app.evidence.builder import build_bundle  # noqa: E402
 from app.evidence.dsse import public_key_pem  # noqa: E402
 from app.evidence.scope import Scope  # noqa: E402
-from app.recording import Actor, event  # noqa: E402
 from ledger._internal.local_tsa import LocalTSA  # noqa: E402
 from ledger._internal.store import Store  # noqa: E402
 from ledger.bundle import verify_bundle  # noqa: E402

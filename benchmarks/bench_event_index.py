@@ -4,7 +4,7 @@
     python benchmarks/bench_event_index.py --n 20000    # smaller
 
 Prints figures; asserts nothing. The events are product events in the envelope of
-``app.recording``, a third of them ``dataset.record`` carrying a commitment (what the
+``app.events.recording``, a third of them ``dataset.record`` carrying a commitment (what the
 commitment table indexes). The log is built first; only the catch-up from an empty index is
 timed (best of ``--runs``, the index emptied before each), then a few typical queries on the
 full index. ``this_process_cpu_s`` is the indexer's own CPU time (parsing, driver); the rest
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.event_index import EventIndex  # noqa: E402
+from app.events.index import EventIndex  # noqa: E402
 from ledger._internal.store import Store  # noqa: E402
 from ledger.canonical import encode_event  # noqa: E402
 from ledger.events import commit  # noqa: E402

@@ -124,7 +124,7 @@ _DOUBTFUL_SUBMITTED_KIND = re.compile(
 
 MAX_DEPTH = 254
 """Deepest nesting of arrays and objects in a JSON value (orjson.dumps refuses deeper: its
-recursion limit); the server bounds every JSON body by it too (``app.json_body``)."""
+recursion limit); the server bounds every JSON body by it too (``app.core.json_body``)."""
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _dumps = orjson.dumps
 _Fragment = orjson.Fragment

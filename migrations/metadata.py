@@ -15,11 +15,11 @@ from sqlalchemy import MetaData
 
 def target_metadata() -> list[MetaData]:
     """The ledger's tables and every application table, one ``MetaData`` per module."""
-    from app import event_index_schema as event_index
-    from app import settings
     from app.accounts import schema as accounts
     from app.compliance import schema as compliance
+    from app.config import runtime as settings
     from app.datasets import schema as datasets
+    from app.events import index_schema as event_index
     from app.jobs import schema as jobs
     from app.oversight import schema as oversight
     from ledger._internal import schema as ledger

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.recording import Actor, event
+from app.events.recording import Actor, event
 from ledger.log import Log
 
 __all__ = [

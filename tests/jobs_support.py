@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from app.datasets import import_dataset, set_budget
-from app.keyring import Keyring
+from app.events.recording import Actor
+from app.keys.keyring import Keyring
 from app.objects import FileStore
-from app.recording import Actor
 from ledger.log import Log
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -131,7 +131,7 @@ async def serving(log: Log, keyring: Keyring, queue: Any = None) -> AsyncIterato
     """The app (lifespan on this loop) with ``queue`` on its state, and an httpx client over ASGI."""
     import httpx
 
-    from app.main import create_app
+    from app.server.core import create_app
 
     app = create_app(log=log, keyring=keyring)
     app.state.queue = queue

@@ -30,7 +30,7 @@ from app.accounts import (
     verify_password,
 )
 from app.accounts.service import TOKEN_CACHE_SECONDS
-from app.recording import SYSTEM, Actor
+from app.events.recording import SYSTEM, Actor
 from ledger.checkpoint import Checkpoint
 from ledger.events import Pseudonymizer
 from ledger.home import LogHome

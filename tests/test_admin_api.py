@@ -15,8 +15,8 @@ import pytest
 from litestar import Litestar
 
 from app.accounts import authenticate_token, create_account, create_token, verify_password
-from app.keyring import Keyring
-from app.main import create_app
+from app.keys.keyring import Keyring
+from app.server.core import create_app
 from ledger.log import Log
 
 PASSWORD = "correct horse battery"
@@ -249,8 +249,8 @@ async def test_openapi_documents_the_bodies(log: Log, keyring: Keyring) -> None:
 
 async def test_other_processes_pick_up_changes(log: Log) -> None:
     """Two servers on one database: a change through one reaches the other within its refresh."""
-    from app.recording import SYSTEM
-    from app.settings import RuntimeSettings, change, kept_fresh
+    from app.config.runtime import RuntimeSettings, change, kept_fresh
+    from app.events.recording import SYSTEM
 
     here, there = RuntimeSettings(log), RuntimeSettings(log)
     async with kept_fresh(there, every=0.05):

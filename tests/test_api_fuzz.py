@@ -201,7 +201,7 @@ CONTENT_TYPES = ["text/plain", "multipart/form-data; boundary=zz", "application/
 
 def _routes() -> list[tuple[str, str]]:
     """Every (method, path template) the app serves, from its own route table."""
-    from app.main import create_app
+    from app.server.core import create_app
 
     app = create_app()
     return sorted({(method, route.path) for route in app.routes if isinstance(route, HTTPRoute)

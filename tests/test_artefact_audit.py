@@ -17,14 +17,14 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.artefact_audit import audit_artefacts, expected_objects
+from app.audit.artefacts import audit_artefacts, expected_objects
 from app.compliance.reports import build_report, render_report
 from app.datasets import import_dataset
+from app.events.recording import Actor, record
 from app.evidence.builder import build_bundle
 from app.evidence.scope import Scope
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
-from app.recording import Actor, record
 from ledger.home import LogHome
 from ledger.log import Log
 from tests.datasets_data import jsonl, rows

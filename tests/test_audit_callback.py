@@ -105,7 +105,7 @@ def test_a_failing_sink_stops_training_with_a_clear_error(tiny_model, pairs, tmp
 
 
 async def test_log_sink_refuses_to_flush_on_its_own_loop(log):
-    from app.recording import event
+    from app.events.recording import event
     from trainers.callback import WORKER
     from trainers.sinks import AuditSinkError, LogSink
 

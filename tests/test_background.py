@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.background import every
+from app.core.background import every
 from ledger.errors import StorageError
 
 

@@ -25,8 +25,8 @@ from app.datasets import (
     set_budget,
     settle,
 )
-from app.keyring import Keyring
-from app.recording import Actor
+from app.events.recording import Actor
+from app.keys.keyring import Keyring
 from ledger._internal.store import Store
 from ledger.errors import NotFound
 from ledger.log import Log

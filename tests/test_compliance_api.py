@@ -21,10 +21,10 @@ from app.compliance import ComplianceConfig, list_alerts, run_checks
 from app.compliance.alerts import deliver
 from app.compliance.config import ENV_WEBHOOK
 from app.compliance.schedule import ENV_REDIS
-from app.event_index import EventIndex
-from app.keyring import Keyring
-from app.recording import Actor, event
-from app.settings import RuntimeSettings, change
+from app.config.runtime import RuntimeSettings, change
+from app.events.index import EventIndex
+from app.events.recording import Actor, event
+from app.keys.keyring import Keyring
 from ledger.log import Log
 
 from .compliance_log import ALICE, build_log, dataset_events, run_events

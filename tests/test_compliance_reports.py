@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from app.compliance import run_checks
 from app.compliance.reports import Report, ReportScope, ScopeError, build_report, render_report
-from app.event_index import EventIndex
+from app.events.index import EventIndex
 from ledger.errors import NotFound
 from ledger.log import Log
 

@@ -15,8 +15,8 @@ import pytest
 from app.compliance import DEFAULT_PACK, ComplianceConfig, Outcome, Pack, Rule, evaluate, run_checks
 from app.compliance.config import ENV_RETENTION
 from app.compliance.schedule import checks_every, compliance_check
-from app.event_index import EventIndex
-from app.recording import event
+from app.events.index import EventIndex
+from app.events.recording import event
 from ledger.errors import ConfigError
 from ledger.log import Log
 from tests.entry_rows import set_entry

@@ -30,7 +30,7 @@ from app.datasets import (
     reject_version,
 )
 from app.datasets.schema import data_subjects, dataset_records, dataset_versions
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from ledger.errors import StorageError
 from ledger.events import Commitment
 from ledger.log import Log

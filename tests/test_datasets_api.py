@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from app.accounts import create_account, create_token
-from app.keyring import ENV_KEYS_DIR, Keyring
+from app.keys.keyring import ENV_KEYS_DIR, Keyring
 from ledger.cli import run
 from ledger.events import Pseudonymizer
 from ledger.log import Log

@@ -25,8 +25,8 @@ from app.datasets import (
     load_version,
 )
 from app.datasets.schema import data_subjects, dataset_records
-from app.keyring import Keyring
-from app.recording import Actor
+from app.events.recording import Actor
+from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.checkpoint import Checkpoint

@@ -1,4 +1,4 @@
-"""The event index (``app.event_index``) on a real log, SQLite and PostgreSQL.
+"""The event index (``app.events.index``) on a real log, SQLite and PostgreSQL.
 
 Expected results are computed from the events themselves with plain Python predicates, so a
 filter that matched too much or too little fails.
@@ -18,7 +18,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from app.event_index import MAX_VALUE, EventIndex, commitments_of, index_row
+from app.events.index import MAX_VALUE, EventIndex, commitments_of, index_row
 from ledger._internal.store import Store
 from ledger.canonical import encode_event
 from ledger.events import commit

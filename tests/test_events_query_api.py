@@ -111,7 +111,7 @@ async def test_bad_parameters_are_400(log: Log) -> None:
         _problem(await client.get("/api/v1/events/-1", headers=_auth(token)), 400)
         _problem(await client.get(f"/api/v1/events/{2**64}", headers=_auth(token)), 400)
         assert "no entry" in _problem(await client.get("/api/v1/events/999999", headers=_auth(token)), 404)
-        # A NUL is refused in any URL (app.params.UrlTextGuard); other values no event can carry
+        # A NUL is refused in any URL (app.core.params.UrlTextGuard); other values no event can carry
         # are simply not found.
         assert "NUL" in _problem(await client.get("/api/v1/events", params={"run": "a\x00b"},
                                                   headers=_auth(token)), 400)

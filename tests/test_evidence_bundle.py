@@ -21,11 +21,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.accounts import create_account, create_token
+from app.events.recording import Actor, event
 from app.evidence.builder import build_bundle
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
-from app.keyring import Keyring
-from app.recording import Actor, event
+from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.bundle import verify_bundle

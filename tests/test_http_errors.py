@@ -17,9 +17,9 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from app.accounts import MAX_TOKEN_DAYS, AccountError, create_account, create_token
-from app.keyring import Keyring
-from app.main import create_app
-from app.params import MAX_INT
+from app.core.params import MAX_INT
+from app.keys.keyring import Keyring
+from app.server.core import create_app
 from ledger.log import Log
 
 from .cli_run import cli, cli_env

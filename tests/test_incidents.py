@@ -19,16 +19,16 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.artefact_audit import audit_artefacts
+from app.audit.artefacts import audit_artefacts
 from app.datasets import import_dataset
+from app.events.recording import Actor, record
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
 from app.incidents import freeze_evidence, list_incidents
 from app.jobs.queue import LocalQueue
 from app.jobs.service import get_job, submit
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
-from app.recording import Actor, record
 from ledger.bundle import verify_bundle
 from ledger.home import LogHome
 from ledger.log import Log

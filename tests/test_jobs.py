@@ -17,7 +17,7 @@ from app.jobs import Conflict, JobError, cancel, get_job, list_jobs, submit
 from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import checkpoints, new_id
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.log import Log

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import cli
-from app.recording import SYSTEM, record
+from app.events.recording import SYSTEM, record
 from ledger.canonical import canonical_event, canonicalize, decode_event, encode_event
 from ledger.errors import EntryError
 from ledger.log import Log

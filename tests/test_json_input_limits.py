@@ -1,4 +1,4 @@
-"""Bounded JSON bodies on every route (issue 13, defect 7): one mechanism, ``app.json_body``.
+"""Bounded JSON bodies on every route (issue 13, defect 7): one mechanism, ``app.core.json_body``.
 
 Deep nesting (a RecursionError in a decoder was a 500) is a 400 and an oversized body a 413 on
 every route that takes a body, before any decoder runs; NaN and Infinity are refused (400)
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.json_body import MAX_BODY_BYTES, MAX_DEPTH, too_deep
+from app.core.json_body import MAX_BODY_BYTES, MAX_DEPTH, too_deep
 from ledger.log import Log
 
 from .test_accounts_api import _auth, _token

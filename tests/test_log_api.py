@@ -19,7 +19,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.main import create_app
+from app.server.core import create_app
 from ledger._internal.local_tsa import LocalTSA
 from ledger.checkpoint import Checkpoint
 from ledger.errors import ProofError

@@ -16,9 +16,9 @@ from structlog.testing import capture_logs
 
 from app.compliance import Outcome, Pack, Rule, run_checks
 from app.compliance.config import ENV_WEBHOOK
-from app.event_index import EventIndex
-from app.metrics import Metrics
-from app.observability import configure_logging
+from app.events.index import EventIndex
+from app.server.metrics import Metrics
+from app.server.observability import configure_logging
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.log import Log

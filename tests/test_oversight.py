@@ -21,7 +21,7 @@ from app.jobs import get_job, submit
 from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import checkpoints
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from app.oversight import halt, list_decisions
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
@@ -238,9 +238,9 @@ async def test_cli_oversight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_halt_needs_a_live_job(log: Log, keyring: Keyring) -> None:
+    from app.events.recording import Actor
     from app.jobs import Conflict
     from app.jobs.errors import Forbidden
-    from app.recording import Actor
 
     ds = await dataset(log, keyring, 8)
     job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)

@@ -22,12 +22,12 @@ import pyotp
 import pytest
 
 from app.accounts import create_account
-from app.keyring import Keyring
-from app.main import create_app
+from app.keys.keyring import Keyring
 from app.portal.charts import line_chart
 from app.portal.explorer import parse_hash
 from app.portal.runs import metric_series
 from app.portal.signin import safe_next
+from app.server.core import create_app
 from ledger.log import Log
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.note import open_note

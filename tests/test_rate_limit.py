@@ -7,7 +7,7 @@ import httpx
 
 from app.accounts import create_account
 from app.auth.throttle import LoginThrottle, SlidingWindowLog, WindowCounter
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from ledger.log import Log
 
 from .test_admin_api import PASSWORD, auth, bootstrap, keyring, problem, running

@@ -19,8 +19,8 @@ from litestar.routes import HTTPRoute
 
 from app.accounts import ROLE_SCOPES, create_account
 from app.auth import declared_permission
-from app.keyring import Keyring
-from app.main import create_app
+from app.keys.keyring import Keyring
+from app.server.core import create_app
 from ledger.log import Log
 
 from .test_admin_api import PASSWORD, auth, bootstrap, keyring, running

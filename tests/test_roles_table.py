@@ -1,4 +1,4 @@
-"""One roles table: ``app/roles.py`` owns the role names, their scopes and their groups.
+"""One roles table: ``app/core/roles.py`` owns the role names, their scopes and their groups.
 
 No other module of ``app/`` writes a collection of role names out, compares a role with a
 literal name, or hands a literal role name to a role guard; and the table's groups are what the
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app"
-TABLE = APP / "roles.py"
+TABLE = APP / "core" / "roles.py"
 NAMES = frozenset({"admin", "overseer", "operator", "auditor", "service"})
 # functions whose role arguments decide a permission
 ROLE_TAKERS = frozenset({"role_guard", "require_role", "may", "acting_as"})
@@ -62,7 +62,7 @@ def _findings(path: Path) -> list[str]:
 
 
 def test_only_the_roles_table_writes_out_role_names() -> None:
-    assert TABLE.is_file(), "app/roles.py owns the roles"
+    assert TABLE.is_file(), "app/core/roles.py owns the roles"
     found = [finding for path in sorted(APP.rglob("*.py")) if path != TABLE for finding in _findings(path)]
     assert found == []
 
@@ -104,7 +104,7 @@ def _row(rows: dict[str, set[str]], starts: str) -> set[str]:
 
 
 def test_the_groups_are_the_documented_matrix() -> None:
-    from app import roles
+    from app.core import roles
 
     columns, rows = _matrix()
     assert tuple(columns) == roles.ROLES
@@ -123,7 +123,7 @@ def test_the_groups_are_the_documented_matrix() -> None:
 
 
 def test_scopes_and_second_factor_are_the_documented_ones() -> None:
-    from app import roles
+    from app.core import roles
 
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     para = " ".join(text.split("Scopes per role", 1)[1].split("\n\n", 1)[0].split())
@@ -143,6 +143,6 @@ def test_the_table_stays_light() -> None:
     import subprocess
     import sys
 
-    probe = "import sys, app.roles; print([m for m in ('sqlalchemy', 'litestar') if m in sys.modules])"
+    probe = "import sys, app.core.roles; print([m for m in ('sqlalchemy', 'litestar') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

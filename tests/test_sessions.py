@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from app.accounts import create_account, get_account
 from app.accounts.schema import account_totp
-from app.keyring import Keyring
-from app.recording import Actor
+from app.events.recording import Actor
+from app.keys.keyring import Keyring
 from ledger.log import Log
 
 from .test_admin_api import PASSWORD, auth, bootstrap, events, keyring, problem, running

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.event_index import EventIndex
+from app.events.index import EventIndex
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.errors import NotFound

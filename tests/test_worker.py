@@ -23,7 +23,7 @@ from app.jobs import cancel, get_job, submit
 from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import claim
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from app.oversight import halt
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log

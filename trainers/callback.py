@@ -34,7 +34,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from app.recording import Actor, event
+from app.events.recording import Actor, event
 from ledger.canonical import encode_event
 
 from .hashing import hash_directory

@@ -46,7 +46,7 @@ CHECK_INTERVAL = 0.2  # seconds between reads of the job row's flags
 
 
 def _worker_actor() -> Any:
-    from app.recording import Actor
+    from app.events.recording import Actor
 
     return Actor("worker", "service")  # as trainers.callback.WORKER
 
@@ -222,8 +222,8 @@ async def _completed(ctx: dict[str, Any], job: Any, result: Any) -> str:
 
 async def _stopped(ctx: dict[str, Any], job: Any, result: Any) -> str:
     """Halted by an overseer (``run.halted``, the callback's) or cancelled (``job.cancelled``)."""
+    from app.events.recording import record
     from app.jobs.service import checkpoints, get_job, update_job
-    from app.recording import record
 
     log: Log = ctx["log"]
     now = await get_job(log, job.run)
@@ -268,8 +268,8 @@ async def _failed(ctx: dict[str, Any], job: Any, attempt: _Attempt, error: Excep
     """``run.failed`` on the log (unless ``train()`` recorded it already), the row failed, ε settled."""
     import logging
 
+    from app.events.recording import record
     from app.jobs.service import update_job
-    from app.recording import record
 
     log: Log = ctx["log"]
     logging.getLogger("trainers.worker").warning("run %s failed: %s: %s", job.run, type(error).__name__,
@@ -287,7 +287,7 @@ async def _failed(ctx: dict[str, Any], job: Any, attempt: _Attempt, error: Excep
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the home's log (``RLHF_AUDIT_HOME``), its keyring and object store for this worker."""
-    from app.keyring import Keyring
+    from app.keys.keyring import Keyring
     from app.objects import object_store
     from ledger.home import LogHome
 

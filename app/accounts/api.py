@@ -6,7 +6,7 @@
 - ``DELETE /api/v1/accounts/{name}/totp``: removes a lost second factor (the account enrols again)
 - ``GET|POST /api/v1/accounts/{name}/tokens`` {scopes?, expires_in_days?}: the secret is in the
   creation answer only; ``DELETE /api/v1/accounts/{name}/tokens/{prefix}`` revokes
-- ``GET /api/v1/config``, ``PUT /api/v1/config`` {key: value, ...} (``app.settings``)
+- ``GET /api/v1/config``, ``PUT /api/v1/config`` {key: value, ...} (``app.config.runtime``)
 
 Bodies are msgspec Structs (validated by Litestar: a bad body is a 400 problem detail), and every
 change is an event on the log naming the admin's pseudonym (``app.accounts.service``).
@@ -23,8 +23,8 @@ from litestar.params import JSONBody, PathParameter
 
 from ..auth import totp
 from ..auth.principal import authorized
-from ..roles import Role, Scope, is_service
-from ..settings import SETTINGS, SettingError, change, check
+from ..config.runtime import SETTINGS, SettingError, change, check
+from ..core.roles import Role, Scope, is_service
 from .service import (
     MAX_TOKEN_DAYS,
     AccountError,
@@ -184,7 +184,7 @@ class ConfigController(Controller):
 
     @get("/", opt=ADMIN)
     async def read(self, request: Req) -> dict[str, Any]:
-        """The current run-time settings (see ``app.settings``)."""
+        """The current run-time settings (see ``app.config.runtime``)."""
         return dict(request.app.state.settings.snapshot())
 
     @put("/", opt=ADMIN)

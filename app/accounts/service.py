@@ -7,10 +7,10 @@
   characters after ``rat_``, to show the token in lists and the log and to find its row. The
   secret is returned once by :func:`create_token` and never written anywhere.
 - Every account and token change is appended to the log after the database change commits, in
-  the envelope of :mod:`app.recording` (``docs/events.md``): ``account.created``,
+  the envelope of :mod:`app.events.recording` (``docs/events.md``): ``account.created``,
   ``account.role_changed``, ``account.disabled``/``enabled``, ``account.password_changed``,
   ``token.created``, ``token.revoked``. Account names never go on the log: the account acted on
-  is its pseudonym (``subject``), and ``by`` (an :class:`app.recording.Actor`, ``SYSTEM`` for the
+  is its pseudonym (``subject``), and ``by`` (an :class:`app.events.recording.Actor`, ``SYSTEM`` for the
   CLI) who did it. So every writing function takes the ``pseudonymizer`` of the off-log keyring
   (``Keyring.of(home).pseudonymizer``; the server keeps it on ``app.state.keyring``).
 - The last enabled admin can be neither disabled nor demoted: someone must be able to administer.
@@ -39,8 +39,8 @@ from ledger.errors import EntryError, NotFound, StorageError
 from ledger.events import Pseudonymizer
 from ledger.log import Log
 
-from ..recording import SYSTEM, Actor, record
-from ..roles import ADMIN, ALL_SCOPES, HUMAN_SCOPES, ROLE_SCOPES, ROLES, is_service
+from ..core.roles import ADMIN, ALL_SCOPES, HUMAN_SCOPES, ROLE_SCOPES, ROLES, is_service
+from ..events.recording import SYSTEM, Actor, record
 from .schema import account_totp, accounts, api_tokens
 
 __all__ = [
@@ -69,7 +69,7 @@ __all__ = [
     "verify_password",
 ]
 
-# ALL_SCOPES, HUMAN_SCOPES, ROLES and ROLE_SCOPES come from the roles table, app/roles.py.
+# ALL_SCOPES, HUMAN_SCOPES, ROLES and ROLE_SCOPES come from the roles table, app/core/roles.py.
 TOKEN_PREFIX = "rat_"
 MAX_TOKEN_DAYS = 3650  # the longest a token may live (ten years): the API, the portal and the CLI
 _TOKEN = re.compile(r"rat_[A-Za-z0-9_-]{43}")

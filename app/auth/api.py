@@ -36,8 +36,8 @@ from litestar.response import Redirect
 from litestar.utils.scope.state import ScopeState
 
 from ..accounts import get_account, verify_password
-from ..problems import problem
-from ..roles import TOTP_ROLES
+from ..core.problems import problem
+from ..core.roles import TOTP_ROLES
 from .principal import current_principal, enrolment_allowed
 from .sessions import rotate
 from .throttle import LoginThrottle, too_many

@@ -35,7 +35,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from ..accounts import Principal, account_by_id, authenticate_token
-from ..roles import ROLE_SCOPES, TOTP_ROLES
+from ..core.roles import ROLE_SCOPES, TOTP_ROLES
 from .sessions import expired
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 
 Conn = ASGIConnection[Any, Any, Any, Any]
 Guard = Callable[[Conn, BaseRouteHandler], Awaitable[None]]
-# TOTP_ROLES (a second factor is expected of these roles): the roles table's, app/roles.py
+# TOTP_ROLES (a second factor is expected of these roles): the roles table's, app/core/roles.py
 _BEARER = {"WWW-Authenticate": 'Bearer realm="rlhf-audit"'}
 _CACHE = "rlhf_auth.principal"
 

@@ -28,9 +28,9 @@ from ledger.log import Log
 
 from ..accounts import AccountError, AccountInfo, subject
 from ..accounts.schema import account_totp
-from ..keyring import Keyring
-from ..recording import Actor, record
-from ..roles import is_service
+from ..core.roles import is_service
+from ..events.recording import Actor, record
+from ..keys.keyring import Keyring
 from .keys import totp_key
 
 __all__ = ["ISSUER", "begin", "confirm", "open_secret", "reset", "seal_secret", "verify"]

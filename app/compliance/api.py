@@ -17,8 +17,8 @@ from litestar.params import QueryParameter
 from ledger.log import Log
 
 from ..auth.principal import authorized
+from ..core.roles import COMPLIANCE_READERS
 from ..jobs.api import actor_of
-from ..roles import COMPLIANCE_READERS
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
 from .reports import FORMATS, MEDIA_TYPES, build_report, render_report
@@ -37,7 +37,7 @@ def _log(request: Req) -> Log:
 def _index(request: Req) -> Any:
     index = getattr(request.app.state, "event_index", None)
     if index is None:
-        from ..event_index import EventIndex
+        from ..events.index import EventIndex
 
         index = request.app.state.event_index = EventIndex(_log(request))
     return index

@@ -1,6 +1,6 @@
 """Settings of the compliance engine: retention, timestamp tolerance, alert webhook, TSA roots.
 
-Environment variables win; the server's run-time setting ``alert_webhook_url`` (``app.settings``,
+Environment variables win; the server's run-time setting ``alert_webhook_url`` (``app.config.runtime``,
 changed by an admin while the server runs) applies when no variable names a webhook. Plain data, read once per
 check run, so a changed setting applies from the next check.
 """
@@ -53,8 +53,8 @@ def number_from_env(name: str, default: float) -> float:
 
 
 async def _setting(log: Log, key: str) -> str | None:
-    """A run-time setting of the server (``app.settings``, the ``server_settings`` table), if stored."""
-    from app.settings import server_settings
+    """A run-time setting of the server (``app.config.runtime``, the ``server_settings`` table), if stored."""
+    from app.config.runtime import server_settings
 
     t = server_settings.c
     try:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.errors import StorageError
 from ledger.log import Log
 
-from ..recording import SYSTEM, Actor, record
+from ..events.recording import SYSTEM, Actor, record
 from .alerts import Alert, update_alerts
 from .config import ComplianceConfig
 from .pack import CheckContext, Pack, RuleResult

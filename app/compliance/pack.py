@@ -6,7 +6,7 @@ names the regulations and a version (``eu-ai-act-2024-1689+gdpr@2026.11``) so th
 result on the log says exactly which rules produced it. Packs compose: ``Pack(..., rules=
 EU_AI_ACT + GDPR)``.
 
-Rules read the log only through the event index (``app.event_index``) and the ledger's own
+Rules read the log only through the event index (``app.events.index``) and the ledger's own
 store (checkpoints, timestamps, the self-audit), bounded to one tree size so a check or a
 report describes one fixed, provable state of the log.
 """
@@ -146,7 +146,7 @@ class CheckContext:
     """
 
     log: Log
-    index: Any  # app.event_index.EventIndex
+    index: Any  # app.events.index.EventIndex
     config: ComplianceConfig
     tree_size: int
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -29,8 +29,8 @@ import orjson
 from ledger.errors import EntryError, NotFound
 from ledger.log import Log
 
+from ..events.recording import SYSTEM, Actor, record, utc_now
 from ..objects import ObjectStore
-from ..recording import SYSTEM, Actor, record, utc_now
 from .config import ComplianceConfig
 from .engine import evaluate
 from .pack import Pack
@@ -119,7 +119,7 @@ async def build_report(
     """The report for ``scope`` (a :class:`ReportScope`, its JSON, or any object with ``to_json()``)
     over the log at ``tree_size`` (default: the newest published checkpoint)."""
     if index is None:
-        from ..event_index import EventIndex
+        from ..events.index import EventIndex
 
         index = EventIndex(log)
     scope = ReportScope.parse(scope)

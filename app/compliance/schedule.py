@@ -18,8 +18,8 @@ from typing import Any
 
 from ledger.home import LogHome
 
-from ..background import every
-from ..recording import SYSTEM
+from ..core.background import every
+from ..events.recording import SYSTEM
 from .config import ENV_INTERVAL, number_from_env
 from .engine import run_checks
 
@@ -39,7 +39,7 @@ def interval_from_env() -> float:
 def _index(log: Any, given: Any) -> Any:
     if given is not None:
         return given
-    from ..event_index import EventIndex
+    from ..events.index import EventIndex
 
     return EventIndex(log)
 
@@ -71,7 +71,7 @@ async def scheduled_check(app_state: Any) -> None:
 async def checks_every(app_state: Any, interval: float) -> AsyncIterator[None]:
     """A check every ``interval`` seconds (the first after one interval, so restarts do not flood
     the log) while the block runs; a failed check is logged and retried, never fatal, and a
-    check in progress at the end is finished, not cancelled halfway (``app.background``)."""
+    check in progress at the end is finished, not cancelled halfway (``app.core.background``)."""
     async with every(interval, lambda: scheduled_check(app_state), name="scheduled compliance check",
                      first_delay=interval, grace=60):
         yield

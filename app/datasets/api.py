@@ -1,6 +1,6 @@
 """``/api/v1/datasets`` and ``/api/v1/privacy/erasures``: import, list, show, budgets, erasure.
 
-Behind the Bearer guard of :mod:`app.events_api`. Importing needs the ``events:write`` scope
+Behind the Bearer guard of :mod:`app.events.api`. Importing needs the ``events:write`` scope
 (operators and admins hold it); reading needs ``read``; setting a budget and erasing a data
 subject are for admins only. The acting account appears on the log as its pseudonym and role.
 An import body is the JSON Lines file itself, or ``multipart/form-data`` with a ``file`` part
@@ -18,9 +18,9 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from litestar.params import PathParameter
 
 from app.accounts import Principal
-from app.keyring import Keyring
-from app.recording import Actor
-from app.roles import PRIVACY_ADMINS
+from app.core.roles import PRIVACY_ADMINS
+from app.events.recording import Actor
+from app.keys.keyring import Keyring
 from ledger.home import LogHome
 from ledger.log import Log
 
@@ -32,7 +32,7 @@ from .versions import describe_dataset, list_datasets
 try:  # the generalised guard (tokens and portal sessions), where it exists
     from app.auth.principal import authorized
 except ImportError:  # pragma: no cover - the Bearer-only guard it grew from
-    from app.events_api import authorized
+    from app.events.api import authorized
 
 __all__ = ["DatasetsController", "keyring_of"]
 

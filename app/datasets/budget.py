@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.recording import Actor, record
+from app.events.recording import Actor, record
 from ledger.errors import NotFound
 from ledger.log import Log
 

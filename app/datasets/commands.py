@@ -14,8 +14,8 @@ import click
 
 from ledger.cli import cli
 
-from ..cli_support import acting_as, on_home_log
-from ..roles import DATASET_IMPORTERS, PRIVACY_ADMINS
+from ..core.commands import acting_as, on_home_log
+from ..core.roles import DATASET_IMPORTERS, PRIVACY_ADMINS
 
 __all__ = ["datasets", "privacy"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.recording import Actor, record
+from app.events.recording import Actor, record
 from ledger.errors import LedgerError, StorageError
 from ledger.log import Log
 

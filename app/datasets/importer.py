@@ -33,9 +33,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.keyring import Keyring
+from app.events.recording import SYSTEM, Actor, event
+from app.keys.keyring import Keyring
 from app.objects import ObjectStore
-from app.recording import SYSTEM, Actor, event
 from ledger.canonical import canonicalize, decode_event, encode_event
 from ledger.errors import EntryError
 from ledger.events import commit

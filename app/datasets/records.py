@@ -46,7 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from ledger.canonical import canonicalize
 from ledger.errors import StorageError
 from ledger.log import Log

@@ -22,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.keyring import Keyring
+from app.keys.keyring import Keyring
 from ledger.canonical import canonicalize
 from ledger.errors import StorageError, VerificationError
 from ledger.events import Commitment, Opening

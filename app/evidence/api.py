@@ -18,9 +18,9 @@ from litestar.exceptions import ClientException
 from ledger.log import Log
 
 from ..auth.principal import authorized
-from ..event_index import EventIndex
+from ..events.index import EventIndex
 from ..jobs.api import actor_of
-from ..keyring import Keyring
+from ..keys.keyring import Keyring
 from .builder import build_bundle
 from .dsse import public_key_pem
 from .scope import Scope

@@ -44,9 +44,9 @@ from ledger.timestamping import LocalTSAClient
 from ledger.tlog_proof import format_tlog_proof
 
 from ..compliance.reports import build_report
-from ..event_index import EventIndex
+from ..events.index import EventIndex
+from ..events.recording import SYSTEM, Actor, record
 from ..objects import ObjectStore, Stored
-from ..recording import SYSTEM, Actor, record
 from . import dsse
 from .scope import Scope, select
 

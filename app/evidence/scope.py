@@ -11,7 +11,7 @@ into the sorted leaf indices of the entries that belong to it:
   events and the oversight decisions that target it;
 - ``time``: every event whose ``at`` lies in [since, until).
 
-Queries go through ``app.event_index.EventIndex`` (kind, run, dataset, model, time); oversight
+Queries go through ``app.events.index.EventIndex`` (kind, run, dataset, model, time); oversight
 decisions are matched on their ``target`` here, since the index does not hold targets.
 """
 
@@ -24,7 +24,7 @@ from ledger.errors import NotFound
 from ledger.log import Log
 
 from ..compliance.scope import ReportScope, ScopeError
-from ..event_index import EventIndex, IndexedEvent
+from ..events.index import EventIndex, IndexedEvent
 
 __all__ = ["Scope", "ScopeError", "select"]
 

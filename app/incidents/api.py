@@ -16,7 +16,7 @@ from litestar.params import QueryParameter
 from ledger.log import Log
 
 from ..auth import authorized
-from ..event_index import EventIndex
+from ..events.index import EventIndex
 from ..evidence.scope import Scope
 from ..jobs.api import actor_of, error_handlers, json_body
 from ..oversight.api import DECIDERS

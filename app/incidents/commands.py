@@ -14,7 +14,7 @@ import click
 
 from ledger.cli import cli
 
-from ..cli_support import acting_as, on_home_log
+from ..core.commands import acting_as, on_home_log
 
 __all__ = ["incident"]
 

@@ -27,16 +27,16 @@ from ledger.errors import NotFound
 from ledger.log import Log
 from trainers.hashing import directory_root
 
-from ..artefact_audit import expected_objects, worker_runs
-from ..event_index import EventIndex
+from ..audit.artefacts import expected_objects, worker_runs
+from ..core.roles import FREEZERS, OVERSIGHT_ROLES
+from ..events.index import EventIndex
+from ..events.recording import Actor, record
 from ..evidence.builder import build_bundle
 from ..evidence.scope import Scope, select
 from ..jobs.errors import Conflict, Forbidden, JobError, JobNotFound
 from ..jobs.service import get_job, new_id
 from ..objects import ObjectError, ObjectStore
 from ..oversight import service as oversight
-from ..recording import Actor, record
-from ..roles import FREEZERS, OVERSIGHT_ROLES
 
 __all__ = ["KIND", "MIN_REASON", "Frozen", "freeze_evidence", "list_incidents"]
 

@@ -21,9 +21,9 @@ from ledger.home import LogHome
 from ledger.log import Log
 
 from ..auth import authorized
-from ..keyring import Keyring
-from ..problems import problem
-from ..recording import Actor
+from ..core.problems import problem
+from ..events.recording import Actor
+from ..keys.keyring import Keyring
 from . import service
 from .errors import Conflict, Forbidden
 from .queue import Queue, queue_from_env

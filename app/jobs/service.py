@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ledger.errors import StorageError
 from ledger.log import Log
 
-from ..recording import Actor, record
+from ..events.recording import Actor, record
 from .errors import Conflict, JobError, JobNotFound
 from .queue import Queue
 from .schema import jobs, run_checkpoints

@@ -16,14 +16,14 @@ from litestar.params import PathParameter, QueryParameter
 from ledger.log import Log
 
 from ..auth import authorized
+from ..core.params import PathIndex
+from ..core.roles import DECIDERS
 from ..jobs.api import actor_of, error_handlers, json_body, queue_of
-from ..params import PathIndex
-from ..roles import DECIDERS
 from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
 
-# DECIDERS, the handler opt of every decision: the roles table's (app/roles.py)
+# DECIDERS, the handler opt of every decision: the roles table's (app/core/roles.py)
 
 Req = Request[Any, Any, Any]
 PathStr = Annotated[str, PathParameter()]

@@ -28,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.log import Log
 
+from ..core.roles import OVERSIGHT_ROLES
+from ..events.recording import Actor, record
 from ..jobs.errors import Conflict, Forbidden, JobError, JobNotFound
 from ..jobs.queue import Queue
 from ..jobs.service import Job, checkpoints, db, get_job, new_id, update_job
-from ..recording import Actor, record
-from ..roles import OVERSIGHT_ROLES
 from .schema import decisions, model_releases
 
 __all__ = [

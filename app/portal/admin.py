@@ -1,7 +1,7 @@
 """Administration: accounts and roles, API tokens (shown once), privacy budgets, configuration.
 
 Admins only. Every change goes through the owning module (``app.accounts``, ``app.datasets``,
-``app.settings``), which validates it and records it on the log with the admin as actor; a
+``app.config.runtime``), which validates it and records it on the log with the admin as actor; a
 refusal is shown in the page with the module's own message. A new token's secret is rendered
 once, in the answer to the POST that created it, and never again.
 """
@@ -21,8 +21,8 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
-from ..problems import classify
-from ..roles import ADMINS, is_service
+from ..core.problems import classify
+from ..core.roles import ADMINS, is_service
 from .sources import optional
 from .web import Req, actor_of, log_of, page, redirect, role_guard
 
@@ -39,7 +39,7 @@ def _pseudonymizer(request: Req) -> Any:
 
 async def _context(request: Req) -> dict[str, Any]:
     from app.accounts import list_accounts, list_tokens
-    from app.roles import ALL_SCOPES, ROLES
+    from app.core.roles import ALL_SCOPES, ROLES
 
     log = log_of(request)
     accounts = await list_accounts(log)
@@ -70,9 +70,9 @@ def _token_lifetime(days: str) -> timedelta | None:
 
 
 def _settings_module() -> Any:
-    import app.settings
+    import app.config.runtime
 
-    return app.settings
+    return app.config.runtime
 
 
 async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa: C901 (one branch per form)

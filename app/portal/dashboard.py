@@ -14,7 +14,7 @@ from litestar.response import Template
 
 from ledger.errors import LedgerError
 
-from ..problems import client_detail
+from ..core.problems import client_detail
 from . import sources
 from .web import Req, log_of, page, signed_in
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
 
-from ..problems import classify, request_id
+from ..core.problems import classify, request_id
 from .web import NeedsEnrolment, flash, page, redirect, sign_in_url
 
 __all__ = ["API_PREFIXES", "error_pages", "wants_html"]
@@ -37,7 +37,7 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 def _status_of(exc: Exception) -> tuple[int, str]:
-    """The API's status and detail (``app.problems.classify``), worded for people on a 5xx."""
+    """The API's status and detail (``app.core.problems.classify``), worded for people on a 5xx."""
     status, detail = classify(exc)
     if status >= 500:
         rid = request_id()

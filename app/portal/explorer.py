@@ -25,8 +25,8 @@ from ledger.errors import LedgerError, NotFound
 from ledger.merkle import leaf_hash
 from ledger.proofs import b64
 
-from ..params import PathIndex, QueryIndex
-from ..problems import client_detail
+from ..core.params import PathIndex, QueryIndex
+from ..core.problems import client_detail
 from .web import Req, log_of, page, signed_in
 
 __all__ = ["ExplorerController", "Found", "event_index", "parse_hash"]
@@ -91,7 +91,7 @@ def event_index(request: Req) -> Any:
     state = request.app.state
     index = getattr(state, "event_index", None)
     if index is None:
-        from app.event_index import EventIndex
+        from app.events.index import EventIndex
 
         index = state.event_index = EventIndex(log_of(request))
     return index

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
-from ..problems import client_detail
+from ..core.problems import client_detail
 from .web import OVERSIGHT_ROLES, Req, actor_of, log_of, page, queue_of, redirect, role_guard
 
 __all__ = ["ACTIONS", "OversightController"]

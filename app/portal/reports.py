@@ -27,9 +27,9 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
-from ..params import QueryIndex
-from ..problems import client_detail
-from ..roles import COMPLIANCE_READERS
+from ..core.params import QueryIndex
+from ..core.problems import client_detail
+from ..core.roles import COMPLIANCE_READERS
 from .explorer import event_index
 from .sources import optional
 from .web import (

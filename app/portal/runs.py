@@ -19,9 +19,9 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
-from ..params import QueryIndex
-from ..problems import client_detail
-from ..roles import JOB_SUBMITTERS
+from ..core.params import QueryIndex
+from ..core.problems import client_detail
+from ..core.roles import JOB_SUBMITTERS
 from .explorer import event_index
 from .sources import optional
 from .web import (

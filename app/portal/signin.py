@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
-from ..problems import client_detail
+from ..core.problems import client_detail
 from .web import Conn, Req, actor_of, log_of, page, redirect, resolve_viewer, viewer
 
 __all__ = ["SignInController", "safe_next"]

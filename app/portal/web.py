@@ -22,8 +22,8 @@ from litestar.response import Redirect, Template
 
 from ledger.log import Log
 
-from ..recording import Actor
-from ..roles import ADMINS, OVERSIGHT_ROLES
+from ..core.roles import ADMINS, OVERSIGHT_ROLES
+from ..events.recording import Actor
 
 __all__ = [
     "OVERSIGHT_ROLES",

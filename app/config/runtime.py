@@ -42,8 +42,8 @@ from ledger.errors import ConfigError, EntryError, StorageError
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient, TimestampAuthority, tsa_from_url
 
-from .background import every as periodically
-from .recording import Actor, record
+from ..core.background import every as periodically
+from ..events.recording import Actor, record
 
 __all__ = ["SETTINGS", "RuntimeSettings", "SettingError", "change", "check", "kept_fresh", "load",
            "server_settings"]

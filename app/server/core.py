@@ -7,7 +7,7 @@ and closed on shutdown. A log handed in (tests, embedding) stays the caller's: t
 starts and stops its integrator.
 
 Operations endpoints (``/healthz``, ``/readyz``, ``/metrics``) and the request-id, access-log
-and metrics middleware come from ``app.observability`` and ``app.metrics``; logging itself is
+and metrics middleware come from ``app.server.observability`` and ``app.server.metrics``; logging itself is
 configured by ``rlhf-audit serve``, not here (it is process-wide state).
 """
 
@@ -26,29 +26,29 @@ from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
-from . import auth
-from .accounts.api import AccountsController, ConfigController
-from .compliance.api import ComplianceController
-from .compliance.schedule import compliance_lifespan
-from .datasets.api import DatasetsController
-from .event_index import kept_indexed
-from .events_api import EventsController
-from .evidence.api import BundlesController, evidence_key_pem
-from .incidents.api import IncidentsController
-from .jobs.api import JobsController, jobs_lifespan
-from .json_body import MAX_BODY_BYTES, BodyLimits
-from .kek_rotation import settle_records_kek
-from .keyring import Keyring
-from .log_api import LogController, healthz
+from .. import auth
+from ..accounts.api import AccountsController, ConfigController
+from ..compliance.api import ComplianceController
+from ..compliance.schedule import compliance_lifespan
+from ..config.runtime import RuntimeSettings, kept_fresh
+from ..config.runtime import load as load_settings
+from ..core.json_body import MAX_BODY_BYTES, BodyLimits
+from ..core.params import UrlTextGuard
+from ..core.problems import exception_handlers
+from ..datasets.api import DatasetsController
+from ..events.api import EventsController
+from ..events.index import kept_indexed
+from ..evidence.api import BundlesController, evidence_key_pem
+from ..incidents.api import IncidentsController
+from ..jobs.api import JobsController, jobs_lifespan
+from ..keys.kek_rotation import settle_records_kek
+from ..keys.keyring import Keyring
+from ..log.api import LogController, healthz
+from ..objects import object_store
+from ..oversight.api import ModelsController, OversightController
+from ..portal import error_pages, portal_router, static_files, template_config
 from .metrics import Metrics, metrics
-from .objects import object_store
 from .observability import ObservabilityMiddleware, readyz
-from .oversight.api import ModelsController, OversightController
-from .params import UrlTextGuard
-from .portal import error_pages, portal_router, static_files, template_config
-from .problems import exception_handlers
-from .settings import RuntimeSettings, kept_fresh
-from .settings import load as load_settings
 
 __all__ = ["create_app"]
 
@@ -78,7 +78,7 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
-        try:  # an interrupted records-key rotation: finish or undo it (app.kek_rotation)
+        try:  # an interrupted records-key rotation: finish or undo it (app.keys.kek_rotation)
             await settle_records_kek(the_log, app.state.keyring)
         except LedgerError as e:  # start anyway: the keyring refuses the records key until settled
             structlog.get_logger("app").warning("records key rotation not settled", error=str(e))

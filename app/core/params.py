@@ -8,7 +8,7 @@ declares the bound (:data:`PathIndex`, :data:`QueryIndex`, or ``le=MAX_INT``) an
 
 Text: no name, run, model or filter holds a NUL character, and PostgreSQL cannot store one (SQLite
 can). :class:`UrlTextGuard` refuses a NUL anywhere in the path or the query with 400 on every route
-and either database. NUL in a body reaching PostgreSQL is refused by ``app.problems`` (its data
+and either database. NUL in a body reaching PostgreSQL is refused by ``app.core.problems`` (its data
 error is a 400).
 """
 

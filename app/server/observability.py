@@ -33,8 +33,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import StorageError
 
+from ..core.problems import classify, problem, request_id
 from .metrics import Metrics
-from .problems import classify, problem, request_id
 
 __all__ = ["ObservabilityMiddleware", "configure_logging", "readyz", "request_id_from"]
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.errors import NotFound
 from ledger.log import Log
 
-from .objects import ObjectError, ObjectStore
+from ..objects import ObjectError, ObjectStore
 
 __all__ = ["ArtefactProblem", "ArtefactReport", "Expected", "audit_artefacts", "expected_objects",
            "worker_runs"]
@@ -109,7 +109,7 @@ def expected_objects(idx: int, event: dict[str, Any], worker_runs: set[str]) -> 
 
 async def worker_runs(log: Log) -> set[str]:
     """Runs the jobs table says completed (a ledger-only database has no jobs table: none)."""
-    from .jobs.schema import jobs
+    from ..jobs.schema import jobs
 
     try:
         async with log.store.engine.connect() as conn:

@@ -4,7 +4,7 @@ the artefact audit; and ``rlhf-audit reindex``, which also repairs the event ind
 The ledger cannot know about the object store or the event index (it imports nothing of
 ``app``), so its ``verify`` and ``reindex`` commands are wrapped here: they run as before and
 then the app's derived table is checked against the entries (:meth:`EventIndex.check`) and every
-artefact the log names is re-hashed in the configured object store (:mod:`app.artefact_audit`).
+artefact the log names is re-hashed in the configured object store (:mod:`app.audit.artefacts`).
 Any failure exits 1.
 """
 
@@ -27,7 +27,7 @@ _ledger_reindex = cli.commands["reindex"]
 def _audit_event_index(ctx: click.Context, full: bool) -> bool:
     from ledger.home import LogHome
 
-    from .event_index import EventIndex
+    from ..events.index import EventIndex
 
     async def main() -> bool:
         log = await LogHome.resolve(ctx.obj.get("home")).open_log()
@@ -50,8 +50,8 @@ def _audit_event_index(ctx: click.Context, full: bool) -> bool:
 def _audit_artefacts(ctx: click.Context) -> bool:
     from ledger.home import LogHome
 
-    from .artefact_audit import audit_artefacts
-    from .objects import object_store
+    from ..objects import object_store
+    from .artefacts import audit_artefacts
 
     home = LogHome.resolve(ctx.obj.get("home"))
     objects = object_store(home)
@@ -96,7 +96,7 @@ def _verify(ctx: click.Context, no_artefacts: bool, derived: bool, **given: Any)
 def _reindex(ctx: click.Context, **given: Any) -> None:
     from ledger.home import LogHome
 
-    from .event_index import EventIndex
+    from ..events.index import EventIndex
 
     ctx.invoke(_ledger_reindex, **given)
 

@@ -26,10 +26,10 @@ from ledger.errors import EntryError
 from ledger.log import Log
 from ledger.proofs import b64
 
-from .accounts import Principal
-from .auth.principal import authorized
-from .event_index import EventIndex, IndexedEvent
-from .params import MAX_INT
+from ..accounts import Principal
+from ..auth.principal import authorized
+from ..core.params import MAX_INT
+from .index import EventIndex, IndexedEvent
 from .recording import Actor
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]

@@ -8,7 +8,7 @@ Two families, both from other people's specs so that existing tools work unchang
   and entries, plus what CT lacks: C2SP tlog-proof files, every published checkpoint, its
   RFC 3161 timestamp, the keys to check them and a lookup by leaf hash or commitment.
 
-Every bad parameter answers a 4xx problem detail (see ``app.problems``), never a 5xx.
+Every bad parameter answers a 4xx problem detail (see ``app.core.problems``), never a 5xx.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from ledger.timestamp_verify import parse_timestamp
 from ledger.timestamping import is_local
 from ledger.tlog_proof import format_tlog_proof
 
-from .event_index import EventIndex
-from .params import MAX_INT  # what the databases store: larger numbers are refused as 400
+from ..core.params import MAX_INT  # what the databases store: larger numbers are refused as 400
+from ..events.index import EventIndex
 
 __all__ = ["LogController", "healthz"]
 

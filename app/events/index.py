@@ -4,7 +4,7 @@ and by the commitments they carry.
 The log itself only answers "entry i" and "the entry with this leaf hash". Auditors, the
 compliance engine and the portal ask "every ``run.*`` event of run X", "what did this
 pseudonym do last week", "which entry carries this commitment". The index is a derived table
-(see ``app.event_index_schema``): it can always be rebuilt from the entries, so it is kept
+(see ``app.events.index_schema``): it can always be rebuilt from the entries, so it is kept
 outside the ledger and filled by :meth:`EventIndex.catch_up`, which any number of processes may
 run at once against one database. A watermark row says how far the index is complete; each
 batch is written in one transaction that first locks that row, writes only the rows above the
@@ -12,7 +12,7 @@ watermark it then sees and raises the watermark to the batch's end: so no duplic
 gaps (SQLite's inserts also say ``ON CONFLICT DO NOTHING``, for good measure).
 
 Indexing never fails on an entry: one that is not a JSON object, or lacks the envelope of
-``app.recording``, is indexed with kind ``""`` and no fields. A value that a database index
+``app.events.recording``, is indexed with kind ``""`` and no fields. A value that a database index
 cannot hold (over 200 characters, a NUL, a number beyond 64 bits) is left unindexed, and a
 query for such a value finds nothing.
 """
@@ -36,8 +36,8 @@ from ledger.audit import SHOWN_AT, Finding
 from ledger.errors import StorageError
 from ledger.log import Log
 
-from .background import every
-from .event_index_schema import FIELDS, event_commitments, event_index, event_index_state
+from ..core.background import every
+from .index_schema import FIELDS, event_commitments, event_index, event_index_state
 
 __all__ = ["MAX_VALUE", "EventIndex", "IndexedEvent", "commitments_of", "index_row", "kept_indexed"]
 
@@ -47,7 +47,7 @@ _SQLITE_ROWS = 3000  # rows per multi-row INSERT on SQLite (9 columns: under its
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _INT64 = 1 << 63
-_log = logging.getLogger("app.event_index")
+_log = logging.getLogger("app.events.index")
 
 Row = tuple[int, str, str | None, str | None, int | None, str | None, str | None, str | None, int | None]
 
@@ -581,7 +581,7 @@ class EventIndex:
 @contextlib.asynccontextmanager
 async def kept_indexed(log: Log, interval: float = 0.5) -> AsyncIterator[EventIndex]:
     """An :class:`EventIndex` over ``log``, caught up every ``interval`` seconds while the block
-    runs; on exit the catch-up in progress finishes first (``app.background.every``)."""
+    runs; on exit the catch-up in progress finishes first (``app.core.background.every``)."""
     index = EventIndex(log)
     async with every(interval, index.catch_up, name="event index catch-up"):
         yield index

@@ -27,8 +27,8 @@ import orjson
 from ledger.home import LogHome
 from ledger.log import Log
 
-from .keyring import Keyring
-from .recording import Actor
+from ..events.recording import Actor
+from ..keys.keyring import Keyring
 
 __all__ = ["ACCOUNTS", "DATASET", "DemoResult", "run_demo", "summary"]
 
@@ -92,7 +92,7 @@ def _dataset_file(home: LogHome) -> bytes:
 
 async def _accounts(log: Log, keyring: Keyring, password: str | None,
                     result: DemoResult) -> dict[str, Actor]:
-    from .accounts import service as accounts
+    from ..accounts import service as accounts
 
     existing = {a.name for a in await accounts.list_accounts(log)}
     actors = {}
@@ -109,7 +109,7 @@ async def _accounts(log: Log, keyring: Keyring, password: str | None,
 
 async def _budget(log: Log, dataset: str, need: float, admin: Actor, say: Callable[[str], None]) -> float:
     """Set the budget on first use; top it up (as the admin, on the log) when runs have spent it."""
-    from .datasets import BudgetError, get_budget, set_budget
+    from ..datasets import BudgetError, get_budget, set_budget
 
     try:
         budget = await get_budget(log, dataset)
@@ -135,7 +135,7 @@ def _specs(model: Path, dataset: str, version: int) -> list[dict[str, Any]]:
 
 async def _drain(ctx: dict[str, Any], queue: Any) -> None:
     """Run what is queued with the job function, as the configured workers would."""
-    from .jobs.queue import ArqQueue
+    from ..jobs.queue import ArqQueue
 
     if isinstance(queue, ArqQueue):
         from arq.worker import Worker
@@ -150,14 +150,14 @@ async def _drain(ctx: dict[str, Any], queue: Any) -> None:
         finally:
             await worker.close()
     else:
-        from .jobs.local import run_local_worker
+        from ..jobs.local import run_local_worker
 
         await run_local_worker(ctx, burst=True)
 
 
 async def _wait(log: Log, run: str) -> Any:
     """The job once it ended (another worker, e.g. a running ``serve``, may have claimed it)."""
-    from .jobs.service import TERMINAL, get_job
+    from ..jobs.service import TERMINAL, get_job
 
     deadline = time.monotonic() + JOB_TIMEOUT
     while True:
@@ -169,9 +169,9 @@ async def _wait(log: Log, run: str) -> Any:
 
 async def _train(log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str, Any]], operator: Actor,
                  result: DemoResult, say: Callable[[str], None]) -> None:
-    from .jobs import service as jobs
-    from .jobs.queue import ArqQueue, queue_from_env
-    from .objects import object_store
+    from ..jobs import service as jobs
+    from ..jobs.queue import ArqQueue, queue_from_env
+    from ..objects import object_store
 
     queue = queue_from_env()
     result.queue = "ARQ on Redis" if isinstance(queue, ArqQueue) else "local worker"
@@ -197,7 +197,7 @@ async def _train(log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str
 
 async def _oversee(log: Log, result: DemoResult, actors: dict[str, Actor],
                    say: Callable[[str], None]) -> None:
-    from .oversight import service as oversight
+    from ..oversight import service as oversight
 
     reward = result.runs.get("reward_model")
     if reward is None or reward.status != "completed" or reward.model is None:
@@ -219,10 +219,10 @@ async def _publish(log: Log) -> tuple[Any, list[Any]]:
 
 
 async def _demo(home: LogHome, password: str | None, say: Callable[[str], None]) -> DemoResult:
-    from .compliance.engine import run_checks
-    from .datasets import import_dataset
-    from .event_index import EventIndex
-    from .objects import object_store
+    from ..compliance.engine import run_checks
+    from ..datasets import import_dataset
+    from ..events.index import EventIndex
+    from ..objects import object_store
 
     result = DemoResult(home.path)
     keyring = Keyring.of(home)

@@ -8,11 +8,11 @@ so these keys are files in the home (owner-only, 0600), never rows next to the l
 - ``keys/records.key``: the key-encryption key wrapping each data subject's record key
   (envelope encryption in ``app.datasets``; erasing a subject destroys its wrapped key). The
   TOTP-secret and CSRF keys are derived from it (``app.auth.keys``). ``rlhf-audit keys
-  rotate-records-kek`` (``app.kek_rotation``) replaces it: the new key is staged as
+  rotate-records-kek`` (``app.keys.kek_rotation``) replaces it: the new key is staged as
   ``keys/records.key.next`` before the database is re-wrapped, and renamed over ``records.key``
   after; the old one is kept as ``keys/retired/records-<key id>.key``. While a ``.next`` file
   exists the KEK is undecided and :attr:`Keyring.records_kek` refuses (fail closed) until
-  ``app.kek_rotation.settle_records_kek`` has seen which key the database is under;
+  ``app.keys.kek_rotation.settle_records_kek`` has seen which key the database is under;
 - ``keys/evidence.key``: the Ed25519 seed of the operator's evidence-signing key, which signs the
   DSSE attestation of evidence bundles (``app.evidence``).
 
@@ -149,7 +149,7 @@ class Keyring:
             self._records = (stamp if stamp is not None else _stamp(path), key)
         return self._records[1]
 
-    # -- rotating the records KEK (driven by app.kek_rotation) ---------------------------------
+    # -- rotating the records KEK (driven by app.keys.kek_rotation) ---------------------------------
 
     @property
     def retired_dir(self) -> Path:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:  # it imports the ledger's log (SQLAlchemy): imported where a command runs
-    from .recording import Actor
+    from ..events.recording import Actor
 
 __all__ = ["acting_as", "on_home_log"]
 
@@ -21,11 +21,11 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
     timestamp what it appended (``verify`` expects every checkpoint timestamped) and close.
 
     ``settle``: first finish or undo an interrupted records-key rotation, if one left
-    ``records.key.next`` behind (``app.kek_rotation``)."""
+    ``records.key.next`` behind (``app.keys.kek_rotation``)."""
     from ledger.cli import TSA_WAIT
     from ledger.home import LogHome
 
-    from .keyring import Keyring
+    from ..keys.keyring import Keyring
 
     async def go() -> T:
         home = LogHome.resolve(ctx.obj.get("home"))
@@ -33,7 +33,7 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
         try:
             keyring = Keyring.of(home)
             if settle:
-                from .kek_rotation import settle_records_kek
+                from ..keys.kek_rotation import settle_records_kek
 
                 await settle_records_kek(log, keyring)
             result = await body(log, keyring)
@@ -53,11 +53,11 @@ async def acting_as(log: Any, keyring: Any, name: str | None,
     A disabled account, or one whose role is not in ``roles`` (when given), is refused with a
     usage error naming what it needs.
     """
-    from .recording import SYSTEM, Actor
+    from ..events.recording import SYSTEM, Actor
 
     if name is None:
         return SYSTEM
-    from .accounts import service as accounts
+    from ..accounts import service as accounts
 
     info = await accounts.get_account(log, name)
     if info.disabled or (roles is not None and info.role not in roles):

@@ -18,7 +18,7 @@ tokens HMAC'd with the old KEK stop verifying once the server restarts (sessions
 not derived from it): forms must be reloaded, sign-ins redone.
 
 A crash can leave ``records.key.next`` behind, before or after the commit. While it exists,
-:attr:`app.keyring.Keyring.records_kek` refuses to answer (it cannot know which key the
+:attr:`app.keys.keyring.Keyring.records_kek` refuses to answer (it cannot know which key the
 database is under), and :func:`settle_records_kek`, run by the rotate command, every
 ``on_home_log`` command and the server's start, decides: it tries a stored row (a subject's
 wrapped key, else a TOTP secret) under both keys. Under the staged key: the commit happened, so
@@ -41,13 +41,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ledger.errors import LedgerError, StorageError
 from ledger.log import Log
 
-from .accounts.schema import account_totp
-from .auth.keys import totp_key_of
-from .auth.totp import open_secret, seal_secret
-from .datasets.records import connect, transaction, unwrap_with, wrap_key
-from .datasets.schema import data_subjects
+from ..accounts.schema import account_totp
+from ..auth.keys import totp_key_of
+from ..auth.totp import open_secret, seal_secret
+from ..datasets.records import connect, transaction, unwrap_with, wrap_key
+from ..datasets.schema import data_subjects
+from ..events.recording import SYSTEM, Actor, record
 from .keyring import Keyring, RecordsKekPending, records_kek_id
-from .recording import SYSTEM, Actor, record
 
 __all__ = ["EVENT", "KekRotation", "Settled", "rotate_records_kek", "settle_records_kek"]
 

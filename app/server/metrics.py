@@ -3,7 +3,7 @@
 Each app has its own :class:`CollectorRegistry` (never the process-global one), so several apps
 in one process, as in the tests, keep separate figures. The log gauges are set by ``GET /metrics``
 just before it renders, from the database, so every process serving the same log reports the same
-values; the request histogram is fed by the middleware in ``app.observability``.
+values; the request histogram is fed by the middleware in ``app.server.observability``.
 
 Why gauges read from the database rather than counters kept in memory: behind a load balancer
 each replica sees only its own share of the appends, and its counters restart at zero with it,
@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.errors import StorageError
 from ledger.log import Log
 
-from .compliance.schema import compliance_alerts, compliance_checks
+from ..compliance.schema import compliance_alerts, compliance_checks
 
 __all__ = ["CONTENT_TYPE", "Metrics", "metrics"]
 

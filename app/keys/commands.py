@@ -8,8 +8,8 @@ import click
 
 from ledger.cli_keys import keys
 
-from .cli_support import acting_as, on_home_log
-from .roles import ADMINS
+from ..core.commands import acting_as, on_home_log
+from ..core.roles import ADMINS
 
 __all__ = ["rotate_records_kek_command"]
 

@@ -60,7 +60,7 @@ Role = Literal["admin", "overseer", "operator", "auditor", "service"]
 ROLES: tuple[Role, ...] = get_args(Role)  # in this order: CLI --role choices, portal selects, errors
 ADMIN: Role = "admin"
 SERVICE: Role = "service"
-SYSTEM_ROLE = "system"  # not an account's: the role of app.recording.SYSTEM, the CLI at the shell
+SYSTEM_ROLE = "system"  # not an account's: the role of app.events.recording.SYSTEM, the CLI at the shell
 
 Scope = Literal["events:write", "events:read", "read", "jobs:submit", "oversight:decide", "privacy:admin",
                 "accounts:admin"]
