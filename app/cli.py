@@ -23,8 +23,10 @@ def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) ->
 
     from ledger.home import LogHome
 
+    from .core.database import open_home
+
     async def _go() -> None:
-        log = await LogHome.resolve(ctx.obj.get("home")).open_log(migrate=True)
+        db, log = await open_home(LogHome.resolve(ctx.obj.get("home")), migrate=True)
         try:
             await body(log)
             await log.integrate()  # the account/token events get a checkpoint before we exit
@@ -32,6 +34,7 @@ def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) ->
             await log.timestamp_pending(force=True, within=TSA_WAIT)
         finally:
             await log.close()
+            await db.close()
 
     asyncio.run(_go())
 
@@ -46,12 +49,34 @@ def _pseudonymizer(ctx: click.Context) -> Any:
 
 
 def _migrate(home: Any) -> None:
+    """Bring the home's database (every table, the ledger's included) to the newest revision."""
     import asyncio
 
+    from .core.database import Database
+
     async def go() -> None:
-        await (await home.open_log(migrate=True)).close()
+        db = Database(home.engine())
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
 
     asyncio.run(go())
+
+
+@cli.command()
+@click.option("--origin", default=None, help="The log's origin (its public name); set once.")
+@click.pass_context
+def init(ctx: click.Context, origin: str | None) -> None:
+    """Create the home: settings, database, log key and local TSA. Safe to run again."""
+    from ledger.home import LogHome
+
+    home = LogHome.resolve(ctx.obj.get("home"))
+    signer = home.init(origin)
+    _migrate(home)
+    click.echo(f"home:   {home.path}", err=True)
+    click.echo(f"origin: {signer.name}", err=True)
+    click.echo(f"log key (verifier): {signer.verifier.vkey}", err=True)
 
 
 def _trusted_proxies(value: str) -> list[str]:
@@ -281,6 +306,8 @@ def demo(ctx: click.Context, password: str | None) -> None:
         raise SystemExit(1)
 
 
+from .audit import commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
+from .keys import commands as _key_commands  # noqa: E402,F401  (keys rotate-records-kek)
 
 # Commands whose modules are imported only when one of them runs (their packages import SQLAlchemy
 # and more): name -> (module that registers it, its help's first paragraph, which `--help` shows).

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.core.database import Database  # noqa: E402
 from app.events.index import EventIndex  # noqa: E402
 from app.events.recording import Actor, event  # noqa: E402
 from app.evidence.builder import build_bundle  # noqa: E402
@@ -44,7 +45,7 @@ STANDALONE = Path(__file__).resolve().parents[1] / "app" / "evidence" / "standal
 async def main(n: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
     store = Store(f"sqlite+aiosqlite:///{tmp / 'ledger.db'}", sqlite_synchronous="NORMAL")
-    await store.migrate()
+    await Database(store.engine).migrate()
     tsa = LocalTSA.create(tmp / "tsa")
     log = Log(store, Signer.generate("bench.example/log"), tsas=[LocalTSAClient(tsa)])
     other = [event("run.metrics", WORKER, run="run_other", steps=[{"step": i, "loss": 0.5}])

@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from app.core.database import Database  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -35,7 +37,7 @@ def _log_in_thread(home: Path):  # type: ignore[no-untyped-def]
 
     async def make() -> Log:
         store = Store(f"sqlite+aiosqlite:///{home / 'bench.db'}")
-        await store.migrate()
+        await Database(store.engine).migrate()
         return Log(store, Signer.generate("bench.example/log"), interval=0.5)
 
     return loop, asyncio.run_coroutine_threadsafe(make(), loop).result()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.core.database import Database  # noqa: E402
 from app.events.index import EventIndex  # noqa: E402
 from ledger._internal.store import Store  # noqa: E402
 from ledger.canonical import encode_event  # noqa: E402
@@ -68,7 +69,7 @@ async def reset(store: Store) -> None:
 
 async def run(url: str, n: int, runs: int) -> dict[str, object]:
     store = Store(url, sqlite_synchronous="NORMAL")
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, Signer.generate("bench.example/log"))
     try:
         data = events(n)

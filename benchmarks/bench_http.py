@@ -35,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.core.database import migrate_home  # noqa: E402
 from ledger.canonical import canonical_event  # noqa: E402
 from ledger.home import LogHome  # noqa: E402
 from ledger.tiles import tile_path  # noqa: E402
@@ -69,7 +70,8 @@ def _line(i: int) -> bytes:
 
 async def build(home: LogHome, n: int, sample: int) -> tuple[int, list[str]]:
     """Append ``n`` entries; return the checkpoint size and ``sample`` random leaf hashes (b64)."""
-    log = await home.open_log(migrate=True)
+    await migrate_home(home)
+    log = await home.open_log()
     rng = random.Random(7)
     picked = set(rng.sample(range(n), min(sample, n)))
     hashes = []

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.core.database import Database  # noqa: E402
 from ledger._internal.store import Store  # noqa: E402
 from ledger.audit import audit_log  # noqa: E402
 from ledger.canonical import canonical_event  # noqa: E402
@@ -65,7 +66,7 @@ async def appends(log: Log, lines: list[bytes], batch: int) -> SequencedEntry:
 
 async def append_run(url: str, n: int, batch: int = 1000) -> dict[str, float]:
     store = Store(url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, SIGNER, interval=0.5)
     lines = event_lines(n)
     await log.start()
@@ -137,7 +138,7 @@ async def stages(url: str, n: int = 100_000, batch: int = 1000) -> dict[str, flo
         leaf_hashes(entries[k : k + batch])  # as Log.append_entries does
     t_hash = time.perf_counter() - t0
     store = Store(url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, SIGNER, interval=60)  # no integration while appending
     t0 = time.perf_counter()
     for k in range(0, n, batch):
@@ -174,7 +175,7 @@ def drop_pg(name: str) -> None:
 
 async def build(url: str, n: int, batch: int = 10000) -> Log:
     store = Store(url, sqlite_synchronous="NORMAL")
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, SIGNER, interval=0.5)
     lines = event_lines(n)
     for k in range(0, n, batch):
@@ -221,7 +222,7 @@ def million_child(path: str, n: int) -> None:
 
     async def main() -> dict[str, float]:
         store = Store(f"sqlite+aiosqlite:///{path}", sqlite_synchronous="NORMAL")
-        await store.migrate()
+        await Database(store.engine).migrate()
         log = Log(store, SIGNER, interval=0.5)
         await log.start()
         t0 = time.perf_counter()

@@ -22,9 +22,13 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from bench_ledger import SIGNER, drop_pg, event_lines, pg_database  # noqa: E402
 
-from ledger._internal.store import MIGRATIONS, Store  # noqa: E402
+from app.core.database import (
+    MIGRATIONS,  # noqa: E402
+    Database,  # noqa: E402
+)
 from ledger.canonical import canonical_event  # noqa: E402
 from ledger.log import Log  # noqa: E402
+from ledger.storage import Store  # noqa: E402
 
 
 async def _migrate(store: Store, revision: str, down: bool = False) -> None:
@@ -41,7 +45,7 @@ async def _migrate(store: Store, revision: str, down: bool = False) -> None:
 
 async def one(url: str, n: int) -> None:
     store = Store(url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, SIGNER)
     lines = event_lines(n)
     for k in range(0, n, 10_000):

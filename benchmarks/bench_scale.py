@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ledger import PG_ADMIN, SIGNER, appends, event_lines  # noqa: E402
 
+from app.core.database import Database  # noqa: E402
 from ledger._internal.store import Store  # noqa: E402
 from ledger.canonical import canonical_event  # noqa: E402
 from ledger.log import Log  # noqa: E402
@@ -223,7 +224,7 @@ async def _root_at(log: Log, size: int) -> bytes:
 
 async def run(url: str, n: int, batch: int, samples: int, segment: int, at: tuple[int, ...]) -> None:
     store = Store(url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, SIGNER, interval=0.5)
     await log.start()
     marks = sorted({m for m in at if m <= n} | {n})

@@ -113,27 +113,6 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj["home"] = home
 
 
-@cli.command()
-@click.option("--origin", default=None, help="The log's origin (its public name); set once.")
-@click.pass_context
-def init(ctx: click.Context, origin: str | None) -> None:
-    """Create the home: settings, database, log key and local TSA. Safe to run again."""
-    home = _home(ctx)
-    signer = home.init(origin)
-
-    async def migrate() -> None:
-        store = home.store()
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
-
-    asyncio.run(migrate())
-    click.echo(f"home:   {home.path}", err=True)
-    click.echo(f"origin: {signer.name}", err=True)
-    click.echo(f"log key (verifier): {signer.verifier.vkey}", err=True)
-
-
 def _read_events(stream: Any) -> list[bytes]:
     entries = []
     for number, line in enumerate(stream, start=1):

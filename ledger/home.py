@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from cryptography import x509
@@ -34,6 +34,9 @@ from .key_history import KeyHistory
 from .log import Log
 from .note import Signer, Verifier
 from .timestamping import TimestampAuthority, tsa_from_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["ENV_TSA_ROOTS", "ENV_TSA_URLS", "LogHome", "Settings", "load_tsa_roots", "public_keys",
            "tsa_roots_from_env"]
@@ -316,6 +319,15 @@ class LogHome:
         settings = settings or self.settings()
         return [tsa_from_url(u, local_dir=self.tsa_dir) for u in settings.tsa_urls]
 
+    def engine(self, settings: Settings | None = None) -> AsyncEngine:
+        """An engine on the configured database, for a caller that owns it and builds the log
+        over it (:meth:`open_log`). The home is made owner-only first; so is a SQLite database."""
+        from .storage import open_engine
+
+        settings = settings or self.settings()
+        _owner_only(self.path)
+        return open_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
     def store(self, settings: Settings | None = None) -> Store:
         """The database (the home's ``ledger.db`` unless configured otherwise). The home is made
         owner-only first; so is a SQLite database, by the Store."""
@@ -323,8 +335,10 @@ class LogHome:
         _owner_only(self.path)
         return Store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
-    async def open_log(self, *, migrate: bool = False) -> Log:
-        """Open the log this home describes (``migrate`` brings the schema up to date)."""
+    async def open_log(self, *, engine: AsyncEngine | None = None) -> Log:
+        """Open the log this home describes, over ``engine`` (:func:`ledger.storage.open_engine`,
+        owned by the caller) or over an engine of its own on the configured database. The schema
+        must exist: the ledger never migrates (the product does, ``rlhf-audit init``)."""
         settings = self.settings()
         watch = self.key_watch()  # before reading the key: a rotation meanwhile is seen
         signer = self.signer()
@@ -333,12 +347,9 @@ class LogHome:
                 f"the log key is named {signer.name!r} but the origin is {settings.origin!r}"
             )
         history = self.key_history(signer)
-        store = self.store(settings)
+        store = self.store(settings) if engine is None else Store(engine)
         try:
-            if migrate:
-                await store.migrate()
-            else:
-                await store.check_schema()
+            await store.check_schema()
             tsas = self.timestamp_authorities(settings)
         except BaseException:
             await store.close()

@@ -67,7 +67,7 @@ async def _run_online() -> None:
     url = os.environ.get("RLHF_AUDIT_DATABASE_URL")
     if not url:
         raise SystemExit("set RLHF_AUDIT_DATABASE_URL to the database to migrate")
-    from ledger._internal.store import async_url
+    from ledger.storage import async_url
 
     engine = create_async_engine(async_url(url))
     async with engine.begin() as conn:

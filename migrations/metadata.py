@@ -22,7 +22,7 @@ def target_metadata() -> list[MetaData]:
     from app.events import index_schema as event_index
     from app.jobs import schema as jobs
     from app.oversight import schema as oversight
-    from ledger._internal import schema as ledger
+    from ledger import storage as ledger
 
     return [ledger.metadata, accounts.metadata, event_index.metadata, settings.metadata,
             datasets.metadata, jobs.metadata, compliance.metadata, oversight.metadata]

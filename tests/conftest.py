@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.database import Database
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.log import Log
@@ -73,9 +74,17 @@ def local_tsa(tmp_path: Path) -> LocalTSA:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = Store(database_url)
-    await store.migrate()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The application's database, migrated; the ``store`` and ``log`` fixtures share its engine."""
+    db = Database.open(database_url)
+    await db.migrate()
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def store(db: Database) -> AsyncIterator[Store]:
+    store = Store(db.engine)
     yield store
     await store.close()
 
@@ -90,12 +99,14 @@ async def log(store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterato
 @pytest.fixture
 async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
     """A log on SQLite alone, for tests that do not depend on the database (``log``: both)."""
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'sqlite-only.db'}")
-    await store.migrate()
+    db = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'sqlite-only.db'}")
+    await db.migrate()
+    store = Store(db.engine)
     log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
     yield log
     await log.stop()
     await store.close()
+    await db.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.artefacts import audit_artefacts, expected_objects
 from app.compliance.reports import build_report, render_report
+from app.core.database import migrate_home
 from app.datasets import import_dataset
 from app.events.recording import Actor, record
 from app.evidence.builder import build_bundle
@@ -93,7 +94,8 @@ def test_verify_names_changed_and_missing_artefacts(tmp_path: Path, database_url
     objects = FileStore(home.path / "objects")  # the default store of the home
 
     async def write() -> tuple[dict[str, Any], list[bytes]]:
-        log = await home.open_log(migrate=True)
+        await migrate_home(home)
+        log = await home.open_log()
         try:
             story = await _story(log, objects, Keyring(tmp_path / "keys"), tmp_path)
             return story, await _entries(log)

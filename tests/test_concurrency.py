@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.database import Database
 from ledger._internal.store import Store
 from ledger.audit import audit_log
 from ledger.log import Log
@@ -36,7 +37,7 @@ async def test_four_processes_append_and_integrate_one_tree(pg_url: str, tmp_pat
     key_file = tmp_path / "log.key"
     key_file.write_text(signer.skey)
     store = Store(pg_url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     procs = [spawn(pg_url, key_file, w, batches=25, size=40) for w in range(4)]
     acked: dict[int, bytes] = {}
     for p in procs:
@@ -70,7 +71,7 @@ async def test_sigkill_mid_batch_loses_no_acknowledged_entry(
     key_file = tmp_path / "log.key"
     key_file.write_text(signer.skey)
     store = Store(url)
-    await store.migrate()
+    await Database(store.engine).migrate()
     log = Log(store, signer)
     proc = spawn(url, key_file, 0, batches=100_000, size=500)
     acked: dict[int, bytes] = {}

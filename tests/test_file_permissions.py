@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.database import Database, migrate_home
 from ledger._internal.store import Store
 from ledger.home import LogHome
 
@@ -33,7 +34,8 @@ def umask_000() -> Iterator[None]:
 async def _open_and_write(home: LogHome) -> None:
     """Open the home's log, append and integrate, and check the files while it is open (the
     -wal and -shm files exist only while a connection does)."""
-    log = await home.open_log(migrate=True)
+    await migrate_home(home)
+    log = await home.open_log()
     try:
         await log.append([{"kind": "perm.test", "i": i} for i in range(3)])
         await log.integrate()
@@ -55,7 +57,8 @@ async def test_an_existing_world_readable_home_is_tightened(tmp_path: Path, umas
     home = LogHome(tmp_path / "home")
     home.path.mkdir(mode=0o755)  # as an older release, or an operator's mkdir, left it
     home.init("perm.example/log")
-    log = await home.open_log(migrate=True)
+    await migrate_home(home)
+    log = await home.open_log()
     await log.append([{"kind": "perm.test"}])
     await log.close()
     for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):  # as SQLite used to create them
@@ -70,7 +73,7 @@ async def test_a_database_outside_a_home_is_created_owner_only(tmp_path: Path, u
     path = tmp_path / "elsewhere.db"
     store = Store(f"sqlite:///{path}")
     try:
-        await store.migrate()
+        await Database(store.engine).migrate()
         assert mode(path) == 0o600
         assert all(mode(p) == 0o600 for p in tmp_path.glob("elsewhere.db-*"))
     finally:

@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.artefacts import audit_artefacts
+from app.core.database import migrate_home
 from app.datasets import import_dataset
 from app.events.recording import Actor, record
 from app.evidence.dsse import public_key_pem
@@ -106,7 +107,8 @@ def test_cli_freeze_holds_the_run_and_verify_checks_the_bundle(tmp_path: Path, d
     objects = FileStore(home.path / "objects")  # the home's default store, as the CLI opens it
 
     async def write() -> dict[str, str]:
-        log = await home.open_log(migrate=True)
+        await migrate_home(home)
+        log = await home.open_log()
         try:
             return await _story(log, objects, Keyring.of(home), tmp_path)
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.database import migrate_home
 from ledger.audit import audit_log
 from ledger.errors import NoteError
 from ledger.home import LogHome
@@ -125,7 +126,8 @@ async def test_open_logs_follow_a_rotation(database_url: str, tmp_path: Path,
     monkeypatch.setenv("RLHF_AUDIT_DATABASE_URL", database_url)
     home = LogHome(tmp_path / "home")
     home.init(ORIGIN)
-    server = await home.open_log(migrate=True)
+    await migrate_home(home)
+    server = await home.open_log()
     try:
         await server.append([{"kind": "before"}])
         await server.integrate()

@@ -14,7 +14,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.util import load_python_file
 
-from ledger._internal.store import MIGRATIONS, Store
+from app.core.database import MIGRATIONS, Database
+from ledger.storage import Store
 
 shared = load_python_file(MIGRATIONS, "metadata.py")
 
@@ -27,7 +28,7 @@ def _diff(conn: Any) -> list[Any]:
 async def test_the_migrations_match_the_table_declarations(database_url: str) -> None:
     store = Store(database_url)
     try:
-        await store.migrate()
+        await Database(store.engine).migrate()
         async with store.engine.connect() as conn:
             diff = await conn.run_sync(_diff)
     finally:

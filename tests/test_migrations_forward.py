@@ -18,8 +18,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from ledger._internal.store import MIGRATIONS, Store
+from app.core.database import MIGRATIONS, Database
 from ledger.home import LogHome
+from ledger.storage import Store
 from tests.cli_run import cli, cli_env
 
 ORIGIN = "upgrade.example/log"
@@ -61,7 +62,7 @@ async def test_a_log_written_at_0001_survives_the_upgrade(database_url: str, tmp
     home.init(ORIGIN)
     store = home.store()
     try:
-        await store.migrate()
+        await Database(store.engine).migrate()
     finally:
         await store.close()
     log = await home.open_log()

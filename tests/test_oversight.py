@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.accounts import create_account
+from app.core.database import migrate_home
 from app.datasets import import_dataset, load_version
 from app.jobs import get_job, submit
 from app.jobs.local import run_local_worker
@@ -202,7 +203,8 @@ async def test_cli_oversight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     assert _cli(home, "init").returncode == 0
-    log = await LogHome(home).open_log(migrate=True)
+    await migrate_home(LogHome(home))
+    log = await LogHome(home).open_log()
     try:
         keyring = Keyring.of(LogHome(home))
         for name, role in (("ann", "overseer"), ("bob", "overseer"), ("op", "operator")):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.compliance.config import ComplianceConfig
+from app.core.database import migrate_home
 from ledger.errors import ConfigError
 from ledger.home import ENV_TSA_ROOTS, ENV_TSA_URLS, LogHome
 from tests.cli_run import cli, cli_env
@@ -36,7 +37,8 @@ def stamped_home(tsa: OpenSSLTSA, tmp_path_factory: pytest.TempPathFactory) -> P
     async def build() -> None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(ENV_TSA_URLS, f"local,{tsa.url}")
-            log = await home.open_log(migrate=True)
+            await migrate_home(home)
+            log = await home.open_log()
         try:
             for i in range(CHECKPOINTS):
                 await log.append([{"kind": "e", "i": i}])

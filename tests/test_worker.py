@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.client import Client, Forbidden, NotFoundError, Refused
+from app.core.database import migrate_home
 from app.datasets import get_budget
 from app.datasets.schema import dataset_records
 from app.jobs import cancel, get_job, submit
@@ -146,7 +147,8 @@ async def test_serve_runs_jobs_in_its_local_worker(tmp_path: Path, monkeypatch: 
     home = LogHome(tmp_path / "home")
     home.init()
     keyring = Keyring.of(home)
-    log = await home.open_log(migrate=True)
+    await migrate_home(home)
+    log = await home.open_log()
     try:
         from app.accounts import create_account, create_token
 

@@ -48,8 +48,11 @@ async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
     """ARQ job: run the default pack as ``system``; returns the check's summary."""
     log = ctx.get("log")
     owned = log is None
+    db = None
     if owned:
-        log = await LogHome.resolve(None).open_log(migrate=True)
+        from ..core.database import open_home
+
+        db, log = await open_home(LogHome.resolve(None), migrate=True)
     try:
         run = await run_checks(log, _index(log, ctx.get("event_index")), actor=SYSTEM)
         return {"leaf_index": run.leaf_index, "tree_size": run.tree_size, "ok": run.ok,
@@ -58,6 +61,8 @@ async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
         if owned:
             await log.integrate()
             await log.close()
+        if db is not None:
+            await db.close()
 
 
 async def scheduled_check(app_state: Any) -> None:

@@ -28,8 +28,10 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
     from ..keys.keyring import Keyring
 
     async def go() -> T:
+        from .database import open_home
+
         home = LogHome.resolve(ctx.obj.get("home"))
-        log = await home.open_log(migrate=True)
+        db, log = await open_home(home, migrate=True)
         try:
             keyring = Keyring.of(home)
             if settle:
@@ -42,6 +44,7 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
             return result
         finally:
             await log.close()
+            await db.close()
 
     return asyncio.run(go())
 

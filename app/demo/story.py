@@ -27,6 +27,7 @@ import orjson
 from ledger.home import LogHome
 from ledger.log import Log
 
+from ..core.database import open_home
 from ..events.recording import Actor
 from ..keys.keyring import Keyring
 
@@ -227,7 +228,7 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
     result = DemoResult(home.path)
     keyring = Keyring.of(home)
     model = await asyncio.to_thread(_model, home, say)
-    log = await home.open_log(migrate=True)
+    db, log = await open_home(home, migrate=True)
     try:
         actors = await _accounts(log, keyring, password, result)
         admin = actors["demo-admin"]
@@ -253,6 +254,7 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
             + (", timestamped" if result.timestamped else ", timestamp pending (retried by the server)"))
     finally:
         await log.close()
+        await db.close()
     return result
 
 

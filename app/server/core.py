@@ -32,6 +32,7 @@ from ..compliance.api import ComplianceController
 from ..compliance.schedule import compliance_lifespan
 from ..config.runtime import RuntimeSettings, kept_fresh
 from ..config.runtime import load as load_settings
+from ..core.database import Database, open_home
 from ..core.json_body import MAX_BODY_BYTES, BodyLimits
 from ..core.params import UrlTextGuard
 from ..core.problems import exception_handlers
@@ -53,10 +54,10 @@ from .observability import ObservabilityMiddleware, readyz
 __all__ = ["create_app"]
 
 
-async def _open(home: LogHome) -> Log:
+async def _open(home: LogHome) -> tuple[Database, Log]:
     if not home.exists():
         home.init()
-    return await home.open_log(migrate=True)
+    return await open_home(home, migrate=True)
 
 
 def _keys_of(log: Log) -> dict[str, Any]:
@@ -74,7 +75,10 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = log is None
         the_home = home or LogHome.resolve(None)
-        the_log = log if log is not None else await _open(the_home)
+        if log is None:
+            db, the_log = await _open(the_home)
+        else:
+            db, the_log = None, log
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
@@ -101,6 +105,8 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
                 await the_log.close()
             else:
                 await the_log.stop()
+            if db is not None:
+                await db.close()
 
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
     return Litestar(

@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +33,6 @@ from ..tiles import TILE_WIDTH, frame_entries, unframe_entries
 from . import schema as s
 from .sqlite_writer import SQLiteWriter
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 def async_url(url: str) -> str:
     """Accept plain ``postgresql://`` and ``sqlite:///`` URLs; pick the async drivers."""
@@ -217,24 +217,64 @@ def _sqlite_rebuild_index(conn: sqlite3.Connection) -> int:
     return size
 
 
+_SYNCHRONOUS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def open_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+    """An engine configured as the ledger needs it (SQLite: WAL, explicit BEGIN, owner-only files).
+
+    Whoever opens it owns it (disposes it); a :class:`Store` built over it shares it."""
+    aurl = async_url(url)
+    try:
+        # A server answers many requests at once: keep enough pooled connections that
+        # bursts do not churn overflow connections (each aiosqlite one is a new thread).
+        parsed = make_url(aurl)
+        if parsed.get_backend_name() == "sqlite" and (
+                not parsed.database or parsed.database == ":memory:"
+                or parsed.database.startswith("file::memory:")):
+            raise ConfigError("an in-memory SQLite database cannot hold a log (the ledger reads "
+                              "and writes on several connections): give a file, sqlite:///path")
+        engine = create_async_engine(aurl, pool_pre_ping=False, pool_size=16, max_overflow=16)
+    except (SQLAlchemyError, ImportError, ValueError, TypeError) as e:
+        raise ConfigError(f"unusable database URL {url!r}: {e}") from e
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        raise ConfigError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
+    if engine.dialect.name == "sqlite":
+        synchronous = sqlite_synchronous.upper()
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError("sqlite synchronous must be FULL, NORMAL or EXTRA")
+        private_sqlite_files(engine.url.database or "")  # before anything connects
+        _configure_sqlite(engine, synchronous)
+        _SYNCHRONOUS[engine.sync_engine] = synchronous
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Transactions are begun explicitly below, so pysqlite must not begin its own.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
 class Store:
     """The ledger's database. One per process; safe to share between tasks."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
-        self.url = async_url(url)
-        try:
-            # A server answers many requests at once: keep enough pooled connections that
-            # bursts do not churn overflow connections (each aiosqlite one is a new thread).
-            parsed = make_url(self.url)
-            if parsed.get_backend_name() == "sqlite" and (
-                    not parsed.database or parsed.database == ":memory:"
-                    or parsed.database.startswith("file::memory:")):
-                raise ConfigError("an in-memory SQLite database cannot hold a log (the ledger reads "
-                                  "and writes on several connections): give a file, sqlite:///path")
-            self.engine: AsyncEngine = create_async_engine(
-                self.url, pool_pre_ping=False, pool_size=16, max_overflow=16)
-        except (SQLAlchemyError, ImportError, ValueError, TypeError) as e:
-            raise ConfigError(f"unusable database URL {url!r}: {e}") from e
+    def __init__(self, database: AsyncEngine | str, *, sqlite_synchronous: str = "FULL") -> None:
+        """Over an engine from :func:`open_engine` (shared: the caller disposes it), or over a URL
+        (the Store opens and owns its engine)."""
+        self._owns_engine = isinstance(database, str)
+        self.engine: AsyncEngine = (open_engine(database, sqlite_synchronous=sqlite_synchronous)
+                                    if isinstance(database, str) else database)
+        self.url = self.engine.url.render_as_string(hide_password=False)
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}: use SQLite or PostgreSQL")
@@ -246,31 +286,15 @@ class Store:
         self._hot: sqlite3.Connection | None = None  # SQLite: inline latency-bound reads
         self._writer: SQLiteWriter | None = None
         if self.dialect == "sqlite":
-            private_sqlite_files(self.engine.url.database or "")  # before anything connects
-            self._configure_sqlite(sqlite_synchronous)
-            self._writer = SQLiteWriter(self.engine.url.database or "", sqlite_synchronous.upper())
+            synchronous = _SYNCHRONOUS.get(self.engine.sync_engine)
+            if synchronous is None:
+                raise ConfigError("a SQLite engine for the ledger must come from ledger.storage.open_engine "
+                                  "(WAL, explicit transactions)")
+            self._writer = SQLiteWriter(self.engine.url.database or "", synchronous)
             # Checkpoint times written exactly as SQLAlchemy writes (and later reads) them.
             stamp = s.checkpoints.c.published_at.type.dialect_impl(self.engine.dialect)
             self._sqlite_time: Callable[[datetime], Any] = (
                 stamp.bind_processor(self.engine.dialect) or (lambda at: at))
-
-    def _configure_sqlite(self, synchronous: str) -> None:
-        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
-            raise ConfigError("sqlite synchronous must be FULL, NORMAL or EXTRA")
-
-        @event.listens_for(self.engine.sync_engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Transactions are begun explicitly below, so pysqlite must not begin its own.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
-
-        @event.listens_for(self.engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -278,7 +302,8 @@ class Store:
         if self._hot is not None:
             self._hot.close()
             self._hot = None
-        await self.engine.dispose()
+        if self._owns_engine:
+            await self.engine.dispose()
 
     async def _hot_read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One query for the read paths whose latency matters (proofs, entries, tiles).
@@ -331,23 +356,6 @@ class Store:
                 yield
 
     # -- schema -------------------------------------------------------------------------
-
-    async def migrate(self) -> None:
-        """Bring the schema to the newest alembic revision."""
-        from alembic import command
-        from alembic.config import Config
-
-        if not (MIGRATIONS / "env.py").exists():
-            raise ConfigError(f"alembic migrations not found at {MIGRATIONS}")
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-
-        def _upgrade(sync_conn: Any) -> None:
-            cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, "head")
-
-        async with translate_errors("migrating the schema"), self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
 
     async def check_schema(self) -> None:
         """Fail clearly when the database was never initialised."""
