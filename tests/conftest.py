@@ -22,6 +22,8 @@ from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import LocalTSAClient
 
+from .databases import pair
+
 # Whatever falls back to the per-user default home (an app built around a bare Log, a CLI run
 # without --home) must not write keys into the real user's data directory.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="rlhf-audit-tests-data-")
@@ -90,8 +92,8 @@ async def store(db: Database) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def log(store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
+async def log(db: Database, store: Store, signer: Signer, local_tsa: LocalTSA) -> AsyncIterator[Log]:
+    log = pair(Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05), db)
     yield log
     await log.stop()
 
@@ -102,7 +104,7 @@ async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> Asy
     db = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'sqlite-only.db'}")
     await db.migrate()
     store = Store(db.engine)
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05)
+    log = pair(Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.05), db)
     yield log
     await log.stop()
     await store.close()

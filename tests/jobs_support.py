@@ -23,6 +23,7 @@ from app.events.recording import Actor
 from app.keys.keyring import Keyring
 from app.objects import FileStore
 from ledger.log import Log
+from tests.databases import database_of
 
 REDIS_URL = "redis://127.0.0.1:6379"
 ADMIN = Actor("pseud:" + "a" * 32, "admin")
@@ -133,7 +134,7 @@ async def serving(log: Log, keyring: Keyring, queue: Any = None) -> AsyncIterato
 
     from app.server.core import create_app
 
-    app = create_app(log=log, keyring=keyring)
+    app = create_app(db=database_of(log), log=log, keyring=keyring)
     app.state.queue = queue
     started, stop = asyncio.Event(), asyncio.Event()
 

@@ -18,6 +18,7 @@ from app.accounts import authenticate_token, create_account, create_token, verif
 from app.keys.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
+from tests.databases import database_of
 
 PASSWORD = "correct horse battery"
 
@@ -30,7 +31,7 @@ def keyring(tmp_path: Path) -> Keyring:
 @asynccontextmanager
 async def running(log: Log, keyring: Keyring) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
     """The app (lifespan on the test's loop, as tests.test_log_api.serving) and a client."""
-    app = create_app(log=log, keyring=keyring)
+    app = create_app(db=database_of(log), log=log, keyring=keyring)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:

@@ -27,6 +27,7 @@ from ledger.log import Log
 from ledger.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from ledger.note import Verifier, open_note
 from ledger.tlog_proof import parse_tlog_proof, verify_tlog_proof
+from tests.databases import database_of
 
 FIRST, SIZE = 100, 1100  # two checkpoints; four full level-0 tiles and a partial one
 
@@ -39,7 +40,7 @@ async def serving(log: Log) -> AsyncIterator[httpx.AsyncClient]:
     log's database connections and integrator task would not be usable: so plain httpx over
     ASGI, with the lifespan in a task of its own.
     """
-    app = create_app(log=log)
+    app = create_app(db=database_of(log), log=log)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:  # one task, as a server runs it (fixtures tear down in another)

@@ -32,6 +32,7 @@ from ledger.log import Log
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.note import open_note
 from ledger.proofs import unb64
+from tests.databases import database_of
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 PASSWORD = "portal-password-1"
@@ -40,7 +41,7 @@ PASSWORD = "portal-password-1"
 @asynccontextmanager
 async def portal(log: Log, keys: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan on the test's loop, and a cookie-keeping client."""
-    app = create_app(log=log, keyring=Keyring(keys))
+    app = create_app(db=database_of(log), log=log, keyring=Keyring(keys))
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:

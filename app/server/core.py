@@ -33,6 +33,7 @@ from ..compliance.schedule import compliance_lifespan
 from ..config.runtime import RuntimeSettings, kept_fresh
 from ..config.runtime import load as load_settings
 from ..core.database import Database, open_home
+from ..core.deps import dependencies
 from ..core.json_body import MAX_BODY_BYTES, BodyLimits
 from ..core.params import UrlTextGuard
 from ..core.problems import exception_handlers
@@ -65,9 +66,10 @@ def _keys_of(log: Log) -> dict[str, Any]:
     return public_keys(log.origin, log.signer.verifier, local, log.key_history)
 
 
-def create_app(home: LogHome | None = None, *, log: Log | None = None,
+def create_app(home: LogHome | None = None, *, db: Database | None = None, log: Log | None = None,
                keyring: Keyring | None = None) -> Litestar:
-    """The Litestar app over ``log``, or over the log of ``home`` (default: LogHome.resolve()).
+    """The Litestar app over ``db`` and ``log`` (given together, their owner closes them), or over
+    the database and log of ``home`` (default: LogHome.resolve()).
 
     ``keyring`` (off-log keys: pseudonyms, TOTP and CSRF secrets) defaults to the home's."""
 
@@ -75,10 +77,8 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = log is None
         the_home = home or LogHome.resolve(None)
-        if log is None:
-            db, the_log = await _open(the_home)
-        else:
-            db, the_log = None, log
+        the_db, the_log = await _open(the_home) if log is None else (db, log)
+        app.state.db = the_db
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
@@ -105,9 +105,11 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
                 await the_log.close()
             else:
                 await the_log.stop()
-            if db is not None:
-                await db.close()
+            if owned:
+                await the_db.close()
 
+    if (db is None) != (log is None):
+        raise TypeError("create_app: give both db and log (sharing one engine), or neither")
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
     return Litestar(
         route_handlers=[LogController, EventsController, AccountsController, ConfigController,
@@ -123,6 +125,7 @@ def create_app(home: LogHome | None = None, *, log: Log | None = None,
                     *auth.middleware()],
         request_max_body_size=MAX_BODY_BYTES,  # BodyLimits answers first, with the same limit
         stores=auth.stores(),
+        dependencies=dependencies(),
         state=State({"metrics": observed}),
         logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging
     )

@@ -1,0 +1,123 @@
+"""What request handlers declare instead of reaching into ``request.app.state``.
+
+``create_app`` installs :func:`dependencies` on the app; a handler names what it needs::
+
+    @post("/", opt={"scope": "jobs:submit"})
+    async def submit(self, db: Database, log: Log, keyring: Keyring, queue: Queue,
+                     caller: Actor, data: Any = Body()) -> ...
+
+The objects themselves are made once, in the app's lifespan (``app/server/core.py``), and live
+on ``app.state``; this module is the only reader of those names. ``principal`` is the
+authenticated caller the guards (:mod:`app.auth`) put on the request, ``caller`` the same as the
+log records it (an Actor: pseudonym and role); a handler behind no guard must not ask for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import ClientException
+
+from ledger.log import Log
+
+# Litestar reads the providers' annotations at run time: these are real imports.
+from ..accounts.service import Principal
+from ..events.index import EventIndex
+from ..events.recording import Actor
+from ..jobs.queue import Queue
+from ..keys.keyring import Keyring
+from .database import Database
+
+__all__ = ["actor_of", "dependencies", "json_body", "keyring_of", "queue_of"]
+
+Req = Request[Any, Any, Any]
+
+
+def _db(state: State) -> Database:
+    db: Database = state.db
+    return db
+
+
+def _log(state: State) -> Log:
+    log: Log = state.log
+    return log
+
+
+def _keyring(state: State) -> Keyring:
+    return _state_keyring(state)
+
+
+def _state_keyring(state: State) -> Keyring:
+    keyring: Keyring | None = getattr(state, "keyring", None)
+    if keyring is None:  # an app built without one: the home's, made once
+        from ledger.home import LogHome
+
+        keyring = state.keyring = Keyring.of(LogHome.resolve(None))
+    return keyring
+
+
+def _state_queue(state: State) -> Queue:
+    queue: Queue | None = getattr(state, "queue", None)
+    if queue is None:  # before the jobs lifespan ran (a test app): the configured one, made once
+        from ..jobs.queue import queue_from_env
+
+        queue = state.queue = queue_from_env()
+    return queue
+
+
+def _queue(state: State) -> Queue:
+    return _state_queue(state)
+
+
+def _event_index(state: State) -> EventIndex:
+    index: EventIndex = state.event_index
+    return index
+
+
+def _principal(request: Req) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def _actor(request: Req) -> Actor:
+    return actor_of(request)
+
+
+def keyring_of(request: Req) -> Keyring:
+    """The app's keyring, for code that holds a request rather than declaring a dependency."""
+    return _state_keyring(request.app.state)
+
+
+def queue_of(request: Req) -> Queue:
+    return _state_queue(request.app.state)
+
+
+def actor_of(request: Req) -> Actor:
+    """The authenticated caller as the log records them: pseudonym and role."""
+    principal = request.state.principal
+    return Actor.of_account(keyring_of(request).pseudonymizer, principal.account, principal.role)
+
+
+async def json_body(request: Req) -> Any:
+    """The body as JSON, or a 400 saying why not."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as e:
+        raise ClientException(f"the body is not JSON: {e}") from None
+
+
+def dependencies() -> dict[str, Provide]:
+    """The app-wide dependencies, by the parameter name a handler gives them."""
+    return {
+        "db": Provide(_db, sync_to_thread=False),
+        "log": Provide(_log, sync_to_thread=False),
+        "keyring": Provide(_keyring, sync_to_thread=False),
+        "queue": Provide(_queue, sync_to_thread=False),
+        "event_index": Provide(_event_index, sync_to_thread=False),
+        "principal": Provide(_principal, sync_to_thread=False),
+        "caller": Provide(_actor, sync_to_thread=False),
+    }
