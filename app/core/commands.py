@@ -11,14 +11,24 @@ import click
 if TYPE_CHECKING:  # it imports the ledger's log (SQLAlchemy): imported where a command runs
     from ..events.recording import Actor
 
-__all__ = ["acting_as", "on_home_log"]
+__all__ = ["Opened", "acting_as", "on_home", "on_home_log"]
 
 T = TypeVar("T")
 
 
-def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *, settle: bool = True) -> T:
-    """Open the home's log (migrated) and keyring, run ``body(log, keyring)``, then integrate and
-    timestamp what it appended (``verify`` expects every checkpoint timestamped) and close.
+class Opened:
+    """What a command body works with: the home's database, its log over it, and its keyring."""
+
+    __slots__ = ("db", "keyring", "log")
+
+    def __init__(self, db: Any, log: Any, keyring: Any) -> None:
+        self.db, self.log, self.keyring = db, log, keyring
+
+
+def on_home(ctx: click.Context, body: Callable[[Opened], Awaitable[T]], *, settle: bool = True) -> T:
+    """Open the home's database (migrated), its log and keyring, run ``body(opened)``, then
+    integrate and timestamp what it appended (``verify`` expects every checkpoint timestamped)
+    and close.
 
     ``settle``: first finish or undo an interrupted records-key rotation, if one left
     ``records.key.next`` behind (``app.keys.kek_rotation``)."""
@@ -26,10 +36,9 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
     from ledger.home import LogHome
 
     from ..keys.keyring import Keyring
+    from .database import open_home
 
     async def go() -> T:
-        from .database import open_home
-
         home = LogHome.resolve(ctx.obj.get("home"))
         db, log = await open_home(home, migrate=True)
         try:
@@ -38,7 +47,7 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
                 from ..keys.kek_rotation import settle_records_kek
 
                 await settle_records_kek(log, keyring)
-            result = await body(log, keyring)
+            result = await body(Opened(db, log, keyring))
             await log.integrate()  # the new events get a checkpoint before we exit
             await log.timestamp_pending(force=True, within=TSA_WAIT)  # a slow TSA: left to `serve`
             return result
@@ -47,6 +56,11 @@ def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *,
             await db.close()
 
     return asyncio.run(go())
+
+
+def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *, settle: bool = True) -> T:
+    """:func:`on_home` for a body that needs only ``(log, keyring)``."""
+    return on_home(ctx, lambda opened: body(opened.log, opened.keyring), settle=settle)
 
 
 async def acting_as(log: Any, keyring: Any, name: str | None,

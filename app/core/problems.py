@@ -30,6 +30,8 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from ledger.errors import EntryError, LedgerError, NotFound, ProofError, StorageError
 
+from .errors import AppError, Unavailable
+
 __all__ = ["PROBLEM_JSON", "classify", "client_detail", "exception_handlers", "problem", "request_id"]
 
 PROBLEM_JSON = "application/problem+json"
@@ -73,6 +75,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
         if exc.status_code >= 500:
             return exc.status_code, "the server failed to answer"
         return exc.status_code, str(exc.detail or HTTPStatus(exc.status_code).phrase)
+    if isinstance(exc, AppError):
+        if _unstorable(exc):
+            return 400, UNSTORABLE
+        if isinstance(exc, Unavailable):
+            return 503, "the log's database cannot answer right now"
+        return exc.status, (str(exc) if exc.status < 500 else "internal server error")
     if isinstance(exc, NotFound):
         return 404, str(exc)
     if isinstance(exc, ProofError | EntryError):
@@ -89,7 +97,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
 def client_detail(exc: BaseException) -> str:
     """What a client may read of an error a handler caught and shows itself (a portal page's
     message): the message of a refusal, the generic detail of a failure inside."""
-    if isinstance(exc, LedgerError | SQLAlchemyError | HTTPException):
+    if isinstance(exc, LedgerError | SQLAlchemyError | HTTPException | AppError):
         return classify(exc)[1]
     return str(exc)
 
@@ -104,7 +112,7 @@ def _answer(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any
         if detail == UNSTORABLE:
             _log.info("refused an unstorable value (request %s): %s", rid, exc)
         return problem(status, detail)
-    if isinstance(exc, LedgerError | SQLAlchemyError):
+    if isinstance(exc, LedgerError | SQLAlchemyError | Unavailable):
         _log.warning("log unavailable (request %s): %s: %s", rid, type(exc).__name__, exc)
     else:
         _log.error("server error (request %s)", rid, exc_info=exc)
