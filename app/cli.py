@@ -1,67 +1,109 @@
-"""The ``rlhf-audit`` console script: the ledger's commands plus the server's and workers'.
+"""The ``rlhf-audit`` console script: the product's command group.
+
+The group is built here and every command is mounted explicitly: the ledger's (``ledger.cli``:
+append, proofs, checkpoints...; ``ledger.cli_keys``), the product's ``verify`` and ``reindex``
+(``app.audit.commands``, which run the ledger's and then check the app's derived tables and
+artefacts), the keys' commands, the ones below, and those of :data:`LAZY_COMMANDS`, whose modules
+are imported only when one of them runs. Nothing registers itself by being imported.
 
 The web stack is imported inside ``serve`` only, so ``rlhf-audit append`` and the other ledger
-commands start as fast as before and work where Litestar is not installed.
+commands start fast and work where Litestar is not installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import importlib
+from gettext import gettext
 from typing import Any
 
 import click
 
-from ledger.cli import TSA_WAIT, cli, run
+from ledger import cli as ledger_cli
+from ledger import cli_keys as ledger_keys
 
+from .audit import commands as audit_commands
+from .core.commands import Opened, on_home, run, settings_of
 from .core.roles import ROLES as ROLE_NAMES  # the roles table (app/core/roles.py): light, no SQLAlchemy
 from .core.roles import is_service
+from .keys import commands as key_commands
+
+__all__ = ["LAZY_COMMANDS", "cli", "main"]
+
+# Commands whose modules are imported only when one of them runs (their packages import SQLAlchemy
+# and more): name -> (module exporting the command under that name, dashes as underscores; its
+# help's first paragraph, which `--help` shows without the import; a test compares them).
+LAZY_COMMANDS = {
+    "datasets": ("app.datasets.commands", "Human-feedback datasets: import, list, show, privacy budgets."),
+    "privacy": ("app.datasets.commands", "Data subjects' rights (GDPR)."),
+    "incident": ("app.incidents.commands",
+                 "Incident response (EU AI Act Art. 73): freeze the evidence of a serious incident."),
+    "worker": ("app.jobs.commands",
+               "Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."),
+    "jobs": ("app.jobs.commands", "Training jobs: submit a spec, follow it, cancel it."),
+    "oversight": ("app.oversight.commands",
+                  "Human oversight (AI Act Article 14): each decision justified and recorded on the log."),
+    "models": ("app.oversight.commands", "Trained models."),
+    "verify-bundle": ("app.evidence.commands",
+                      "Check an evidence bundle offline (no database, no server) and print every check."),
+}
 
 
-def _run_with_log(ctx: click.Context, body: Callable[[Any], Awaitable[None]]) -> None:
-    """Open the home's log (migrating it: older homes lack the accounts tables), run, close."""
-    import asyncio
+class LazyGroup(click.Group):
+    """A group some of whose commands live in modules imported only when the command is used.
 
-    from ledger.home import LogHome
+    ``lazy``: name -> (module, help), as :data:`LAZY_COMMANDS`; the module exports the command as
+    the attribute ``name`` (dashes as underscores), and ``help`` is the command's help up to its
+    first blank line, which ``--help`` shows without the import."""
 
-    from .core.database import open_home
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy
 
-    async def _go() -> None:
-        db, log = await open_home(LogHome.resolve(ctx.obj.get("home")), migrate=True)
-        try:
-            await body(log)
-            await log.integrate()  # the account/token events get a checkpoint before we exit
-            # and its timestamps (`verify` checks every one), from TSAs that answer promptly
-            await log.timestamp_pending(force=True, within=TSA_WAIT)
-        finally:
-            await log.close()
-            await db.close()
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
 
-    asyncio.run(_go())
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module = importlib.import_module(self.lazy_commands[cmd_name][0])
+            command = getattr(module, cmd_name.replace("-", "_"), None)
+            if isinstance(command, click.Command):
+                self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, with a stand-in carrying the tabled help for a command not imported yet."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None and name in self.lazy_commands:
+                cmd = click.Command(name, help=self.lazy_commands[name][1])
+            if cmd is not None and not cmd.hidden:
+                commands.append((name, cmd))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section(gettext("Commands")):  # as click says it
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in commands])
 
 
-def _pseudonymizer(ctx: click.Context) -> Any:
-    """The home keyring's pseudonymizer: account names go on the log only as pseudonyms."""
-    from ledger.home import LogHome
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Log home directory (default: $RLHF_AUDIT_HOME, else the user data directory).")
+@click.version_option(package_name="rlhf-audit-trail")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """RLHF Audit Trail: a verifiable log of human feedback, training and oversight."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
 
-    from .keys.keyring import Keyring
 
-    return Keyring.of(LogHome.resolve(ctx.obj.get("home"))).pseudonymizer
-
-
-def _migrate(home: Any) -> None:
-    """Bring the home's database (every table, the ledger's included) to the newest revision."""
-    import asyncio
-
-    from .core.database import Database
-
-    async def go() -> None:
-        db = Database(home.engine())
-        try:
-            await db.migrate()
-        finally:
-            await db.close()
-
-    asyncio.run(go())
+# The ledger's commands, with the product's `verify` and `reindex` mounted where the ledger's would
+# be (they run the ledger's, then check what the app derives and stores).
+_PRODUCT_AUDIT = {c.name: c for c in (audit_commands.verify, audit_commands.reindex)}
+for _command in ledger_cli.COMMANDS:
+    cli.add_command(_PRODUCT_AUDIT.get(_command.name, _command))
+cli.add_command(click.Group(
+    "keys", help=ledger_keys.keys.help,
+    commands=[*ledger_keys.keys.commands.values(), key_commands.rotate_records_kek_command]))
 
 
 @cli.command()
@@ -69,11 +111,15 @@ def _migrate(home: Any) -> None:
 @click.pass_context
 def init(ctx: click.Context, origin: str | None) -> None:
     """Create the home: settings, database, log key and local TSA. Safe to run again."""
+    import asyncio
+
     from ledger.home import LogHome
+
+    from .core.database import migrate_home
 
     home = LogHome.resolve(ctx.obj.get("home"))
     signer = home.init(origin)
-    _migrate(home)
+    asyncio.run(migrate_home(home))
     click.echo(f"home:   {home.path}", err=True)
     click.echo(f"origin: {signer.name}", err=True)
     click.echo(f"log key (verifier): {signer.verifier.vkey}", err=True)
@@ -111,25 +157,27 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool, trusted_pro
     Creates the home first if it does not exist, and integrates appends from any process.
     Without Redis it also starts one local worker process that runs submitted training jobs.
     """
-    import os
+    import asyncio
 
     import uvicorn
 
     from ledger.home import LogHome
 
-    from .jobs.queue import ENV_REDIS
+    from .core.database import migrate_home
     from .server.core import create_app
     from .server.observability import configure_logging
 
     configure_logging()  # JSON lines on stderr (uvicorn's too); the app's middleware logs each request
     home = LogHome.resolve(ctx.obj.get("home"))
+    settings = settings_of(ctx, trusted_proxies=tuple(trusted_proxies) or None)
+    trusted_proxies = list(settings.trusted_proxies)
     child = None
-    if not no_worker and not os.environ.get(ENV_REDIS):
+    if not no_worker and not settings.redis_url:
         from .jobs.local import start_local_worker_process
 
         if not home.exists():
             home.init()
-        _migrate(home)  # now, so that the worker and the server do not both migrate at once
+        asyncio.run(migrate_home(home))  # now, so that the worker and the server do not both migrate at once
         child = start_local_worker_process(str(home.path))
     try:
         # The client address is what sign-in throttling and the request log go by: uvicorn's
@@ -170,12 +218,13 @@ def users_create(ctx: click.Context, name: str, role: str, password_stdin: bool)
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
-    async def body(log: Any) -> None:
+    async def body(opened: Opened) -> None:
         from .accounts import create_account
 
-        await create_account(log, name, role, password, pseudonymizer=_pseudonymizer(ctx))
+        await create_account(opened.db, opened.log, name, role, password,
+                             pseudonymizer=opened.keyring.pseudonymizer)
 
-    _run_with_log(ctx, body)
+    on_home(ctx, body, settle=False)
     click.echo(f"created {role} account {name}", err=True)
 
 
@@ -195,18 +244,18 @@ def tokens_create(ctx: click.Context, name: str, scopes: tuple[str, ...], expire
     """Create a token for account NAME and print it once on stdout."""
     from datetime import timedelta
 
-    async def body(log: Any) -> None:
+    async def body(opened: Opened) -> None:
         from .accounts import create_token
 
-        created = await create_token(log, name, scopes or None,
+        created = await create_token(opened.db, opened.log, name, scopes or None,
                                      None if expires_in is None else timedelta(days=expires_in),
-                                     pseudonymizer=_pseudonymizer(ctx))
+                                     pseudonymizer=opened.keyring.pseudonymizer)
         click.echo(created.token)
         until = created.expires_at.isoformat() if created.expires_at else "never"
         click.echo(f"token {created.prefix} for {name}: scopes {' '.join(created.scopes)}; "
                    f"expires {until}. It is shown only once.", err=True)
 
-    _run_with_log(ctx, body)
+    on_home(ctx, body, settle=False)
 
 
 @tokens.command("revoke")
@@ -215,12 +264,12 @@ def tokens_create(ctx: click.Context, name: str, scopes: tuple[str, ...], expire
 def tokens_revoke(ctx: click.Context, prefix: str) -> None:
     """Revoke the token whose prefix (as shown at creation, `rat_` optional) is PREFIX."""
 
-    async def body(log: Any) -> None:
+    async def body(opened: Opened) -> None:
         from .accounts import revoke_token
 
-        await revoke_token(log, prefix, pseudonymizer=_pseudonymizer(ctx))
+        await revoke_token(opened.db, opened.log, prefix, pseudonymizer=opened.keyring.pseudonymizer)
 
-    _run_with_log(ctx, body)
+    on_home(ctx, body, settle=False)
     click.echo(f"revoked token {prefix}", err=True)
 
 
@@ -248,7 +297,6 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
 
     from .evidence.builder import build_bundle
     from .evidence.scope import Scope
-    from .keys.keyring import Keyring
     from .objects import object_store
 
     chosen = [k for k in ("run", "model", "dataset") if given[k]]
@@ -259,10 +307,10 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
         raise click.UsageError("--version goes with --dataset")
     scope = Scope.from_json({"kind": chosen[0] if chosen else "time",
                              **{k: v for k, v in given.items() if v is not None}})
-    keyring = Keyring.of(LogHome.resolve(ctx.obj.get("home")))
 
-    async def body(log: Any) -> None:
-        built = await build_bundle(log, scope, evidence_key=keyring.evidence_signer,
+    async def body(opened: Opened) -> None:
+        log = opened.log
+        built = await build_bundle(opened.db, log, scope, evidence_key=opened.keyring.evidence_signer,
                                    objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
         path = Path(output or built.filename)
         path.write_bytes(built.data)
@@ -272,7 +320,7 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
         click.echo(f"check it offline: rlhf-audit verify-bundle {path} --log-key "
                    f"'{log.signer.verifier.vkey}'", err=True)
 
-    _run_with_log(ctx, body)
+    on_home(ctx, body, settle=False)
 
 
 @cli.command()
@@ -306,28 +354,8 @@ def demo(ctx: click.Context, password: str | None) -> None:
         raise SystemExit(1)
 
 
-from .audit import commands as _audit_commands  # noqa: E402,F401  (verify: the log, then the artefacts)
-from .keys import commands as _key_commands  # noqa: E402,F401  (keys rotate-records-kek)
-
-# Commands whose modules are imported only when one of them runs (their packages import SQLAlchemy
-# and more): name -> (module that registers it, its help's first paragraph, which `--help` shows).
-LAZY_COMMANDS = {
-    "datasets": ("app.datasets.commands", "Human-feedback datasets: import, list, show, privacy budgets."),
-    "privacy": ("app.datasets.commands", "Data subjects' rights (GDPR)."),
-    "incident": ("app.incidents.commands",
-                 "Incident response (EU AI Act Art. 73): freeze the evidence of a serious incident."),
-    "worker": ("app.jobs.commands",
-               "Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."),
-    "jobs": ("app.jobs.commands", "Training jobs: submit a spec, follow it, cancel it."),
-    "oversight": ("app.jobs.commands",
-                  "Human oversight (AI Act Article 14): each decision justified and recorded on the log."),
-    "models": ("app.jobs.commands", "Trained models."),
-}
-for _name, (_module, _help) in LAZY_COMMANDS.items():
-    cli.add_lazy_command(_name, _module, _help)
-
-
 def main() -> None:
+    """The console script: errors become one line on stderr (:func:`app.core.commands.run`)."""
     run(cli)
 
 

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _log_in_thread(home: Path):  # type: ignore[no-untyped-def]
-    from ledger._internal.store import Store
     from ledger.log import Log
     from ledger.note import Signer
+    from ledger.storage import Store
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()

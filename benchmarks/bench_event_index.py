@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.database import Database  # noqa: E402
 from app.events.index import EventIndex  # noqa: E402
-from ledger._internal.store import Store  # noqa: E402
 from ledger.canonical import encode_event  # noqa: E402
 from ledger.events import commit  # noqa: E402
 from ledger.log import Log  # noqa: E402
 from ledger.note import Signer  # noqa: E402
+from ledger.storage import Store  # noqa: E402
 
 PG_ADMIN = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -69,7 +69,8 @@ async def reset(store: Store) -> None:
 
 async def run(url: str, n: int, runs: int) -> dict[str, object]:
     store = Store(url, sqlite_synchronous="NORMAL")
-    await Database(store.engine).migrate()
+    db = Database(store.engine)
+    await db.migrate()
     log = Log(store, Signer.generate("bench.example/log"))
     try:
         data = events(n)
@@ -81,7 +82,7 @@ async def run(url: str, n: int, runs: int) -> dict[str, object]:
         cpu: list[float] = []
         for _ in range(runs):  # best of several: this machine is shared and noisy
             await reset(store)
-            index = EventIndex(log)
+            index = EventIndex(db, log)
             t, c = time.perf_counter(), time.process_time()
             size = await index.catch_up()
             took.append(time.perf_counter() - t)

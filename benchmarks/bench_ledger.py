@@ -26,12 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.database import Database  # noqa: E402
-from ledger._internal.store import Store  # noqa: E402
 from ledger.audit import audit_log  # noqa: E402
 from ledger.canonical import canonical_event  # noqa: E402
 from ledger.log import Log, SequencedEntry  # noqa: E402
 from ledger.merkle import leaf_hashes  # noqa: E402
 from ledger.note import Signer  # noqa: E402
+from ledger.storage import Store  # noqa: E402
 
 # One fixed key for every log here, so a log built in one process can be audited in another.
 SIGNER = Signer.generate("bench.example/log")
@@ -188,7 +188,7 @@ async def build(url: str, n: int, batch: int = 10000) -> Log:
 
 async def proof_latencies(log: Log, samples: int = 2000) -> tuple[float, float]:
     """Median µs per inclusion proof: with the full-tile cache cold (emptied every call) and warm."""
-    size = (await log.store.tree_head())[0]
+    size = (await log.tree_head()).size
     rng = random.Random(1)
     cold, warm = [], []
     for _ in range(samples):

@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ledger import PG_ADMIN, SIGNER, appends, event_lines  # noqa: E402
 
 from app.core.database import Database  # noqa: E402
-from ledger._internal.store import Store  # noqa: E402
 from ledger.canonical import canonical_event  # noqa: E402
 from ledger.log import Log  # noqa: E402
 from ledger.merkle import inclusion_ranges, range_nodes  # noqa: E402
+from ledger.storage import Store  # noqa: E402
 from ledger.tiles import TILE_WIDTH  # noqa: E402
 
 DB_NAME = "rlhf_bench_scale"
@@ -149,7 +149,7 @@ async def measure(log: Log, n: int, samples: int, url: str) -> dict[str, float]:
 
     idx = [rng.randrange(n) for _ in range(samples)]
     proof = await log.inclusion_proof(idx[0], n)
-    proof.verify(leaf_hash(idx[0]), (await log.store.tree_head())[1])  # raises if wrong
+    proof.verify(leaf_hash(idx[0]), (await log.tree_head()).root_hash)  # raises if wrong
     tiles = len({(h // 8, ((k << (h % 8)) >> 8)) for a, b in inclusion_ranges(idx[0], n)
                  for h, k in range_nodes(a, b)})
     cold = await timed([lambda i=i: log.inclusion_proof(i, n) for i in idx], clear)
@@ -163,7 +163,7 @@ async def measure(log: Log, n: int, samples: int, url: str) -> dict[str, float]:
 
     if n > 1:
         firsts = [rng.randrange(1, n) for _ in range(samples)]
-        root_n = (await log.store.tree_head())[1]
+        root_n = (await log.tree_head()).root_hash
         cp = await log.consistency_proof(firsts[0], n)
         old_root = await _root_at(log, firsts[0])
         cp.verify(old_root, root_n)

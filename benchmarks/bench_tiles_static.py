@@ -162,7 +162,7 @@ def replicas(args: argparse.Namespace, env: dict[str, str], token: str, first: s
         try:
             cp = await log.latest_checkpoint()
             assert cp is not None
-            return cp.size, cp.checkpoint.root_hash, await log.store.sequenced_size()
+            return cp.size, cp.checkpoint.root_hash, await log.sequenced_size()
         finally:
             await log.close()
 

@@ -43,6 +43,7 @@ _WHERE = {
     "SequencedEntry": "log",
     "SignedCheckpoint": "log",
     "TimestampGap": "log",
+    "TreeHead": "log",
     "leaf_hash": "merkle",
     "verify_consistency": "merkle",
     "verify_inclusion": "merkle",
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
     )
     from .events import Commitment, Opening, Pseudonymizer, commit
     from .home import LogHome, Settings
-    from .log import Log, SequencedEntries, SequencedEntry, SignedCheckpoint, TimestampGap
+    from .log import Log, SequencedEntries, SequencedEntry, SignedCheckpoint, TimestampGap, TreeHead
     from .merkle import leaf_hash, verify_consistency, verify_inclusion
     from .note import Signer, Verifier, open_note, sign_note
     from .proofs import ConsistencyProof, InclusionProof
@@ -121,6 +122,7 @@ __all__ = [
     "TimestampGap",
     "TimestampInfo",
     "TimestampVerificationError",
+    "TreeHead",
     "VerificationError",
     "Verifier",
     "canonical_event",

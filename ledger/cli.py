@@ -1,7 +1,9 @@
-"""``rlhf-audit`` ledger commands. Output shapes here are a contract auditors and scripts rely on.
+"""The ledger's ``rlhf-audit`` commands. Output shapes here are a contract auditors and scripts rely on.
 
-Every command takes the global ``--home`` and honours ``RLHF_AUDIT_DATABASE_URL``. Errors are
-one line on stderr and a non-zero exit, never a traceback (set RLHF_AUDIT_DEBUG=1 for one).
+The ledger owns no command group: :data:`COMMANDS` are mounted by the product's group
+(``app.cli``), whose ``--home`` option each command reads from ``ctx.obj["home"]``. Every command
+honours ``RLHF_AUDIT_DATABASE_URL`` (:class:`ledger.home.Settings`). Errors are left to the caller's
+entry point, which turns them into one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -10,24 +12,25 @@ import asyncio
 import base64
 import binascii
 import functools
-import importlib
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from gettext import gettext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
 from .canonical import canonical_event
-from .errors import EntryError, LedgerError, NotFound
+from .errors import EntryError
 
 if TYPE_CHECKING:  # SQLAlchemy, cryptography and httpx come with these: imported where a command runs
     from .home import LogHome
     from .log import Log, TimestampGap
+
+__all__ = ["COMMANDS", "TSA_WAIT", "append", "checkpoint", "consistency", "entry", "inclusion",
+           "integrate", "proof", "public_keys", "reindex", "status", "tiles", "timestamp",
+           "timestamp_briefly", "verify"]
 
 T = TypeVar("T")
 
@@ -65,54 +68,6 @@ def _with_log(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return wrapper
 
 
-class LazyGroup(click.Group):
-    """A group some of whose commands live in modules imported only when the command is used.
-
-    ``add_lazy_command(name, module, help)``: importing ``module`` registers ``name`` on this group;
-    ``help`` is the command's help up to its first blank line, shown by ``--help`` without the import
-    (keep it equal to the command's docstring's first paragraph: a test compares them)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy_commands: dict[str, tuple[str, str]] = {}
-
-    def add_lazy_command(self, name: str, module: str, help: str) -> None:
-        self.lazy_commands[name] = (module, help)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self.lazy_commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
-            importlib.import_module(self.lazy_commands[cmd_name][0])
-        return self.commands.get(cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """As click's, with a stand-in carrying the tabled help for a command not imported yet."""
-        commands: list[tuple[str, click.Command]] = []
-        for name in self.list_commands(ctx):
-            cmd = self.commands.get(name)
-            if cmd is None and name in self.lazy_commands:
-                cmd = click.Command(name, help=self.lazy_commands[name][1])
-            if cmd is not None and not cmd.hidden:
-                commands.append((name, cmd))
-        if commands:
-            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
-            with formatter.section(gettext("Commands")):  # as click says it
-                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in commands])
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(file_okay=False), default=None,
-              help="Log home directory (default: $RLHF_AUDIT_HOME, else the user data directory).")
-@click.version_option(package_name="rlhf-audit-trail")
-@click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
-    """RLHF Audit Trail: a verifiable log of human feedback, training and oversight."""
-    ctx.ensure_object(dict)
-    ctx.obj["home"] = home
-
-
 def _read_events(stream: Any) -> list[bytes]:
     entries = []
     for number, line in enumerate(stream, start=1):
@@ -125,7 +80,7 @@ def _read_events(stream: Any) -> list[bytes]:
     return entries
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.File("rb"), default="-")
 @_with_log
 async def append(log: Log, file: Any) -> None:
@@ -162,7 +117,7 @@ async def timestamp_briefly(log: Log) -> None:
                    "`serve` or `integrate` will retry", err=True)
 
 
-@cli.command()
+@click.command()
 @click.option("--size", type=click.IntRange(min=0), default=None, help="A published tree size.")
 @_with_log
 async def checkpoint(log: Log, size: int | None) -> None:
@@ -170,7 +125,7 @@ async def checkpoint(log: Log, size: int | None) -> None:
     _out((await log.checkpoint(size)).note)
 
 
-@cli.command()
+@click.command()
 @click.option("--size", type=click.IntRange(min=0), default=None, help="A published tree size.")
 @_with_log
 async def timestamp(log: Log, size: int | None) -> None:
@@ -180,7 +135,7 @@ async def timestamp(log: Log, size: int | None) -> None:
     _out(await log.timestamp(size))
 
 
-@cli.group()
+@click.group()
 def tiles() -> None:
     """The public read path as static files (C2SP tlog-tiles), for a CDN or object store."""
 
@@ -201,14 +156,14 @@ async def tiles_export(log: Log, directory: str) -> None:
                 "files_kept": done.files_kept, "bytes_written": done.bytes_written})
 
 
-@cli.command("public-keys")
+@click.command("public-keys")
 @click.pass_context
 def public_keys(ctx: click.Context) -> None:
     """Print the log's verifier key and the TSA certificate chain as JSON."""
     _json_line(_home(ctx).public_keys())
 
 
-@cli.command()
+@click.command()
 @click.argument("index", type=click.IntRange(min=0))
 @_with_log
 async def entry(log: Log, index: int) -> None:
@@ -216,7 +171,7 @@ async def entry(log: Log, index: int) -> None:
     _out(await log.entry(index))
 
 
-@cli.group()
+@click.group()
 def proof() -> None:
     """Inclusion and consistency proofs (RFC 9162), as JSON."""
 
@@ -255,7 +210,7 @@ async def consistency(log: Log, first: int, second: int) -> None:
     _json_line((await log.consistency_proof(first, second)).to_json())
 
 
-@cli.command()
+@click.command()
 @click.option("--once", is_flag=True, help="Integrate and timestamp once, then exit.")
 @_with_log
 async def integrate(log: Log, once: bool) -> None:
@@ -278,7 +233,7 @@ async def integrate(log: Log, once: bool) -> None:
     await stop.wait()
 
 
-@cli.command()
+@click.command()
 @_with_log
 async def status(log: Log) -> None:
     """Sizes, the newest checkpoint's age and any timestamp gaps."""
@@ -304,7 +259,7 @@ async def status(log: Log) -> None:
     })
 
 
-@cli.command()
+@click.command()
 @click.option("--checkpoint", "kept", multiple=True, type=click.File("rb"), metavar="FILE",
               help="A signed checkpoint note someone kept; the stored log must still hold it "
                    "(repeatable). Catches a restore from an older backup, or a rewrite.")
@@ -349,7 +304,7 @@ def verify(ctx: click.Context, kept: tuple[Any, ...], tsa_roots: tuple[str, ...]
         sys.exit(1)
 
 
-@cli.command()
+@click.command()
 @_with_log
 async def reindex(log: Log) -> None:
     """Rebuild the derived lookup indexes from the log (what `verify` reports as wrong there).
@@ -361,72 +316,7 @@ async def reindex(log: Log) -> None:
     click.echo(f"leaf-hash index rebuilt: {size} entries", err=True)
 
 
-@cli.command("verify-bundle")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--log-key", default=None, metavar="VKEY",
-              help="The log's verifier key (or a file holding it), obtained out of band.")
-@click.option("--tsa-root", "tsa_roots", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              metavar="PEM", help="A trusted TSA root certificate (PEM file; repeatable).")
-@click.option("--evidence-key", default=None, type=click.Path(exists=True, dir_okay=False),
-              metavar="PEM", help="The operator's evidence-signing public key (PEM file).")
-def verify_bundle_command(file: str, log_key: str | None, tsa_roots: tuple[str, ...],
-                          evidence_key: str | None) -> None:
-    """Check an evidence bundle offline (no database, no server) and print every check.
-
-    Without --log-key/--tsa-root/--evidence-key it trusts the copies inside the bundle, and says
-    so. Exits 1 when any check fails, naming it.
-    """
-    from pathlib import Path
-
-    from .bundle import verify_bundle
-
-    if log_key is not None and Path(log_key).is_file():
-        log_key = Path(log_key).read_text()
-    data = Path(file).read_bytes()
-    report = verify_bundle(data, log_key=log_key, tsa_roots=[Path(p).read_bytes() for p in tsa_roots],
-                           evidence_key=Path(evidence_key).read_bytes() if evidence_key else None)
-    click.echo(f"bundle: {file}")
-    click.echo(report.text(), nl=False)
-    if not report.ok:
-        sys.exit(1)
-
-
-from . import cli_keys as _cli_keys  # noqa: E402,F401  (registers `keys`)
-
-
-def run(group: click.Group = cli) -> None:  # noqa: C901 (one branch per error kind)
-    """Entry point: clear one-line errors instead of tracebacks."""
-    debug = os.environ.get("RLHF_AUDIT_DEBUG") == "1"
-    try:
-        group.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except NotFound as e:
-        if debug:
-            raise
-        click.echo(f"error: {e}", err=True)
-        sys.exit(3)
-    except LedgerError as e:
-        if debug:
-            raise
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except TimeoutError as e:
-        click.echo(f"error: timed out: {e}", err=True)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as e:  # a bug of ours: still no traceback for the user
-        if debug:
-            raise
-        click.echo(f"internal error: {type(e).__name__}: {e} (set RLHF_AUDIT_DEBUG=1 for details)",
-                   err=True)
-        sys.exit(70)
+# What the product's group mounts, in no particular order (``--help`` sorts them).
+COMMANDS: tuple[click.Command, ...] = (
+    append, checkpoint, timestamp, tiles, public_keys, entry, proof, integrate, status, verify, reindex,
+)

@@ -1,4 +1,5 @@
-"""``rlhf-audit keys``: key rotation. The application adds its own keys' commands to this group."""
+"""``rlhf-audit keys``: the ledger's key rotation, a group the product mounts (``app.cli``) beside its
+own keys' commands."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import asyncio
 
 import click
 
-from .cli import _home, cli
+from .cli import _home
 
 __all__ = ["keys"]
 
 
-@cli.group()
+@click.group()
 def keys() -> None:
     """Rotate keys without breaking old checkpoints, proofs or records."""
 

@@ -10,6 +10,13 @@ Layout (created by ``init``, owner-only)::
     <home>/tsa/            the local TSA's root and TSA certificates and keys (0600)
     <home>/ledger.db       the SQLite database (unless RLHF_AUDIT_DATABASE_URL says otherwise;
                            0600, with its -wal and -shm, as the home is 0700)
+
+The ledger reads only its own settings (:class:`Settings`: origin, database URL, TSAs, integration
+interval, SQLite synchronous mode; the home and the TSA roots), by the product's one rule:
+command-line flag > environment variable > ``config.toml`` > default, an empty value counting as
+not given. The flags are ``--home`` (:meth:`LogHome.resolve`) and ``init --origin``; the origin is
+written to ``config.toml`` once and never changes. A server's run-time table may change
+``tsa_urls`` and ``integration_interval`` later (the application's, ``app.config.runtime``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
 from cryptography import x509
 
 from ._internal.local_tsa import LocalTSA
@@ -52,6 +58,8 @@ ENV_SYNC = "RLHF_AUDIT_SQLITE_SYNCHRONOUS"
 
 @dataclass(frozen=True)
 class Settings:
+    """The ledger's settings of one home: environment > ``config.toml`` > default (no flags here)."""
+
     origin: str
     database_url: str
     tsa_urls: tuple[str, ...]
@@ -145,7 +153,11 @@ class LogHome:
     @classmethod
     def resolve(cls, home: str | os.PathLike[str] | None = None) -> LogHome:
         """``--home``, else $RLHF_AUDIT_HOME, else the per-user data directory."""
-        chosen = home or os.environ.get(ENV_HOME) or platformdirs.user_data_dir("rlhf-audit")
+        chosen = home or os.environ.get(ENV_HOME)
+        if not chosen:
+            import platformdirs  # only for the per-user default
+
+            chosen = platformdirs.user_data_dir("rlhf-audit")
         return cls(Path(chosen).expanduser().resolve())
 
     @property

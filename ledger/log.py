@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
@@ -43,7 +43,9 @@ from .tiles import TILE_WIDTH, frame_entries
 from .timestamp_verify import parse_timestamp
 from .timestamping import TimestampAuthority, is_local
 
-__all__ = ["Log", "SequencedEntries", "SequencedEntry", "SignedCheckpoint", "TimestampGap"]
+__all__ = [
+    "Log", "SequencedEntries", "SequencedEntry", "SignedCheckpoint", "TimestampGap", "TreeHead",
+]
 
 log = logging.getLogger("ledger")
 
@@ -113,6 +115,13 @@ class SequencedEntries(Sequence[SequencedEntry]):
 
     def __repr__(self) -> str:
         return f"SequencedEntries(first={self.first}, count={len(self)})"
+
+
+class TreeHead(NamedTuple):
+    """The integrated tree as stored: its size and root hash (unsigned: see :class:`SignedCheckpoint`)."""
+
+    size: int
+    root_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -590,6 +599,54 @@ class Log:
                 return response
         have = ", ".join(name for name, _ in stamps) or "none yet"
         raise NotFound(f"checkpoint {size} has no timestamp from TSA {tsa!r} (it has: {have})")
+
+    # The stored log as it is, for applications and reports: what ``rlhf-audit status``,
+    # metrics and indexes read. Nothing here writes, and nothing needs the store itself.
+
+    async def tree_head(self) -> TreeHead:
+        """The integrated tree's size and root hash, as stored now (the newest integration)."""
+        size, root = await self.store.tree_head()
+        self._tree_size = max(self._tree_size, size)
+        return TreeHead(size, root)
+
+    async def sequenced_size(self) -> int:
+        """How many entries are sequenced (durable), integrated or not: the next index."""
+        return await self.store.sequenced_size()
+
+    async def leaf_index_size(self) -> int:
+        """How many entries, from index 0, the leaf-hash index covers (its lag behind the tree)."""
+        return await self.store.leaf_index_size()
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Stored entry bytes for indices [start, end), in order; sequenced ones count, and an
+        index past the end is simply absent (so ``len`` tells how many there were)."""
+        return await self.store.read_entries(start, end)
+
+    async def entries_at(self, indices: Iterable[int]) -> dict[int, bytes]:
+        """Entry bytes by index for scattered indices (query results); absent ones are left out."""
+        return await self.store.read_entries_at(list(indices))
+
+    async def scan_entries(
+        self, start: int, end: int, chunk: int = 16384
+    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """(index, entry bytes) for [start, end) in chunks of about ``chunk`` entries, reading
+        the next chunk while the caller works on this one: for scans over the whole log."""
+        async for rows in self.store.scan_entries(start, end, chunk):
+            yield rows
+
+    async def timestamp_responses(self, size: int) -> dict[str, bytes]:
+        """The stored RFC 3161 responses (DER) of checkpoint ``size`` by TSA name, unordered and
+        without checking that the checkpoint exists (see :meth:`timestamps` for best first)."""
+        return await self.store.timestamps(size)
+
+    async def all_timestamps(self) -> dict[int, dict[str, bytes]]:
+        """Every stored RFC 3161 response (DER): by checkpoint size, then by TSA name."""
+        return await self.store.all_timestamps()
+
+    async def checkpoint_times(self, upto: int | None = None) -> list[tuple[int, datetime]]:
+        """(size, published at) of every published checkpoint of at most ``upto`` entries (all
+        by default), smallest first: when each state of the log became public."""
+        return await self.store.checkpoint_times(upto)
 
     async def entry(self, index: int) -> bytes:
         if index < 0:

@@ -34,7 +34,9 @@ from ledger.timestamp_verify import decode_response
 if TYPE_CHECKING:  # imported by HttpTSA only: a home with just the local TSA never needs it
     import httpx
 
-__all__ = ["HttpTSA", "LocalTSAClient", "TimestampAuthority", "is_local", "tsa_from_url"]
+__all__ = [
+    "HttpTSA", "LocalTSAClient", "TimestampAuthority", "is_local", "token_certificates", "tsa_from_url",
+]
 
 _SHA256_OID = "2.16.840.1.101.3.4.2.1"
 _MAX_RESPONSE_BYTES = 1 << 20  # real responses are a few KiB; refuse to buffer a runaway body
@@ -114,6 +116,13 @@ class HttpTSA:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def token_certificates(response: bytes) -> list[bytes]:
+    """The certificates (DER) a granted TimeStampResp's token embeds, in their stored order:
+    what a bundle ships so that its stamps can be checked without the TSA at hand."""
+    token = TimeStampResp.load(response)["time_stamp_token"]
+    return [cert.chosen.dump() for cert in token["content"]["certificates"] or []]
 
 
 def is_local(name: str) -> bool:

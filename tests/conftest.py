@@ -16,45 +16,37 @@ from pathlib import Path
 import pytest
 
 from app.core.database import Database
+from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import LocalTSAClient
+from tests.support.databases import pair
+from tests.support.openssl_tsa import make_openssl_tsa, serve
+from tests.support.postgres import PG_ADMIN_URL, pg_admin
 
-from .databases import pair
+# Fixtures of their own topic, registered for the whole suite (their heavy imports are inside them).
+pytest_plugins = ["tests.support.compose", "tests.support.ml"]
 
 # Whatever falls back to the per-user default home (an app built around a bare Log, a CLI run
 # without --home) must not write keys into the real user's data directory.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="rlhf-audit-tests-data-")
 
-PG_ADMIN_URL = os.environ.get("RLHF_AUDIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 ORIGIN = "test.example/rlhf-log"
-
-
-def _pg_admin():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    try:
-        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as e:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required when CI=true and is unreachable: {e}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {e}")
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
     name = f"rlhf_test_{secrets.token_hex(6)}"
-    with _pg_admin() as admin:
+    with pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        with _pg_admin() as admin:
+        with pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -73,6 +65,20 @@ def signer() -> Signer:
 @pytest.fixture
 def local_tsa(tmp_path: Path) -> LocalTSA:
     return LocalTSA.create(tmp_path / "tsa")
+
+
+@pytest.fixture(scope="module")
+def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """OpenSSL's ``ts -reply`` behind HTTP on 127.0.0.1; yields (URL, CA certificate path)."""
+    d = tmp_path_factory.mktemp("openssl-tsa")
+    with serve(make_openssl_tsa(d)) as url:
+        yield url, d / "ca.pem"
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    """A keyring in the test's own directory."""
+    return Keyring(tmp_path / "keys")
 
 
 @pytest.fixture
@@ -113,7 +119,7 @@ async def sqlite_log(tmp_path: Path, signer: Signer, local_tsa: LocalTSA) -> Asy
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[object]:
-    """An S3 API over HTTP: real MinIO with RLHF_AUDIT_TEST_S3_URL, else moto (tests/s3_server.py)."""
-    from tests.s3_server import s3_server
+    """An S3 API over HTTP: real MinIO with RLHF_AUDIT_TEST_S3_URL, else moto (tests/support/s3_server.py)."""
+    from tests.support.s3_server import s3_server
 
     yield from s3_server()

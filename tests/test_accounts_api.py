@@ -1,6 +1,6 @@
 """Accounts, API tokens and the authenticated API (``/api/v1/``) on a real log, SQLite and PostgreSQL.
 
-Apps run with their lifespan on the test's loop through ``tests.test_log_api.serving`` (httpx over
+Apps run with their lifespan on the test's loop through ``tests.support.asgi.serving`` (httpx over
 ASGI), never Litestar's AsyncTestClient.
 """
 
@@ -30,28 +30,19 @@ from app.accounts import (
     verify_password,
 )
 from app.accounts.service import TOKEN_CACHE_SECONDS
+from app.core.database import Database, open_home
 from app.events.recording import SYSTEM, Actor
 from ledger.checkpoint import Checkpoint
-from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 from ledger.log import Log
 from ledger.note import open_note
 from ledger.proofs import InclusionProof, unb64
-
-from .test_log_api import serving
-
-ROOT = Path(__file__).resolve().parents[1]
-PASSWORD = "correct horse battery"
-PZ = Pseudonymizer(b"\x07" * 32)  # account names go on the log only as pseudonyms under this key
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _token(log: Log, name: str, role: str, scopes: list[str] | None = None) -> str:
-    await create_account(log, name, role, None if role == "service" else PASSWORD, pseudonymizer=PZ)
-    return (await create_token(log, name, scopes, pseudonymizer=PZ)).token
+from tests.support.accounts import PASSWORD, PZ
+from tests.support.accounts import auth as _auth
+from tests.support.accounts import token as _token
+from tests.support.asgi import serving
+from tests.support.databases import pair
+from tests.support.paths import ROOT
 
 
 def _is_problem(r: httpx.Response, status: int) -> dict[str, object]:
@@ -100,34 +91,34 @@ async def test_role_matrix(log: Log) -> None:
                 assert "events:write" in str(_is_problem(r, 403)["detail"])
 
 
-async def test_scopes_are_bounded_by_role(log: Log) -> None:
-    await create_account(log, "aud", "auditor", PASSWORD, pseudonymizer=PZ)
+async def test_scopes_are_bounded_by_role(db: Database, log: Log) -> None:
+    await create_account(db, log, "aud", "auditor", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(AccountError, match="may not hold"):
-        await create_token(log, "aud", ["events:write"], pseudonymizer=PZ)
-    await create_account(log, "svc", "service", pseudonymizer=PZ)
+        await create_token(db, log, "aud", ["events:write"], pseudonymizer=PZ)
+    await create_account(db, log, "svc", "service", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="at least one scope"):
-        await create_token(log, "svc", pseudonymizer=PZ)
+        await create_token(db, log, "svc", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="unknown scope"):
-        await create_token(log, "svc", ["everything"], pseudonymizer=PZ)
+        await create_token(db, log, "svc", ["everything"], pseudonymizer=PZ)
     with pytest.raises(AccountError, match="already exists"):
-        await create_account(log, "svc", "service", pseudonymizer=PZ)
+        await create_account(db, log, "svc", "service", pseudonymizer=PZ)
     with pytest.raises(AccountError, match="unknown role"):
-        await create_account(log, "x", "king", PASSWORD, pseudonymizer=PZ)
+        await create_account(db, log, "x", "king", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(AccountError, match="no password"):
-        await create_account(log, "svc2", "service", PASSWORD, pseudonymizer=PZ)
+        await create_account(db, log, "svc2", "service", PASSWORD, pseudonymizer=PZ)
     with pytest.raises(UnknownAccount):
-        await create_token(log, "nobody", pseudonymizer=PZ)
+        await create_token(db, log, "nobody", pseudonymizer=PZ)
 
 
-async def test_bad_tokens_are_401(log: Log) -> None:
+async def test_bad_tokens_are_401(db: Database, log: Log) -> None:
     good = await _token(log, "op", "operator")
-    expired = (await create_token(log, "op", expires_in=timedelta(0), pseudonymizer=PZ)).token
-    revoked = (await create_token(log, "op", pseudonymizer=PZ)).token
-    await revoke_token(log, revoked[:12], pseudonymizer=PZ)
+    expired = (await create_token(db, log, "op", expires_in=timedelta(0), pseudonymizer=PZ)).token
+    revoked = (await create_token(db, log, "op", pseudonymizer=PZ)).token
+    await revoke_token(db, log, revoked[:12], pseudonymizer=PZ)
     with pytest.raises(AccountError, match="already revoked"):
-        await revoke_token(log, revoked[4:12], pseudonymizer=PZ)
+        await revoke_token(db, log, revoked[4:12], pseudonymizer=PZ)
     with pytest.raises(UnknownAccount):
-        await revoke_token(log, "rat_zzzzzzzz", pseudonymizer=PZ)
+        await revoke_token(db, log, "rat_zzzzzzzz", pseudonymizer=PZ)
     wrong_secret = good[:12] + ("A" if good[12] != "A" else "B") + good[13:]
     headers: list[dict[str, str]] = [
         {},
@@ -146,9 +137,9 @@ async def test_bad_tokens_are_401(log: Log) -> None:
                       await client.post("/api/v1/events", json={"kind": "x"}, headers=h)):
                 _is_problem(r, 401)
                 assert r.headers["www-authenticate"].startswith("Bearer")
-    assert await authenticate_token(log, expired) is None
-    assert await authenticate_token(log, revoked) is None
-    principal = await authenticate_token(log, good)
+    assert await authenticate_token(db, expired) is None
+    assert await authenticate_token(db, revoked) is None
+    principal = await authenticate_token(db, good)
     assert principal is not None and principal.account == "op" and principal.token_prefix == good[4:12]
 
 
@@ -224,20 +215,20 @@ async def test_wait_timeout_is_202_and_durable(log: Log) -> None:
         _is_problem(r, 400)
 
 
-async def test_changes_are_logged_without_secrets(log: Log) -> None:
+async def test_changes_are_logged_without_secrets(db: Database, log: Log) -> None:
     created = []
     alice = Actor.of_account(PZ, "alice", "admin")
-    await create_account(log, "alice", "admin", PASSWORD, pseudonymizer=PZ)
-    await create_account(log, "svc", "service", pseudonymizer=PZ, by=alice)
-    created.append(await create_token(log, "alice", pseudonymizer=PZ, by=alice))
-    created.append(await create_token(log, "svc", ["events:write"], timedelta(days=1),
+    await create_account(db, log, "alice", "admin", PASSWORD, pseudonymizer=PZ)
+    await create_account(db, log, "svc", "service", pseudonymizer=PZ, by=alice)
+    created.append(await create_token(db, log, "alice", pseudonymizer=PZ, by=alice))
+    created.append(await create_token(db, log, "svc", ["events:write"], timedelta(days=1),
                                       pseudonymizer=PZ, by=alice))
-    await revoke_token(log, created[0].prefix, pseudonymizer=PZ, by=alice)
-    await set_password(log, "alice", "another long one", pseudonymizer=PZ, by=alice)
-    assert await verify_password(log, "alice", "another long one")
-    assert not await verify_password(log, "alice", PASSWORD)
-    assert not await verify_password(log, "svc", "")
-    assert not await verify_password(log, "nobody", PASSWORD)
+    await revoke_token(db, log, created[0].prefix, pseudonymizer=PZ, by=alice)
+    await set_password(db, log, "alice", "another long one", pseudonymizer=PZ, by=alice)
+    assert await verify_password(db, "alice", "another long one")
+    assert not await verify_password(db, "alice", PASSWORD)
+    assert not await verify_password(db, "svc", "")
+    assert not await verify_password(db, "nobody", PASSWORD)
 
     entries = [await log.entry(i) for i in range(await log.store.sequenced_size())]
     events = [orjson.loads(e) for e in entries]
@@ -300,7 +291,8 @@ async def test_cli_users_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         if code != 2:
             assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
-    log = await LogHome(home).open_log()
+    db, log = await open_home(LogHome(home))
+    pair(log, db)
     try:
         async with serving(log) as client:
             who = await client.get("/api/v1/whoami", headers=_auth(token))
@@ -309,18 +301,20 @@ async def test_cli_users_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert _cli(home, "tokens", "revoke", token[:12]).returncode == 0
         # another process revoked it: this one may trust its cached answer a moment longer
         await asyncio.sleep(TOKEN_CACHE_SECONDS)
-        assert await authenticate_token(log, token) is None
+        assert await authenticate_token(db, token) is None
         kinds = [orjson.loads(await log.entry(i))["kind"] for i in range(3)]
         assert kinds == ["account.created", "token.created", "token.revoked"]
     finally:
         await log.close()
+        await db.close()
 
 
-async def test_revocation_in_this_process_is_immediate_despite_the_token_cache(log: Log) -> None:
+async def test_revocation_in_this_process_is_immediate_despite_the_token_cache(db: Database,
+                                                                               log: Log) -> None:
     token = await _token(log, "ops", "operator")
-    assert await authenticate_token(log, token) is not None  # now cached
-    await revoke_token(log, token[4:12], pseudonymizer=PZ)
-    assert await authenticate_token(log, token) is None
+    assert await authenticate_token(db, token) is not None  # now cached
+    await revoke_token(db, log, token[4:12], pseudonymizer=PZ)
+    assert await authenticate_token(db, token) is None
 
 
 async def test_appended_events_name_their_sender_and_cannot_take_server_kinds(log: Log) -> None:
@@ -341,14 +335,14 @@ async def test_appended_events_name_their_sender_and_cannot_take_server_kinds(lo
         assert await log.store.sequenced_size() == size
 
 
-async def test_decisions_need_the_scope_not_only_the_role(log: Log) -> None:
+async def test_decisions_need_the_scope_not_only_the_role(db: Database, log: Log) -> None:
     """A read-only token of an overseer or admin cannot take decisions or erase anyone."""
     overseer = await _token(log, "ov-read", "overseer", ["read"])
     admin = await _token(log, "adm-read", "admin", ["read"])
-    await create_account(log, "bot", "service", pseudonymizer=PZ)
+    await create_account(db, log, "bot", "service", pseudonymizer=PZ)
     for scope in ("oversight:decide", "privacy:admin", "accounts:admin"):
         with pytest.raises(AccountError, match="service account may not hold"):
-            await create_token(log, "bot", [scope], pseudonymizer=PZ)
+            await create_token(db, log, "bot", [scope], pseudonymizer=PZ)
     async with serving(log) as client:
         r = await client.post("/api/v1/oversight/runs/run_x/halt", headers=_auth(overseer),
                               json={"justification": "a long enough reason to halt"})

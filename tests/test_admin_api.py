@@ -4,80 +4,17 @@ PostgreSQL: what an admin can do, what a bad body gets, and what lands on the lo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
-import httpx
-import orjson
-import pytest
-from litestar import Litestar
-
-from app.accounts import authenticate_token, create_account, create_token, verify_password
+from app.accounts import authenticate_token, verify_password
+from app.core.database import Database
 from app.keys.keyring import Keyring
-from app.server.core import create_app
 from ledger.log import Log
-from tests.databases import database_of
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    return Keyring(tmp_path / "keys")
+from tests.support.accounts import PASSWORD, auth, bootstrap, problem
+from tests.support.asgi import running
+from tests.support.log_reading import events
 
 
-@asynccontextmanager
-async def running(log: Log, keyring: Keyring) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
-    """The app (lifespan on the test's loop, as tests.test_log_api.serving) and a client."""
-    app = create_app(db=database_of(log), log=log, keyring=keyring)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    while not started.is_set():
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            yield app, client
-    finally:
-        stop.set()
-        await task
-
-
-async def bootstrap(log: Log, keyring: Keyring, name: str = "root", role: str = "admin",
-                    scopes: list[str] | None = None) -> str:
-    """An account made as the CLI makes it, and a token for it."""
-    pz = keyring.pseudonymizer
-    await create_account(log, name, role, None if role == "service" else PASSWORD, pseudonymizer=pz)
-    return (await create_token(log, name, scopes, pseudonymizer=pz)).token
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def problem(r: httpx.Response, status: int, *words: str) -> str:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    detail = str(r.json()["detail"]) + " " + str(r.json().get("errors", ""))  # msgspec's own messages
-    for word in words:
-        assert word in detail, detail
-    return detail
-
-
-async def events(log: Log, start: int = 0) -> list[dict[str, Any]]:
-    return [orjson.loads(await log.entry(i)) for i in range(start, await log.store.sequenced_size())]
-
-
-async def test_admin_manages_accounts_and_tokens(log: Log, keyring: Keyring) -> None:
+async def test_admin_manages_accounts_and_tokens(db: Database, log: Log, keyring: Keyring) -> None:
     pz = keyring.pseudonymizer
     admin = await bootstrap(log, keyring)
     start = await log.store.sequenced_size()
@@ -122,12 +59,12 @@ async def test_admin_manages_accounts_and_tokens(log: Log, keyring: Keyring) -> 
 
         r = await client.put("/api/v1/accounts/olga/password", json={"password": "a new long one"}, headers=h)
         assert r.status_code == 204, r.text
-        assert await verify_password(log, "olga", "a new long one")
+        assert await verify_password(db, "olga", "a new long one")
 
         r = await client.delete(f"/api/v1/accounts/svc/tokens/{made['prefix']}", headers=h)
         assert r.status_code == 204, r.text
         problem(await client.get("/api/v1/whoami", headers=auth(svc)), 401)
-        assert await authenticate_token(log, svc) is None
+        assert await authenticate_token(db, svc) is None
         problem(await client.delete(f"/api/v1/accounts/svc/tokens/{made['prefix']}", headers=h), 400,
                 "already revoked")
         problem(await client.delete(f"/api/v1/accounts/olga/tokens/{made['prefix']}", headers=h), 404)
@@ -248,12 +185,12 @@ async def test_openapi_documents_the_bodies(log: Log, keyring: Keyring) -> None:
     assert set(components["NewAccount"]["properties"]) == {"name", "role", "password"}
 
 
-async def test_other_processes_pick_up_changes(log: Log) -> None:
+async def test_other_processes_pick_up_changes(db: Database, log: Log) -> None:
     """Two servers on one database: a change through one reaches the other within its refresh."""
     from app.config.runtime import RuntimeSettings, change, kept_fresh
     from app.events.recording import SYSTEM
 
-    here, there = RuntimeSettings(log), RuntimeSettings(log)
+    here, there = RuntimeSettings(db, log), RuntimeSettings(db, log)
     async with kept_fresh(there, every=0.05):
         assert await change(here, "write_requests_per_minute", 77, by=SYSTEM)
         assert not await change(here, "write_requests_per_minute", 77, by=SYSTEM)  # already so

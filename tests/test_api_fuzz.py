@@ -31,8 +31,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from litestar.routes import HTTPRoute
 
-from tests.cli_run import wait_until_serving
-from tests.conftest import PG_ADMIN_URL, _pg_admin
+from tests.support.cli_run import wait_until_serving
+from tests.support.postgres import PG_ADMIN_URL
+from tests.support.postgres import pg_admin as _pg_admin
 
 pytestmark = pytest.mark.slow
 

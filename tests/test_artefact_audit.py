@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.artefacts import audit_artefacts, expected_objects
 from app.compliance.reports import build_report, render_report
-from app.core.database import migrate_home
+from app.core.database import Database, open_home
 from app.datasets import import_dataset
 from app.events.recording import Actor, record
 from app.evidence.builder import build_bundle
@@ -28,8 +28,8 @@ from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
 from ledger.home import LogHome
 from ledger.log import Log
-from tests.datasets_data import jsonl, rows
-from tests.s3_server import S3Server
+from tests.support.datasets_data import jsonl, rows
+from tests.support.s3_server import S3Server
 
 WORKER = Actor("worker", "service")
 
@@ -43,7 +43,8 @@ def _checkpoint(root: Path) -> dict[str, bytes]:
     return files
 
 
-async def _story(log: Log, objects: ObjectStore, keyring: Keyring, tmp: Path) -> dict[str, Any]:
+async def _story(db: Database, log: Log, objects: ObjectStore, keyring: Keyring,
+                 tmp: Path) -> dict[str, Any]:
     """A run's checkpoint, a dataset version, a report and a bundle, each stored and on the log."""
     files = _checkpoint(tmp / "ckpt")
     stored = objects.put_dir("runs/run_a/checkpoint-2", tmp / "ckpt")
@@ -54,11 +55,11 @@ async def _story(log: Log, objects: ObjectStore, keyring: Keyring, tmp: Path) ->
                         object_prefix="runs/run_a/checkpoint-2", files=logged, root="sha256:00")
     await record(log, "run.checkpoint", WORKER, run="run_own", step=1, object_prefix=None,
                  files={"m.bin": "sha256:" + "0" * 64}, root="sha256:00")  # a team's script: stored elsewhere
-    imported = await import_dataset(log, keyring, "helpful", jsonl(rows(6)), objects=objects)
+    imported = await import_dataset(db, log, keyring, "helpful", jsonl(rows(6)), objects=objects)
     await log.integrate()
-    report = await build_report(log, None, {"kind": "all"})
+    report = await build_report(db, log, None, {"kind": "all"})
     await render_report(log, report, "json", objects=objects)
-    bundle = await build_bundle(log, Scope("run", run="run_a"), evidence_key=Ed25519PrivateKey.generate(),
+    bundle = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=Ed25519PrivateKey.generate(),
                                 objects=objects)
     await log.integrate()
     await log.timestamp_pending(force=True)
@@ -70,8 +71,8 @@ def _events(entries: list[bytes]) -> dict[str, dict[str, Any]]:
 
 
 async def _entries(log: Log) -> list[bytes]:
-    size = await log.store.sequenced_size()
-    return [bytes(d) for chunk in [c async for c in log.store.scan_entries(0, size)] for _, d in chunk]
+    size = await log.sequenced_size()
+    return [bytes(d) for chunk in [c async for c in log.scan_entries(0, size)] for _, d in chunk]
 
 
 def _verify(home: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -94,13 +95,13 @@ def test_verify_names_changed_and_missing_artefacts(tmp_path: Path, database_url
     objects = FileStore(home.path / "objects")  # the default store of the home
 
     async def write() -> tuple[dict[str, Any], list[bytes]]:
-        await migrate_home(home)
-        log = await home.open_log()
+        db, log = await open_home(home, migrate=True)
         try:
-            story = await _story(log, objects, Keyring(tmp_path / "keys"), tmp_path)
+            story = await _story(db, log, objects, Keyring(tmp_path / "keys"), tmp_path)
             return story, await _entries(log)
         finally:
             await log.close()
+            await db.close()
 
     story, entries = asyncio.run(write())
     events = _events(entries)
@@ -146,13 +147,14 @@ def test_completed_runs_are_checked_where_the_worker_stored_them() -> None:
     assert expected_objects(3, {"kind": "bundle.created", "manifest_sha256": "sha256:aa"}, set()) == []
 
 
-async def test_s3_overwrite_is_named_by_the_audit(log: Log, tmp_path: Path, s3_server: S3Server) -> None:
+async def test_s3_overwrite_is_named_by_the_audit(db: Database, log: Log, tmp_path: Path,
+                                                  s3_server: S3Server) -> None:
     bucket = s3_server.bucket_name("audit")
     days = 1 if s3_server.real else 183
     objects = S3Store(s3_server.endpoint, bucket, s3_server.access_key, s3_server.secret_key,
                       secure=s3_server.secure, retention_days=days)
-    story = await _story(log, objects, Keyring(tmp_path / "keys"), tmp_path)
-    clean = await audit_artefacts(log, objects)
+    story = await _story(db, log, objects, Keyring(tmp_path / "keys"), tmp_path)
+    clean = await audit_artefacts(db, log, objects)
     assert clean.ok and clean.objects_checked == 6 and clean.not_stored == 1, clean.problems
     key = "datasets/ds_helpful/v1/records.jsonl"
     original = objects.sha256(key)
@@ -161,7 +163,7 @@ async def test_s3_overwrite_is_named_by_the_audit(log: Log, tmp_path: Path, s3_s
     other = S3Store(s3_server.endpoint, bucket, s3_server.access_key, s3_server.secret_key,
                     secure=s3_server.secure, retention_days=days)
     forged = other.put_bytes(key, b'{"format": "forged"}\n')
-    found = await audit_artefacts(log, objects)
+    found = await audit_artefacts(db, log, objects)
     assert [(p.leaf_index, p.key, p.expected, p.actual) for p in found.problems] == [
         (story["dataset_leaf"], key, original, forged.sha256)]
     assert str(found.problems[0]).startswith(f"entry {story['dataset_leaf']} (dataset.version): object {key}")

@@ -9,23 +9,17 @@ import pytest
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.log import Log
-from tests.entry_rows import add_entry, corrupt_framing, delete_entry, set_entry, swap_entries
+from tests.support.entry_rows import (
+    add_entry,
+    build,
+    corrupt_framing,
+    delete_entry,
+    set_entry,
+    sql,
+    swap_entries,
+)
 
 Tamper = Callable[[Log], Awaitable[None]]
-
-
-async def sql(log: Log, statement: str, *params: object) -> None:
-    ph = "?" if log.store.dialect == "sqlite" else "%s"
-    async with log.store.engine.begin() as conn:
-        await conn.exec_driver_sql(statement.replace("?", ph), tuple(params) if params else None)
-
-
-async def build(log: Log) -> None:
-    for start in range(0, 600, 200):
-        await log.append([{"kind": "e", "i": i} for i in range(start, start + 200)])
-        await log.integrate()
-    await log.timestamp_pending(force=True)
-    assert await log.index_leaves() == 600
 
 
 async def audit(log: Log, tsa: LocalTSA) -> list[str]:

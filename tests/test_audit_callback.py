@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest_ml import pairs, tiny_model  # noqa: F401 (fixtures)
+from tests.support.paths import ROOT
 
 
 class Collector:
@@ -105,22 +107,49 @@ def test_a_failing_sink_stops_training_with_a_clear_error(tiny_model, pairs, tmp
 
 
 async def test_log_sink_refuses_to_flush_on_its_own_loop(log):
-    from app.events.recording import event
-    from trainers.callback import WORKER
+    from trainers.callback import worker_envelope
     from trainers.sinks import AuditSinkError, LogSink
+
+    def event(kind, **fields):
+        return worker_envelope(kind, fields)
 
     sink = LogSink(log, asyncio.get_running_loop())
     with pytest.raises(AuditSinkError, match="asyncio.to_thread"):
         sink.flush()
-    sink.emit([event("run.metrics", WORKER, run="run_x", steps=[{"step": 1}])])
+    sink.emit([event("run.metrics", run="run_x", steps=[{"step": 1}])])
     await asyncio.to_thread(sink.flush)
     assert sink.sent == 1 and await log.store.sequenced_size() == 1
-    too_big = event("run.metrics", WORKER, run="run_x", steps=[{"step": 1, "x": "y" * 70000}])
+    too_big = event("run.metrics", run="run_x", steps=[{"step": 1, "x": "y" * 70000}])
     sink.emit([too_big])
     with pytest.raises(AuditSinkError, match="EntryError"):
         await asyncio.to_thread(sink.flush)
     with pytest.raises(AuditSinkError):
-        sink.emit([event("run.metrics", WORKER, run="run_x", steps=[])])
+        sink.emit([event("run.metrics", run="run_x", steps=[])])
+
+
+def test_the_worker_envelope_is_the_apps(monkeypatch):
+    """A script's callback (no app) records the very envelope the app's worker records."""
+    from app.events import recording
+    from app.jobs.runtime import WORKER, envelope
+    from trainers import callback
+
+    fields = {"run": "run_x", "step": 3, "files": None, "root": "sha256:" + "ab" * 32}
+    ours = callback.worker_envelope("run.checkpoint", fields)
+    monkeypatch.setattr(recording, "utc_now", lambda: ours["at"])
+    apps = recording.event("run.checkpoint", WORKER, **fields)
+    assert list(ours.items()) == list(apps.items()) == list(envelope("run.checkpoint", fields).items())
+    assert "files" not in ours and ours["actor"] == "worker" and ours["role"] == "service"
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "trainers").glob("[!_]*.py")))
+def test_trainers_import_nothing_from_app(module):
+    """``trainers`` is a leaf: importing any of its modules loads no ``app`` module."""
+    code = (f"import sys, trainers.{module}; "
+            "loaded = sorted(m for m in sys.modules if m == 'app' or m.startswith('app.')); "
+            "assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_from_env_needs_url_and_token(monkeypatch):
@@ -177,4 +206,4 @@ def test_spec_imports_without_torch():
     import sys
 
     code = "import sys, trainers.spec, trainers.hashing, trainers.sinks; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

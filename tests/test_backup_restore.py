@@ -21,8 +21,8 @@ from pathlib import Path
 import psycopg
 
 from ledger.proofs import ConsistencyProof
-from tests.cli_run import cli, cli_env
-from tests.conftest import PG_ADMIN_URL
+from tests.support.cli_run import cli, cli_env
+from tests.support.postgres import PG_ADMIN_URL
 
 ORIGIN = "backup.example/log"
 

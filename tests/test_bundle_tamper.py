@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.core.database import Database
 from app.evidence import dsse
 from app.evidence.builder import build_bundle
 from app.evidence.scope import Scope
+from app.evidence.verify import verify_bundle
 from ledger._internal.local_tsa import LocalTSA
-from ledger.bundle import verify_bundle
 from ledger.log import Log
 from ledger.note import Signer, sign_note
-
-from .test_evidence_bundle import Pins, members, pins, standalone, write_story
+from tests.support.evidence import Pins, members, pins, standalone, write_story
 
 Files = dict[str, bytes]
 
@@ -153,10 +153,10 @@ CASES: list[tuple[str, Callable[[Files], None], bool, set[str]]] = [
 
 
 @pytest.fixture
-async def bundle(log: Log, local_tsa: LocalTSA, tmp_path: Path) -> tuple[bytes, Pins]:
+async def bundle(db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -> tuple[bytes, Pins]:
     await write_story(log)
     key = Ed25519PrivateKey.generate()
-    built = await build_bundle(log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
+    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
     return built.data, pins(tmp_path, log, local_tsa, key)
 
 

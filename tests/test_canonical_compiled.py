@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import ledger.canonical as canonical_module
 from ledger.canonical import MAX_ENTRY_BYTES, MAX_SAFE_INTEGER, canonical_event
 from ledger.errors import EntryError
-from tests.test_canonical import APPENDIX_B
+from tests.support.rfc8785 import APPENDIX_B
 
 try:
     from ledger._jcs import canonical as compiled_or_none

@@ -124,3 +124,35 @@ def test_home_option_before_the_command(tmp_path: Path) -> None:
     run(env, "append", input=b'{"kind":"x"}\n', home=home)
     assert (Path(home) / "ledger.db").exists()
     assert json.loads(run(env, "status", home=home).stdout)["tree_size"] == 1
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    ("app.core.errors:Missing", 3), ("ledger.errors:NotFound", 3), ("app.core.errors:Conflict", 1),
+    ("app.core.errors:Unavailable", 1), ("ledger.errors:StorageError", 1), ("builtins:RuntimeError", 70),
+])
+def test_app_and_ledger_errors_end_as_one_line(error: str, code: int, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """One place (``app.core.commands.run``) turns the application's and the ledger's errors into
+    one line on stderr and an exit status: 3 for what does not exist, 1 for any other refusal."""
+    import importlib
+
+    import click
+
+    from app.core.commands import run
+
+    module, name = error.split(":")
+    cls = getattr(importlib.import_module(module), name)
+
+    @click.command()
+    def fails() -> None:
+        raise cls("the thing went wrong")
+
+    monkeypatch.delenv("RLHF_AUDIT_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["rlhf-audit"])
+    with pytest.raises(SystemExit) as exited:
+        run(fails)
+    assert exited.value.code == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err == ("internal error: RuntimeError: the thing went wrong (set RLHF_AUDIT_DEBUG=1 for details)\n"
+                   if code == 70 else "error: the thing went wrong\n")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 HEAVY = ("sqlalchemy", "litestar", "torch", "trl", "transformers", "uvicorn", "httpx", "rfc3161_client",
          "cryptography")
@@ -59,14 +59,13 @@ def test_append_into_a_home_with_the_local_tsa_needs_no_http_client(tmp_path: Pa
 
 
 def test_the_lazy_table_matches_the_commands() -> None:
-    """Each tabled command is registered by its module, and its help's first paragraph is the table's."""
+    """Each tabled command is exported by its module, and its help's first paragraph is the table's."""
     probe = """
-import importlib, json
+import click, json
 from app.cli import LAZY_COMMANDS, cli
 found = {}
 for name, (module, help) in LAZY_COMMANDS.items():
-    importlib.import_module(module)
-    cmd = cli.commands[name]
+    cmd = cli.get_command(click.Context(cli), name)
     found[name] = [cmd.callback.__module__, (cmd.help or '').split('\\n\\n')[0].strip(), cmd.short_help]
 print(json.dumps(found))
 """

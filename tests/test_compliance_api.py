@@ -22,13 +22,13 @@ from app.compliance.alerts import deliver
 from app.compliance.config import ENV_WEBHOOK
 from app.compliance.schedule import ENV_REDIS
 from app.config.runtime import RuntimeSettings, change
+from app.core.database import Database
 from app.events.index import EventIndex
 from app.events.recording import Actor, event
 from app.keys.keyring import Keyring
 from ledger.log import Log
-
-from .compliance_log import ALICE, build_log, dataset_events, run_events
-from .jobs_support import is_problem, serving, token
+from tests.support.compliance_log import ALICE, build_log, dataset_events, run_events
+from tests.support.jobs import is_problem, serving, token
 
 
 class Hook:
@@ -87,7 +87,7 @@ async def _unsheeted_run(log: Log) -> None:
     await log.append(run_events("run_nosheet", "ds_unsheeted", 1, "model_x", eps=[0.5]))
 
 
-async def test_roles_checks_latest_and_alerts(log: Log, keyring: Keyring) -> None:
+async def test_roles_checks_latest_and_alerts(db: Database, log: Log, keyring: Keyring) -> None:
     await build_log(log)
     headers = {role: await token(log, keyring, f"{role}-1", role)
                for role in ("admin", "auditor", "overseer", "operator")}
@@ -103,7 +103,7 @@ async def test_roles_checks_latest_and_alerts(log: Log, keyring: Keyring) -> Non
         assert run["ok"] is True and run["counts"] == {"pass": 7, "fail": 0, "not_applicable": 0}
         assert run["actor"] == keyring.pseudonymizer.pseudonym("account:auditor-1")
         assert run["proof"] == f"/log/v1/proof/{run['leaf_index']}"
-        checked = (await EventIndex(log).get(run["leaf_index"]))
+        checked = (await EventIndex(db, log).get(run["leaf_index"]))
         assert checked is not None and checked.kind == "compliance.checked"
         assert checked.event["role"] == "auditor" and checked.event["actor"] == run["actor"]
         for role in ("admin", "overseer"):
@@ -116,7 +116,7 @@ async def test_roles_checks_latest_and_alerts(log: Log, keyring: Keyring) -> Non
         is_problem(await client.get("/api/v1/compliance/alerts?state=maybe", headers=headers["admin"]), 400)
 
 
-async def test_reports_endpoint_in_three_formats(log: Log, keyring: Keyring) -> None:
+async def test_reports_endpoint_in_three_formats(db: Database, log: Log, keyring: Keyring) -> None:
     built = await build_log(log)
     auditor = await token(log, keyring, "aud", "auditor")
     operator = await token(log, keyring, "op", "operator")
@@ -140,7 +140,7 @@ async def test_reports_endpoint_in_three_formats(log: Log, keyring: Keyring) -> 
         assert pdf.content.startswith(b"%PDF-")
         text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
         assert "training run run_bbbb" in text and "resume" in text
-        generated = await EventIndex(log).query(kind="report.generated")
+        generated = await EventIndex(db, log).query(kind="report.generated")
         assert [e.event["format"] for e in generated] == ["json", "html", "pdf"]
         assert {e.event["role"] for e in generated} == {"auditor"}
         # bad requests: problem details, never a 500
@@ -193,15 +193,16 @@ async def test_alerts_open_once_resolve_and_reach_the_webhook(log: Log, keyring:
         assert still.json() == {"alerts": []}
 
 
-async def test_a_webhook_that_is_down_slow_or_failing_never_breaks_a_check(log: Log, hook: Hook) -> None:
+async def test_a_webhook_that_is_down_slow_or_failing_never_breaks_a_check(db: Database, log: Log,
+                                                                          hook: Hook) -> None:
     await build_log(log)
     await _unsheeted_run(log)
-    base = await ComplianceConfig.load(log)
+    base = await ComplianceConfig.load(db, log)
     down = f"http://127.0.0.1:{_free_port()}/nobody"
     config = ComplianceConfig(**{**base.__dict__, "webhook_url": down, "webhook_timeout_s": 0.5})
-    run = await run_checks(log, EventIndex(log), config=config)
+    run = await run_checks(db, log, EventIndex(db, log), config=config)
     assert run.ok is False and run.leaf_index is not None  # the check itself is recorded
-    (alert,) = await list_alerts(log, "open")
+    (alert,) = await list_alerts(db, "open")
     assert alert.rule == "ai-act.art10.datasheet" and alert.delivery.startswith("failed: ConnectError")
     # a slow receiver is cut off at the timeout; an error status is reported, not raised
     hook.delay = 1.5
@@ -219,29 +220,30 @@ async def test_a_webhook_that_is_down_slow_or_failing_never_breaks_a_check(log: 
     assert sorted(b["n"] for b in hook.bodies) == [1, 2, 3]
 
 
-async def test_webhook_from_the_run_time_setting(log: Log, hook: Hook,
+async def test_webhook_from_the_run_time_setting(db: Database, log: Log, hook: Hook,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_WEBHOOK, raising=False)
-    assert (await ComplianceConfig.load(log)).webhook_url is None
-    await change(RuntimeSettings(log), "alert_webhook_url", hook.url, by=ALICE)
-    assert (await ComplianceConfig.load(log)).webhook_url == hook.url
+    assert (await ComplianceConfig.load(db, log)).webhook_url is None
+    await change(RuntimeSettings(db, log), "alert_webhook_url", hook.url, by=ALICE)
+    assert (await ComplianceConfig.load(db, log)).webhook_url == hook.url
     monkeypatch.setenv(ENV_WEBHOOK, "http://127.0.0.1:9/elsewhere")
-    assert (await ComplianceConfig.load(log)).webhook_url == "http://127.0.0.1:9/elsewhere"
+    assert (await ComplianceConfig.load(db, log)).webhook_url == "http://127.0.0.1:9/elsewhere"
     monkeypatch.delenv(ENV_WEBHOOK)
     await build_log(log)
     await _unsheeted_run(log)
-    run = await run_checks(log, EventIndex(log), actor=Actor("system", "system"))
+    run = await run_checks(db, log, EventIndex(db, log), actor=Actor("system", "system"))
     assert [b["alert"]["rule"] for b in hook.bodies] == [a.rule for a in run.opened]
     assert [a.rule for a in run.opened] == ["ai-act.art10.datasheet"]
 
 
 @pytest.mark.parametrize("interval", ["0.1", "0"])
-async def test_the_server_checks_on_a_schedule_without_redis(log: Log, keyring: Keyring, interval: str,
+async def test_the_server_checks_on_a_schedule_without_redis(db: Database, log: Log, keyring: Keyring,
+                                                             interval: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RLHF_AUDIT_COMPLIANCE_INTERVAL", interval)
     monkeypatch.delenv(ENV_REDIS, raising=False)
     await build_log(log)
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     async with serving(log, keyring):
         for _ in range(100 if interval != "0" else 10):  # 0 disables: a few intervals' worth of nothing
             if await index.query(kind="compliance.checked"):

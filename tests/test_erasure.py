@@ -16,6 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from app.core.database import Database
 from app.datasets import (
     DatasetError,
     UnknownSubject,
@@ -32,9 +33,8 @@ from ledger.audit import audit_log
 from ledger.checkpoint import Checkpoint
 from ledger.note import open_note
 from ledger.tlog_proof import format_tlog_proof, verify_tlog_proof
-
-from .datasets_data import ANNOTATORS, jsonl, rows
-from .test_datasets import db_text, events
+from tests.support.datasets_data import ANNOTATORS, jsonl, rows
+from tests.support.log_reading import db_text, events
 
 ADMIN = Actor("pseud:" + "d" * 32, "admin")
 ALICE = ANNOTATORS[0]
@@ -45,14 +45,14 @@ async def _proofs(log: Any, indices: list[int]) -> dict[int, bytes]:
     return {i: format_tlog_proof(i, await log.inclusion_proof(i, cp.size), cp.note) for i in indices}
 
 
-async def test_erasure_keeps_proofs_unlinks_and_is_logged(log: Any, tmp_path: Path,
+async def test_erasure_keeps_proofs_unlinks_and_is_logged(db: Database, log: Any, tmp_path: Path,
                                                           local_tsa: LocalTSA) -> None:
     keyring = Keyring(tmp_path / "keys")
-    await import_dataset(log, keyring, "one", jsonl(rows(12)))
-    await import_dataset(log, keyring, "two", jsonl(rows(6, overlap=False)))
-    alice = await find_subject(log, keyring, ALICE)
+    await import_dataset(db, log, keyring, "one", jsonl(rows(12)))
+    await import_dataset(db, log, keyring, "two", jsonl(rows(6, overlap=False)))
+    alice = await find_subject(db, keyring, ALICE)
     assert alice is not None
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         of_alice = sa.select(data_subjects).where(data_subjects.c.pseudonym == alice)
         subject = (await conn.execute(of_alice)).one()
     logged = await events(log)
@@ -62,7 +62,7 @@ async def test_erasure_keeps_proofs_unlinks_and_is_logged(log: Any, tmp_path: Pa
     assert before is not None
     proofs_before = await _proofs(log, list(range(before.size)))
 
-    done = await erase_subject(log, alice, legal_basis="GDPR Art. 17(1)(b): consent withdrawn",
+    done = await erase_subject(db, log, alice, legal_basis="GDPR Art. 17(1)(b): consent withdrawn",
                                actor=ADMIN, request_ref="DSR-2026-17")
     assert (done.annotator, done.records) == (alice, len(hers))
     after = await log.integrate()
@@ -87,7 +87,7 @@ async def test_erasure_keeps_proofs_unlinks_and_is_logged(log: Any, tmp_path: Pa
 
     # (b) unlinkable: salt, key and ciphertexts gone; the identity no longer yields the pseudonym
     r = dataset_records.c
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         assert (await conn.execute(of_alice)).first() is None
         shredded = (await conn.execute(sa.select(r.annotator, r.subject_id, r.nonce, r.ciphertext,
                                                  r.erased_at).where(r.leaf_index.in_(hers)))).all()
@@ -96,16 +96,16 @@ async def test_erasure_keeps_proofs_unlinks_and_is_logged(log: Any, tmp_path: Pa
     stored = await db_text(log)
     for gone in (bytes(subject.salt), bytes(subject.wrapped_key), bytes(subject.lookup)):
         assert gone not in stored
-    assert await find_subject(log, keyring, ALICE) is None
+    assert await find_subject(db, keyring, ALICE) is None
     assert keyring.pseudonymizer.pseudonym(ALICE) != alice  # the key alone does not give it back
-    again = await import_dataset(log, keyring, "three", jsonl(rows(3)))
-    reimported = await load_version(log, keyring, again.dataset)
-    new_alice = await find_subject(log, keyring, ALICE)
+    again = await import_dataset(db, log, keyring, "three", jsonl(rows(3)))
+    reimported = await load_version(db, log, keyring, again.dataset)
+    new_alice = await find_subject(db, keyring, ALICE)
     assert new_alice is not None and new_alice != alice  # a new data subject, not the old one
     assert new_alice in {rec.annotator for rec in reimported.records}
     for name, total in (("one", 12), ("two", 6)):
         for exclude in (True, False):
-            loaded = await load_version(log, keyring, name, exclude_rejected=exclude)
+            loaded = await load_version(db, log, keyring, name, exclude_rejected=exclude)
             assert alice not in {rec.annotator for rec in loaded.records}
             assert loaded.excluded == (4 if name == "one" else 2)
             assert len(loaded.records) == total - loaded.excluded
@@ -120,20 +120,20 @@ async def test_erasure_keeps_proofs_unlinks_and_is_logged(log: Any, tmp_path: Pa
     assert ALICE.encode() not in await log.entry(done.leaf_index)
 
 
-async def test_erasure_refusals(log: Any, tmp_path: Path) -> None:
+async def test_erasure_refusals(db: Database, log: Any, tmp_path: Path) -> None:
     keyring = Keyring(tmp_path / "keys")
-    await import_dataset(log, keyring, "one", jsonl(rows(3)))
-    bob = await find_subject(log, keyring, ANNOTATORS[1])
+    await import_dataset(db, log, keyring, "one", jsonl(rows(3)))
+    bob = await find_subject(db, keyring, ANNOTATORS[1])
     assert bob is not None
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     with pytest.raises(UnknownSubject, match="no data subject"):
-        await erase_subject(log, "pseud:" + "0" * 32, legal_basis="Art. 17", actor=ADMIN)
+        await erase_subject(db, log, "pseud:" + "0" * 32, legal_basis="Art. 17", actor=ADMIN)
     with pytest.raises(DatasetError, match="not a pseudonym"):
-        await erase_subject(log, ANNOTATORS[1], legal_basis="Art. 17", actor=ADMIN)
+        await erase_subject(db, log, ANNOTATORS[1], legal_basis="Art. 17", actor=ADMIN)
     with pytest.raises(DatasetError, match="legal basis"):
-        await erase_subject(log, bob, legal_basis="  ", actor=ADMIN)
-    assert await log.store.sequenced_size() == size  # nothing logged, nothing erased
-    assert await find_subject(log, keyring, ANNOTATORS[1]) == bob
-    await erase_subject(log, bob, legal_basis="Art. 17", actor=ADMIN)
+        await erase_subject(db, log, bob, legal_basis="  ", actor=ADMIN)
+    assert await log.sequenced_size() == size  # nothing logged, nothing erased
+    assert await find_subject(db, keyring, ANNOTATORS[1]) == bob
+    await erase_subject(db, log, bob, legal_basis="Art. 17", actor=ADMIN)
     with pytest.raises(UnknownSubject, match="erased already"):
-        await erase_subject(log, bob, legal_basis="Art. 17", actor=ADMIN)
+        await erase_subject(db, log, bob, legal_basis="Art. 17", actor=ADMIN)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -18,36 +17,13 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from app.core.database import Database
 from app.events.index import MAX_VALUE, EventIndex, commitments_of, index_row
-from ledger._internal.store import Store
 from ledger.canonical import encode_event
 from ledger.events import commit
 from ledger.log import Log
-
-T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)  # not today: account events carry today
-KINDS = ["run.started", "run.metrics", "dataset.record", "oversight.decision", "model.released"]
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def corpus(n: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Envelope events with every indexed field present or absent at random."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        e: dict[str, Any] = {"kind": rng.choice(KINDS), "v": 1, "at": _rfc3339(T0 + timedelta(minutes=i)),
-                             "actor": rng.choice(["pseud:aa", "pseud:bb", "system"]), "role": "operator",
-                             "i": i}
-        for field, values in (("run", ["run_a", "run_b", "run_c"]), ("dataset", ["ds_x", "ds_y"]),
-                              ("model", ["model_1", "model_2"]), ("annotator", ["pseud:c1", "pseud:c2"])):
-            if rng.random() < 0.5:
-                e[field] = rng.choice(values)
-        if "dataset" in e and rng.random() < 0.8:
-            e["dataset_version"] = rng.randint(1, 3)
-        out.append(e)
-    return out
+from ledger.storage import Store
+from tests.support.event_corpus import KINDS, T0, corpus
 
 
 async def _append(log: Log, events: list[dict[str, Any]]) -> int:
@@ -63,10 +39,10 @@ async def _indices(index: EventIndex, **filters: Any) -> list[int]:
     return [e.index for e in await index.query(limit=10_000, **filters)]
 
 
-async def test_every_filter_and_combinations(log: Log) -> None:
+async def test_every_filter_and_combinations(db: Database, log: Log) -> None:
     events = corpus(300)
     base = await _append(log, events)
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     assert await index.catch_up() == base + len(events)
     single: list[tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
         ({"kind": "run.started"}, lambda e: e["kind"] == "run.started"),
@@ -103,10 +79,10 @@ async def test_every_filter_and_combinations(log: Log) -> None:
         await index.query(limit=0)
 
 
-async def test_paging_with_cursors_both_ways(log: Log) -> None:
+async def test_paging_with_cursors_both_ways(db: Database, log: Log) -> None:
     events = corpus(230, seed=3)
     base = await _append(log, events)
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     expected = _where(base, events, lambda e: e.get("run") != "run_nope" and e["kind"] != "run.metrics")
     kinds = [k for k in KINDS if k != "run.metrics"]
     for descending in (False, True):
@@ -128,7 +104,7 @@ async def test_paging_with_cursors_both_ways(log: Log) -> None:
         i for i in expected if i < mid][::-1][:2]
 
 
-async def test_time_ranges(log: Log) -> None:
+async def test_time_ranges(db: Database, log: Log) -> None:
     at = [
         "2026-11-25T10:00:00.000Z",
         "2026-11-25T12:00:00.500+02:00",  # = 10:00:00.500 UTC
@@ -143,7 +119,7 @@ async def test_time_ranges(log: Log) -> None:
     events.append({"kind": "t", "at": 1764064800, "n": len(at) + 1})  # a number is not a time
     events.append({"kind": "t", "at": "9999-12-31T23:59:59-14:00", "n": len(at) + 2})  # year 10000 in UTC
     base = await _append(log, events)
-    index = EventIndex(log)
+    index = EventIndex(db, log)
 
     def t(h: int, m: int, s: int = 0, us: int = 0) -> datetime:
         return datetime(2026, 11, 25, h, m, s, us, tzinfo=UTC)
@@ -164,7 +140,7 @@ async def test_time_ranges(log: Log) -> None:
     assert ns(await index.query(since=t(9, 0), descending=True, limit=2)) == [6, 4]
 
 
-async def test_commitments_nested_and_in_lists(log: Log) -> None:
+async def test_commitments_nested_and_in_lists(db: Database, log: Log) -> None:
     c = [commit(f"record {i}")[0] for i in range(6)]
     short = "sha256:" + base64.b64encode(b"\x01" * 31).decode()
     events: list[dict[str, Any]] = [
@@ -178,7 +154,7 @@ async def test_commitments_nested_and_in_lists(log: Log) -> None:
         {"kind": "x", "commitment": str(c[1]), "b_commitment": str(c[1])},  # twice in one entry: once
     ]
     base = await _append(log, events)
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     found = {i: await index.by_commitment(x.digest) for i, x in enumerate(c)}
     assert found == {0: [base, base + 3], 1: [base + 1, base + 6], 2: [base + 2], 3: [base + 2],
                      4: [base + 3], 5: []}
@@ -189,19 +165,19 @@ async def test_commitments_nested_and_in_lists(log: Log) -> None:
     for _ in range(3000):  # deeper than Python's recursion limit
         deep = [deep]
     assert commitments_of({"kind": "x", "d": deep}) == {c[5].digest}
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT COUNT(*) FROM event_commitments"))).scalar_one()
     assert rows == sum(len(v) for v in found.values())
 
 
-async def test_entries_without_the_envelope(log: Log) -> None:
+async def test_entries_without_the_envelope(db: Database, log: Log) -> None:
     raw = [b"not json at all", b"[1,2,3]", b'"a string"', b"{}", b'{"kind":5,"run":["x"]}',
            encode_event({"kind": "k" * (MAX_VALUE + 1), "run": "r" * (MAX_VALUE + 1)}),
            encode_event({"kind": "nul", "run": "a\x00b", "dataset": "ds", "dataset_version": True}),
            b'{"dataset_version":18446744073709551615,"kind":"big","model":{"m":1}}',  # beyond int64
            encode_event({"kind": "k" * MAX_VALUE, "run": "r" * MAX_VALUE, "dataset_version": -4})]
     base = (await log.append_entries(raw))[0].leaf_index
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     assert await index.catch_up() == base + len(raw)
     got = [await index.get(base + i) for i in range(len(raw))]
     assert all(e is not None for e in got)
@@ -226,9 +202,9 @@ async def test_entries_without_the_envelope(log: Log) -> None:
     assert index_row(0, b"\xff\xfe")[0] == (0, "", None, None, None, None, None, None, None)
 
 
-async def test_stays_current_and_resumes_from_the_watermark(log: Log) -> None:
-    index = EventIndex(log)
-    assert await index.catch_up() == await log.store.sequenced_size()
+async def test_stays_current_and_resumes_from_the_watermark(db: Database, log: Log) -> None:
+    index = EventIndex(db, log)
+    assert await index.catch_up() == await log.sequenced_size()
     first = await _append(log, [{"kind": "a", "run": "r1"}])
     # query catches up by itself: an event is found as soon as its append returns
     assert await _indices(index, run="r1") == [first]
@@ -237,25 +213,25 @@ async def test_stays_current_and_resumes_from_the_watermark(log: Log) -> None:
     ev = await index.get(first + 1)
     assert ev is not None and ev.event == {"kind": "a", "run": "r1"} and ev.at is None
     # A second instance (another process) reads the watermark and re-indexes nothing.
-    other = EventIndex(log)
-    async with log.store.engine.connect() as conn:
+    other = EventIndex(db, log)
+    async with db.engine.connect() as conn:
         mark = (await conn.execute(sa.text("SELECT size FROM event_index_state"))).scalar_one()
     assert mark == first + 2 == await other.catch_up()
 
 
-async def _row_counts(store: Store) -> tuple[int, int, int, int]:
-    async with store.engine.connect() as conn:
+async def _row_counts(db: Database) -> tuple[int, int, int, int]:
+    async with db.engine.connect() as conn:
         rows, distinct, lo, hi = (await conn.execute(sa.text(
             "SELECT COUNT(*), COUNT(DISTINCT idx), MIN(idx), MAX(idx) FROM event_index"))).one()
     return int(rows), int(distinct), int(lo), int(hi)
 
 
-async def test_concurrent_catch_up_one_row_per_entry(database_url: str, log: Log) -> None:
+async def test_concurrent_catch_up_one_row_per_entry(database_url: str, db: Database, log: Log) -> None:
     """Two indexers with their own connection pools (as two processes) while appends go on."""
-    others = [Store(database_url), Store(database_url)]
+    others = [Database.open(database_url), Database.open(database_url)]
     try:
-        logs = [Log(s, log.signer) for s in others]
-        indexes = [EventIndex(lg, page=211) for lg in logs]
+        logs = [Log(Store(d.engine), log.signer) for d in others]
+        indexes = [EventIndex(d, lg, page=211) for d, lg in zip(others, logs, strict=True)]
         c = commit("shared")[0]
         events = [{"kind": "dataset.record", "i": i, "commitment": str(c) if i % 100 == 0 else None}
                   for i in range(6000)]
@@ -273,22 +249,22 @@ async def test_concurrent_catch_up_one_row_per_entry(database_url: str, log: Log
 
         await asyncio.gather(appender(), *(indexer(ix) for ix in indexes))
         await asyncio.gather(*(ix.catch_up() for ix in indexes))
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         assert size == len(events)
-        assert await _row_counts(log.store) == (size, size, 0, size - 1)
+        assert await _row_counts(db) == (size, size, 0, size - 1)
         assert await indexes[0].by_commitment(c.digest) == list(range(0, size, 100))
         assert [e.event["i"] for e in await indexes[1].query(after=4000, limit=3)] == [4001, 4002, 4003]
     finally:
-        for s in others:
-            await s.close()
+        for d in others:
+            await d.close()
 
 
-async def test_read_entries_at(log: Log) -> None:
+async def test_read_entries_at(db: Database, log: Log) -> None:
     await log.append([{"kind": "e", "n": n} for n in range(2500)])
     wanted = [2499, 3, 1000, 3, 1999, 0, 5000, 2001]
-    got = await log.store.read_entries_at(wanted)
+    got = await log.entries_at(wanted)
     assert sorted(got) == [0, 3, 1000, 1999, 2001, 2499]  # 5000 does not exist
     assert all(orjson.loads(v)["n"] == k for k, v in got.items())
-    many = await log.store.read_entries_at(range(0, 2500, 2))  # over one statement's worth
+    many = await log.entries_at(range(0, 2500, 2))  # over one statement's worth
     assert len(many) == 1250 and many[1998] == await log.entry(1998)
-    assert await log.store.read_entries_at([]) == {}
+    assert await log.entries_at([]) == {}

@@ -12,19 +12,22 @@ import httpx
 import sqlalchemy as sa
 
 from app.accounts import create_account, create_token
+from app.core.database import Database
 from ledger.events import Pseudonymizer, commit
 from ledger.log import Log
-
-from .test_event_index import KINDS, corpus
-from .test_log_api import serving
+from tests.support.asgi import serving
+from tests.support.databases import database_of
+from tests.support.event_corpus import KINDS, corpus
 
 PASSWORD = "correct horse battery"
 PSEUDONYMS = Pseudonymizer(b"event-index-test-key".ljust(32, b"."))
 
 
 async def _token(log: Log, name: str, role: str, scopes: list[str] | None = None) -> str:
-    await create_account(log, name, role, None if role == "service" else PASSWORD, pseudonymizer=PSEUDONYMS)
-    return (await create_token(log, name, scopes, pseudonymizer=PSEUDONYMS)).token
+    db = database_of(log)
+    await create_account(db, log, name, role, None if role == "service" else PASSWORD,
+                         pseudonymizer=PSEUDONYMS)
+    return (await create_token(db, log, name, scopes, pseudonymizer=PSEUDONYMS)).token
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -134,13 +137,13 @@ async def test_scope_enforcement(log: Log) -> None:
             assert (await client.get(path, headers=_auth(auditor))).status_code == 200
 
 
-async def test_the_server_keeps_the_index_warm(log: Log) -> None:
+async def test_the_server_keeps_the_index_warm(db: Database, log: Log) -> None:
     async with serving(log) as client:
         await log.append([{"kind": "warm", "n": n} for n in range(50)])
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         mark = 0
         for _ in range(100):  # no query is made: the background task must catch up by itself
-            async with log.store.engine.connect() as conn:
+            async with db.engine.connect() as conn:
                 mark = (await conn.execute(sa.text("SELECT size FROM event_index_state"))).scalar_one()
             if mark == size:
                 break

@@ -1,19 +1,16 @@
 """Evidence bundles built from a real log (SQLite and PostgreSQL) for each kind of scope, checked by
-both offline verifiers (``ledger.bundle`` and the standalone ``verify.py`` run alone in a
+both offline verifiers (``app.evidence.verify`` and the standalone ``verify.py`` run alone in a
 subprocess), by ``openssl ts -verify``, through the CLI and through the API."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,110 +18,22 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.accounts import create_account, create_token
-from app.events.recording import Actor, event
+from app.core.database import Database
+from app.events.recording import event
 from app.evidence.builder import build_bundle
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
+from app.evidence.verify import verify_bundle
 from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
-from ledger.bundle import verify_bundle
 from ledger.errors import NotFound
 from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import HttpTSA
-
-from . import test_timestamping
-from .test_log_api import serving
-
-openssl_tsa = test_timestamping.openssl_tsa  # OpenSSL's own TSA over HTTP on 127.0.0.1 (a fixture)
-
-ROOT = Path(__file__).resolve().parents[1]
-STANDALONE = ROOT / "app" / "evidence" / "standalone_verify.py"
-OVERSEER = Actor("pseud:" + "a1" * 16, "overseer")
-OPERATOR = Actor("pseud:" + "b2" * 16, "operator")
-WORKER = Actor("worker", "system")
-
-
-def _sha(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def _commitment(text: str) -> str:
-    return "sha256:" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-
-
-@dataclass
-class Story:
-    """A small but realistic log: who appended what, by name, with leaf indices."""
-
-    at: dict[str, list[int]] = field(default_factory=dict)
-
-    def of(self, *names: str) -> set[int]:
-        return {i for n in names for i in self.at[n]}
-
-
-async def _add(log: Log, story: Story, name: str, events: list[dict[str, Any]]) -> None:
-    story.at[name] = [s.leaf_index for s in await log.append(events)]
-    await log.integrate()  # several checkpoints: the bundle must pick the one covering its scope
-
-
-def _dataset(ds: str, version: int, records: int) -> dict[str, list[dict[str, Any]]]:
-    recs = [event("dataset.record", OPERATOR, dataset=ds, dataset_version=version, i=i,
-                  commitment=_commitment(f"{ds}/{version}/{i}"), annotator="pseud:" + f"{i:032x}")
-            for i in range(records)]
-    return {
-        f"{ds}.records": recs,
-        f"{ds}.version": [event("dataset.version", OPERATOR, dataset=ds, dataset_version=version,
-                                records=records, annotators=records, root="AAAA",
-                                source_sha256=_sha(ds))],
-        f"{ds}.datasheet": [event("dataset.datasheet", OPERATOR, dataset=ds, dataset_version=version,
-                                  datasheet={"origin": "vendor", "collection_process": "pairwise",
-                                             "purpose": "helpfulness", "annotator_count": records})],
-        f"{ds}.budget": [event("dataset.budget_set", OPERATOR, dataset=ds, epsilon_total=8.0, delta=1e-6)],
-    }
-
-
-def _run(run: str, ds: str, model: str | None) -> list[dict[str, Any]]:
-    events = [
-        event("job.submitted", OPERATOR, run=run, job_kind="dpo", spec_sha256=_sha(run), spec={"lr": 1e-5},
-              dataset=ds, dataset_version=1, planned_epsilon=3.0),
-        event("run.started", WORKER, run=run, config_sha256=_sha(run + "cfg"), libraries={"trl": "1.16"},
-              code_version="abc123", dataset=ds, dataset_version=1, dataset_root="AAAA",
-              dp={"enabled": True, "unit": "preference_pair", "accountant": "rdp"}),
-        *[event("run.metrics", WORKER, run=run, steps=[{"step": s, "loss": 1.0 / (s + 1)}])
-          for s in range(3)],
-        event("run.privacy", WORKER, run=run, step=3, epsilon=2.5, delta=1e-6, accountant="rdp"),
-    ]
-    if model:
-        events.append(event("run.completed", WORKER, run=run, model=model, steps=3, epsilon=2.5,
-                            files={"model.safetensors": _sha(model)}, root="BBBB"))
-    return events
-
-
-async def write_story(log: Log) -> Story:
-    """Two datasets, two runs (one halted and resumed), a released model, unrelated noise."""
-    story = Story()
-    for ds, n in (("ds_helpful", 5), ("ds_other", 3)):
-        for name, events in _dataset(ds, 1, n).items():
-            await _add(log, story, name, events)
-    await _add(log, story, "run_a", _run("run_a", "ds_helpful", "model_a"))
-    await _add(log, story, "run_b", _run("run_b", "ds_other", None))
-    await _add(log, story, "halt_a", [
-        event("oversight.decision", OVERSEER, action="halt", target={"run": "run_a"},
-              justification="loss spike", decision_id="dec_1"),
-        event("oversight.decision", OVERSEER, action="halt", target={"run": "run_b"},
-              justification="other run", decision_id="dec_2")])
-    story.at["halt_b"] = [story.at["halt_a"].pop()]
-    await _add(log, story, "approve_a", [
-        event("oversight.decision", OVERSEER, action="approve_release", target={"model": "model_a"},
-              justification="evaluations pass", decision_id="dec_3")])
-    await _add(log, story, "release_a", [
-        event("model.released", OVERSEER, model="model_a", run="run_a", approval="dec_3", root="BBBB")])
-    await _add(log, story, "noise", [event("config.changed", OPERATOR, key="interval", to="0.5")])
-    await log.timestamp_pending(force=True)
-    return story
-
+from tests.support.asgi import serving
+from tests.support.evidence import STANDALONE, WORKER, Pins, members, pins, standalone, write_story
+from tests.support.paths import ROOT
 
 RUN_A = ("ds_helpful.records", "ds_helpful.version", "ds_helpful.datasheet", "ds_helpful.budget",
          "run_a", "halt_a", "release_a")  # model.released names run_a too
@@ -136,35 +45,6 @@ SCOPES = [
 ]
 
 
-def members(bundle: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(bundle)) as z:
-        return {n: z.read(n) for n in z.namelist()}
-
-
-# Importable in this venv (the project is installed editable) but off limits to verify.py.
-_BLOCKED = ("ledger", "app", "trainers", "rfc3161_client", "asn1crypto", "nacl", "orjson")
-_RUN_ALONE = ("import runpy, sys\n"
-              f"for name in {_BLOCKED!r}:\n"
-              "    sys.modules[name] = None  # any import of it now raises ImportError\n"
-              "sys.argv = sys.argv[1:]\n"
-              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
-
-
-def standalone(tmp: Path, bundle: bytes, *args: str) -> subprocess.CompletedProcess[str]:
-    """The bundle's own verify.py, run alone: isolated mode (-I), a copy outside the repository, and
-    our packages and the ledger's crypto libraries made unimportable, so only the standard library
-    and `cryptography` are there for it."""
-    work = tmp / "standalone"
-    work.mkdir(exist_ok=True)
-    (work / "bundle.zip").write_bytes(bundle)
-    (work / "verify.py").write_bytes(STANDALONE.read_bytes())  # what every bundle ships (asserted below)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(work)
-    return subprocess.run([sys.executable, "-I", "-c", _RUN_ALONE, str(work / "verify.py"),
-                           str(work / "bundle.zip"), *args],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=60)
-
-
 def test_standalone_verifier_imports_only_the_standard_library_and_cryptography() -> None:
     import ast
 
@@ -174,32 +54,11 @@ def test_standalone_verifier_imports_only_the_standard_library_and_cryptography(
     roots |= {node.module.split(".")[0] for node in ast.walk(tree)
               if isinstance(node, ast.ImportFrom) and node.module}
     assert roots - set(sys.stdlib_module_names) == {"cryptography"}
-    code = ("import sys, ledger.bundle; bad = [m for m in ('ledger.log', 'ledger._internal.store', "
-            "'sqlalchemy', 'app') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = ("import sys, app.evidence.verify; bad = [m for m in ('ledger.log', 'ledger._internal.store', "
+            "'sqlalchemy') if m in sys.modules] + [m for m in sys.modules if m.split('.')[0] == 'app' "
+            "and m not in ('app', 'app.evidence', 'app.evidence.verify')]; print(bad); sys.exit(bool(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the package's verifier is checking-side only
-
-
-@dataclass
-class Pins:
-    """Keys an auditor got out of band, as the verifiers take them."""
-
-    log_vkey: str
-    tsa_root: bytes
-    evidence: bytes
-    files: list[str]
-
-
-def pins(tmp: Path, log: Log, local_tsa: LocalTSA, key: Ed25519PrivateKey) -> Pins:
-    from cryptography.hazmat.primitives import serialization
-
-    root = local_tsa.root_certificate.public_bytes(serialization.Encoding.PEM)
-    (tmp / "root.pem").write_bytes(root)
-    (tmp / "evidence.pem").write_bytes(public_key_pem(key.public_key()))
-    vkey = log.signer.verifier.vkey
-    return Pins(vkey, root, public_key_pem(key.public_key()),
-                ["--log-key", vkey, "--tsa-root", str(tmp / "root.pem"),
-                 "--evidence-key", str(tmp / "evidence.pem")])
 
 
 def verify_both(tmp: Path, bundle: bytes, p: Pins) -> tuple[Any, subprocess.CompletedProcess[str]]:
@@ -212,14 +71,14 @@ def _indices(bundle: bytes) -> set[int]:
 
 
 async def test_each_scope_builds_and_verifies_with_both_verifiers(
-        log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
+        db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
     story = await write_story(log)
     key = Ed25519PrivateKey.generate()
     p = pins(tmp_path, log, local_tsa, key)
     since = json.loads(await log.entry(story.at["run_a"][0]))["at"]
     scopes = [*SCOPES, (Scope("time", since=since, until="2999-01-01T00:00:00Z"), None)]
     for scope, names in scopes:
-        built = await build_bundle(log, scope, evidence_key=key)
+        built = await build_bundle(db, log, scope, evidence_key=key)
         got = _indices(built.data)
         if names is not None:
             assert got == story.of(*names), scope
@@ -244,10 +103,10 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
         assert newest["entries"] == built.entries and newest["tree_size"] == built.tree_size
 
 
-async def test_manifest_and_attestation_shape(log: Log, local_tsa: LocalTSA) -> None:
+async def test_manifest_and_attestation_shape(db: Database, log: Log, local_tsa: LocalTSA) -> None:
     await write_story(log)
     key = Ed25519PrivateKey.generate()
-    built = await build_bundle(log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
+    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
     files = members(built.data)
     manifest = json.loads(files["manifest.json"])
     assert set(files) - set(manifest["files"]) == {"manifest.json", "attestation.dsse.json"}
@@ -279,14 +138,14 @@ async def test_manifest_and_attestation_shape(log: Log, local_tsa: LocalTSA) -> 
         assert files[f"entries/{i}.json"] == await log.entry(i)
 
 
-async def test_scope_errors(log: Log) -> None:
+async def test_scope_errors(db: Database, log: Log) -> None:
     await write_story(log)
     key = Ed25519PrivateKey.generate()
     for scope in (Scope("run", run="run_nope"), Scope("model", model="model_nope"),
                   Scope("dataset", dataset="ds_nope"),
                   Scope("time", since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")):
         with pytest.raises(NotFound):
-            await build_bundle(log, scope, evidence_key=key)
+            await build_bundle(db, log, scope, evidence_key=key)
     from app.evidence.scope import ScopeError
 
     for bad in ({"kind": "galaxy"}, {"kind": "run"}, {"kind": "dataset", "dataset": "d", "version": 0},
@@ -296,9 +155,10 @@ async def test_scope_errors(log: Log) -> None:
             Scope.from_json(bad)
 
 
-async def test_openssl_verifies_the_bundled_timestamp(log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
+async def test_openssl_verifies_the_bundled_timestamp(db: Database, log: Log, local_tsa: LocalTSA,
+                                                      tmp_path: Path) -> None:
     await write_story(log)
-    built = await build_bundle(log, Scope("run", run="run_b"), evidence_key=Ed25519PrivateKey.generate())
+    built = await build_bundle(db, log, Scope("run", run="run_b"), evidence_key=Ed25519PrivateKey.generate())
     files = members(built.data)
     manifest = json.loads(files["manifest.json"])
     pins(tmp_path, log, local_tsa, Ed25519PrivateKey.generate())  # writes the TSA root, known out of band
@@ -314,14 +174,14 @@ async def test_openssl_verifies_the_bundled_timestamp(log: Log, local_tsa: Local
     assert bad.returncode != 0
 
 
-async def test_api_returns_a_verifiable_zip(log: Log, local_tsa: LocalTSA, tmp_path: Path,
+async def test_api_returns_a_verifiable_zip(db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RLHF_AUDIT_KEYS_DIR", str(tmp_path / "keys"))
     keyring = Keyring(tmp_path / "keys")
     await write_story(log)
-    await create_account(log, "audrey", "auditor", "correct horse battery",
+    await create_account(db, log, "audrey", "auditor", "correct horse battery",
                          pseudonymizer=keyring.pseudonymizer)
-    token = (await create_token(log, "audrey", None, pseudonymizer=keyring.pseudonymizer)).token
+    token = (await create_token(db, log, "audrey", None, pseudonymizer=keyring.pseudonymizer)).token
     auth = {"Authorization": f"Bearer {token}"}
     async with serving(log) as client:
         keys = (await client.get("/log/v1/keys")).json()
@@ -348,11 +208,13 @@ async def test_api_returns_a_verifiable_zip(log: Log, local_tsa: LocalTSA, tmp_p
 
 
 def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``rlhf-audit``; ``verify-bundle`` through the ledger's own CLI, as an auditor without the
+    """``rlhf-audit``; ``verify-bundle`` through its own command alone, as an auditor without the
     server's stack would run it."""
     exe = [shutil.which("rlhf-audit", path=str(ROOT / ".venv" / "bin")) or "rlhf-audit"]
     if args[0] == "verify-bundle":
-        exe = [sys.executable, "-c", "from ledger.cli import run; run()"]
+        exe = [sys.executable, "-c", "from app.core.commands import run; from app.evidence.commands import "
+               "verify_bundle; run(verify_bundle)"]
+        args = args[1:]
     env = {**os.environ, "RLHF_AUDIT_HOME": str(home)}
     env.pop("RLHF_AUDIT_DATABASE_URL", None)
     return subprocess.run([*exe, *args], input=stdin, env=env, capture_output=True, text=True,
@@ -390,8 +252,8 @@ async def test_batched_proofs_equal_single_proofs(log: Log) -> None:
         await log.inclusion_proofs([700], 700)
 
 
-async def test_third_party_tsa_needs_its_root_pinned(store: Store, signer: Signer, tmp_path: Path,
-                                                     openssl_tsa: tuple[str, Path]) -> None:
+async def test_third_party_tsa_needs_its_root_pinned(db: Database, store: Store, signer: Signer,
+                                                     tmp_path: Path, openssl_tsa: tuple[str, Path]) -> None:
     """Timestamps from OpenSSL's TSA (not ours): the bundle carries the certificate its tokens embed
     but no root, so both verifiers need --tsa-root, and then accept."""
     url, ca = openssl_tsa
@@ -400,7 +262,7 @@ async def test_third_party_tsa_needs_its_root_pinned(store: Store, signer: Signe
     try:
         await write_story(log)
         key = Ed25519PrivateKey.generate()
-        built = await build_bundle(log, Scope("dataset", dataset="ds_helpful"), evidence_key=key,
+        built = await build_bundle(db, log, Scope("dataset", dataset="ds_helpful"), evidence_key=key,
                                    record_event=False)
     finally:
         await tsa.aclose()

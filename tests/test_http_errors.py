@@ -17,13 +17,14 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from app.accounts import MAX_TOKEN_DAYS, AccountError, create_account, create_token
+from app.core.database import Database
 from app.core.params import MAX_INT
 from app.keys.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
-
-from .cli_run import cli, cli_env
-from .test_portal import accounts, csrf, enrolled, portal
+from tests.support.cli_run import cli, cli_env
+from tests.support.databases import database_of
+from tests.support.portal import accounts, csrf, enrolled, portal
 
 # What no answer may carry: SQL, bound parameters, driver or library names, tracebacks.
 INTERNAL = re.compile(r"\bSELECT\b|\bINSERT INTO\b|\bUPDATE \w+ SET\b|\[SQL:|\[parameters:|psycopg|"
@@ -43,14 +44,15 @@ def server_errors(metrics_text: str) -> list[str]:
             if line.startswith("rlhf_audit_http_request_duration_seconds_count") and 'status="5' in line]
 
 
-async def test_nul_in_text_is_a_client_error_without_internal_text(log: Log, tmp_path: Path) -> None:
+async def test_nul_in_text_is_a_client_error_without_internal_text(db: Database, log: Log,
+                                                                   tmp_path: Path) -> None:
     """Defect 4: PostgreSQL cannot store NUL; a NUL from a client is the client's 400 (or a 404
     where SQLite looks and finds nothing), never a 503 that carries the SQL, nor an outage to
     monitoring."""
     keys = tmp_path / "keys"
     pz = Keyring(keys).pseudonymizer
-    await create_account(log, "root", "admin", PASSWORD, pseudonymizer=pz)
-    token = (await create_token(log, "root", None, pseudonymizer=pz)).token
+    await create_account(db, log, "root", "admin", PASSWORD, pseudonymizer=pz)
+    token = (await create_token(db, log, "root", None, pseudonymizer=pz)).token
     bearer = {"Authorization": f"Bearer {token}", **JSON}
     sequenced = await log.store.sequenced_size()
     async with portal(log, keys) as client:
@@ -74,13 +76,13 @@ async def test_nul_in_text_is_a_client_error_without_internal_text(log: Log, tmp
 
 
 async def test_a_storage_failure_answers_503_without_its_text(
-        log: Log, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        db: Database, log: Log, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A real database failure (a table gone) is a 503 whose body names no SQL or driver; the server
     log has the detail under the request id the answer carries."""
     keys = tmp_path / "keys"
     pz = Keyring(keys).pseudonymizer
-    await create_account(log, "root", "admin", PASSWORD, pseudonymizer=pz)
-    token = (await create_token(log, "root", None, pseudonymizer=pz)).token
+    await create_account(db, log, "root", "admin", PASSWORD, pseudonymizer=pz)
+    token = (await create_token(db, log, "root", None, pseudonymizer=pz)).token
     async with portal(log, keys) as client:
         async with log.store.engine.begin() as conn:
             await conn.execute(sa.text("ALTER TABLE jobs RENAME TO jobs_gone"))
@@ -96,13 +98,13 @@ async def test_a_storage_failure_answers_503_without_its_text(
         assert not INTERNAL.search(page.text), page.text[-2000:]
 
 
-async def test_out_of_range_numbers_are_4xx(log: Log, tmp_path: Path) -> None:
+async def test_out_of_range_numbers_are_4xx(db: Database, log: Log, tmp_path: Path) -> None:
     """Defect 6: tile indices no log can reach and integers beyond 64 bits in paths are 4xx."""
     keys = tmp_path / "keys"
     pz = Keyring(keys).pseudonymizer
-    await create_account(log, "root", "admin", PASSWORD, pseudonymizer=pz)
-    bearer = {"Authorization": f"Bearer {(await create_token(log, 'root', None, pseudonymizer=pz)).token}",
-              **JSON}
+    await create_account(db, log, "root", "admin", PASSWORD, pseudonymizer=pz)
+    created = await create_token(db, log, 'root', None, pseudonymizer=pz)
+    bearer = {"Authorization": f"Bearer {created.token}", **JSON}
     async with portal(log, keys) as client:
         for tile in ("0/x009/x223/x372/x036/x854/x775/808", "0/x036/x028/x797/x018/x963/968",
                      "entries/x009/x223/x372/x036/x854/x775/808", "7/001", "8/000.p/1",
@@ -159,7 +161,8 @@ async def test_token_expiry_out_of_range_is_a_form_error(sqlite_log: Log, tmp_pa
     """Defect 8: the portal's token form, like the API, takes 0 < days <= 3650 and says so."""
     keys = tmp_path / "keys"
     await accounts(sqlite_log, keys, boss="admin")
-    await create_account(sqlite_log, "svc", "service", None, pseudonymizer=Keyring(keys).pseudonymizer)
+    await create_account(database_of(sqlite_log), sqlite_log, "svc", "service", None,
+                         pseudonymizer=Keyring(keys).pseudonymizer)
     async with portal(sqlite_log, keys) as client:
         await enrolled(client, "boss")
         form = {"name": "svc", "scopes": "read", "_csrf_token": csrf(client)}
@@ -178,9 +181,11 @@ async def test_every_entrance_bounds_a_token_lifetime(sqlite_log: Log, tmp_path:
     """Defect 8, the same rule behind the portal: the service refuses more than MAX_TOKEN_DAYS and
     the CLI says so instead of an internal OverflowError."""
     pz = Keyring(tmp_path / "keys").pseudonymizer
-    await create_account(sqlite_log, "svc", "service", None, pseudonymizer=pz)
+    db = database_of(sqlite_log)
+    await create_account(db, sqlite_log, "svc", "service", None, pseudonymizer=pz)
     with pytest.raises(AccountError, match=str(MAX_TOKEN_DAYS)):
-        await create_token(sqlite_log, "svc", ["read"], timedelta(days=MAX_TOKEN_DAYS + 1), pseudonymizer=pz)
+        await create_token(db, sqlite_log, "svc", ["read"], timedelta(days=MAX_TOKEN_DAYS + 1),
+                           pseudonymizer=pz)
     env = cli_env(tmp_path / "home")
     cli(env, "init")
     cli(env, "users", "create", "svc", "--role", "service")

@@ -20,27 +20,26 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.artefacts import audit_artefacts
-from app.core.database import migrate_home
+from app.core.database import Database, open_home
 from app.datasets import import_dataset
+from app.events.index import EventIndex
 from app.events.recording import Actor, record
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
+from app.evidence.verify import verify_bundle
 from app.incidents import freeze_evidence, list_incidents
 from app.jobs.queue import LocalQueue
 from app.jobs.service import get_job, submit
 from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
-from ledger.bundle import verify_bundle
 from ledger.home import LogHome
 from ledger.log import Log
-from tests.cli_run import cli, cli_env
-from tests.datasets_data import jsonl, rows
-from tests.s3_server import S3Server
+from tests.support.accounts import auth, bootstrap
+from tests.support.asgi import running
+from tests.support.cli_run import cli, cli_env
+from tests.support.datasets_data import jsonl, rows
+from tests.support.s3_server import S3Server
 from trainers.hashing import directory_root
-
-from .test_admin_api import auth, bootstrap, keyring, running
-
-__all__ = ["keyring"]  # the fixture is imported for pytest
 
 WORKER = Actor("worker", "service")
 OVERSEER = Actor("pseud:" + "e5" * 16, "overseer")
@@ -62,10 +61,10 @@ async def _stored_dir(log: Log, objects: ObjectStore, kind: str, run: str, prefi
     return {f"{prefix}/{rel}": digest for rel, digest in files.items()}
 
 
-async def _story(log: Log, objects: ObjectStore, keyring: Keyring, tmp: Path) -> dict[str, str]:
+async def _story(db: Database, log: Log, objects: ObjectStore, keyring: Keyring, tmp: Path) -> dict[str, str]:
     """run_a trained on an archived dataset version, with a stored checkpoint and final model; run_b
     (out of scope) has a stored checkpoint too. Returns what a freeze of run_a must hold."""
-    imported = await import_dataset(log, keyring, "helpful", jsonl(rows(6)), objects=objects)
+    imported = await import_dataset(db, log, keyring, "helpful", jsonl(rows(6)), objects=objects)
     archive = f"datasets/{imported.dataset}/v{imported.version}/records.jsonl"
     held = {archive: objects.sha256(archive)}
     await record(log, "run.started", WORKER, run="run_a", dataset=imported.dataset,
@@ -107,12 +106,12 @@ def test_cli_freeze_holds_the_run_and_verify_checks_the_bundle(tmp_path: Path, d
     objects = FileStore(home.path / "objects")  # the home's default store, as the CLI opens it
 
     async def write() -> dict[str, str]:
-        await migrate_home(home)
-        log = await home.open_log()
+        db, log = await open_home(home, migrate=True)
         try:
-            return await _story(log, objects, Keyring.of(home), tmp_path)
+            return await _story(db, log, objects, Keyring.of(home), tmp_path)
         finally:
             await log.close()
+            await db.close()
 
     held = asyncio.run(write())
     out = json.loads(cli(env, "incident", "freeze", "--run", "run_a", "--reason", WHY).stdout)
@@ -177,14 +176,15 @@ def test_cli_errors_are_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cli(env, "incident", "list").stdout == b""  # nothing was frozen
 
 
-async def test_s3_freeze_sets_legal_holds(log: Log, tmp_path: Path, s3_server: S3Server) -> None:
+async def test_s3_freeze_sets_legal_holds(db: Database, log: Log, tmp_path: Path,
+                                          s3_server: S3Server) -> None:
     from minio.error import S3Error
 
     bucket = s3_server.bucket_name("incident")
     objects = S3Store(s3_server.endpoint, bucket, s3_server.access_key, s3_server.secret_key,
                       secure=s3_server.secure, retention_days=1 if s3_server.real else 183)
-    held = await _story(log, objects, Keyring(tmp_path / "keys"), tmp_path)
-    frozen = await freeze_evidence(log, Scope("run", run="run_a"), WHY, OVERSEER, objects=objects,
+    held = await _story(db, log, objects, Keyring(tmp_path / "keys"), tmp_path)
+    frozen = await freeze_evidence(db, log, Scope("run", run="run_a"), WHY, OVERSEER, objects=objects,
                                    evidence_key=Ed25519PrivateKey.generate())
     assert frozen.held == sorted(held) and frozen.held_root == directory_root(held)
     client = s3_server.client()
@@ -204,23 +204,23 @@ async def test_s3_freeze_sets_legal_holds(log: Log, tmp_path: Path, s3_server: S
     [event] = [e for e in await _entries(log) if e["kind"] == "incident.frozen"]
     assert event["actor"] == OVERSEER.pseudonym and event["role"] == "overseer"
     assert event["sha256"] == objects.sha256(frozen.object_key) == frozen.sha256
-    assert (await audit_artefacts(log, objects)).ok
+    assert (await audit_artefacts(db, log, objects)).ok
     forged = objects.put_bytes(frozen.object_key, b"not the frozen bundle")  # a newer version
-    problems = (await audit_artefacts(log, objects)).problems
+    problems = (await audit_artefacts(db, log, objects)).problems
     assert [(p.kind, p.key, p.actual) for p in problems] == [
         ("incident.frozen", frozen.object_key, forged.sha256)]
-    assert [i["incident"] for i in await list_incidents(log)] == [frozen.incident]
+    assert [i["incident"] for i in await list_incidents(EventIndex(db, log))] == [frozen.incident]
 
 
-async def test_api_freeze_permissions_errors_and_halt(log: Log, keyring: Keyring, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_api_freeze_permissions_errors_and_halt(
+        db: Database, log: Log, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLHF_AUDIT_S3_ENDPOINT", raising=False)
     monkeypatch.setenv("RLHF_AUDIT_OBJECTS_DIR", str(tmp_path / "objects"))
     objects = FileStore(tmp_path / "objects")
-    imported = await import_dataset(log, keyring, "helpful", jsonl(rows(6)), objects=objects)
+    imported = await import_dataset(db, log, keyring, "helpful", jsonl(rows(6)), objects=objects)
     spec = {"kind": "reward_model", "base_model": "models/none", "dataset": imported.dataset,
             "learning_rate": 1e-3, "batch_size": 4, "max_steps": 4}  # never trained: it stays queued
-    job = await submit(log, keyring, LocalQueue(), spec, Actor("system", "system"))
+    job = await submit(db, log, keyring, LocalQueue(), spec, Actor("system", "system"))
     tokens = {role: await bootstrap(log, keyring, role, role) for role in ("overseer", "auditor", "admin")}
     read_only = await bootstrap(log, keyring, "ovr", "overseer", ["read"])
     body = {"reason": WHY, "scope": {"kind": "run", "run": job.run}, "halt": True}
@@ -245,7 +245,7 @@ async def test_api_freeze_permissions_errors_and_halt(log: Log, keyring: Keyring
             assert r.headers["content-type"].startswith("application/problem+json")
             assert words in r.json()["detail"], r.text
         assert (await client.post(url, content=b"{", headers=admin)).status_code == 400
-        assert (await get_job(log, job.run)).status == "queued"  # no refused request halted anything
+        assert (await get_job(db, job.run)).status == "queued"  # no refused request halted anything
         # clients cannot forge a freeze through the events API
         r = await client.post("/api/v1/events", json={"kind": "incident.frozen", "incident": "inc_x"},
                               headers=admin)
@@ -257,7 +257,7 @@ async def test_api_freeze_permissions_errors_and_halt(log: Log, keyring: Keyring
         listed = (await client.get(url, headers=auth(tokens["auditor"]))).json()["incidents"]
         assert [(i["incident"], i["halted"], i["role"]) for i in listed] == [
             (frozen["incident"], [decision], "overseer")]
-    halted = await get_job(log, job.run)
+    halted = await get_job(db, job.run)
     assert halted.status == "halted" and halted.halt_decision == decision
     data = objects.read(frozen["object_key"])
     assert frozen["sha256"] == "sha256:" + hashlib.sha256(data).hexdigest()

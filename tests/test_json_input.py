@@ -25,10 +25,10 @@ from app.events.recording import SYSTEM, record
 from ledger.canonical import canonical_event, canonicalize, decode_event, encode_event
 from ledger.errors import EntryError
 from ledger.log import Log
-
-from .cli_run import cli_env
-from .test_accounts_api import _auth, _token
-from .test_log_api import serving
+from tests.support.accounts import auth as _auth
+from tests.support.accounts import token as _token
+from tests.support.asgi import serving
+from tests.support.cli_run import cli_env
 
 NESTED_300 = b'{"kind":"x","a":' + b"[" * 300 + b"]" * 300 + b"}"
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from app.core.json_body import MAX_BODY_BYTES, MAX_DEPTH, too_deep
 from ledger.log import Log
-
-from .test_accounts_api import _auth, _token
-from .test_log_api import serving
-from .test_portal import accounts, csrf, enrolled, portal, sign_in
+from tests.support.accounts import auth as _auth
+from tests.support.accounts import token as _token
+from tests.support.asgi import serving
+from tests.support.portal import accounts, csrf, enrolled, portal, sign_in
 
 # Every route of the API that reads a JSON body before looking anything up (the report's five first).
 BODY_ROUTES = [

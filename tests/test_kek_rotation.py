@@ -19,7 +19,9 @@ from app.accounts import create_account, get_account
 from app.accounts.schema import account_totp
 from app.auth.keys import totp_key_of
 from app.auth.totp import begin, confirm, open_secret, verify
+from app.core.database import Database
 from app.datasets import erase_subject, find_subject, import_dataset, load_version
+from app.datasets.errors import RecordsUnreadable
 from app.datasets.records import unwrap_with
 from app.datasets.schema import data_subjects, dataset_records
 from app.events.recording import Actor
@@ -27,65 +29,66 @@ from app.keys.kek_rotation import EVENT, rotate_records_kek, settle_records_kek
 from app.keys.keyring import RECORDS_KEY, RECORDS_KEY_NEXT, Keyring, RecordsKekPending, records_kek_id
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
-from ledger.errors import StorageError
 from ledger.log import Log
-from tests.cli_run import cli, cli_env
-
-from .datasets_data import ANNOTATORS, jsonl, rows
+from tests.support.cli_run import cli, cli_env
+from tests.support.databases import database_of
+from tests.support.datasets_data import ANNOTATORS, jsonl, rows
 
 ADMIN = Actor("pseud:" + "a" * 32, "admin")
 PASSWORD = "correct horse battery"
 
 
-async def _records(log: Log, keyring: Keyring, name: str) -> list[tuple[str, dict[str, Any]]]:
-    loaded = await load_version(log, keyring, name, exclude_rejected=False)
+async def _records(db: Database, log: Log, keyring: Keyring,
+                   name: str) -> list[tuple[str, dict[str, Any]]]:
+    loaded = await load_version(db, log, keyring, name, exclude_rejected=False)
     return [(r.annotator, {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected,
                            "labels": r.labels}) for r in loaded.records]
 
 
-async def _wrapped(log: Log) -> list[tuple[str, bytes]]:
+async def _wrapped(db: Database) -> list[tuple[str, bytes]]:
     s = data_subjects.c
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         return [(r.pseudonym, bytes(r.wrapped_key))
                 for r in await conn.execute(sa.select(s.pseudonym, s.wrapped_key).order_by(s.id))]
 
 
-async def _totp_secret(log: Log) -> tuple[int, bytes]:
+async def _totp_secret(db: Database) -> tuple[int, bytes]:
     t = account_totp.c
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         row = (await conn.execute(sa.select(t.account_id, t.secret))).one()
     return row.account_id, bytes(row.secret)
 
 
 async def _enrol(log: Log, keyring: Keyring, name: str) -> pyotp.TOTP:
-    await create_account(log, name, "admin", PASSWORD, pseudonymizer=keyring.pseudonymizer)
-    secret, _ = await begin(log, keyring, await get_account(log, name))
+    db = database_of(log)
+    await create_account(db, log, name, "admin", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    secret, _ = await begin(db, keyring, await get_account(db, name))
     totp = pyotp.TOTP(secret)
-    await confirm(log, keyring, await get_account(log, name), totp.now(), by=ADMIN)
+    await confirm(db, log, keyring, await get_account(db, name), totp.now(), by=ADMIN)
     return totp
 
 
 async def _entries(log: Log, kind: str) -> list[dict[str, Any]]:
     out = []
-    for i in range(await log.store.sequenced_size()):
+    for i in range(await log.sequenced_size()):
         doc = orjson.loads(await log.entry(i))
         if doc["kind"] == kind:
             out.append(doc)
     return out
 
 
-async def test_rotation_rewraps_reencrypts_logs_and_keeps_erasure(log: Log, tmp_path: Path,
+async def test_rotation_rewraps_reencrypts_logs_and_keeps_erasure(db: Database, log: Log, tmp_path: Path,
                                                                   local_tsa: LocalTSA) -> None:
     keys = tmp_path / "keys"
     keyring = Keyring(keys)
-    await import_dataset(log, keyring, "one", jsonl(rows(12)))
-    before = await _records(log, keyring, "one")
+    await import_dataset(db, log, keyring, "one", jsonl(rows(12)))
+    before = await _records(db, log, keyring, "one")
     totp = await _enrol(log, keyring, "ada")
-    ada = await get_account(log, "ada")
+    ada = await get_account(db, "ada")
     old = keyring.records_kek
-    assert all(unwrap_with(old, w, p) for p, w in await _wrapped(log))
+    assert all(unwrap_with(old, w, p) for p, w in await _wrapped(db))
 
-    done = await rotate_records_kek(log, keyring, actor=ADMIN)
+    done = await rotate_records_kek(db, log, keyring, actor=ADMIN)
     new = (keys / RECORDS_KEY).read_bytes()
     assert new != old and len(new) == 32 and keyring.records_kek == new
     assert (done.subjects, done.totp_secrets) == (3, 1)
@@ -97,14 +100,14 @@ async def test_rotation_rewraps_reencrypts_logs_and_keeps_erasure(log: Log, tmp_
         assert path.stat().st_mode & 0o777 == 0o600
 
     fresh = Keyring(keys)  # another process after the rotation
-    assert await _records(log, fresh, "one") == before  # same plaintext
-    wrapped = await _wrapped(log)
+    assert await _records(db, log, fresh, "one") == before  # same plaintext
+    wrapped = await _wrapped(db)
     assert len(wrapped) == 3
     assert all(unwrap_with(old, w, p) is None and unwrap_with(new, w, p) is not None for p, w in wrapped)
-    account_id, sealed = await _totp_secret(log)
+    account_id, sealed = await _totp_secret(db)
     assert open_secret(totp_key_of(old), account_id, sealed) is None
     assert open_secret(totp_key_of(new), account_id, sealed) == totp.secret
-    assert await verify(log, fresh, ada.id, totp.at(time.time() + totp.interval))
+    assert await verify(db, fresh, ada.id, totp.at(time.time() + totp.interval))
 
     [event] = await _entries(log, EVENT)
     assert event == {**event, "kind": EVENT, "actor": ADMIN.pseudonym, "role": "admin", "subjects": 3,
@@ -117,24 +120,24 @@ async def test_rotation_rewraps_reencrypts_logs_and_keeps_erasure(log: Log, tmp_
             assert form not in raw
 
     # erasure after the rotation; a second rotation leaves the erased subject erased
-    alice = await find_subject(log, fresh, ANNOTATORS[0])
+    alice = await find_subject(db, fresh, ANNOTATORS[0])
     assert alice is not None
-    erased = await erase_subject(log, alice, legal_basis="GDPR Art. 17", actor=ADMIN)
+    erased = await erase_subject(db, log, alice, legal_basis="GDPR Art. 17", actor=ADMIN)
     assert erased.records == 4
-    again = await rotate_records_kek(log, fresh, actor=ADMIN, keep_old=False)
+    again = await rotate_records_kek(db, log, fresh, actor=ADMIN, keep_old=False)
     assert (again.subjects, again.totp_secrets, again.retired_file) == (2, 1, None)
     assert again.previous_kek_id == done.kek_id
     assert sorted(p.name for p in (keys / "retired").iterdir()) == [retired.name]
-    assert await find_subject(log, Keyring(keys), ANNOTATORS[0]) is None
+    assert await find_subject(db, Keyring(keys), ANNOTATORS[0]) is None
     r = dataset_records.c
-    async with log.store.engine.connect() as conn:
+    async with db.engine.connect() as conn:
         erased_rows = sa.select(r.ciphertext, r.subject_id).where(r.erased_at.is_not(None))
         gone = (await conn.execute(erased_rows)).all()
     assert len(gone) == 4 and all(g == (None, None) for g in gone)
-    after = await _records(log, Keyring(keys), "one")
+    after = await _records(db, log, Keyring(keys), "one")
     assert after == [rec for rec in before if rec[0] != alice]
-    await import_dataset(log, Keyring(keys), "two", jsonl(rows(3)))  # new subjects under the new key
-    assert await find_subject(log, Keyring(keys), ANNOTATORS[0]) not in (None, alice)
+    await import_dataset(db, log, Keyring(keys), "two", jsonl(rows(3)))  # new subjects under the new key
+    assert await find_subject(db, Keyring(keys), ANNOTATORS[0]) not in (None, alice)
 
     assert [e["old_key"] for e in await _entries(log, EVENT)] == ["retired", "discarded"]
     await log.integrate()
@@ -152,12 +155,12 @@ def _crash(*_: Any, **__: Any) -> Any:
     raise Crash
 
 
-async def test_crash_after_commit_is_finished_on_recovery(log: Log, tmp_path: Path,
+async def test_crash_after_commit_is_finished_on_recovery(db: Database, log: Log, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keyring = Keyring(keys)
-    await import_dataset(log, keyring, "one", jsonl(rows(6)))
-    before = await _records(log, keyring, "one")
+    await import_dataset(db, log, keyring, "one", jsonl(rows(6)))
+    before = await _records(db, log, keyring, "one")
     totp = await _enrol(log, keyring, "ada")
     old = keyring.records_kek
 
@@ -165,74 +168,74 @@ async def test_crash_after_commit_is_finished_on_recovery(log: Log, tmp_path: Pa
     with monkeypatch.context() as m:
         m.setattr(kek_rotation, "_record", _crash)
         with pytest.raises(Crash):
-            await rotate_records_kek(log, keyring, actor=ADMIN)
+            await rotate_records_kek(db, log, keyring, actor=ADMIN)
     staged = (keys / RECORDS_KEY_NEXT).read_bytes()
     assert (keys / RECORDS_KEY).read_bytes() == old
-    assert all(unwrap_with(staged, w, p) for p, w in await _wrapped(log))
+    assert all(unwrap_with(staged, w, p) for p, w in await _wrapped(db))
     opened = Keyring(keys)
     with pytest.raises(RecordsKekPending, match="rotate-records-kek --recover"):
         opened.records_kek  # noqa: B018  (fail closed: it cannot know which key is right)
-    settled = await settle_records_kek(log, opened)
+    settled = await settle_records_kek(db, log, opened)
     assert settled is not None and settled.outcome == "installed" and settled.kek_id == records_kek_id(staged)
     assert (keys / RECORDS_KEY).read_bytes() == staged and not (keys / RECORDS_KEY_NEXT).exists()
     assert (keys / "retired" / f"records-{records_kek_id(old)}.key").read_bytes() == old
-    assert await _records(log, opened, "one") == before
-    ada = await get_account(log, "ada")
-    assert await verify(log, opened, ada.id, totp.at(time.time() + totp.interval))
+    assert await _records(db, log, opened, "one") == before
+    ada = await get_account(db, "ada")
+    assert await verify(db, opened, ada.id, totp.at(time.time() + totp.interval))
     [event] = await _entries(log, EVENT)
     assert event["recovered"] is True and (event["subjects"], event["totp_secrets"]) == (3, 1)
     assert event["kek_id"] == records_kek_id(staged) and event["actor"] == "system"
-    assert await settle_records_kek(log, opened) is None  # nothing left to settle
+    assert await settle_records_kek(db, log, opened) is None  # nothing left to settle
 
     # dies after the event, before the rename: recovery installs without a second event
     with monkeypatch.context() as m:
         m.setattr(Keyring, "install_staged_records_kek", _crash)
         with pytest.raises(Crash):
-            await rotate_records_kek(log, opened, actor=ADMIN)
+            await rotate_records_kek(db, log, opened, actor=ADMIN)
     assert len(await _entries(log, EVENT)) == 2
     third = Keyring(keys)
-    done = await rotate_records_kek(log, third, actor=ADMIN)  # rotate settles first, then rotates
+    done = await rotate_records_kek(db, log, third, actor=ADMIN)  # rotate settles first, then rotates
     events = await _entries(log, EVENT)
     assert len(events) == 3 and "recovered" not in events[1] and events[2]["kek_id"] == done.kek_id
     assert events[2]["previous_kek_id"] == events[1]["kek_id"]
     assert len(list((keys / "retired").iterdir())) == 3
-    assert await _records(log, Keyring(keys), "one") == before
+    assert await _records(db, log, Keyring(keys), "one") == before
 
 
-async def test_crash_or_failure_before_commit_keeps_the_old_key(log: Log, tmp_path: Path,
+async def test_crash_or_failure_before_commit_keeps_the_old_key(db: Database, log: Log, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keyring = Keyring(keys)
-    await import_dataset(log, keyring, "one", jsonl(rows(6)))
-    before = await _records(log, keyring, "one")
+    await import_dataset(db, log, keyring, "one", jsonl(rows(6)))
+    before = await _records(db, log, keyring, "one")
     old = keyring.records_kek
-    wrapped = await _wrapped(log)
+    wrapped = await _wrapped(db)
 
     # the process dies with the new key staged, before the transaction commits
     keyring.stage_records_kek(bytes(32))
     opened = Keyring(keys)
-    settled = await settle_records_kek(log, opened)
+    settled = await settle_records_kek(db, log, opened)
     assert settled is not None and settled.outcome == "dropped"
     assert not (keys / RECORDS_KEY_NEXT).exists() and opened.records_kek == old
-    assert await _records(log, opened, "one") == before and await _entries(log, EVENT) == []
+    assert await _records(db, log, opened, "one") == before and await _entries(log, EVENT) == []
 
     # the transaction fails (a row opens under neither key): rolled back, staged key removed
     s = data_subjects.c
-    async with log.store.engine.begin() as conn:
+    async with db.engine.begin() as conn:
         first = (await conn.execute(sa.select(s.id, s.wrapped_key).order_by(s.id.desc()).limit(1))).one()
         await conn.execute(sa.update(data_subjects).where(s.id == first.id).values(
             wrapped_key=bytes(first.wrapped_key)[:-1] + bytes([first.wrapped_key[-1] ^ 1])))
-    with pytest.raises(StorageError, match="neither the old nor the new"):
-        await rotate_records_kek(log, opened, actor=ADMIN)
+    with pytest.raises(RecordsUnreadable, match="neither the old nor the new"):
+        await rotate_records_kek(db, log, opened, actor=ADMIN)
     assert not (keys / RECORDS_KEY_NEXT).exists() and (keys / RECORDS_KEY).read_bytes() == old
-    assert [w for _, w in await _wrapped(log)][:-1] == [w for _, w in wrapped][:-1]  # nothing re-wrapped
+    assert [w for _, w in await _wrapped(db)][:-1] == [w for _, w in wrapped][:-1]  # nothing re-wrapped
     assert await _entries(log, EVENT) == []
 
     # a staged key and an installed key that both fail to open the rows: recovery refuses
     (keys / RECORDS_KEY).write_bytes(bytes(32))
     keyring.stage_records_kek(bytes([1]) * 32)
-    with pytest.raises(StorageError, match="neither records.key nor records.key.next"):
-        await settle_records_kek(log, Keyring(keys))
+    with pytest.raises(RecordsUnreadable, match="neither records.key nor records.key.next"):
+        await settle_records_kek(db, log, Keyring(keys))
     assert (keys / RECORDS_KEY_NEXT).exists()  # left for a person to decide
 
 

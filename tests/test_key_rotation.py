@@ -17,8 +17,8 @@ from ledger.key_rotation import rotate_log_key
 from ledger.merkle import leaf_hash
 from ledger.note import Signer, Verifier, open_note
 from ledger.proofs import ConsistencyProof, InclusionProof
-from tests.cli_run import cli, cli_env
-from tests.test_log_api import serving
+from tests.support.asgi import serving
+from tests.support.cli_run import cli, cli_env
 
 ORIGIN = "rotation.example/log"
 

@@ -16,8 +16,7 @@ from ledger.log import Log, SequencedEntry
 from ledger.merkle import leaf_hash, root_of
 from ledger.note import open_note
 from ledger.tiles import tiles_for_size
-
-from .vectors import load
+from tests.support.vectors import load
 
 
 def events(n: int, start: int = 0) -> list[dict]:

@@ -4,7 +4,6 @@ PostgreSQL, and once as the real ``rlhf-audit serve`` process."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
@@ -12,14 +11,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.server.core import create_app
 from ledger._internal.local_tsa import LocalTSA
 from ledger.checkpoint import Checkpoint
 from ledger.errors import ProofError
@@ -27,39 +24,9 @@ from ledger.log import Log
 from ledger.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from ledger.note import Verifier, open_note
 from ledger.tlog_proof import parse_tlog_proof, verify_tlog_proof
-from tests.databases import database_of
+from tests.support.asgi import serving
 
 FIRST, SIZE = 100, 1100  # two checkpoints; four full level-0 tiles and a partial one
-
-
-@asynccontextmanager
-async def serving(log: Log) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan (integrator running) and a client, all on the test's event loop.
-
-    Litestar's AsyncTestClient runs the lifespan on a portal thread's own event loop, where the
-    log's database connections and integrator task would not be usable: so plain httpx over
-    ASGI, with the lifespan in a task of its own.
-    """
-    app = create_app(db=database_of(log), log=log)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:  # one task, as a server runs it (fixtures tear down in another)
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    while not started.is_set():
-        if task.done():
-            task.result()  # startup failed: raise its error
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://auditor.test") as client:
-            yield client
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture
@@ -70,7 +37,7 @@ async def api(log: Log) -> AsyncIterator[tuple[httpx.AsyncClient, list[bytes]]]:
             await log.append([{"kind": "test.event", "i": i} for i in range(lo, hi)])
             await log.wait_for(hi - 1)
         await log.timestamp_pending(force=True)
-        yield client, await log.store.read_entries(0, SIZE)
+        yield client, await log.entries(0, SIZE)
 
 
 def _checkpoint(note: bytes, verifier: Verifier) -> Checkpoint:

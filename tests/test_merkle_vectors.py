@@ -12,8 +12,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-from .vectors import h, load
+from tests.support.vectors import h, load
 
 TREE = load("rfc6962_tree.json")
 LEAVES = [leaf_hash(h(x)) for x in TREE["leaf_inputs"]]

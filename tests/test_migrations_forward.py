@@ -21,7 +21,7 @@ from sqlalchemy import text
 from app.core.database import MIGRATIONS, Database
 from ledger.home import LogHome
 from ledger.storage import Store
-from tests.cli_run import cli, cli_env
+from tests.support.cli_run import cli, cli_env
 
 ORIGIN = "upgrade.example/log"
 FIRST = "0001_ledger"

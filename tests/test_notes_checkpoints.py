@@ -9,8 +9,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import NoteError
 from ledger.merkle import leaf_hash, root_of
 from ledger.note import Signer, Verifier, open_note, sign_note
-
-from .vectors import load
+from tests.support.vectors import load
 
 NOTES = load("signed_note.json")
 TESSERA = load("tessera_testlog.json")

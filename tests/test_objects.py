@@ -1,7 +1,7 @@
 """The object store: FileStore on disk, and S3Store against a real HTTP S3 server.
 
 The S3 server is moto's ThreadedMotoServer, or a real MinIO when RLHF_AUDIT_TEST_S3_URL is set
-(tests/s3_server.py): the real ``minio`` client is exercised end to end (requests, signatures,
+(tests/support/s3_server.py): the real ``minio`` client is exercised end to end (requests, signatures,
 listing, presigned URLs, object lock, retention, legal hold).
 """
 
@@ -20,7 +20,7 @@ import pytest
 from app.objects import FileStore, ObjectError, ObjectStore, S3Store, Stored, object_store
 from ledger.errors import ConfigError, NotFound, StorageError
 from ledger.home import LogHome
-from tests.s3_server import S3Server, _free_port
+from tests.support.s3_server import S3Server, _free_port
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -105,7 +105,7 @@ def test_default_store_is_the_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def _store(server: S3Server, bucket: str, **kw: object) -> S3Store:
-    """A store on the test server; a real MinIO locks for one day only (see tests/s3_server.py)."""
+    """A store on the test server; a real MinIO locks for one day only (see tests/support/s3_server.py)."""
     kw.setdefault("retention_days", 1 if server.real else 183)
     return S3Store(server.endpoint, bucket, server.access_key, server.secret_key, secure=server.secure,
                    **kw)  # type: ignore[arg-type]

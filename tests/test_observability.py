@@ -16,15 +16,17 @@ from structlog.testing import capture_logs
 
 from app.compliance import Outcome, Pack, Rule, run_checks
 from app.compliance.config import ENV_WEBHOOK
+from app.core.database import Database
 from app.events.index import EventIndex
 from app.server.metrics import Metrics
 from app.server.observability import configure_logging
 from ledger._internal.local_tsa import LocalTSA
-from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.note import Signer
+from ledger.storage import Store
 from ledger.timestamping import LocalTSAClient
-from tests.test_log_api import serving
+from tests.support.asgi import serving
+from tests.support.databases import pair
 
 HISTOGRAM = "rlhf_audit_http_request_duration_seconds"
 
@@ -43,10 +45,10 @@ def _value(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) ->
     return value
 
 
-async def test_log_gauges_follow_appends_and_integration(log: Log) -> None:
+async def test_log_gauges_follow_appends_and_integration(db: Database, log: Log) -> None:
     m = Metrics()
     await log.append([{"kind": "test.event", "i": i} for i in range(3)])
-    await m.refresh(log)
+    await m.refresh(db, log)
     s = _samples(m.render().decode())
     assert _value(s, "rlhf_audit_log_sequenced") == 3
     assert _value(s, "rlhf_audit_log_tree_size") == 0
@@ -54,7 +56,7 @@ async def test_log_gauges_follow_appends_and_integration(log: Log) -> None:
     assert math.isnan(_value(s, "rlhf_audit_checkpoint_age_seconds"))  # nothing published yet
 
     await log.integrate()
-    await m.refresh(log)
+    await m.refresh(db, log)
     s = _samples(m.render().decode())
     assert _value(s, "rlhf_audit_log_tree_size") == 3
     assert _value(s, "rlhf_audit_integration_lag_entries") == 0
@@ -63,13 +65,14 @@ async def test_log_gauges_follow_appends_and_integration(log: Log) -> None:
     assert _value(s, "rlhf_audit_timestamp_gaps") == 1  # the new checkpoint, not stamped yet
     await log.timestamp_pending(force=True)
     await log.index_leaves()
-    await m.refresh(log)
+    await m.refresh(db, log)
     s = _samples(m.render().decode())
     assert _value(s, "rlhf_audit_timestamp_gaps") == 0
     assert _value(s, "rlhf_audit_leaf_index_lag_entries") == 0
 
 
-async def test_compliance_gauges_follow_checks_and_alerts(log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_compliance_gauges_follow_checks_and_alerts(db: Database, log: Log,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Open alerts and the newest check's age, read from the database by each scrape."""
     monkeypatch.delenv(ENV_WEBHOOK, raising=False)
     failing = {"t.a", "t.b"}
@@ -80,25 +83,25 @@ async def test_compliance_gauges_follow_checks_and_alerts(log: Log, monkeypatch:
         return Rule(rule_id, "Art. 0", rule_id, check)
 
     pack = Pack("metrics-pack", "1", (rule("t.a"), rule("t.b"), rule("t.c")))
-    index = EventIndex(log)
+    index = EventIndex(db, log)
     m = Metrics()
 
     async def scraped() -> tuple[float, float]:
-        await m.refresh(log)
+        await m.refresh(db, log)
         s = _samples(m.render().decode())
         return (_value(s, "rlhf_audit_compliance_open_alerts"),
                 _value(s, "rlhf_audit_compliance_check_age_seconds"))
 
     alerts, age = await scraped()
     assert alerts == 0 and math.isnan(age)  # no check has run: no alert can fire on the age
-    await run_checks(log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack)
     alerts, age = await scraped()
     assert alerts == 2 and 0 <= age < 60
     failing.discard("t.a")
-    await run_checks(log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack)
     assert (await scraped())[0] == 1
     failing.clear()
-    await run_checks(log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack)
     assert (await scraped())[0] == 0
 
 
@@ -168,8 +171,8 @@ async def test_readyz(log: Log) -> None:
 
 
 async def test_readyz_is_503_when_the_database_is_down(signer: Signer, local_tsa: LocalTSA) -> None:
-    store = Store("postgresql://postgres@127.0.0.1:1/x")  # nothing listens on port 1
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa)], interval=0.5)
+    db = Database.open("postgresql://postgres@127.0.0.1:1/x")  # nothing listens on port 1
+    log = pair(Log(Store(db.engine), signer, tsas=[LocalTSAClient(local_tsa)], interval=0.5), db)
     try:
         async with serving(log) as client:
             r = await client.get("/readyz")
@@ -182,6 +185,7 @@ async def test_readyz_is_503_when_the_database_is_down(signer: Signer, local_tsa
             assert m.status_code == 503 and m.headers["content-type"].startswith("application/problem+json")
     finally:
         await log.close()
+        await db.close()
 
 
 async def test_request_ids(log: Log) -> None:

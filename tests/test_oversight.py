@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.accounts import create_account
-from app.core.database import migrate_home
+from app.core.database import Database, migrate_home, open_home
 from app.datasets import import_dataset, load_version
 from app.jobs import get_job, submit
 from app.jobs.local import run_local_worker
@@ -28,8 +28,8 @@ from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.home import LogHome
 from ledger.log import Log
-
-from .jobs_support import (
+from tests.support.databases import pair
+from tests.support.jobs import (
     ADMIN,
     REDIS_URL,
     SHEET,
@@ -44,8 +44,8 @@ from .jobs_support import (
     wait_status,
     worker_ctx,
 )
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WHY = "loss diverged on the safety probe set"
 
 
@@ -55,7 +55,7 @@ def keyring(tmp_path: Path) -> Keyring:
 
 
 async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
-        local_tsa: LocalTSA, log: Log, keyring: Keyring, tmp_path: Path) -> None:
+        local_tsa: LocalTSA, db: Database, log: Log, keyring: Keyring, tmp_path: Path) -> None:
     queue_name = f"test-oversight-{secrets.token_hex(4)}"
     ds = await dataset(log, keyring, 16)
     ann = await token(log, keyring, "ann", "overseer")
@@ -63,7 +63,7 @@ async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
     queue = ArqQueue(REDIS_URL, queue_name)
     max_steps = 8
     try:
-        job = await submit(log, keyring, queue, spec(ds, max_steps=max_steps, save_steps=None), ADMIN)
+        job = await submit(db, log, keyring, queue, spec(ds, max_steps=max_steps, save_steps=None), ADMIN)
         async with serving(log, keyring, queue) as client, arq_worker(worker_ctx(log, keyring, tmp_path),
                                                                         queue_name) as worker:
             running = asyncio.create_task(worker.run_once())
@@ -78,13 +78,13 @@ async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
             decision = r.json()
             await running
             stopped_after = time.monotonic() - asked
-            halted = await get_job(log, job.run)
+            halted = await get_job(db, job.run)
             assert halted.status == "halted" and halted.halted and 0 < halted.steps < max_steps
             assert stopped_after < 30  # the flag is read every 0.2 s and the run stops at its next step
             assert halted.steps <= 3
             [on_log] = await events(log, job.run, "run.halted")
             assert on_log["decision"] == decision["leaf_index"] and on_log["step"] == halted.steps
-            [saved] = await checkpoints(log, job.run)
+            [saved] = await checkpoints(db, job.run)
             assert on_log["checkpoint_root"] == saved["root"] and saved["step"] == halted.steps
 
             r = await client.post(f"/api/v1/oversight/runs/{job.run}/resume", json={"justification": WHY},
@@ -94,11 +94,11 @@ async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
                                   json={"justification": "checked the probe set: a data glitch"}, headers=bob)
             assert r.status_code == 201, r.text
             assert r.json()["detail"]["halted_by"] == decision["decision_id"]
-            assert (await get_job(log, job.run)).status == "queued"
+            assert (await get_job(db, job.run)).status == "queued"
             await worker.run_once()
     finally:
         await queue.close()
-    done = await get_job(log, job.run)
+    done = await get_job(db, job.run)
     assert done.status == "completed", done.error
     assert done.steps == max_steps  # the remaining steps, from the halted checkpoint's weights
     started = await events(log, job.run, "run.started")
@@ -109,11 +109,12 @@ async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
     assert (await audit_log(log, tsa_roots=[local_tsa.root_certificate])).ok
 
 
-async def test_release_needs_a_standing_approval(log: Log, keyring: Keyring, tmp_path: Path) -> None:
+async def test_release_needs_a_standing_approval(db: Database, log: Log, keyring: Keyring,
+                                                 tmp_path: Path) -> None:
     ds = await dataset(log, keyring, 16)
-    job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)
+    job = await submit(db, log, keyring, LocalQueue(), spec(ds), ADMIN)
     await run_local_worker(worker_ctx(log, keyring, tmp_path), burst=True)
-    done = await get_job(log, job.run)
+    done = await get_job(db, job.run)
     assert done.status == "completed", done.error
     model = done.model
     ann = await token(log, keyring, "ann", "overseer")
@@ -140,9 +141,9 @@ async def test_release_needs_a_standing_approval(log: Log, keyring: Keyring, tmp
         is_problem(r, 404, "no checkpoint")
         rollback = await post(f"/oversight/models/{model}/rollback", ann, justification=WHY, to_checkpoint=2)
         assert rollback.status_code == 201, rollback.text
-        first = (await checkpoints(log, job.run))[0]
+        first = (await checkpoints(db, job.run))[0]
         assert rollback.json()["detail"]["to_checkpoint"] == first["root"]
-        assert (await get_job(log, job.run)).model_root == first["root"]
+        assert (await get_job(db, job.run)).model_root == first["root"]
         is_problem(await post(f"/models/{model}/release", ann), 409, "rollback")
         approve = await post(f"/oversight/models/{model}/approve", ann, justification=WHY)
         released = await post(f"/models/{model}/release", ann)
@@ -160,7 +161,7 @@ async def test_release_needs_a_standing_approval(log: Log, keyring: Keyring, tmp
     assert all(e["role"] == "overseer" for e in decisions)
 
 
-async def test_rejections(log: Log, keyring: Keyring) -> None:
+async def test_rejections(db: Database, log: Log, keyring: Keyring) -> None:
     ds = await dataset(log, keyring, 12)
     ann = await token(log, keyring, "ann", "overseer")
     op = await token(log, keyring, "op", "operator")
@@ -181,12 +182,12 @@ async def test_rejections(log: Log, keyring: Keyring) -> None:
                               headers=ann)
         assert r.status_code == 201, r.text
         assert r.json()["target"] == {"annotator": annotator}
-    await import_dataset(log, keyring, ds, jsonl(12, seed=5), datasheet=SHEET, actor=ADMIN)
-    v2 = await load_version(log, keyring, ds, 2)
+    await import_dataset(db, log, keyring, ds, jsonl(12, seed=5), datasheet=SHEET, actor=ADMIN)
+    v2 = await load_version(db, log, keyring, ds, 2)
     assert v2.excluded > 0 and all(rec.annotator != annotator for rec in v2.records)
-    job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)
+    job = await submit(db, log, keyring, LocalQueue(), spec(ds), ADMIN)
     assert job.dataset_version == 2
-    actions = [d.action for d in await list_decisions(log)]
+    actions = [d.action for d in await list_decisions(db)]
     assert actions == ["reject_annotator", "reject_dataset"]
 
 
@@ -204,15 +205,18 @@ async def test_cli_oversight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     home = tmp_path / "home"
     assert _cli(home, "init").returncode == 0
     await migrate_home(LogHome(home))
-    log = await LogHome(home).open_log()
+    db, log = await open_home(LogHome(home))
+    pair(log, db)
     try:
         keyring = Keyring.of(LogHome(home))
         for name, role in (("ann", "overseer"), ("bob", "overseer"), ("op", "operator")):
-            await create_account(log, name, role, "long enough password", pseudonymizer=keyring.pseudonymizer)
+            await create_account(db, log, name, role, "long enough password",
+                                 pseudonymizer=keyring.pseudonymizer)
         ds = await dataset(log, keyring, 8)
-        job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)
+        job = await submit(db, log, keyring, LocalQueue(), spec(ds), ADMIN)
     finally:
         await log.close()
+        await db.close()
     spec_file = tmp_path / "spec.json"
     spec_file.write_text('{"kind": "reward_model"}')
     r = _cli(home, "jobs", "submit", str(spec_file))
@@ -239,18 +243,18 @@ async def test_cli_oversight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert r.returncode == 0, r.stderr
 
 
-async def test_halt_needs_a_live_job(log: Log, keyring: Keyring) -> None:
+async def test_halt_needs_a_live_job(db: Database, log: Log, keyring: Keyring) -> None:
     from app.events.recording import Actor
     from app.jobs import Conflict
     from app.jobs.errors import Forbidden
 
     ds = await dataset(log, keyring, 8)
-    job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)
+    job = await submit(db, log, keyring, LocalQueue(), spec(ds), ADMIN)
     with pytest.raises(Forbidden):
-        await halt(log, job.run, WHY, Actor("pseud:" + "d" * 32, "operator"))
-    decision = await halt(log, job.run, WHY, ADMIN)
-    assert (await get_job(log, job.run)).status == "halted"
+        await halt(db, log, job.run, WHY, Actor("pseud:" + "d" * 32, "operator"))
+    decision = await halt(db, log, job.run, WHY, ADMIN)
+    assert (await get_job(db, job.run)).status == "halted"
     [on_log] = await events(log, job.run, "run.halted")
     assert on_log["decision"] == decision.leaf_index and on_log["step"] == 0
     with pytest.raises(Conflict, match="halted"):
-        await halt(log, job.run, WHY, ADMIN)
+        await halt(db, log, job.run, WHY, ADMIN)

@@ -13,82 +13,20 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pyotp
 import pytest
 
-from app.accounts import create_account
-from app.keys.keyring import Keyring
 from app.portal.charts import line_chart
 from app.portal.explorer import parse_hash
 from app.portal.runs import metric_series
 from app.portal.signin import safe_next
-from app.server.core import create_app
 from ledger.log import Log
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.note import open_note
 from ledger.proofs import unb64
-from tests.databases import database_of
-
-HTML = {"Accept": "text/html,application/xhtml+xml"}
-PASSWORD = "portal-password-1"
-
-
-@asynccontextmanager
-async def portal(log: Log, keys: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan on the test's loop, and a cookie-keeping client."""
-    app = create_app(db=database_of(log), log=log, keyring=Keyring(keys))
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    while not started.is_set():
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://portal.test",
-                                     headers=HTML) as client:
-            yield client
-    finally:
-        stop.set()
-        await task
-
-
-def csrf(client: httpx.AsyncClient) -> str:
-    token = client.cookies.get("csrftoken")
-    assert token, "the portal sets a CSRF cookie on pages"
-    return token
-
-
-async def sign_in(client: httpx.AsyncClient, name: str, code: str = "",
-                  next_path: str = "/") -> httpx.Response:
-    await client.get("/login")
-    return await client.post("/auth/login", data={"username": name, "password": PASSWORD, "totp": code,
-                                                  "next": next_path, "_csrf_token": csrf(client)})
-
-
-async def enrolled(client: httpx.AsyncClient, name: str) -> None:
-    """Sign in as an admin or overseer and enrol the second factor it needs."""
-    await sign_in(client, name)
-    enrol = await client.post("/account/totp", data={"_csrf_token": csrf(client)})
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', enrol.text).group(1)  # type: ignore[union-attr]
-    done = await client.post("/account/totp/confirm", data={"code": pyotp.TOTP(secret).now(),
-                                                            "_csrf_token": csrf(client)})
-    assert done.status_code == 303, done.text
-
-
-async def accounts(log: Log, keys: Path, **roles: str) -> None:
-    for name, role in roles.items():
-        await create_account(log, name, role, PASSWORD, pseudonymizer=Keyring(keys).pseudonymizer)
+from tests.support.portal import accounts, csrf, enrolled, portal, sign_in
 
 
 async def test_signed_out_browser_gets_sign_in_and_html_errors(sqlite_log: Log, tmp_path: Path) -> None:

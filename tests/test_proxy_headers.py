@@ -11,11 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import cli as rlhf_audit
-
-from .server_process import ROOT, Server, clean_env, cli
-from .test_deployment import _env_file, _resolved, compose_bin
-
-__all__ = ["compose_bin"]  # the fixture is imported for pytest
+from tests.support.compose import env_file as _env_file
+from tests.support.compose import resolved as _resolved
+from tests.support.server_process import ROOT, Server, clean_env, cli
 
 PASSWORD = "correct horse battery"
 

@@ -10,6 +10,9 @@ import pytest
 import ledger
 from ledger.errors import VerificationError
 from ledger.events import Commitment, Pseudonymizer, commit
+from ledger.log import Log, TreeHead
+from ledger.merkle import leaf_hash
+from ledger.timestamping import token_certificates
 
 
 def test_public_names_are_pinned() -> None:
@@ -19,12 +22,45 @@ def test_public_names_are_pinned() -> None:
         "NoteError", "Opening", "ProofError", "Pseudonymizer", "SequencedEntries", "SequencedEntry",
         "Settings",
         "SignedCheckpoint", "Signer", "StorageError", "TimestampError", "TimestampGap",
-        "TimestampInfo", "TimestampVerificationError", "VerificationError", "Verifier",
+        "TimestampInfo", "TimestampVerificationError", "TreeHead", "VerificationError", "Verifier",
         "canonical_event", "canonicalize", "commit", "decode_event", "encode_event", "leaf_hash",
         "open_note", "sign_note", "verify_consistency", "verify_inclusion", "verify_timestamp",
     ])
     for name in ledger.__all__:
         assert hasattr(ledger, name)
+
+
+async def test_the_log_reads_its_stored_state_publicly(log: Log) -> None:
+    """What an application reads of the stored log goes through these, never ``log.store``."""
+    head = await log.tree_head()
+    assert isinstance(head, TreeHead) and head.size == 0
+    entries = [b'{"n":%d}' % i for i in range(5)]
+    await log.append_entries(entries)
+    assert await log.sequenced_size() == 5
+    assert (await log.tree_head()).size == 0  # sequenced, not integrated yet
+    cp = await log.integrate()
+    assert cp is not None
+    size, root = await log.tree_head()
+    assert (size, root) == (5, cp.checkpoint.root_hash)
+    assert await log.entries(1, 3) == entries[1:3]
+    assert await log.entries(3, 99) == entries[3:]  # past the end: absent
+    assert await log.entries_at([4, 0, 9]) == {0: entries[0], 4: entries[4]}
+    scanned = [pair async for chunk in log.scan_entries(0, 5) for pair in chunk]
+    assert scanned == list(enumerate(entries))
+    assert await log.leaf_index_size() == 0
+    assert await log.index_leaves() == 5 and await log.leaf_index_size() == 5
+    assert await log.find(leaf_hash(entries[2])) == [2]
+    assert await log.timestamp_responses(5) == {}
+    await log.timestamp_pending(force=True)
+    stamps = await log.timestamp_responses(5)
+    assert list(stamps) == [name for name, _ in await log.timestamps(5)]
+    assert await log.all_timestamps() == {5: stamps}
+    assert all(token_certificates(der) for der in stamps.values())  # the local TSA embeds its own
+    await log.append_entries([b'{"n":5}'])
+    await log.integrate()
+    times = await log.checkpoint_times()
+    assert [s for s, _ in times] == [5, 6] and all(at is not None for _, at in times)
+    assert [s for s, _ in await log.checkpoint_times(5)] == [5]
 
 
 def test_ledger_imports_without_web_or_ml_stack() -> None:

@@ -7,13 +7,12 @@ import httpx
 
 from app.accounts import create_account
 from app.auth.throttle import LoginThrottle, SlidingWindowLog, WindowCounter
+from app.core.database import Database
 from app.keys.keyring import Keyring
 from ledger.log import Log
-
-from .test_admin_api import PASSWORD, auth, bootstrap, keyring, problem, running
-from .test_sessions import csrf, sign_in
-
-__all__ = ["keyring"]  # the fixture is imported for pytest
+from tests.support.accounts import PASSWORD, auth, bootstrap, problem
+from tests.support.asgi import running
+from tests.support.sessions import csrf, sign_in
 
 
 def test_window_counter_counts_per_key_and_minute() -> None:
@@ -75,8 +74,9 @@ def test_login_throttle_holds_an_address_then_the_account_for_a_window_at_most()
     assert not t._is_known("olga\x0010.0.0.1", now + 30 * 86400 + 72)
 
 
-async def test_failed_sign_ins_are_throttled_per_account_from_any_address(log: Log, keyring: Keyring) -> None:
-    await create_account(log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+async def test_failed_sign_ins_are_throttled_per_account_from_any_address(db: Database, log: Log,
+                                                                         keyring: Keyring) -> None:
+    await create_account(db, log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
     async with running(log, keyring) as (app, client):
 
         def at(address: str) -> httpx.AsyncClient:
@@ -101,9 +101,9 @@ async def test_failed_sign_ins_are_throttled_per_account_from_any_address(log: L
             assert (await sign_in(other, "olga")).status_code == 200
 
 
-async def test_failed_sign_ins_are_throttled(log: Log, keyring: Keyring) -> None:
-    await create_account(log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
-    await create_account(log, "ivan", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+async def test_failed_sign_ins_are_throttled(db: Database, log: Log, keyring: Keyring) -> None:
+    await create_account(db, log, "olga", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    await create_account(db, log, "ivan", "operator", PASSWORD, pseudonymizer=keyring.pseudonymizer)
     async with running(log, keyring) as (_, client):
         for _ in range(5):
             problem(await sign_in(client, "olga", "guess"), 401)

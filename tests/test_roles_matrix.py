@@ -19,14 +19,13 @@ from litestar.routes import HTTPRoute
 
 from app.accounts import ROLE_SCOPES, create_account
 from app.auth import declared_permission
+from app.core.database import Database
 from app.keys.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
-
-from .test_admin_api import PASSWORD, auth, bootstrap, keyring, running
-from .test_sessions import csrf, sign_in
-
-__all__ = ["keyring"]  # the fixture is imported for pytest
+from tests.support.accounts import PASSWORD, auth, bootstrap
+from tests.support.asgi import running
+from tests.support.sessions import csrf, sign_in
 
 # Public by design (auditors need no account): the transparency log, probes, metrics, the schema.
 PUBLIC_PREFIXES = ("/log/", "/healthz", "/readyz", "/metrics", "/schema", "/static/")
@@ -122,11 +121,11 @@ async def test_roles_by_token(log: Log, keyring: Keyring) -> None:
             assert allowed_by.get(key, set()) == who, (key, allowed_by.get(key))
 
 
-async def test_roles_by_session(log: Log, keyring: Keyring) -> None:
+async def test_roles_by_session(db: Database, log: Log, keyring: Keyring) -> None:
     """The same guards for portal sessions (with their CSRF token on writes); an admin without a
     second factor gets nothing but enrolment."""
     for name, role in (("aud", "auditor"), ("op", "operator"), ("ada", "admin")):
-        await create_account(log, name, role, PASSWORD, pseudonymizer=keyring.pseudonymizer)
+        await create_account(db, log, name, role, PASSWORD, pseudonymizer=keyring.pseudonymizer)
     async with running(log, keyring) as (app, _):
         routes = [(m, p, declared_permission(h)) for m, p, h in _routes(app)]
         routes = [(m, p, perm) for m, p, perm in routes if perm is not None and not perm.get("public")]

@@ -11,7 +11,8 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 APP = ROOT / "app"
 TABLE = APP / "core" / "roles.py"
 NAMES = frozenset({"admin", "overseer", "operator", "auditor", "service"})

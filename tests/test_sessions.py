@@ -18,35 +18,21 @@ import sqlalchemy as sa
 
 from app.accounts import create_account, get_account
 from app.accounts.schema import account_totp
+from app.core.database import Database
 from app.events.recording import Actor
 from app.keys.keyring import Keyring
 from ledger.log import Log
+from tests.support.accounts import PASSWORD, auth, bootstrap, problem
+from tests.support.asgi import running
+from tests.support.databases import database_of
+from tests.support.log_reading import events
+from tests.support.sessions import JSON, csrf, sign_in
 
-from .test_admin_api import PASSWORD, auth, bootstrap, events, keyring, problem, running
-
-__all__ = ["keyring", "sign_in"]  # the fixture is imported for pytest
-
-JSON = {"Accept": "application/json"}
 REDIS_URL = os.environ.get("RLHF_AUDIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-async def csrf(client: httpx.AsyncClient) -> str:
-    """The CSRF token for this client (``GET /auth/session`` sets the cookie and shows the token)."""
-    r = await client.get("/auth/session")
-    assert r.status_code == 200, r.text
-    token = r.json()["csrf_token"]
-    assert token and client.cookies.get("csrftoken") == token
-    return str(token)
-
-
-async def sign_in(client: httpx.AsyncClient, name: str, password: str = PASSWORD, totp: str = "",
-                  **extra: str) -> httpx.Response:
-    form = {"username": name, "password": password, "totp": totp, **extra}
-    return await client.post("/auth/login", data=form, headers={**JSON, "X-CSRFToken": await csrf(client)})
-
-
 async def make(log: Log, keyring: Keyring, name: str, role: str) -> None:
-    await create_account(log, name, role, PASSWORD, pseudonymizer=keyring.pseudonymizer)
+    await create_account(database_of(log), log, name, role, PASSWORD, pseudonymizer=keyring.pseudonymizer)
 
 
 async def test_sign_in_csrf_and_sign_out(log: Log, keyring: Keyring) -> None:
@@ -149,7 +135,7 @@ async def test_session_id_changes_at_sign_in(log: Log, keyring: Keyring) -> None
             problem(await attacker.get("/api/v1/whoami"), 401)
 
 
-async def test_totp_enrolment_and_sign_in(log: Log, keyring: Keyring) -> None:
+async def test_totp_enrolment_and_sign_in(db: Database, log: Log, keyring: Keyring) -> None:
     await make(log, keyring, "ada", "admin")
     start = await log.store.sequenced_size()
     async with running(log, keyring) as (_, client):
@@ -184,7 +170,7 @@ async def test_totp_enrolment_and_sign_in(log: Log, keyring: Keyring) -> None:
         async with httpx.AsyncClient(transport=client._transport, base_url="http://t") as thief:  # noqa: SLF001
             problem(await sign_in(thief, "ada", totp=code), 401)  # a code works once
 
-    assert (await get_account(log, "ada")).totp_enrolled
+    assert (await get_account(db, "ada")).totp_enrolled
     logged = await events(log, start)
     assert [e["kind"] for e in logged] == ["account.totp_enrolled"]
     ada = Actor.of_account(keyring.pseudonymizer, "ada", "admin")

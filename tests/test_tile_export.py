@@ -14,8 +14,7 @@ from ledger.merkle import HASH_SIZE, root_of, verify_inclusion
 from ledger.note import open_note
 from ledger.tile_export import export_tiles
 from ledger.tiles import TILE_WIDTH, entries_path, tile_path
-
-from .cli_run import cli, cli_env
+from tests.support.cli_run import cli, cli_env
 
 
 async def _grow(log: Log, start: int, n: int) -> None:

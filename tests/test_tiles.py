@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.tiles import encode_index, entries_path, parse_tile_path, tile_path, tiles_for_size
-
-from .vectors import load
+from tests.support.vectors import load
 
 PATHS = load("tlog_tiles_paths.json")
 

@@ -9,7 +9,6 @@ import os
 import random
 import socket
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from ledger._internal.local_tsa import POLICY_OID, LocalTSA, TimeStampResp
 from ledger.errors import ConfigError, TimestampError, TimestampVerificationError
 from ledger.timestamp_verify import parse_timestamp, verify_timestamp
 from ledger.timestamping import HttpTSA, LocalTSAClient, tsa_from_url
-from tests.openssl_tsa import Answer, make_openssl_tsa, openssl, serve
+from tests.support.openssl_tsa import Answer, make_openssl_tsa, openssl_verify, serve
 
 CHECKPOINT = (
     b"audit.example/log\n42\nq6pvdGu2hlTkdNbmZcAkIYQLIwdZ6bBv8Ws1Ltrg9S0=\n\n\xe2\x80\x94 sig\n"
@@ -50,17 +49,6 @@ def request_der(data: bytes, *, cert_req: bool = True) -> bytes:
 def status_of(response: bytes) -> tuple[str, set[str]]:
     status = TimeStampResp.load(response)["status"]
     return status["status"].native, set(status["fail_info"].native or ())
-
-
-def openssl_verify(
-    tmp: Path, data: bytes, response: bytes, ca: Path
-) -> subprocess.CompletedProcess[str]:
-    """``openssl ts -verify``: the auditor's check without any of our code."""
-    (tmp / "data.bin").write_bytes(data)
-    (tmp / "resp.tsr").write_bytes(response)
-    return openssl(
-        "ts", "-verify", "-data", tmp / "data.bin", "-in", tmp / "resp.tsr", "-CAfile", ca
-    )
 
 
 @pytest.fixture
@@ -296,14 +284,6 @@ async def test_tsa_from_url(local_tsa: LocalTSA) -> None:
 
 
 # -- OpenSSL's TSA over HTTP -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """OpenSSL's ``ts -reply`` behind HTTP on 127.0.0.1; yields (URL, CA certificate path)."""
-    d = tmp_path_factory.mktemp("openssl-tsa")
-    with serve(make_openssl_tsa(d)) as url:
-        yield url, d / "ca.pem"
 
 
 async def test_http_tsa_with_openssl(openssl_tsa: tuple[str, Path], tmp_path: Path) -> None:

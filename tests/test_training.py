@@ -12,8 +12,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest_ml import pairs, tiny_model  # noqa: F401 (fixtures)
-
 pytest.importorskip("torch")
 
 

@@ -19,8 +19,8 @@ from ledger._internal.store import Store
 from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import HttpTSA, LocalTSAClient
-from tests.cli_run import cli, cli_env
-from tests.openssl_tsa import Answer, serve
+from tests.support.cli_run import cli, cli_env
+from tests.support.openssl_tsa import Answer, serve
 
 HANG = 6.0  # the hanging TSA's timeout: every bound below is well under it
 

@@ -5,7 +5,7 @@ The independent TSA is OpenSSL's (``openssl ts -reply`` over HTTP); the check is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,16 +17,8 @@ from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamp_verify import parse_timestamp, verify_timestamp
 from ledger.timestamping import HttpTSA, LocalTSAClient
-from tests.openssl_tsa import make_openssl_tsa, serve
-from tests.test_log_api import serving
-from tests.test_timestamping import openssl_verify
-
-
-@pytest.fixture(scope="module")
-def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    d = tmp_path_factory.mktemp("openssl-tsa")
-    with serve(make_openssl_tsa(d)) as url:
-        yield url, d / "ca.pem"
+from tests.support.asgi import serving
+from tests.support.openssl_tsa import openssl_verify
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.database import open_home
 from app.events.index import EventIndex
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
@@ -20,8 +21,9 @@ from ledger.errors import NotFound
 from ledger.home import LogHome
 from ledger.log import Log
 from ledger.merkle import leaf_hash
-from tests.cli_run import cli, cli_env
-from tests.test_audit import build, sql
+from tests.support.cli_run import cli, cli_env
+from tests.support.databases import database_of
+from tests.support.entry_rows import build, sql
 
 COMMITMENT = bytes(range(32))
 
@@ -67,7 +69,7 @@ async def test_event_index_rows_are_checked_and_repaired(log: Log) -> None:
     await log.append([{"kind": "run.started", "run": f"r{i}", "at": "2026-01-01T00:00:00Z",
                        "commitment": "sha256:" + base64.b64encode(COMMITMENT).decode()} for i in range(40)])
     await log.integrate()
-    index = EventIndex(log)
+    index = EventIndex(database_of(log), log)
     await index.catch_up()
     assert await index.check() == []
     await sql(log, "DELETE FROM event_index WHERE idx = 5")
@@ -98,14 +100,15 @@ def test_cli_verify_and_reindex(tmp_path: Path) -> None:
     cli(env, "append", input=b"".join(b'{"kind":"e","run":"r%d"}\n' % i for i in range(30)))
 
     async def tamper() -> None:
-        log = await LogHome(home).open_log()
+        db, log = await open_home(LogHome(home))
         try:
-            await EventIndex(log).catch_up()
+            await EventIndex(db, log).catch_up()
             await log.index_leaves()
             await sql(log, "UPDATE leaf_index SET idx = 9 WHERE idx = 7")
             await sql(log, "DELETE FROM event_index WHERE idx = 5")
         finally:
             await log.close()
+            await db.close()
 
     asyncio.run(tamper())
     bad = cli(env, "verify", "--no-artefacts", ok=False)

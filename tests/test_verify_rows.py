@@ -12,8 +12,8 @@ from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.home import LogHome
 from ledger.log import Log
-from tests.cli_run import cli, cli_env
-from tests.test_audit import build, sql
+from tests.support.cli_run import cli, cli_env
+from tests.support.entry_rows import build, sql
 
 Tamper = Callable[[Log], Awaitable[None]]
 

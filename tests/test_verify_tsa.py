@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from app.compliance.config import ComplianceConfig
-from app.core.database import migrate_home
+from app.core.database import migrate_home, open_home
 from ledger.errors import ConfigError
 from ledger.home import ENV_TSA_ROOTS, ENV_TSA_URLS, LogHome
-from tests.cli_run import cli, cli_env
-from tests.openssl_tsa import OpenSSLTSA, openssl_tsa
-from tests.test_audit import sql
+from tests.support.cli_run import cli, cli_env
+from tests.support.entry_rows import sql
+from tests.support.openssl_tsa import OpenSSLTSA, openssl_tsa
 
 CHECKPOINTS = 60  # more than the 50 problems verify used to print before it stopped
 
@@ -129,11 +129,12 @@ async def test_one_roots_setting_for_verify_and_compliance(
     roots = home.tsa_roots()
     assert [r.subject.rfc4514_string() for r in roots] == [
         home.local_tsa().root_certificate.subject.rfc4514_string(), "CN=Test Root CA"]
-    log = await home.open_log()
+    db, log = await open_home(home)
     try:
-        config = await ComplianceConfig.load(log)
+        config = await ComplianceConfig.load(db, log)
     finally:
         await log.close()
+        await db.close()
     assert set(config.tsa_roots) == set(roots)  # the same setting, read by the same code
     monkeypatch.setenv(ENV_TSA_ROOTS, "/no/such.pem")
     with pytest.raises(ConfigError, match=ENV_TSA_ROOTS):

@@ -17,22 +17,23 @@ import pytest
 import sqlalchemy as sa
 
 from app.client import Client, Forbidden, NotFoundError, Refused
-from app.core.database import migrate_home
+from app.core.database import Database, migrate_home, open_home
 from app.datasets import get_budget
 from app.datasets.schema import dataset_records
 from app.jobs import cancel, get_job, submit
 from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
+from app.jobs.runtime import JobControl
 from app.jobs.service import claim
+from app.jobs.worker import WorkerSettings
 from app.keys.keyring import Keyring
 from app.oversight import halt
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.home import LogHome
 from ledger.log import Log
-from trainers.worker import JobControl, WorkerSettings
-
-from .jobs_support import (
+from tests.support.databases import pair
+from tests.support.jobs import (
     ADMIN,
     OVERSEER_A,
     REDIS_URL,
@@ -43,8 +44,7 @@ from .jobs_support import (
     wait_status,
     worker_ctx,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -59,72 +59,73 @@ def test_worker_settings() -> None:
     assert fn.timeout_s is not None and fn.timeout_s >= 24 * 3600
 
 
-async def test_job_control_reads_the_flag_at_most_every_interval(log: Log, keyring: Keyring) -> None:
+async def test_job_control_reads_the_flag_at_most_every_interval(db: Database, log: Log,
+                                                                 keyring: Keyring) -> None:
     ds = await dataset(log, keyring, 8)
-    job = await submit(log, keyring, LocalQueue(), spec(ds), ADMIN)
-    assert await claim(log, job.run) is not None
-    assert await claim(log, job.run) is None  # a second worker does not get it
+    job = await submit(db, log, keyring, LocalQueue(), spec(ds), ADMIN)
+    assert await claim(db, job.run) is not None
+    assert await claim(db, job.run) is None  # a second worker does not get it
     loop = asyncio.get_running_loop()
-    slow = JobControl(log, job.run, loop, interval=3600)
-    quick = JobControl(log, job.run, loop, interval=0)
+    slow = JobControl(db, job.run, loop, interval=3600)
+    quick = JobControl(db, job.run, loop, interval=0)
     assert not await asyncio.to_thread(slow.should_halt)
     assert not await asyncio.to_thread(quick.should_halt)
-    decision = await halt(log, job.run, "stop: the reward hacking probe fired", OVERSEER_A)
+    decision = await halt(db, log, job.run, "stop: the reward hacking probe fired", OVERSEER_A)
     assert not await asyncio.to_thread(slow.should_halt)  # read once; the next read is an hour away
     assert await asyncio.to_thread(quick.should_halt)  # the very next step sees it
     assert quick.halt_decision == decision.leaf_index and quick.polls == 2
 
 
-async def test_a_broken_base_model_is_recorded_as_a_failure(local_tsa: LocalTSA, log: Log, keyring: Keyring,
-                                                            tmp_path: Path) -> None:
+async def test_a_broken_base_model_is_recorded_as_a_failure(local_tsa: LocalTSA, db: Database, log: Log,
+                                                            keyring: Keyring, tmp_path: Path) -> None:
     ds = await dataset(log, keyring, 8, budget=10.0)
     broken = spec(ds, base_model=str(tmp_path / "no-such-model"), dp={"target_epsilon": 3.0})
-    job = await submit(log, keyring, LocalQueue(), broken, ADMIN)
-    assert (await get_budget(log, ds)).reserved == 3.0
+    job = await submit(db, log, keyring, LocalQueue(), broken, ADMIN)
+    assert (await get_budget(db, ds)).reserved == 3.0
     assert await run_local_worker(worker_ctx(log, keyring, tmp_path), burst=True) == 1
-    failed = await get_job(log, job.run)
+    failed = await get_job(db, job.run)
     assert failed.status == "failed" and "no-such-model" in failed.error
     [on_log] = await events(log, job.run, "run.failed")  # recorded once, by train()
     assert "no-such-model" in on_log["error"]
-    budget = await get_budget(log, ds)
+    budget = await get_budget(db, ds)
     assert budget.reserved == 0 and budget.spent == 0  # nothing was spent: the reservation is back
     assert (await audit_log(log, tsa_roots=[local_tsa.root_certificate])).ok
 
 
-async def test_a_dataset_gone_before_the_job_runs_is_a_failure(local_tsa: LocalTSA, log: Log,
+async def test_a_dataset_gone_before_the_job_runs_is_a_failure(local_tsa: LocalTSA, db: Database, log: Log,
                                                                keyring: Keyring, tmp_path: Path) -> None:
     queue_name = f"test-worker-{secrets.token_hex(4)}"
     ds = await dataset(log, keyring, 8)
     queue = ArqQueue(REDIS_URL, queue_name)
     try:
-        job = await submit(log, keyring, queue, spec(ds), ADMIN)
-        async with log.store.engine.begin() as conn:  # the records vanish from the database
+        job = await submit(db, log, keyring, queue, spec(ds), ADMIN)
+        async with db.transaction("deleting the records") as conn:  # they vanish from the database
             await conn.execute(sa.delete(dataset_records))
         async with arq_worker(worker_ctx(log, keyring, tmp_path), queue_name) as worker:
             await worker.run_once()
     finally:
         await queue.close()
-    failed = await get_job(log, job.run)
+    failed = await get_job(db, job.run)
     assert failed.status == "failed" and "Merkle root" in failed.error
     kinds = [e["kind"] for e in await events(log, job.run)]
     assert kinds == ["job.submitted", "run.failed"]  # recorded by the worker: train() never started
     assert (await audit_log(log, tsa_roots=[local_tsa.root_certificate])).ok
 
 
-async def test_cancel_a_running_job(log: Log, keyring: Keyring, tmp_path: Path) -> None:
+async def test_cancel_a_running_job(db: Database, log: Log, keyring: Keyring, tmp_path: Path) -> None:
     queue_name = f"test-worker-{secrets.token_hex(4)}"
     ds = await dataset(log, keyring, 8)
     queue = ArqQueue(REDIS_URL, queue_name)
     try:
-        job = await submit(log, keyring, queue, spec(ds, max_steps=8, save_steps=None), ADMIN)
+        job = await submit(db, log, keyring, queue, spec(ds, max_steps=8, save_steps=None), ADMIN)
         async with arq_worker(worker_ctx(log, keyring, tmp_path), queue_name) as worker:
             running = asyncio.create_task(worker.run_once())
             await wait_status(log, job.run, ("running",))
-            assert (await cancel(log, queue, job.run, ADMIN)).cancel_requested
+            assert (await cancel(db, log, queue, job.run, ADMIN)).cancel_requested
             await running
     finally:
         await queue.close()
-    done = await get_job(log, job.run)
+    done = await get_job(db, job.run)
     assert done.status == "cancelled" and done.steps < 8
     kinds = [e["kind"] for e in await events(log, job.run)]
     assert kinds[0] == "job.submitted" and kinds[-1] == "job.cancelled" and "run.completed" not in kinds
@@ -148,17 +149,20 @@ async def test_serve_runs_jobs_in_its_local_worker(tmp_path: Path, monkeypatch: 
     home.init()
     keyring = Keyring.of(home)
     await migrate_home(home)
-    log = await home.open_log()
+    db, log = await open_home(home)
+    pair(log, db)
     try:
         from app.accounts import create_account, create_token
 
         ds = await dataset(log, keyring, 8, budget=1.0)
         tokens = {}
         for name, role in (("op", "operator"), ("ann", "overseer")):
-            await create_account(log, name, role, "long enough password", pseudonymizer=keyring.pseudonymizer)
-            tokens[name] = (await create_token(log, name, pseudonymizer=keyring.pseudonymizer)).token
+            await create_account(db, log, name, role, "long enough password",
+                                 pseudonymizer=keyring.pseudonymizer)
+            tokens[name] = (await create_token(db, log, name, pseudonymizer=keyring.pseudonymizer)).token
     finally:
         await log.close()
+        await db.close()
     port = _free_port()
     args = [sys.executable, "-m", "app.cli", "--home", str(home.path), "serve", "--port", str(port)]
     server = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

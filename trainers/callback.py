@@ -11,6 +11,11 @@ write), ``run.privacy`` for each logged ε, ``run.checkpoint`` with every file's
 Merkle root at each save, and the run's end: ``run.completed``, ``run.halted`` or
 ``run.failed``. The project's DP loop drives the very same hooks, so both paths audit alike.
 
+Each record is put in the log's event envelope by an injected :class:`Envelope`: the app's job
+runtime passes the one ``app.events.recording`` builds, a team's own script gets
+:func:`worker_envelope` (the same envelope, for the ``worker`` actor); this package imports
+nothing from ``app``.
+
 Under DP, ``grad_norm`` (the norm of the raw, non-private gradient) never reaches the log.
 Events go to a sink (:mod:`trainers.sinks`) that delivers them off the training thread; when
 delivery fails, the next hook raises, so the run stops instead of going on unaudited; the
@@ -28,21 +33,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from transformers import TrainerCallback
 
-from app.events.recording import Actor, event
 from ledger.canonical import encode_event
 
 from .hashing import hash_directory
 from .sinks import AuditSink, HttpSink
 
-__all__ = ["DP_NOTICE", "WORKER", "AuditCallback", "code_version", "library_versions"]
+__all__ = ["DP_NOTICE", "AuditCallback", "Envelope", "code_version", "library_versions", "worker_envelope"]
 
-WORKER = Actor("worker", "service")
 DP_NOTICE = ("Differential privacy (unit: one preference pair) covers the trained model's parameters only. "
              "Metrics recorded during training (loss, accuracy, rewards, margins) are computed on the "
              "private data and are not covered by the DP guarantee.")
@@ -51,6 +55,21 @@ LIBRARIES = ("torch", "transformers", "trl", "opacus", "datasets", "accelerate",
 _LEAKY = ("grad_norm",)  # non-private under DP: the raw gradient's norm
 
 CheckpointHook = Callable[[Path, dict[str, str], str], "str | None"]
+
+
+class Envelope(Protocol):
+    """Puts one of the run's records in the log's event envelope: the event to deliver."""
+
+    def __call__(self, kind: str, fields: Mapping[str, Any], /) -> dict[str, Any]: ...
+
+
+def worker_envelope(kind: str, fields: Mapping[str, Any], /) -> dict[str, Any]:
+    """The envelope ``app.events.recording.event`` builds, for the ``worker`` actor (role
+    ``service``): a script outside the app records runs exactly as the app's worker does (a test
+    pins the two alike). ``None`` values are left out."""
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = {k: v for k, v in fields.items() if v is not None}
+    return {"kind": kind, "v": 1, "at": at, "actor": "worker", "role": "service", **body}
 
 
 @functools.cache
@@ -107,7 +126,7 @@ class AuditCallback(TrainerCallback):
         self, sink: AuditSink, *, run: str, spec: Any = None, dataset: str | None = None,
         dataset_version: int | None = None, dataset_root: str | None = None,
         base_model: str | Path | None = None, dp: Mapping[str, Any] | None = None,
-        actor: Actor = WORKER, metrics_every: int = 50, metrics_seconds: float = 5.0,
+        envelope: Envelope = worker_envelope, metrics_every: int = 50, metrics_seconds: float = 5.0,
         checkpoint_hook: CheckpointHook | None = None, auto_complete: bool = True,
     ) -> None:
         self.sink = sink
@@ -118,7 +137,7 @@ class AuditCallback(TrainerCallback):
         self.dataset_root = dataset_root
         self.base_model = base_model
         self.dp: dict[str, Any] | None = dict(dp) if dp else None
-        self.actor = actor
+        self.envelope = envelope
         self.metrics_every = metrics_every
         self.metrics_seconds = metrics_seconds
         self.checkpoint_hook = checkpoint_hook
@@ -145,7 +164,7 @@ class AuditCallback(TrainerCallback):
         return bool(self.dp and self.dp.get("enabled", True))
 
     def _emit(self, kind: str, **fields: Any) -> None:
-        self.sink.emit([event(kind, self.actor, run=self.run, **fields)])
+        self.sink.emit([self.envelope(kind, {"run": self.run, **fields})])
 
     def _flush_metrics(self) -> None:
         self._last_emit = time.monotonic()
@@ -264,7 +283,7 @@ class AuditCallback(TrainerCallback):
         message = str(error)[:2000]
         text = f"{type(error).__name__}: {message}" if message else type(error).__name__
         step = self.step if step is None else step
-        self.sink.emit([event("run.failed", self.actor, run=self.run, step=step, error=text)])
+        self.sink.emit([self.envelope("run.failed", {"run": self.run, "step": step, "error": text})])
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[AuditCallback]:

@@ -18,18 +18,24 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import JSONBody, PathParameter
 
+from ledger.log import Log
+
+# Litestar reads the handlers' annotations at run time: these are real imports.
 from ..auth import totp
 from ..auth.principal import authorized
-from ..config.runtime import SETTINGS, SettingError, change, check
+from ..config.deps import dependencies as settings_dependencies
+from ..config.runtime import SETTINGS, RuntimeSettings, SettingError, change, check
+from ..core.database import Database
 from ..core.roles import Role, Scope, is_service
+from ..events.recording import Actor
+from ..keys.keyring import Keyring
 from .service import (
     MAX_TOKEN_DAYS,
     AccountError,
     AccountInfo,
-    Principal,
     TokenInfo,
     create_account,
     create_token,
@@ -44,7 +50,6 @@ from .service import (
 
 __all__ = ["AccountsController", "ConfigController"]
 
-Req = Request[Any, Any, Any]
 Name = Annotated[str, PathParameter(max_length=64)]
 ADMIN = {"scope": "accounts:admin"}
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -102,11 +107,9 @@ def _token(t: TokenInfo) -> TokenOut:
     return TokenOut(t.prefix, list(t.scopes), t.created_at, t.expires_at, t.revoked_at)
 
 
-def _who(request: Req) -> dict[str, Any]:
+def _who(keyring: Keyring, caller: Actor) -> dict[str, Any]:
     """The keyword arguments every change takes: the keyring's pseudonymizer and the acting admin."""
-    principal: Principal = request.state.principal
-    pz = request.app.state.keyring.pseudonymizer
-    return {"pseudonymizer": pz, "by": principal.actor(pz)}
+    return {"pseudonymizer": keyring.pseudonymizer, "by": caller}
 
 
 class AccountsController(Controller):
@@ -115,87 +118,87 @@ class AccountsController(Controller):
     tags = ["administration"]
 
     @get("/", opt=ADMIN)
-    async def list_all(self, request: Req) -> list[AccountOut]:
+    async def list_all(self, db: Database) -> list[AccountOut]:
         """Every account, by name."""
-        return [_account(a) for a in await list_accounts(request.app.state.log)]
+        return [_account(a) for a in await list_accounts(db)]
 
     @post("/", opt=ADMIN)
-    async def create(self, request: Req, data: JSONBody[NewAccount]) -> AccountOut:
+    async def create(self, db: Database, log: Log, keyring: Keyring, caller: Actor,
+                     data: JSONBody[NewAccount]) -> AccountOut:
         """Create an account (``account.created``); service accounts take no password."""
         if not is_service(data.role) and data.password is None:
             raise AccountError(f"a {data.role} account needs a password (at least 8 characters)")
-        log = request.app.state.log
-        await create_account(log, data.name, data.role, data.password, **_who(request))
-        return _account(await get_account(log, data.name))
+        await create_account(db, log, data.name, data.role, data.password, **_who(keyring, caller))
+        return _account(await get_account(db, data.name))
 
     @get("/{name:str}", opt=ADMIN)
-    async def read(self, request: Req, name: Name) -> AccountOut:
-        return _account(await get_account(request.app.state.log, name))
+    async def read(self, db: Database, name: Name) -> AccountOut:
+        return _account(await get_account(db, name))
 
     @patch("/{name:str}", opt=ADMIN)
-    async def update(self, request: Req, name: Name, data: JSONBody[AccountChange]) -> AccountOut:
+    async def update(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+                     data: JSONBody[AccountChange]) -> AccountOut:
         """Change the role (``account.role_changed``) and/or disable or enable the account."""
-        log = request.app.state.log
         if data.role is None and data.disabled is None:
             raise AccountError("nothing to change: send 'role' and/or 'disabled'")
-        info = await get_account(log, name)
+        info = await get_account(db, name)
         if data.role is not None and data.role != info.role:
-            info = await set_role(log, name, data.role, **_who(request))
+            info = await set_role(db, log, name, data.role, **_who(keyring, caller))
         if data.disabled is not None and data.disabled != info.disabled:
-            info = await set_disabled(log, name, data.disabled, **_who(request))
+            info = await set_disabled(db, log, name, data.disabled, **_who(keyring, caller))
         return _account(info)
 
     @put("/{name:str}/password", opt=ADMIN, status_code=204)
-    async def password(self, request: Req, name: Name, data: JSONBody[NewPassword]) -> None:
+    async def password(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+                       data: JSONBody[NewPassword]) -> None:
         """Set a new password (``account.password_changed``)."""
-        await set_password(request.app.state.log, name, data.password, **_who(request))
+        await set_password(db, log, name, data.password, **_who(keyring, caller))
 
     @delete("/{name:str}/totp", opt=ADMIN, status_code=204)
-    async def reset_totp(self, request: Req, name: Name) -> None:
+    async def reset_totp(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name) -> None:
         """Remove the account's second factor (``account.totp_reset``), e.g. after a lost phone."""
-        log, keyring = request.app.state.log, request.app.state.keyring
-        await totp.reset(log, keyring, await get_account(log, name), by=_who(request)["by"])
+        await totp.reset(db, log, keyring, await get_account(db, name), by=caller)
 
     @get("/{name:str}/tokens", opt=ADMIN)
-    async def tokens(self, request: Req, name: Name) -> list[TokenOut]:
+    async def tokens(self, db: Database, name: Name) -> list[TokenOut]:
         """The account's tokens, newest first, revoked and expired ones included."""
-        return [_token(t) for t in await list_tokens(request.app.state.log, name)]
+        return [_token(t) for t in await list_tokens(db, name)]
 
     @post("/{name:str}/tokens", opt=ADMIN)
-    async def create_token(self, request: Req, name: Name,
+    async def create_token(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
                            data: JSONBody[NewToken]) -> Response[CreatedTokenOut]:
         """A new token (``token.created``): its secret is in this answer and nowhere else."""
         expires = None if data.expires_in_days is None else timedelta(days=data.expires_in_days)
-        created = await create_token(request.app.state.log, name, data.scopes, expires, **_who(request))
+        created = await create_token(db, log, name, data.scopes, expires, **_who(keyring, caller))
         out = CreatedTokenOut(created.token, created.prefix, list(created.scopes), created.expires_at)
         return Response(out, status_code=201, headers=_NO_STORE)
 
     @delete("/{name:str}/tokens/{prefix:str}", opt=ADMIN, status_code=204)
-    async def revoke(self, request: Req, name: Name,
+    async def revoke(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
                      prefix: Annotated[str, PathParameter(max_length=12)]) -> None:
         """Revoke one of the account's tokens (``token.revoked``)."""
-        await revoke_token(request.app.state.log, prefix, account=name, **_who(request))
+        await revoke_token(db, log, prefix, account=name, **_who(keyring, caller))
 
 
 class ConfigController(Controller):
     path = "/api/v1/config"
     guards = [authorized]
     tags = ["administration"]
+    dependencies = settings_dependencies()
 
     @get("/", opt=ADMIN)
-    async def read(self, request: Req) -> dict[str, Any]:
+    async def read(self, settings: RuntimeSettings) -> dict[str, Any]:
         """The current run-time settings (see ``app.config.runtime``)."""
-        return dict(request.app.state.settings.snapshot())
+        return dict(settings.snapshot())
 
     @put("/", opt=ADMIN)
-    async def update(self, request: Req, data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+    async def update(self, settings: RuntimeSettings, caller: Actor,
+                     data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         """Change some settings ({key: value}); each change is applied and logged (``config.changed``)."""
-        settings = request.app.state.settings
         if not data:
             raise SettingError(f"nothing to change: send some of {', '.join(SETTINGS)}")
         for key, value in data.items():  # check all before changing any
             check(key, value)
-        by = _who(request)["by"]
         for key, value in data.items():
-            await change(settings, key, value, by=by)
+            await change(settings, key, value, by=caller)
         return dict(settings.snapshot())

@@ -1,4 +1,4 @@
-"""Accounts, passwords and API tokens over the log's database, each change logged as an event.
+"""Accounts, passwords and API tokens in the application's database, each change logged as an event.
 
 - Passwords are hashed with argon2id (``argon2-cffi``), off the event loop. Service accounts
   have none: they authenticate with tokens only.
@@ -14,6 +14,9 @@
   CLI) who did it. So every writing function takes the ``pseudonymizer`` of the off-log keyring
   (``Keyring.of(home).pseudonymizer``; the server keeps it on ``app.state.keyring``).
 - The last enabled admin can be neither disabled nor demoted: someone must be able to administer.
+
+Every function takes the app's :class:`~app.core.database.Database` first; those that change
+something also take the ``log`` they record the change on.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from typing import Any
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from ledger.errors import EntryError, NotFound, StorageError
 from ledger.events import Pseudonymizer
 from ledger.log import Log
 
+from ..core.database import Database
+from ..core.errors import Invalid, Missing
 from ..core.roles import ADMIN, ALL_SCOPES, HUMAN_SCOPES, ROLE_SCOPES, ROLES, is_service
 from ..events.recording import SYSTEM, Actor, record
 from .schema import account_totp, accounts, api_tokens
@@ -77,11 +81,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _hasher = PasswordHasher()
 
 
-class AccountError(EntryError):
+class AccountError(Invalid):
     """A request about accounts or tokens that cannot be done (bad role, name or scope, duplicate)."""
 
 
-class UnknownAccount(NotFound):
+class UnknownAccount(Missing):
     """No account of that name, or no token with that prefix."""
 
 
@@ -161,16 +165,11 @@ TOKEN_CACHE_SECONDS = float(os.environ.get("RLHF_AUDIT_TOKEN_CACHE_SECONDS", "2"
 _token_cache: dict[tuple[int, bytes], tuple[float, Principal]] = {}
 
 
-async def _db(log: Log, what: str, stmt: Any) -> Any:
+async def _execute(db: Database, what: str, stmt: Any) -> Any:
+    """One statement; any change empties the token cache."""
     if not isinstance(stmt, sa.Select):
         _token_cache.clear()
-    try:
-        async with log.store.engine.begin() as conn:
-            return await conn.execute(stmt)
-    except IntegrityError:
-        raise
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
+    return await db.execute(what, stmt)
 
 
 _INFO = (sa.select(accounts, account_totp.c.confirmed_at.label("totp_confirmed"))
@@ -183,25 +182,25 @@ def _info(row: Any) -> AccountInfo:
                        row.totp_confirmed is not None, _aware(row.created_at) or _now(), tag)
 
 
-async def _account(log: Log, name: str) -> Any:
-    result = await _db(log, "reading an account", _INFO.where(accounts.c.name == name))
+async def _account(db: Database, name: str) -> Any:
+    result = await _execute(db, "reading an account", _INFO.where(accounts.c.name == name))
     row = result.first()
     if row is None:
         raise UnknownAccount(f"no account named {name!r}")
     return row
 
 
-async def get_account(log: Log, name: str) -> AccountInfo:
-    return _info(await _account(log, name))
+async def get_account(db: Database, name: str) -> AccountInfo:
+    return _info(await _account(db, name))
 
 
-async def account_by_id(log: Log, account_id: int) -> AccountInfo | None:
-    row = (await _db(log, "reading an account", _INFO.where(accounts.c.id == account_id))).first()
+async def account_by_id(db: Database, account_id: int) -> AccountInfo | None:
+    row = (await _execute(db, "reading an account", _INFO.where(accounts.c.id == account_id))).first()
     return None if row is None else _info(row)
 
 
-async def list_accounts(log: Log) -> list[AccountInfo]:
-    rows = (await _db(log, "listing accounts", _INFO.order_by(accounts.c.name))).all()
+async def list_accounts(db: Database) -> list[AccountInfo]:
+    rows = (await _execute(db, "listing accounts", _INFO.order_by(accounts.c.name))).all()
     return [_info(r) for r in rows]
 
 
@@ -218,7 +217,7 @@ def _check_role(role: str) -> None:
 
 
 async def create_account(
-    log: Log, name: str, role: str, password: str | None = None, *,
+    db: Database, log: Log, name: str, role: str, password: str | None = None, *,
     pseudonymizer: Pseudonymizer, by: Actor = SYSTEM,
 ) -> int:
     """Create an account; return its id. Service accounts take no password; the others sign in
@@ -233,7 +232,7 @@ async def create_account(
         _check_password(password)
     hashed = None if password is None else await asyncio.to_thread(_hasher.hash, password)
     try:
-        result = await _db(log, "creating an account", sa.insert(accounts).values(
+        result = await _execute(db, "creating an account", sa.insert(accounts).values(
             name=name, role=role, password_hash=hashed, disabled=False, created_at=_now()))
     except IntegrityError:
         raise AccountError(f"an account named {name!r} already exists") from None
@@ -242,63 +241,64 @@ async def create_account(
 
 
 async def set_password(
-    log: Log, name: str, password: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+    db: Database, log: Log, name: str, password: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
 ) -> None:
-    row = await _account(log, name)
+    row = await _account(db, name)
     if is_service(row.role):
         raise AccountError("service accounts have no password; they use API tokens")
     _check_password(password)
     hashed = await asyncio.to_thread(_hasher.hash, password)
-    await _db(log, "setting a password",
-              sa.update(accounts).where(accounts.c.id == row.id).values(password_hash=hashed))
+    await _execute(db, "setting a password",
+                   sa.update(accounts).where(accounts.c.id == row.id).values(password_hash=hashed))
     await record(log, "account.password_changed", by, subject=subject(pseudonymizer, name))
 
 
-async def _other_enabled_admins(log: Log, account_id: int) -> int:
+async def _other_enabled_admins(db: Database, account_id: int) -> int:
     query = (sa.select(sa.func.count()).select_from(accounts)
              .where(accounts.c.role == ADMIN, accounts.c.disabled == sa.false(),
                     accounts.c.id != account_id))
-    return int((await _db(log, "counting admins", query)).scalar_one())
+    return int((await _execute(db, "counting admins", query)).scalar_one())
 
 
 async def set_role(
-    log: Log, name: str, role: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+    db: Database, log: Log, name: str, role: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
 ) -> AccountInfo:
     """Change the role of ``name``. Tokens keep their scopes only while the new role allows them."""
     _check_role(role)
-    row = await _account(log, name)
+    row = await _account(db, name)
     if row.role == role:
         raise AccountError(f"{name!r} is already a {role}")
     if is_service(row.role) != is_service(role):
         raise AccountError("service accounts and password accounts cannot be turned into each other")
-    if row.role == ADMIN and not row.disabled and not await _other_enabled_admins(log, row.id):
+    if row.role == ADMIN and not row.disabled and not await _other_enabled_admins(db, row.id):
         raise AccountError("this is the last enabled admin; make another admin first")
-    await _db(log, "changing a role", sa.update(accounts).where(accounts.c.id == row.id).values(role=role))
+    await _execute(db, "changing a role",
+                   sa.update(accounts).where(accounts.c.id == row.id).values(role=role))
     await record(log, "account.role_changed", by, subject=subject(pseudonymizer, name),
                  from_role=row.role, to_role=role)
-    return await get_account(log, name)
+    return await get_account(db, name)
 
 
 async def set_disabled(
-    log: Log, name: str, disabled: bool, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
+    db: Database, log: Log, name: str, disabled: bool, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM
 ) -> AccountInfo:
     """Disable (its tokens and sessions stop working at once) or enable ``name`` again."""
-    row = await _account(log, name)
+    row = await _account(db, name)
     if bool(row.disabled) == disabled:
         raise AccountError(f"{name!r} is already {'disabled' if disabled else 'enabled'}")
-    if disabled and row.role == ADMIN and not await _other_enabled_admins(log, row.id):
+    if disabled and row.role == ADMIN and not await _other_enabled_admins(db, row.id):
         raise AccountError("this is the last enabled admin; make another admin first")
-    await _db(log, "disabling an account",
-              sa.update(accounts).where(accounts.c.id == row.id).values(disabled=disabled))
+    await _execute(db, "disabling an account",
+                   sa.update(accounts).where(accounts.c.id == row.id).values(disabled=disabled))
     await record(log, "account.disabled" if disabled else "account.enabled", by,
                  subject=subject(pseudonymizer, name))
-    return await get_account(log, name)
+    return await get_account(db, name)
 
 
-async def verify_password(log: Log, name: str, password: str) -> bool:
+async def verify_password(db: Database, name: str, password: str) -> bool:
     """True when ``name`` is an enabled account with this password."""
     try:
-        row = await _account(log, name)
+        row = await _account(db, name)
     except UnknownAccount:
         await asyncio.to_thread(_hasher.hash, password)  # the same time as for a known name
         return False
@@ -327,11 +327,11 @@ def _scopes_for(role: str, asked: Iterable[str] | None) -> tuple[str, ...]:
 
 
 async def create_token(
-    log: Log, account: str, scopes: Iterable[str] | None = None,
+    db: Database, log: Log, account: str, scopes: Iterable[str] | None = None,
     expires_in: timedelta | None = None, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM,
 ) -> CreatedToken:
     """A new token for ``account``: the role's scopes, or ``scopes`` (within the role's)."""
-    row = await _account(log, account)
+    row = await _account(db, account)
     if row.disabled:
         raise AccountError(f"account {account!r} is disabled")
     granted = _scopes_for(row.role, scopes)
@@ -346,7 +346,7 @@ async def create_token(
         expires_at = None if expires_in is None else now + expires_in
     except OverflowError:
         raise AccountError("expires_in is too far in the future") from None
-    await _db(log, "creating a token", sa.insert(api_tokens).values(
+    await _execute(db, "creating a token", sa.insert(api_tokens).values(
         account_id=row.id, token_prefix=prefix, token_hash=_token_hash(raw),
         scopes=" ".join(granted), created_at=now, expires_at=expires_at))
     await record(log, "token.created", by, subject=subject(pseudonymizer, account), prefix=prefix,
@@ -354,18 +354,19 @@ async def create_token(
     return CreatedToken(raw, prefix, granted, expires_at)
 
 
-async def list_tokens(log: Log, account: str) -> list[TokenInfo]:
+async def list_tokens(db: Database, account: str) -> list[TokenInfo]:
     """The tokens of ``account``, newest first (revoked and expired ones included)."""
-    row = await _account(log, account)
+    row = await _account(db, account)
     query = (sa.select(api_tokens).where(api_tokens.c.account_id == row.id)
              .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id.desc()))
     return [TokenInfo(t.token_prefix, tuple(t.scopes.split()), _aware(t.created_at) or _now(),
                       _aware(t.expires_at), _aware(t.revoked_at))
-            for t in (await _db(log, "listing tokens", query)).all()]
+            for t in (await _execute(db, "listing tokens", query)).all()]
 
 
 async def revoke_token(
-    log: Log, prefix: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM, account: str | None = None,
+    db: Database, log: Log, prefix: str, *, pseudonymizer: Pseudonymizer, by: Actor = SYSTEM,
+    account: str | None = None,
 ) -> None:
     """Revoke the token with this prefix (``rat_`` optional); only ``account``'s when given.
     Revoking twice is an error."""
@@ -375,7 +376,7 @@ async def revoke_token(
              .where(api_tokens.c.token_prefix == prefix))
     if account is not None:
         query = query.where(accounts.c.name == account)
-    rows = (await _db(log, "reading tokens", query)).all()
+    rows = (await _execute(db, "reading tokens", query)).all()
     if not rows:
         raise UnknownAccount(f"no token with prefix {prefix!r}" + (f" for {account!r}" if account else ""))
     if len(rows) > 1:
@@ -383,19 +384,19 @@ async def revoke_token(
     [row] = rows
     if row.revoked_at is not None:
         raise AccountError(f"token {prefix!r} is already revoked")
-    await _db(log, "revoking a token",
-              sa.update(api_tokens).where(api_tokens.c.id == row.id).values(revoked_at=_now()))
+    await _execute(db, "revoking a token",
+                   sa.update(api_tokens).where(api_tokens.c.id == row.id).values(revoked_at=_now()))
     await record(log, "token.revoked", by, subject=subject(pseudonymizer, row.name), prefix=prefix)
 
 
-async def authenticate_token(log: Log, raw: str) -> Principal | None:
+async def authenticate_token(db: Database, raw: str) -> Principal | None:
     """The principal of a valid token; None when malformed, unknown, expired, revoked or disabled.
 
     The scopes are those granted at creation that the account's current role still allows."""
     if not _TOKEN.fullmatch(raw):
         return None
     digest = _token_hash(raw)
-    key = (id(log), digest)
+    key = (id(db), digest)
     hit = _token_cache.get(key) if TOKEN_CACHE_SECONDS > 0 else None
     if hit is not None and time.monotonic() < hit[0]:
         return hit[1]
@@ -403,7 +404,7 @@ async def authenticate_token(log: Log, raw: str) -> Principal | None:
              .join(accounts, accounts.c.id == api_tokens.c.account_id)
              .where(api_tokens.c.token_prefix == raw[4:12]))
     now = _now()
-    for row in (await _db(log, "checking a token", query)).all():
+    for row in (await _execute(db, "checking a token", query)).all():
         if not hmac.compare_digest(bytes(row.token_hash), digest):
             continue
         expires_at = _aware(row.expires_at)

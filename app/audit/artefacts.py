@@ -21,11 +21,12 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFound
 from ledger.log import Log
 
+from ..core.database import Database
+from ..core.errors import Unavailable
 from ..objects import ObjectError, ObjectStore
 
 __all__ = ["ArtefactProblem", "ArtefactReport", "Expected", "audit_artefacts", "expected_objects",
@@ -107,26 +108,26 @@ def expected_objects(idx: int, event: dict[str, Any], worker_runs: set[str]) -> 
     return []
 
 
-async def worker_runs(log: Log) -> set[str]:
+async def worker_runs(db: Database) -> set[str]:
     """Runs the jobs table says completed (a ledger-only database has no jobs table: none)."""
     from ..jobs.schema import jobs
 
     try:
-        async with log.store.engine.connect() as conn:
+        async with db.connect("reading completed runs") as conn:
             rows = await conn.execute(sa.select(jobs.c.run).where(jobs.c.status == "completed"))
             return {str(r) for r in rows.scalars()}
-    except SQLAlchemyError:
+    except Unavailable:
         return set()
 
 
-async def audit_artefacts(log: Log, objects: ObjectStore, *,
+async def audit_artefacts(db: Database, log: Log, objects: ObjectStore, *,
                           progress: Callable[[str], None] | None = None) -> ArtefactReport:
     """Check every object every entry names; one :class:`ArtefactProblem` per mismatch."""
     report = ArtefactReport()
-    completed = await worker_runs(log)
-    size = await log.store.sequenced_size()
+    completed = await worker_runs(db)
+    size = await log.sequenced_size()
     wanted: list[Expected] = []
-    async for chunk in log.store.scan_entries(0, size):
+    async for chunk in log.scan_entries(0, size):
         for idx, raw in chunk:
             data = bytes(raw)
             if not any(n in data for n in _NEEDLES):

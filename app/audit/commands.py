@@ -2,7 +2,8 @@
 the artefact audit; and ``rlhf-audit reindex``, which also repairs the event index.
 
 The ledger cannot know about the object store or the event index (it imports nothing of
-``app``), so its ``verify`` and ``reindex`` commands are wrapped here: they run as before and
+``app``), so its ``verify`` and ``reindex`` commands are wrapped here (``app.cli`` mounts these
+under the same names, in place of the ledger's): they run as before and
 then the app's derived table is checked against the entries (:meth:`EventIndex.check`) and every
 artefact the log names is re-hashed in the configured object store (:mod:`app.audit.artefacts`).
 Any failure exits 1.
@@ -16,26 +17,27 @@ from typing import Any
 
 import click
 
-from ledger.cli import cli
+from ledger import cli as ledger_cli
 
 __all__ = ["reindex", "verify"]
 
-_ledger_verify = cli.commands["verify"]
-_ledger_reindex = cli.commands["reindex"]
+_ledger_verify = ledger_cli.verify
+_ledger_reindex = ledger_cli.reindex
 
 
 def _audit_event_index(ctx: click.Context, full: bool) -> bool:
     from ledger.home import LogHome
 
+    from ..core.database import open_home
     from ..events.index import EventIndex
 
     async def main() -> bool:
-        log = await LogHome.resolve(ctx.obj.get("home")).open_log()
+        db, log = await open_home(LogHome.resolve(ctx.obj.get("home")))
         try:
-            index = EventIndex(log)
-            problems = await index.check(full=full)
+            problems = await EventIndex(db, log).check(full=full)
         finally:
             await log.close()
+            await db.close()
         click.echo("event index checked: " + ("every row re-derived from the entries" if full else
                                               "rows counted (--derived re-derives every row)"))
         for p in problems:
@@ -50,6 +52,7 @@ def _audit_event_index(ctx: click.Context, full: bool) -> bool:
 def _audit_artefacts(ctx: click.Context) -> bool:
     from ledger.home import LogHome
 
+    from ..core.database import open_home
     from ..objects import object_store
     from .artefacts import audit_artefacts
 
@@ -57,11 +60,13 @@ def _audit_artefacts(ctx: click.Context) -> bool:
     objects = object_store(home)
 
     async def main() -> bool:
-        log = await home.open_log()
+        db, log = await open_home(home)
         try:
-            report = await audit_artefacts(log, objects, progress=lambda m: click.echo(f"… {m}", err=True))
+            report = await audit_artefacts(db, log, objects,
+                                           progress=lambda m: click.echo(f"… {m}", err=True))
         finally:
             await log.close()
+            await db.close()
         click.echo(f"artefacts checked:   {report.objects_checked} object(s) in {describe(objects)}"
                    + (f" (entries naming artefacts stored elsewhere, not checked: {report.not_stored})"
                       if report.not_stored else ""))
@@ -96,21 +101,23 @@ def _verify(ctx: click.Context, no_artefacts: bool, derived: bool, **given: Any)
 def _reindex(ctx: click.Context, **given: Any) -> None:
     from ledger.home import LogHome
 
+    from ..core.database import open_home
     from ..events.index import EventIndex
 
     ctx.invoke(_ledger_reindex, **given)
 
     async def main() -> int:
-        log = await LogHome.resolve(ctx.obj.get("home")).open_log()
+        db, log = await open_home(LogHome.resolve(ctx.obj.get("home")))
         try:
-            return await EventIndex(log).repair()
+            return await EventIndex(db, log).repair()
         finally:
             await log.close()
+            await db.close()
 
     click.echo(f"event index repaired: {asyncio.run(main())} row(s) rewritten", err=True)
 
 
-# The ledger's options (whatever they are) plus ours; the same name replaces the ledger's command.
+# The ledger's options (whatever they are) plus ours, under the ledger's command's name.
 verify = click.Command(
     "verify", callback=click.pass_context(_verify),
     params=[*_ledger_verify.params,
@@ -123,7 +130,6 @@ verify = click.Command(
          "with --derived), and re-hash every artefact the log names (checkpoints, models, bundles, "
          "reports, dataset archives) in the object store; a missing or changed one fails.",
     short_help="Self-audit of the log, its indexes and the stored artefacts.")
-cli.add_command(verify)
 
 reindex = click.Command(
     "reindex", callback=click.pass_context(_reindex), params=[*_ledger_reindex.params],
@@ -131,4 +137,3 @@ reindex = click.Command(
          "commitment): the rows and commitments that differ from what the entries give are rewritten "
          "in one transaction.",
     short_help="Rebuild the leaf-hash index and repair the event index.")
-cli.add_command(reindex)

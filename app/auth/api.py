@@ -35,9 +35,17 @@ from litestar.params import Body
 from litestar.response import Redirect
 from litestar.utils.scope.state import ScopeState
 
-from ..accounts import get_account, verify_password
+from ledger.log import Log
+
+# Litestar reads the handlers' annotations at run time: these are real imports.
+from ..accounts import Principal, get_account, verify_password
+from ..config.deps import dependencies as settings_dependencies
+from ..config.runtime import RuntimeSettings
+from ..core.database import Database
 from ..core.problems import problem
 from ..core.roles import TOTP_ROLES
+from ..events.recording import Actor
+from ..keys.keyring import Keyring
 from .principal import current_principal, enrolment_allowed
 from .sessions import rotate
 from .throttle import LoginThrottle, too_many
@@ -98,16 +106,15 @@ def _csrf(request: Req) -> str:
     return token if isinstance(token, str) else ""
 
 
-async def _check_credentials(request: Req, form: LoginForm) -> str | None:
+async def _check_credentials(db: Database, keyring: Keyring, form: LoginForm) -> str | None:
     """None when the name, password and (if enrolled) code are right; else the error code."""
-    log = request.app.state.log
-    if not await verify_password(log, form.username, form.password):
+    if not await verify_password(db, form.username, form.password):
         return "invalid"
-    account = await get_account(log, form.username)
+    account = await get_account(db, form.username)
     if account.totp_enrolled:
         if not form.totp:
             return "totp_required"
-        if not await verify(log, request.app.state.keyring, account.id, form.totp):
+        if not await verify(db, keyring, account.id, form.totp):
             return "invalid"
     return None
 
@@ -115,19 +122,20 @@ async def _check_credentials(request: Req, form: LoginForm) -> str | None:
 class AuthController(Controller):
     path = "/auth"
     tags = ["portal sign-in"]
+    dependencies = settings_dependencies()
 
     @post("/login", opt={"public": True}, status_code=200)
     async def login(
-        self, request: Req, data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        self, request: Req, db: Database, keyring: Keyring, settings: RuntimeSettings,
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         """Sign in with an account name, password and (once enrolled) a TOTP code."""
         as_json = _wants_json(request)
         client = request.client.host if request.client else "unknown"
         failures = _failures(request)
-        settings = request.app.state.settings
         held = failures.retry_after(data.username, client, settings["login_failures_per_minute"],
                                     settings["account_login_failures_per_minute"])
-        error = "throttled" if held is not None else await _check_credentials(request, data)
+        error = "throttled" if held is not None else await _check_credentials(db, keyring, data)
         if error == "invalid":
             failures.failed(data.username, client)
         if error is not None:
@@ -143,7 +151,7 @@ class AuthController(Controller):
                                totp_required=True)
             raise NotAuthorizedException("wrong account name, password or code")
         failures.succeeded(data.username, client)
-        account = await get_account(request.app.state.log, data.username)
+        account = await get_account(db, data.username)
         await rotate(request)
         now = time.time()
         request.set_session({"aid": account.id, "name": account.name, "pw": account.password_tag,
@@ -171,23 +179,21 @@ class AuthController(Controller):
         return Response(info, headers=_NO_STORE)
 
     @post("/totp/enroll", guards=[enrolment_allowed], status_code=200)
-    async def totp_enroll(self, request: Req) -> Response[TotpEnrolment]:
+    async def totp_enroll(self, db: Database, keyring: Keyring,
+                          principal: Principal) -> Response[TotpEnrolment]:
         """Start enrolling a second factor: the secret and otpauth:// URI, shown this once."""
-        principal = request.state.principal
-        account = await get_account(request.app.state.log, principal.account)
-        secret, uri = await begin(request.app.state.log, request.app.state.keyring, account)
+        account = await get_account(db, principal.account)
+        secret, uri = await begin(db, keyring, account)
         return Response(TotpEnrolment(secret, uri), headers=_NO_STORE)
 
     @post("/totp/confirm", guards=[enrolment_allowed], status_code=200)
     async def totp_confirm(
-        self, request: Req, data: Annotated[TotpCode, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        self, db: Database, log: Log, keyring: Keyring, principal: Principal, caller: Actor,
+        data: Annotated[TotpCode, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> dict[str, bool]:
         """Confirm enrolment with a first code; from now on sign-in asks for one."""
-        principal = request.state.principal
-        keyring = request.app.state.keyring
-        account = await get_account(request.app.state.log, principal.account)
-        await confirm(request.app.state.log, keyring, account, data.code,
-                      by=principal.actor(keyring.pseudonymizer))
+        account = await get_account(db, principal.account)
+        await confirm(db, log, keyring, account, data.code, by=caller)
         return {"totp_enrolled": True}
 
 

@@ -19,15 +19,14 @@ cookie-free and cacheable.
 
 from __future__ import annotations
 
-import os
-
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
+from ..core.settings import Settings
 from .keys import csrf_secret
-from .sessions import ENV_SECURE, SESSION_COOKIE
+from .sessions import SESSION_COOKIE
 from .throttle import SAFE_METHODS
 
 __all__ = ["CSRF_COOKIE", "CSRF_HEADER", "CSRFGate", "exempt"]
@@ -74,7 +73,7 @@ class CSRFGate:
         if self._inner is None:
             config = CSRFConfig(secret=csrf_secret(scope["app"].state.keyring), cookie_name=CSRF_COOKIE,
                                 header_name=CSRF_HEADER, cookie_samesite="lax",
-                                cookie_secure=os.environ.get(ENV_SECURE, "") in ("1", "true", "yes"))
+                                cookie_secure=Settings.load().secure_cookies)
             self._inner = CSRFMiddleware(self.app, config)
         return self._inner
 

@@ -35,6 +35,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from ..accounts import Principal, account_by_id, authenticate_token
+from ..config.runtime import settings_of
+from ..core.database import Database
 from ..core.roles import ROLE_SCOPES, TOTP_ROLES
 from .sessions import expired
 
@@ -57,6 +59,12 @@ _BEARER = {"WWW-Authenticate": 'Bearer realm="rlhf-audit"'}
 _CACHE = "rlhf_auth.principal"
 
 
+def _db(connection: Conn) -> Database:
+    """The app's database (a guard runs before dependencies are resolved)."""
+    db: Database = connection.app.state.db
+    return db
+
+
 def _session(connection: Conn) -> dict[str, Any] | None:
     data = connection.scope.get("session")  # type: ignore[misc]
     return data if isinstance(data, dict) and "aid" in data else None
@@ -66,12 +74,12 @@ async def _from_session(connection: Conn) -> Principal | None:
     data = _session(connection)
     if data is None:
         return None
-    settings = connection.app.state.settings
+    settings = settings_of(connection.app.state)
     idle, absolute = settings["session_idle_seconds"], settings["session_max_seconds"]
     now = time.time()
     info = None
     if not expired(data, idle, absolute, now) and isinstance(data.get("aid"), int):
-        info = await account_by_id(connection.app.state.log, data["aid"])
+        info = await account_by_id(_db(connection), data["aid"])
     if info is None or info.disabled or info.name != data.get("name") or info.password_tag != data.get("pw"):
         connection.scope["session"] = {}  # type: ignore[typeddict-unknown-key]  # ends it, drops the cookie
         return None
@@ -92,7 +100,7 @@ async def _authenticate(connection: Conn) -> Principal:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("use Authorization: Bearer <token>", headers=_BEARER)
-        principal = await authenticate_token(connection.app.state.log, token.strip())
+        principal = await authenticate_token(_db(connection), token.strip())
         if principal is None:
             raise NotAuthorizedException("the API token is invalid, expired or revoked", headers=_BEARER)
     else:

@@ -18,7 +18,6 @@ enforced on every request from the run-time settings ``session_idle_seconds`` an
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from typing import Any
@@ -28,6 +27,8 @@ from litestar.middleware.session.server_side import ServerSideSessionBackend, Se
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import Message, ScopeSession
+
+from ..core.settings import Settings
 
 __all__ = ["ENV_REDIS_URL", "SESSION_COOKIE", "STORE_NAME", "expired", "rotate", "session_config",
            "session_store"]
@@ -72,9 +73,9 @@ class _Config(ServerSideSessionConfig):
     _backend_class = _Backend
 
 
-def session_store() -> Store:
+def session_store(settings: Settings | None = None) -> Store:
     """Redis when ``RLHF_AUDIT_REDIS_URL`` is set, else memory (one process)."""
-    url = os.environ.get(ENV_REDIS_URL)
+    url = (settings or Settings.load()).redis_url
     if url:
         from litestar.stores.redis import RedisStore
 
@@ -82,9 +83,9 @@ def session_store() -> Store:
     return MemoryStore()
 
 
-def session_config() -> ServerSideSessionConfig:
+def session_config(settings: Settings | None = None) -> ServerSideSessionConfig:
     return _Config(key=SESSION_COOKIE, store=STORE_NAME, max_age=MAX_AGE, httponly=True, samesite="lax",
-                   secure=os.environ.get(ENV_SECURE, "") in ("1", "true", "yes"),
+                   secure=(settings or Settings.load()).secure_cookies,
                    exclude=_NOT_FOR_BROWSERS)
 
 

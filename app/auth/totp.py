@@ -21,13 +21,13 @@ import pyotp
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StorageError
 from ledger.log import Log
 
 from ..accounts import AccountError, AccountInfo, subject
 from ..accounts.schema import account_totp
+from ..core.database import Database
+from ..core.errors import Unavailable
 from ..core.roles import is_service
 from ..events.recording import Actor, record
 from ..keys.keyring import Keyring
@@ -64,20 +64,18 @@ def _seal(keyring: Keyring, account_id: int, secret: str) -> bytes:
 def _open(keyring: Keyring, account_id: int, sealed: bytes) -> str:
     secret = open_secret(totp_key(keyring), account_id, sealed)
     if secret is None:
-        raise StorageError("a stored TOTP secret does not decrypt: were the keys replaced?")
+        raise Unavailable("a stored TOTP secret does not decrypt: were the keys replaced?")
     return secret
 
 
-async def _execute(log: Log, what: str, *stmts: sa.Executable) -> list[sa.Result[object]]:
-    try:
-        async with log.store.engine.begin() as conn:
-            return [await conn.execute(s) for s in stmts]
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
+async def _execute(db: Database, what: str, *stmts: sa.Executable) -> list[sa.Result[object]]:
+    """The statements in one transaction."""
+    async with db.transaction(what) as conn:
+        return [await conn.execute(s) for s in stmts]
 
 
-async def _row(log: Log, account_id: int) -> sa.Row[object] | None:
-    [result] = await _execute(log, "reading a TOTP factor",
+async def _row(db: Database, account_id: int) -> sa.Row[object] | None:
+    [result] = await _execute(db, "reading a TOTP factor",
                               sa.select(account_totp).where(account_totp.c.account_id == account_id))
     return result.first()
 
@@ -95,7 +93,7 @@ def _step(secret: str, code: str, now: float) -> int | None:
     return None
 
 
-async def begin(log: Log, keyring: Keyring, account: AccountInfo) -> tuple[str, str]:
+async def begin(db: Database, keyring: Keyring, account: AccountInfo) -> tuple[str, str]:
     """A new, unconfirmed secret for ``account``: (secret, otpauth URI). Shown once."""
     if is_service(account.role):
         raise AccountError("service accounts sign in with tokens only; they have no second factor")
@@ -103,7 +101,7 @@ async def begin(log: Log, keyring: Keyring, account: AccountInfo) -> tuple[str, 
         raise AccountError("a second factor is already enrolled for this account")
     secret = pyotp.random_base32()
     table = account_totp
-    await _execute(log, "starting TOTP enrolment",
+    await _execute(db, "starting TOTP enrolment",
                    sa.delete(table).where(table.c.account_id == account.id),
                    sa.insert(table).values(account_id=account.id, secret=_seal(keyring, account.id, secret),
                                            created_at=datetime.now(UTC)))
@@ -111,16 +109,17 @@ async def begin(log: Log, keyring: Keyring, account: AccountInfo) -> tuple[str, 
     return secret, uri
 
 
-async def confirm(log: Log, keyring: Keyring, account: AccountInfo, code: str, *, by: Actor) -> None:
+async def confirm(db: Database, log: Log, keyring: Keyring, account: AccountInfo, code: str, *,
+                  by: Actor) -> None:
     """Check the first code of a pending enrolment and make the factor required from now on."""
-    row = await _row(log, account.id)
+    row = await _row(db, account.id)
     if row is None or account.totp_enrolled:
         raise AccountError("no TOTP enrolment is pending for this account; start one first")
     step = _step(_open(keyring, account.id, row.secret), code, time.time())
     if step is None:
         raise AccountError("that code is not valid now: check the authenticator app's clock and try again")
     table = account_totp
-    [done] = await _execute(log, "confirming TOTP enrolment", sa.update(table).where(
+    [done] = await _execute(db, "confirming TOTP enrolment", sa.update(table).where(
         table.c.account_id == account.id, table.c.confirmed_at.is_(None)).values(
         confirmed_at=datetime.now(UTC), last_step=step))
     if not done.rowcount:  # type: ignore[attr-defined]
@@ -128,25 +127,25 @@ async def confirm(log: Log, keyring: Keyring, account: AccountInfo, code: str, *
     await record(log, "account.totp_enrolled", by, subject=subject(keyring.pseudonymizer, account.name))
 
 
-async def verify(log: Log, keyring: Keyring, account_id: int, code: str) -> bool:
+async def verify(db: Database, keyring: Keyring, account_id: int, code: str) -> bool:
     """Whether ``code`` is a current, unused code of the account's confirmed factor."""
-    row = await _row(log, account_id)
+    row = await _row(db, account_id)
     if row is None or row.confirmed_at is None:
         return False
     step = _step(_open(keyring, account_id, row.secret), code, time.time())
     if step is None:
         return False
     table = account_totp
-    [used] = await _execute(log, "using a TOTP code", sa.update(table).where(
+    [used] = await _execute(db, "using a TOTP code", sa.update(table).where(
         table.c.account_id == account_id,
         sa.or_(table.c.last_step.is_(None), table.c.last_step < step)).values(last_step=step))
     return bool(used.rowcount)  # type: ignore[attr-defined]
 
 
-async def reset(log: Log, keyring: Keyring, account: AccountInfo, *, by: Actor) -> None:
+async def reset(db: Database, log: Log, keyring: Keyring, account: AccountInfo, *, by: Actor) -> None:
     """Remove the account's factor (a lost phone); its next sign-in needs none until it enrols again."""
     if not account.totp_enrolled:
         raise AccountError(f"{account.name!r} has no second factor enrolled")
-    await _execute(log, "removing a TOTP factor",
+    await _execute(db, "removing a TOTP factor",
                    sa.delete(account_totp).where(account_totp.c.account_id == account.id))
     await record(log, "account.totp_reset", by, subject=subject(keyring.pseudonymizer, account.name))

@@ -17,11 +17,8 @@ from typing import Any
 import httpx
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StorageError
-from ledger.log import Log
-
+from ..core.database import Database
 from .config import ComplianceConfig
 from .pack import RuleResult
 from .schema import compliance_alerts
@@ -68,21 +65,18 @@ class Alert:
                 "resolved_at": _iso(self.resolved_at), "delivery": self.delivery}
 
 
-async def _execute(log: Log, what: str, *statements: Any) -> list[Any]:
-    try:
-        async with log.store.engine.begin() as conn:
-            return [await conn.execute(s) for s in statements]
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
+async def _execute(db: Database, what: str, *statements: Any) -> list[Any]:
+    async with db.transaction(what) as conn:
+        return [await conn.execute(s) for s in statements]
 
 
-async def list_alerts(log: Log, state: str | None = None, limit: int = 500) -> list[Alert]:
+async def list_alerts(db: Database, state: str | None = None, limit: int = 500) -> list[Alert]:
     """Alerts, newest first; ``state`` 'open' or 'resolved' filters."""
     t = compliance_alerts.c
     stmt = sa.select(compliance_alerts).order_by(t.id.desc()).limit(limit)
     if state is not None:
         stmt = stmt.where(t.state == state)
-    (result,) = await _execute(log, "reading alerts", stmt)
+    (result,) = await _execute(db, "reading alerts", stmt)
     return [Alert.from_row(r) for r in result.all()]
 
 
@@ -102,7 +96,7 @@ async def deliver(url: str, payload: dict[str, Any], timeout: float) -> str:
 
 
 async def update_alerts(
-    log: Log, check_id: int, results: Sequence[RuleResult], config: ComplianceConfig,
+    db: Database, check_id: int, results: Sequence[RuleResult], config: ComplianceConfig,
     context: dict[str, Any],
 ) -> tuple[list[Alert], list[Alert]]:
     """Open alerts for failures not already open, resolve open ones that no longer fail, notify.
@@ -111,7 +105,7 @@ async def update_alerts(
     """
     t = compliance_alerts.c
     now = datetime.now(UTC)
-    open_by_rule = {a.rule: a for a in await list_alerts(log, "open")}
+    open_by_rule = {a.rule: a for a in await list_alerts(db, "open")}
     statements: list[Any] = []
     failing = {r.rule for r in results if r.status == "fail"}
     for r in results:
@@ -129,22 +123,23 @@ async def update_alerts(
         statements.append(sa.update(compliance_alerts).where(t.id.in_(resolved_ids)).values(
             state="resolved", resolved_at=now, check_id=check_id))
     if statements:
-        await _execute(log, "storing alerts", *statements)
-    after = {a.id: a for a in await list_alerts(log)}
+        await _execute(db, "storing alerts", *statements)
+    after = {a.id: a for a in await list_alerts(db)}
     opened = [a for a in after.values() if a.state == "open" and a.rule not in open_by_rule
               and a.check_id == check_id]
     resolved = [after[i] for i in resolved_ids if i in after]
     if config.webhook_url:
-        await _notify(log, config, opened + resolved, context)
+        await _notify(db, config, opened + resolved, context)
     return opened, resolved
 
 
-async def _notify(log: Log, config: ComplianceConfig, alerts: list[Alert], context: dict[str, Any]) -> None:
+async def _notify(db: Database, config: ComplianceConfig, alerts: list[Alert],
+                  context: dict[str, Any]) -> None:
     t = compliance_alerts.c
     assert config.webhook_url is not None
     for alert in alerts:
         shown = {k: v for k, v in alert.to_json().items() if k != "delivery"}
         payload = {"type": "rlhf-audit.compliance.alert", "state": alert.state, "alert": shown, **context}
         outcome = await deliver(config.webhook_url, payload, config.webhook_timeout_s)
-        await _execute(log, "recording an alert's delivery", sa.update(compliance_alerts)
+        await _execute(db, "recording an alert's delivery", sa.update(compliance_alerts)
                        .where(t.id == alert.id).values(delivery=outcome))

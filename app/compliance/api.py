@@ -17,8 +17,10 @@ from litestar.params import QueryParameter
 from ledger.log import Log
 
 from ..auth.principal import authorized
+from ..core.database import Database
 from ..core.roles import COMPLIANCE_READERS
-from ..jobs.api import actor_of
+from ..events.index import EventIndex
+from ..events.recording import Actor
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
 from .reports import FORMATS, MEDIA_TYPES, build_report, render_report
@@ -27,20 +29,6 @@ __all__ = ["ComplianceController"]
 
 Req = Request[Any, Any, Any]
 _OPT = {"scope": "read", "roles": COMPLIANCE_READERS}
-
-
-def _log(request: Req) -> Log:
-    log: Log = request.app.state.log
-    return log
-
-
-def _index(request: Req) -> Any:
-    index = getattr(request.app.state, "event_index", None)
-    if index is None:
-        from ..events.index import EventIndex
-
-        index = request.app.state.event_index = EventIndex(_log(request))
-    return index
 
 
 def _report_request(raw: bytes) -> tuple[Any, str]:
@@ -61,35 +49,35 @@ class ComplianceController(Controller):
     guards = [authorized]
 
     @post("/compliance/checks", opt=_OPT, status_code=201)
-    async def check(self, request: Req) -> dict[str, Any]:
+    async def check(self, db: Database, log: Log, event_index: EventIndex, caller: Actor) -> dict[str, Any]:
         """Run the regulation pack now; the result is recorded on the log (``compliance.checked``)."""
-        run = await run_checks(_log(request), _index(request), actor=actor_of(request))
+        run = await run_checks(db, log, event_index, actor=caller)
         return run.to_json()
 
     @get("/compliance/checks/latest", opt=_OPT)
-    async def latest(self, request: Req) -> dict[str, Any]:
+    async def latest(self, db: Database) -> dict[str, Any]:
         """The most recent check's results."""
-        run = await latest_check(_log(request))
+        run = await latest_check(db)
         if run is None:
             raise NotFoundException("no compliance check has run yet: POST /api/v1/compliance/checks")
         return run.to_json()
 
     @get("/compliance/alerts", opt=_OPT)
     async def alerts(
-        self, request: Req,
+        self, db: Database,
         which: Annotated[Literal["open", "resolved"] | None, QueryParameter(name="state")] = None,
     ) -> dict[str, Any]:
         """Alerts raised by failing rules, newest first (``state=open`` for the unresolved)."""
-        return {"alerts": [a.to_json() for a in await list_alerts(_log(request), which)]}
+        return {"alerts": [a.to_json() for a in await list_alerts(db, which)]}
 
     @post("/reports", opt=_OPT, status_code=200)
-    async def report(self, request: Req) -> Response[bytes]:
+    async def report(self, request: Req, db: Database, log: Log, event_index: EventIndex,
+                     caller: Actor) -> Response[bytes]:
         """A compliance report for a scope (model release, run, dataset, time range, or the whole log)
         as HTML, PDF or JSON; generating it is recorded on the log (``report.generated``)."""
         scope, fmt = _report_request(await request.body())
-        log = _log(request)
-        report = await build_report(log, _index(request), scope)
-        document = await render_report(log, report, fmt, actor_of(request),
+        report = await build_report(db, log, event_index, scope)
+        document = await render_report(log, report, fmt, caller,
                                        objects=getattr(request.app.state, "objects", None))
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]
         return Response(document, media_type=MEDIA_TYPES[fmt], headers={

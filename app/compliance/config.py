@@ -1,8 +1,10 @@
 """Settings of the compliance engine: retention, timestamp tolerance, alert webhook, TSA roots.
 
-Environment variables win; the server's run-time setting ``alert_webhook_url`` (``app.config.runtime``,
-changed by an admin while the server runs) applies when no variable names a webhook. Plain data, read once per
-check run, so a changed setting applies from the next check.
+Built from the application's :class:`~app.core.settings.Settings` (flag > environment >
+``config.toml`` > default) and the run-time table above them: the server's run-time setting
+``alert_webhook_url`` (``app.config.runtime``, changed by an admin while the server runs) applies
+when neither the environment nor ``config.toml`` names a webhook (an operator's pinned webhook
+wins: tested). Plain data, read once per check run, so a changed setting applies from the next check.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from ledger.errors import ConfigError
 from ledger.home import ENV_TSA_ROOTS, tsa_roots_from_env
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
+
+from ..core.database import Database
+from ..core.errors import Unavailable
+from ..core.settings import Settings
 
 __all__ = [
     "ENV_INTERVAL",
@@ -52,16 +58,16 @@ def number_from_env(name: str, default: float) -> float:
     return value
 
 
-async def _setting(log: Log, key: str) -> str | None:
+async def _setting(db: Database, key: str) -> str | None:
     """A run-time setting of the server (``app.config.runtime``, the ``server_settings`` table), if stored."""
     from app.config.runtime import server_settings
 
     t = server_settings.c
     try:
-        async with log.store.engine.connect() as conn:
+        async with db.connect("reading a server setting") as conn:
             raw = (await conn.execute(sa.select(t.value).where(t.key == key))).scalar_one_or_none()
         value = None if raw is None else orjson.loads(raw)
-    except (sa.exc.SQLAlchemyError, orjson.JSONDecodeError):
+    except (Unavailable, orjson.JSONDecodeError):
         return None  # no settings table (an older home) or a bad row: the default applies
     return value if isinstance(value, str) and value else None
 
@@ -77,14 +83,16 @@ class ComplianceConfig:
     tsa_roots: tuple[x509.Certificate, ...] = field(default=())
 
     @classmethod
-    async def load(cls, log: Log, extra_roots: Sequence[x509.Certificate] = ()) -> ComplianceConfig:
-        """From the environment, the server's settings and the log's own local TSA root."""
-        webhook = os.environ.get(ENV_WEBHOOK, "").strip() or await _setting(log, "alert_webhook_url")
+    async def load(cls, db: Database, log: Log, extra_roots: Sequence[x509.Certificate] = (),
+                   settings: Settings | None = None) -> ComplianceConfig:
+        """From the settings (default: built now), the run-time table and the log's own local TSA root."""
+        settings = settings or Settings.load()
+        webhook = settings.alert_webhook or await _setting(db, "alert_webhook_url")
         roots = [t.tsa.root_certificate for t in log.tsas if isinstance(t, LocalTSAClient)]
         roots += tsa_roots_from_env()  # the ledger's setting: `verify` trusts the same roots
         return cls(
-            retention_days=number_from_env(ENV_RETENTION, DEFAULT_RETENTION_DAYS),
-            timestamp_tolerance_s=number_from_env(ENV_TOLERANCE, 3600.0),
+            retention_days=settings.retention_days,
+            timestamp_tolerance_s=settings.timestamp_tolerance,
             webhook_url=webhook or None,
             tsa_roots=tuple(roots) + tuple(extra_roots),
         )

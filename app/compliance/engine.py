@@ -13,11 +13,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StorageError
 from ledger.log import Log
 
+from ..core.database import Database
 from ..events.recording import SYSTEM, Actor, record
 from .alerts import Alert, update_alerts
 from .config import ComplianceConfig
@@ -67,55 +66,48 @@ class CheckRun:
 
 
 async def evaluate(
-    log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, config: ComplianceConfig | None = None,
+    db: Database, log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, config: ComplianceConfig | None = None,
     tree_size: int | None = None,
 ) -> tuple[list[RuleResult], CheckContext]:
     """Evaluate every rule of ``pack`` over the first ``tree_size`` entries (default: all
     sequenced), recording nothing; the context keeps what rules computed (for reports)."""
-    config = config or await ComplianceConfig.load(log)
-    size = tree_size if tree_size is not None else await log.store.sequenced_size()
+    config = config or await ComplianceConfig.load(db, log)
+    size = tree_size if tree_size is not None else await log.sequenced_size()
     ctx = CheckContext(log, index, config, size)
     return [await rule.evaluate(ctx) for rule in pack.rules], ctx
 
 
 async def run_checks(
-    log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, actor: Actor = SYSTEM,
+    db: Database, log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, actor: Actor = SYSTEM,
     config: ComplianceConfig | None = None,
 ) -> CheckRun:
     """Evaluate ``pack``, record ``compliance.checked``, store the results, raise/resolve alerts."""
-    config = config or await ComplianceConfig.load(log)
-    results, ctx = await evaluate(log, index, pack=pack, config=config)
+    config = config or await ComplianceConfig.load(db, log)
+    results, ctx = await evaluate(db, log, index, pack=pack, config=config)
     entry = await record(log, "compliance.checked", actor, pack=pack.name, pack_version=pack.version,
                          results=[r.to_json() for r in results], tree_size=ctx.tree_size)
     now = datetime.now(UTC)
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail")}
     t = compliance_checks
-    try:
-        async with log.store.engine.begin() as conn:
-            inserted = await conn.execute(sa.insert(t).values(
-                pack=pack.name, pack_version=pack.version, checked_at=now, tree_size=ctx.tree_size,
-                leaf_index=entry.leaf_index, actor=actor.pseudonym, passed=counts["pass"],
-                failed=counts["fail"],
-                results=orjson.dumps([{**r.to_json(), "title": r.title} for r in results]).decode(),
-            ).returning(t.c.id))
-            check_id = int(inserted.scalar_one())
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while storing a compliance check: {e}") from e
+    inserted = await db.execute("storing a compliance check", sa.insert(t).values(
+        pack=pack.name, pack_version=pack.version, checked_at=now, tree_size=ctx.tree_size,
+        leaf_index=entry.leaf_index, actor=actor.pseudonym, passed=counts["pass"],
+        failed=counts["fail"],
+        results=orjson.dumps([{**r.to_json(), "title": r.title} for r in results]).decode(),
+    ).returning(t.c.id))
+    check_id = int(inserted.scalar_one())
     context = {"pack": pack.id, "check": {"leaf_index": entry.leaf_index, "tree_size": ctx.tree_size,
                                           "proof": f"/log/v1/proof/{entry.leaf_index}"}}
-    opened, resolved = await update_alerts(log, check_id, results, config, context)
+    opened, resolved = await update_alerts(db, check_id, results, config, context)
     return CheckRun(check_id, pack.name, pack.version, now, ctx.tree_size, entry.leaf_index,
                     actor.pseudonym, tuple(results), tuple(opened), tuple(resolved))
 
 
-async def latest_check(log: Log) -> CheckRun | None:
+async def latest_check(db: Database) -> CheckRun | None:
     """The most recent stored check run, or None."""
     t = compliance_checks.c
-    try:
-        async with log.store.engine.connect() as conn:
-            row = (await conn.execute(sa.select(compliance_checks).order_by(t.id.desc()).limit(1))).first()
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while reading compliance checks: {e}") from e
+    async with db.connect("reading compliance checks") as conn:
+        row = (await conn.execute(sa.select(compliance_checks).order_by(t.id.desc()).limit(1))).first()
     if row is None:
         return None
     at = row.checked_at if row.checked_at.tzinfo else row.checked_at.replace(tzinfo=UTC)

@@ -26,9 +26,11 @@ from typing import Any
 import jinja2
 import orjson
 
-from ledger.errors import EntryError, NotFound
+from ledger.errors import NotFound
 from ledger.log import Log
 
+from ..core.database import Database
+from ..core.errors import Invalid
 from ..events.recording import SYSTEM, Actor, record, utc_now
 from ..objects import ObjectStore
 from .config import ComplianceConfig
@@ -98,7 +100,7 @@ class Report:
 
     def render(self, fmt: str) -> bytes:
         if fmt not in FORMATS:
-            raise EntryError(f"the report format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+            raise Invalid(f"the report format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         return {"html": self.html_bytes, "pdf": self.pdf_bytes, "json": self.json_bytes}[fmt]()
 
 
@@ -113,22 +115,22 @@ async def _recorded_check(index: Any, tree_size: int) -> dict[str, Any] | None:
 
 
 async def build_report(
-    log: Log, index: Any, scope: Any, *, tree_size: int | None = None, pack: Pack = DEFAULT_PACK,
-    config: ComplianceConfig | None = None,
+    db: Database, log: Log, index: Any, scope: Any, *, tree_size: int | None = None,
+    pack: Pack = DEFAULT_PACK, config: ComplianceConfig | None = None,
 ) -> Report:
     """The report for ``scope`` (a :class:`ReportScope`, its JSON, or any object with ``to_json()``)
     over the log at ``tree_size`` (default: the newest published checkpoint)."""
     if index is None:
         from ..events.index import EventIndex
 
-        index = EventIndex(log)
+        index = EventIndex(db, log)
     scope = ReportScope.parse(scope)
     checkpoint = await log.checkpoint(tree_size) if tree_size else await log.latest_checkpoint()
     if checkpoint is None:
         raise NotFound("the log has published no checkpoint yet: a report cites entries by their proofs, "
                        "so wait for the first integration")
     size = checkpoint.size
-    results, ctx = await evaluate(log, index, pack=pack, config=config, tree_size=size)
+    results, ctx = await evaluate(db, log, index, pack=pack, config=config, tree_size=size)
     sel = await select(ctx, scope)
     facts = await gather(ctx, sel)
     in_scope = len({e.index for events in facts.values() for e in events})

@@ -1,7 +1,7 @@
 """Checks on a schedule: an ARQ cron job for deployments with Redis, a loop in the server without.
 
-- :func:`compliance_check` is the ARQ job (``WorkerSettings.cron_jobs`` in ``trainers.worker``
-  registers it with ``arq.cron``); it uses the worker's ``ctx["log"]`` when there is one.
+- :func:`compliance_check` is the ARQ job, hourly (:func:`compliance_cron`, which the jobs worker's
+  ``app.jobs.worker.WorkerSettings`` includes); it uses the worker's database and log when it has them.
 - :func:`checks_every` runs the same check every ``interval`` seconds inside the server, which
   :func:`compliance_lifespan` starts when no Redis is configured (``RLHF_AUDIT_REDIS_URL`` unset).
   ``RLHF_AUDIT_COMPLIANCE_INTERVAL`` (seconds, default 3600; 0 disables) sets the pace. The first
@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ledger.home import LogHome
 
 from ..core.background import every
+from ..core.settings import Settings
 from ..events.recording import SYSTEM
 from .config import ENV_INTERVAL, number_from_env
 from .engine import run_checks
 
-__all__ = ["DEFAULT_INTERVAL", "compliance_check", "compliance_lifespan", "interval_from_env",
-           "checks_every", "scheduled_check"]
+__all__ = ["DEFAULT_INTERVAL", "compliance_check", "compliance_cron", "compliance_lifespan",
+           "interval_from_env", "checks_every", "scheduled_check"]
 
 DEFAULT_INTERVAL = 3600.0
 ENV_REDIS = "RLHF_AUDIT_REDIS_URL"  # app.jobs.queue.ENV_REDIS: with Redis, the ARQ cron job checks
@@ -36,39 +36,47 @@ def interval_from_env() -> float:
     return number_from_env(ENV_INTERVAL, DEFAULT_INTERVAL)
 
 
-def _index(log: Any, given: Any) -> Any:
+def _index(db: Any, log: Any, given: Any) -> Any:
     if given is not None:
         return given
     from ..events.index import EventIndex
 
-    return EventIndex(log)
+    return EventIndex(db, log)
 
 
 async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
-    """ARQ job: run the default pack as ``system``; returns the check's summary."""
-    log = ctx.get("log")
-    owned = log is None
-    db = None
-    if owned:
+    """ARQ job: run the default pack as ``system``; returns the check's summary. It uses the
+    worker's ``ctx["db"]`` and ``ctx["log"]`` when it has both, else opens the home."""
+    db, log = ctx.get("db"), ctx.get("log")
+    owned = db is None or log is None
+    if db is None or log is None:
         from ..core.database import open_home
 
         db, log = await open_home(LogHome.resolve(None), migrate=True)
     try:
-        run = await run_checks(log, _index(log, ctx.get("event_index")), actor=SYSTEM)
+        run = await run_checks(db, log, _index(db, log, ctx.get("event_index")), actor=SYSTEM)
         return {"leaf_index": run.leaf_index, "tree_size": run.tree_size, "ok": run.ok,
                 "counts": run.counts()}
     finally:
         if owned:
             await log.integrate()
             await log.close()
-        if db is not None:
             await db.close()
+
+
+def compliance_cron() -> Any:
+    """The ARQ cron job running :func:`compliance_check` hourly (the server runs the checks
+    itself when there is no Redis)."""
+    from arq import cron
+
+    return cron(compliance_check, minute={0}, run_at_startup=False, unique=True)
 
 
 async def scheduled_check(app_state: Any) -> None:
     """One check of the server's own schedule, as ``system``."""
-    log = app_state.log
-    run = await run_checks(log, _index(log, getattr(app_state, "event_index", None)), actor=SYSTEM)
+    db, log = app_state.db, app_state.log
+    index = _index(db, log, getattr(app_state, "event_index", None))
+    run = await run_checks(db, log, index, actor=SYSTEM)
     _log.info("scheduled compliance check: entry %s, %s", run.leaf_index, run.counts())
 
 
@@ -85,8 +93,9 @@ async def checks_every(app_state: Any, interval: float) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def compliance_lifespan(app: Any) -> AsyncIterator[None]:
     """Server lifespan: the in-process schedule when there is no Redis (the ARQ cron job's place)."""
-    interval = interval_from_env()
-    if interval <= 0 or os.environ.get(ENV_REDIS):
+    settings = Settings.load()
+    interval = settings.compliance_interval
+    if interval <= 0 or settings.redis_url:
         yield
         return
     async with checks_every(app.state, interval):

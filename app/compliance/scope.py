@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import EntryError
+from ..core.errors import Invalid
 
 __all__ = ["KINDS", "ReportScope", "ScopeError"]
 
@@ -21,7 +21,7 @@ _ALIASES = {"release": "model", "range": "time"}
 _FIELDS = ("kind", "model", "run", "dataset", "version", "since", "until")
 
 
-class ScopeError(EntryError):
+class ScopeError(Invalid):
     """A report or bundle scope that is malformed or names nothing (a 400 on the API)."""
 
 

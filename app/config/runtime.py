@@ -35,18 +35,19 @@ from urllib.parse import urlsplit
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import log as ledger_log
-from ledger.errors import ConfigError, EntryError, StorageError
+from ledger.errors import ConfigError
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient, TimestampAuthority, tsa_from_url
 
 from ..core.background import every as periodically
+from ..core.database import Database
+from ..core.errors import Invalid
 from ..events.recording import Actor, record
 
 __all__ = ["SETTINGS", "RuntimeSettings", "SettingError", "change", "check", "kept_fresh", "load",
-           "server_settings"]
+           "server_settings", "settings_of"]
 
 metadata = sa.MetaData()
 server_settings = sa.Table(
@@ -58,7 +59,7 @@ server_settings = sa.Table(
 )
 
 
-class SettingError(EntryError):
+class SettingError(Invalid):
     """An unknown setting or a value it does not accept (a 400 on the API)."""
 
 
@@ -132,9 +133,11 @@ def _tsa_name(tsa: TimestampAuthority) -> str:
 
 
 class RuntimeSettings:
-    """The current values; ``log`` settings read from (and are applied to) the running Log."""
+    """The current values, stored in ``db``; the ``log`` settings are read from (and applied to)
+    the running Log."""
 
-    def __init__(self, log: Log, tsa_dir: Path | None = None) -> None:
+    def __init__(self, db: Database, log: Log, tsa_dir: Path | None = None) -> None:
+        self.db = db
         self.log = log
         self.tsa_dir = tsa_dir  # where a 'local' TSA's keys live, when the app has a home
         self.values: dict[str, Any] = {k: s.default for k, s in SETTINGS.items()}
@@ -171,18 +174,21 @@ class RuntimeSettings:
             self.values[key] = value
 
 
-async def _rows(log: Log) -> dict[str, Any]:
-    try:
-        async with log.store.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(server_settings))).all()
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while reading settings: {e}") from e
+def settings_of(state: Any) -> RuntimeSettings:
+    """The server's settings, from the app's ``state`` (a Litestar dependency: ``settings``)."""
+    settings: RuntimeSettings = state.settings
+    return settings
+
+
+async def _rows(db: Database) -> dict[str, Any]:
+    async with db.connect("reading settings") as conn:
+        rows = (await conn.execute(sa.select(server_settings))).all()
     return {r.key: orjson.loads(r.value) for r in rows if r.key in SETTINGS}
 
 
 async def load(settings: RuntimeSettings) -> None:
     """Apply the stored values (at startup, and whenever another process may have changed them)."""
-    for key, value in (await _rows(settings.log)).items():
+    for key, value in (await _rows(settings.db)).items():
         try:
             settings.apply(key, SETTINGS[key].check(value))
         except SettingError:
@@ -211,14 +217,11 @@ async def change(settings: RuntimeSettings, key: str, value: Any, *, by: Actor) 
     now = datetime.now(UTC)
     encoded = orjson.dumps(value).decode()
     table = server_settings
-    try:
-        async with settings.log.store.engine.begin() as conn:
-            updated = await conn.execute(sa.update(table).where(table.c.key == key)
-                                         .values(value=encoded, updated_at=now))
-            if not updated.rowcount:
-                await conn.execute(sa.insert(table).values(key=key, value=encoded, updated_at=now))
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while storing a setting: {e}") from e
+    async with settings.db.transaction("storing a setting") as conn:
+        updated = await conn.execute(sa.update(table).where(table.c.key == key)
+                                     .values(value=encoded, updated_at=now))
+        if not updated.rowcount:
+            await conn.execute(sa.insert(table).values(key=key, value=encoded, updated_at=now))
     settings.apply(key, value)
     await record(settings.log, "config.changed", by, key=key, **{"from": before, "to": value})
     return True

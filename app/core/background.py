@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ledger.errors import LedgerError
 
+from .errors import AppError
+
 __all__ = ["every"]
 
 _log = logging.getLogger("app")
@@ -34,7 +36,7 @@ async def _loop(work: Callable[[], Awaitable[object]], interval: float, stop: as
     while not stop.is_set():
         try:
             await work()
-        except LedgerError as e:
+        except (LedgerError, AppError) as e:
             _log.warning("%s failed (will retry): %s", name, e)
         except Exception:  # a bug must not stop the loop for the server's lifetime
             _log.exception("%s failed (will retry)", name)

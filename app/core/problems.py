@@ -111,7 +111,8 @@ def _answer(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any
             return problem(status, detail, headers=dict(exc.headers or {}), **extra)
         if detail == UNSTORABLE:
             _log.info("refused an unstorable value (request %s): %s", rid, exc)
-        return problem(status, detail)
+        extensions = getattr(exc, "extensions", None) if isinstance(exc, AppError) else None
+        return problem(status, detail, **(extensions or {}))  # a refusal's numbers (a job's budget)
     if isinstance(exc, LedgerError | SQLAlchemyError | Unavailable):
         _log.warning("log unavailable (request %s): %s: %s", rid, type(exc).__name__, exc)
     else:

@@ -14,7 +14,9 @@ from .errors import (
     BudgetExceeded,
     DatasetError,
     DatasetRejected,
+    RecordsUnreadable,
     UnknownDataset,
+    UnknownReservation,
     UnknownSubject,
 )
 from .importer import ImportResult, import_dataset, parse_records
@@ -40,8 +42,10 @@ __all__ = [
     "Erasure",
     "ImportResult",
     "PreferenceRecord",
+    "RecordsUnreadable",
     "Reservation",
     "UnknownDataset",
+    "UnknownReservation",
     "UnknownSubject",
     "dataset_id",
     "describe_dataset",

@@ -21,12 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.core.database import Database
 from app.events.recording import Actor, record
-from ledger.errors import NotFound
 from ledger.log import Log
 
-from .errors import BudgetError, BudgetExceeded
-from .records import connect, dataset_id, now, transaction
+from .errors import BudgetError, BudgetExceeded, UnknownReservation
+from .records import dataset_id, now
 from .schema import budget_reservations, dataset_budgets
 from .versions import version_row
 
@@ -78,9 +78,9 @@ def _run(run: str) -> str:
     return run
 
 
-async def get_budget(log: Log, dataset: str) -> Budget:
+async def get_budget(db: Database, dataset: str) -> Budget:
     name = dataset_id(dataset)
-    async with connect(log, "reading a budget") as conn:
+    async with db.connect("reading a budget") as conn:
         query = sa.select(dataset_budgets).where(dataset_budgets.c.dataset == name)
         row = (await conn.execute(query)).first()
     if row is None:
@@ -89,21 +89,22 @@ async def get_budget(log: Log, dataset: str) -> Budget:
     return _budget(row)
 
 
-async def remaining(log: Log, dataset: str) -> float:
+async def remaining(db: Database, dataset: str) -> float:
     """Epsilon neither spent nor reserved."""
-    return (await get_budget(log, dataset)).remaining
+    return (await get_budget(db, dataset)).remaining
 
 
-async def set_budget(log: Log, dataset: str, epsilon_total: float, delta: float, actor: Actor) -> Budget:
+async def set_budget(db: Database, log: Log, dataset: str, epsilon_total: float, delta: float,
+                     actor: Actor) -> Budget:
     """Set (or change) a dataset's total budget; it may not drop below what is spent and reserved."""
-    name = (await version_row(log, dataset)).dataset
+    name = (await version_row(db, dataset)).dataset
     total = _epsilon(epsilon_total, "epsilon_total")
     if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
         raise BudgetError(f"delta must be a number in [0, 1), not {delta!r}")
     b = dataset_budgets.c
     for _ in range(3):
         try:
-            async with transaction(log, "setting a budget") as conn:
+            async with db.transaction("setting a budget") as conn:
                 changed = await conn.execute(sa.update(dataset_budgets).where(
                     b.dataset == name, b.spent + b.reserved <= total + _SLACK).values(
                     epsilon_total=total, delta=float(delta), updated_at=now()))
@@ -119,16 +120,16 @@ async def set_budget(log: Log, dataset: str, epsilon_total: float, delta: float,
         except IntegrityError:
             continue  # set at the same moment by another admin: update theirs
     await record(log, "dataset.budget_set", actor, dataset=name, epsilon_total=total, delta=float(delta))
-    return await get_budget(log, name)
+    return await get_budget(db, name)
 
 
-async def reserve(log: Log, dataset: str, run: str, planned_epsilon: float) -> Reservation:
+async def reserve(db: Database, dataset: str, run: str, planned_epsilon: float) -> Reservation:
     """Reserve ``planned_epsilon`` for ``run``, or raise BudgetExceeded (atomic under concurrency)."""
     name = dataset_id(dataset)
     planned = _epsilon(planned_epsilon, "planned epsilon")
     b = dataset_budgets.c
     try:
-        async with transaction(log, "reserving budget") as conn:
+        async with db.transaction("reserving budget") as conn:
             await conn.execute(sa.insert(budget_reservations).values(
                 run=_run(run), dataset=name, planned=planned, state="reserved", created_at=now(),
                 updated_at=now()))
@@ -140,7 +141,7 @@ async def reserve(log: Log, dataset: str, run: str, planned_epsilon: float) -> R
     except IntegrityError:
         raise BudgetError(f"run {run} already has a budget reservation") from None
     except _Refused:
-        budget = await get_budget(log, name)
+        budget = await get_budget(db, name)
         raise BudgetExceeded(name, planned, budget.epsilon_total, budget.spent, budget.reserved) from None
     return Reservation(run, name, planned, "reserved", None)
 
@@ -149,14 +150,14 @@ class _Refused(Exception):
     pass
 
 
-async def _close(log: Log, run: str, state: str, spent: float | None) -> Reservation:
+async def _close(db: Database, run: str, state: str, spent: float | None) -> Reservation:
     r, b = budget_reservations.c, dataset_budgets.c
-    async with transaction(log, "closing a reservation") as conn:
+    async with db.transaction("closing a reservation") as conn:
         done = await conn.execute(sa.update(budget_reservations).where(
             r.run == run, r.state == "reserved").values(state=state, spent=spent, updated_at=now()))
         row = (await conn.execute(sa.select(budget_reservations).where(r.run == run))).first()
         if row is None:
-            raise NotFound(f"run {run} has no budget reservation")
+            raise UnknownReservation(f"run {run} has no budget reservation")
         if done.rowcount != 1:
             raise BudgetError(f"the reservation of run {run} is already {row.state}")
         await conn.execute(sa.update(dataset_budgets).where(b.dataset == row.dataset).values(
@@ -164,11 +165,11 @@ async def _close(log: Log, run: str, state: str, spent: float | None) -> Reserva
     return _reservation(row)
 
 
-async def settle(log: Log, run: str, spent_epsilon: float) -> Reservation:
+async def settle(db: Database, run: str, spent_epsilon: float) -> Reservation:
     """The job ended: its reservation becomes ``spent_epsilon`` (what its accountant reports)."""
-    return await _close(log, _run(run), "settled", _epsilon(spent_epsilon, "spent epsilon", zero=True))
+    return await _close(db, _run(run), "settled", _epsilon(spent_epsilon, "spent epsilon", zero=True))
 
 
-async def release(log: Log, run: str) -> Reservation:
+async def release(db: Database, run: str) -> Reservation:
     """The job never ran (refused, failed before its first step): give its reservation back."""
-    return await _close(log, _run(run), "released", None)
+    return await _close(db, _run(run), "released", None)

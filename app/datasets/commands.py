@@ -1,4 +1,4 @@
-"""``rlhf-audit datasets ...`` and ``rlhf-audit privacy erase``: registered on the CLI by ``app.cli``.
+"""``rlhf-audit datasets ...`` and ``rlhf-audit privacy erase``: mounted on the CLI by ``app.cli``.
 
 The CLI acts with the home's own database and keys. Events it records name ``--as ACCOUNT``
 (its pseudonym and role; budgets and erasures need an admin) or, without it, ``system``.
@@ -12,9 +12,7 @@ from typing import Any
 
 import click
 
-from ledger.cli import cli
-
-from ..core.commands import acting_as, on_home_log
+from ..core.commands import Opened, acting_as, on_home
 from ..core.roles import DATASET_IMPORTERS, PRIVACY_ADMINS
 
 __all__ = ["datasets", "privacy"]
@@ -28,7 +26,7 @@ _AS = click.option("--as", "as_account", default=None, metavar="ACCOUNT",
                    help="The account this is done as, on the log (default: system).")
 
 
-@cli.group()
+@click.group()
 def datasets() -> None:
     """Human-feedback datasets: import, list, show, privacy budgets."""
 
@@ -50,17 +48,17 @@ def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as
         except ValueError as e:
             raise click.BadParameter(f"not JSON: {e}", param_hint="--datasheet") from None
 
-    async def body(log: Any, keyring: Any) -> Any:
+    async def body(opened: Opened) -> Any:
         from ledger.home import LogHome
 
         from ..objects import object_store
         from .importer import import_dataset
 
-        actor = await acting_as(log, keyring, as_account, DATASET_IMPORTERS)
-        return await import_dataset(log, keyring, name, data, datasheet=sheet, actor=actor,
-                                    objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
+        actor = await acting_as(opened.db, opened.keyring, as_account, DATASET_IMPORTERS)
+        return await import_dataset(opened.db, opened.log, opened.keyring, name, data, datasheet=sheet,
+                                    actor=actor, objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
 
-    r = on_home_log(ctx, body)
+    r = on_home(ctx, body)
     _print(dataclasses.asdict(r))
     click.echo(f"{'imported' if r.created else 'already imported:'} {r.dataset} version {r.version} "
                f"({r.records} records, {r.annotators} annotators)", err=True)
@@ -72,7 +70,7 @@ def datasets_list(ctx: click.Context) -> None:
     """Every dataset with its latest version and budget (JSON)."""
     from .versions import list_datasets
 
-    _print(on_home_log(ctx, lambda log, _keyring: list_datasets(log)))
+    _print(on_home(ctx, lambda opened: list_datasets(opened.db)))
 
 
 @datasets.command("show")
@@ -82,7 +80,7 @@ def datasets_show(ctx: click.Context, name: str) -> None:
     """A dataset's versions, datasheets, annotator pseudonyms and budget (JSON)."""
     from .versions import describe_dataset
 
-    _print(on_home_log(ctx, lambda log, _keyring: describe_dataset(log, name)))
+    _print(on_home(ctx, lambda opened: describe_dataset(opened.db, name)))
 
 
 @datasets.group("budget")
@@ -100,18 +98,18 @@ def budget_set(ctx: click.Context, name: str, epsilon_total: float, delta: float
                as_account: str | None) -> None:
     """Set (or change) the total privacy budget of dataset NAME (admin)."""
 
-    async def body(log: Any, keyring: Any) -> Any:
+    async def body(opened: Opened) -> Any:
         from .budget import set_budget
 
-        actor = await acting_as(log, keyring, as_account, PRIVACY_ADMINS)
-        return await set_budget(log, name, epsilon_total, delta, actor)
+        actor = await acting_as(opened.db, opened.keyring, as_account, PRIVACY_ADMINS)
+        return await set_budget(opened.db, opened.log, name, epsilon_total, delta, actor)
 
-    b = on_home_log(ctx, body)
+    b = on_home(ctx, body)
     _print({"dataset": b.dataset, "epsilon_total": b.epsilon_total, "delta": b.delta, "spent": b.spent,
             "reserved": b.reserved, "remaining": b.remaining})
 
 
-@cli.group()
+@click.group()
 def privacy() -> None:
     """Data subjects' rights (GDPR)."""
 
@@ -127,14 +125,14 @@ def privacy_erase(ctx: click.Context, annotator: str, legal_basis: str, request_
                   as_account: str | None) -> None:
     """Erase an annotator's records, salt and key; the erasure is recorded on the log (admin)."""
 
-    async def body(log: Any, keyring: Any) -> Any:
+    async def body(opened: Opened) -> Any:
         from .erasure import erase_subject
 
-        actor = await acting_as(log, keyring, as_account, PRIVACY_ADMINS)
-        return await erase_subject(log, annotator, legal_basis=legal_basis, request_ref=request_ref,
-                                   actor=actor)
+        actor = await acting_as(opened.db, opened.keyring, as_account, PRIVACY_ADMINS)
+        return await erase_subject(opened.db, opened.log, annotator, legal_basis=legal_basis,
+                                   request_ref=request_ref, actor=actor)
 
-    done = on_home_log(ctx, body)
+    done = on_home(ctx, body)
     _print({"annotator": done.annotator, "records": done.records, "leaf_index": done.leaf_index})
     click.echo(f"erased {done.annotator}: {done.records} records destroyed; privacy.erased is entry "
                f"{done.leaf_index}", err=True)

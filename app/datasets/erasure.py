@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.core.database import Database
+from app.core.errors import AppError, Unavailable
 from app.events.recording import Actor, record
-from ledger.errors import LedgerError, StorageError
+from ledger.errors import LedgerError
 from ledger.log import Log
 
 from .errors import DatasetError, UnknownSubject
-from .records import check_pseudonym, now, transaction
+from .records import check_pseudonym, now
 from .schema import data_subjects, dataset_records
 
 __all__ = ["Erasure", "erase_subject"]
@@ -35,7 +37,7 @@ class Erasure:
     leaf_index: int  # of the privacy.erased event
 
 
-async def erase_subject(log: Log, pseudonym: str, *, legal_basis: str, actor: Actor,
+async def erase_subject(db: Database, log: Log, pseudonym: str, *, legal_basis: str, actor: Actor,
                         request_ref: str | None = None) -> Erasure:
     """Erase the data subject ``pseudonym``; UnknownSubject if there is none (or it is gone)."""
     check_pseudonym(pseudonym)
@@ -44,7 +46,7 @@ async def erase_subject(log: Log, pseudonym: str, *, legal_basis: str, actor: Ac
     if len(legal_basis) > 1000 or (request_ref is not None and len(request_ref) > 200):
         raise DatasetError("the legal basis is at most 1000 characters, the request reference 200")
     s, r = data_subjects.c, dataset_records.c
-    async with transaction(log, "erasing a data subject") as conn:
+    async with db.transaction("erasing a data subject") as conn:
         # write first: on SQLite this takes the write lock before anything is read
         subject = sa.select(s.id).where(s.pseudonym == pseudonym).scalar_subquery()
         shredded = await conn.execute(sa.update(dataset_records).where(r.subject_id == subject).values(
@@ -57,7 +59,7 @@ async def erase_subject(log: Log, pseudonym: str, *, legal_basis: str, actor: Ac
     try:
         entry = await record(log, "privacy.erased", actor, annotator=pseudonym, records=count,
                              legal_basis=legal_basis.strip(), request_ref=request_ref)
-    except LedgerError as e:
-        raise StorageError(f"{pseudonym} was erased ({count} records), but the privacy.erased event "
+    except (LedgerError, AppError) as e:
+        raise Unavailable(f"{pseudonym} was erased ({count} records), but the privacy.erased event "
                            f"could not be recorded: {e}; record it by hand") from e
     return Erasure(pseudonym, count, entry.leaf_index)

@@ -1,30 +1,37 @@
-"""Errors of the datasets package, as ledger errors so the CLI and the API already map them::
+"""Errors of the datasets package, as kinds of :mod:`app.core.errors` (their HTTP status; the CLI
+exits 3 for a missing thing, 1 for the others)::
 
-    EntryError (400 / exit 1)
+    Invalid (400)
     ├── DatasetError          a malformed file or datasheet, a bad name, a conflicting request
     │   └── DatasetRejected   a version rejected by an overseer, refused for training
     └── BudgetError           no budget, a budget below what is spent, a reservation in the wrong state
         └── BudgetExceeded    a planned epsilon over what remains (the message gives the numbers)
-    NotFound (404 / exit 3)
+    Missing (404)
     ├── UnknownDataset        no such dataset or version
-    └── UnknownSubject        no data subject (annotator) with that pseudonym, or already erased
+    ├── UnknownSubject        no data subject (annotator) with that pseudonym, or already erased
+    └── UnknownReservation    no budget reservation for that run
+    Unavailable (503)
+    └── RecordsUnreadable     stored records or record keys that do not check out: a tampered
+                              row, or a keys directory that does not belong to this database
 """
 
 from __future__ import annotations
 
-from ledger.errors import EntryError, NotFound
+from app.core.errors import Invalid, Missing, Unavailable
 
 __all__ = [
     "BudgetError",
     "BudgetExceeded",
     "DatasetError",
     "DatasetRejected",
+    "RecordsUnreadable",
     "UnknownDataset",
+    "UnknownReservation",
     "UnknownSubject",
 ]
 
 
-class DatasetError(EntryError):
+class DatasetError(Invalid):
     """A dataset request that cannot be done as asked."""
 
 
@@ -32,7 +39,7 @@ class DatasetRejected(DatasetError):
     """The dataset version was rejected by an overseer: no future job may train on it."""
 
 
-class BudgetError(EntryError):
+class BudgetError(Invalid):
     """A privacy-budget request that cannot be done."""
 
 
@@ -49,9 +56,18 @@ class BudgetExceeded(BudgetError):
             f"remaining {self.remaining:g}")
 
 
-class UnknownDataset(NotFound):
+class UnknownDataset(Missing):
     """No dataset, or no version, of that name."""
 
 
-class UnknownSubject(NotFound):
+class UnknownSubject(Missing):
     """No data subject with that pseudonym (never seen, or already erased)."""
+
+
+class UnknownReservation(Missing):
+    """No privacy-budget reservation for that run."""
+
+
+class RecordsUnreadable(Unavailable):
+    """Stored records, their keys or their roots do not check out: nothing is served from them
+    until the right keys directory is back or the rows are restored."""

@@ -33,6 +33,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.core.database import Database
 from app.events.recording import SYSTEM, Actor, event
 from app.keys.keyring import Keyring
 from app.objects import ObjectStore
@@ -44,7 +45,7 @@ from ledger.merkle import leaf_hash, root_of
 
 from .datasheet import build_datasheet, check_datasheet
 from .errors import DatasetError
-from .records import Subject, dataset_id, now, record_aad, seal_record, subjects_for, transaction
+from .records import Subject, dataset_id, now, record_aad, seal_record, subjects_for
 from .schema import dataset_records, dataset_versions
 
 __all__ = ["APPEND_BATCH", "ARCHIVE_FORMAT", "ImportResult", "RawRecord", "archive_records", "import_dataset",
@@ -115,7 +116,7 @@ def parse_records(data: bytes) -> list[RawRecord]:
             continue
         try:
             records.append(_record(number, decode_event(line)))
-        except EntryError as e:
+        except (EntryError, DatasetError) as e:  # the line is not JSON, or not a record
             raise DatasetError(f"line {number}: {e} (nothing was imported)") from None
     if not records:
         raise DatasetError("the file holds no records (nothing was imported)")
@@ -127,13 +128,13 @@ def _result(row: Any, created: bool) -> ImportResult:
                         base64.b64encode(row.root).decode(), row.source_sha256, row.version_leaf, created)
 
 
-async def _existing(log: Log, name: str, source: str) -> Any:
-    async with transaction(log, "reading dataset versions") as conn:
+async def _existing(db: Database, name: str, source: str) -> Any:
+    async with db.transaction("reading dataset versions") as conn:
         return (await conn.execute(sa.select(dataset_versions).where(
             dataset_versions.c.dataset == name, dataset_versions.c.source_sha256 == source))).first()
 
 
-async def _begin(log: Log, keyring: Keyring, name: str, source: str,
+async def _begin(db: Database, keyring: Keyring, name: str, source: str,
                  identities: set[str]) -> tuple[int, int, dict[str, Subject]] | Any:
     """A pending version row and the subjects; or the existing row of the same file."""
     v = dataset_versions.c
@@ -143,14 +144,14 @@ async def _begin(log: Log, keyring: Keyring, name: str, source: str,
     ).where(v.dataset == name)
     for _ in range(10):
         try:
-            async with transaction(log, "starting an import") as conn:
+            async with db.transaction("starting an import") as conn:
                 await conn.execute(sa.insert(dataset_versions).from_select(
                     ["dataset", "version", "state", "source_sha256", "created_at"], next_version))
                 row = (await conn.execute(sa.select(v.id, v.version).where(
                     v.dataset == name, v.source_sha256 == source))).one()
                 return row.id, row.version, await subjects_for(conn, keyring, identities)
         except IntegrityError:
-            existing = await _existing(log, name, source)
+            existing = await _existing(db, name, source)
             if existing is None:
                 continue  # another import took the version number: take the next
             if existing.state != "complete":
@@ -159,9 +160,9 @@ async def _begin(log: Log, keyring: Keyring, name: str, source: str,
     raise DatasetError(f"too many imports into {name} at once; try again")
 
 
-async def _fail(log: Log, version_id: int) -> None:
+async def _fail(db: Database, version_id: int) -> None:
     try:
-        async with transaction(log, "abandoning an import") as conn:
+        async with db.transaction("abandoning an import") as conn:
             await conn.execute(sa.delete(dataset_records).where(dataset_records.c.version_id == version_id))
             await conn.execute(sa.update(dataset_versions).where(dataset_versions.c.id == version_id).values(
                 state="failed", source_sha256=None))
@@ -170,13 +171,13 @@ async def _fail(log: Log, version_id: int) -> None:
 
 
 async def import_dataset(
-    log: Log, keyring: Keyring, dataset: str, data: bytes, *,
+    db: Database, log: Log, keyring: Keyring, dataset: str, data: bytes, *,
     datasheet: Mapping[str, Any] | None = None, actor: Actor = SYSTEM, objects: ObjectStore | None = None,
 ) -> ImportResult:
     """Import a JSON Lines file as the next version of ``dataset`` (see the module docstring)."""
     name = dataset_id(dataset)
     source = "sha256:" + hashlib.sha256(data).hexdigest()
-    existing = await _existing(log, name, source)
+    existing = await _existing(db, name, source)
     if existing is not None and existing.state == "complete":
         return _result(existing, created=False)
     records = await asyncio.to_thread(parse_records, data)  # CPU-bound for big files: off the loop
@@ -186,15 +187,15 @@ async def import_dataset(
         encode_event(event("dataset.datasheet", actor, dataset=name, dataset_version=1, datasheet=sheet))
     except EntryError as e:
         raise DatasetError(f"the datasheet is too large for the log: {e} (nothing was imported)") from None
-    begun = await _begin(log, keyring, name, source, {r.identity for r in records})
+    begun = await _begin(db, keyring, name, source, {r.identity for r in records})
     if not isinstance(begun, tuple):
         return _result(begun, created=False)
     version_id, version, subjects = begun
     try:
-        return await _complete(log, name, version_id, version, source, records, subjects, sheet, actor,
+        return await _complete(db, log, name, version_id, version, source, records, subjects, sheet, actor,
                                objects)
     except BaseException:
-        await _fail(log, version_id)
+        await _fail(db, version_id)
         raise
 
 
@@ -237,7 +238,7 @@ def archive_records(objects: ObjectStore, name: str, version: int, rows: Sequenc
     return objects.put_bytes(f"datasets/{name}/v{version}/records.jsonl", b"\n".join(lines) + b"\n")
 
 
-async def _complete(log: Log, name: str, version_id: int, version: int, source: str,
+async def _complete(db: Database, log: Log, name: str, version_id: int, version: int, source: str,
                     records: Sequence[RawRecord], subjects: dict[str, Subject], sheet: dict[str, Any],
                     actor: Actor, objects: ObjectStore | None) -> ImportResult:
     rows, events, digests = await asyncio.to_thread(_seal, name, version_id, version, records, subjects,
@@ -247,7 +248,7 @@ async def _complete(log: Log, name: str, version_id: int, version: int, source: 
         leaves += await log.append(events[k:k + APPEND_BATCH])
     for row, leaf in zip(rows, leaves, strict=True):
         row["leaf_index"] = leaf.leaf_index
-    async with transaction(log, "storing the records") as conn:
+    async with db.transaction("storing the records") as conn:
         for k in range(0, len(rows), APPEND_BATCH):
             await conn.execute(sa.insert(dataset_records), rows[k:k + APPEND_BATCH])
     root = root_of([leaf_hash(d) for d in digests])
@@ -262,7 +263,7 @@ async def _complete(log: Log, name: str, version_id: int, version: int, source: 
         first_record=leaves[0].leaf_index, last_record=leaves[-1].leaf_index, **archived)
     sheet_event = event("dataset.datasheet", actor, dataset=name, dataset_version=version, datasheet=sheet)
     version_leaf, sheet_leaf = await log.append([version_event, sheet_event])
-    async with transaction(log, "completing the import") as conn:
+    async with db.transaction("completing the import") as conn:
         await conn.execute(sa.update(dataset_versions).where(dataset_versions.c.id == version_id).values(
             state="complete", records=len(records), annotators=annotators, root=root,
             first_leaf=leaves[0].leaf_index, last_leaf=leaves[-1].leaf_index,

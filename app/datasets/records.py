@@ -30,10 +30,9 @@ matter, and expire backups on the same schedule.
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,22 +42,19 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.database import Database
 from app.keys.keyring import Keyring
 from ledger.canonical import canonicalize
-from ledger.errors import StorageError
-from ledger.log import Log
 
-from .errors import DatasetError
+from .errors import DatasetError, RecordsUnreadable
 from .schema import data_subjects
 
 __all__ = [
     "PSEUDONYM",
     "Subject",
     "check_pseudonym",
-    "connect",
     "dataset_id",
     "find_subject",
     "now",
@@ -66,7 +62,6 @@ __all__ = [
     "record_aad",
     "seal_record",
     "subjects_for",
-    "transaction",
     "unwrap_key",
     "unwrap_with",
     "wrap_key",
@@ -95,29 +90,6 @@ def check_pseudonym(pseudonym: str) -> str:
     if not PSEUDONYM.fullmatch(pseudonym):
         raise DatasetError(f"{pseudonym!r} is not a pseudonym (pseud: and 32 lowercase hex digits)")
     return pseudonym
-
-
-@contextlib.asynccontextmanager
-async def transaction(log: Log, what: str) -> AsyncIterator[AsyncConnection]:
-    """A write transaction on the log's database; SQLAlchemy errors become StorageError.
-
-    IntegrityError passes through: callers turn a unique violation into its meaning."""
-    try:
-        async with log.store.engine.begin() as conn:
-            yield conn
-    except IntegrityError:
-        raise
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
-
-
-@contextlib.asynccontextmanager
-async def connect(log: Log, what: str) -> AsyncIterator[AsyncConnection]:
-    try:
-        async with log.store.engine.connect() as conn:
-            yield conn
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
 
 
 # -- data subjects -----------------------------------------------------------------------
@@ -158,7 +130,7 @@ def unwrap_with(kek: bytes, wrapped: bytes, pseudonym: str) -> bytes | None:
 def unwrap_key(keyring: Keyring, wrapped: bytes, pseudonym: str) -> bytes:
     key = unwrap_with(keyring.records_kek, wrapped, pseudonym)
     if key is None:
-        raise StorageError(f"the record key of {pseudonym} does not open with this keyring's "
+        raise RecordsUnreadable(f"the record key of {pseudonym} does not open with this keyring's "
                            "records key (wrong keys directory, or a tampered row)")
     return key
 
@@ -188,16 +160,16 @@ async def subjects_for(conn: AsyncConnection, keyring: Keyring,
         for row in rows:
             identity = wanted[bytes(row.lookup)]
             if _pseudonym(keyring, bytes(row.salt), identity) != row.pseudonym:
-                raise StorageError("a data subject's pseudonym does not match its salt: "
+                raise RecordsUnreadable("a data subject's pseudonym does not match its salt: "
                                    "is this the home's pseudonym key?")
             key = unwrap_key(keyring, bytes(row.wrapped_key), row.pseudonym)
             out[identity] = Subject(row.id, row.pseudonym, key)
     return out
 
 
-async def find_subject(log: Log, keyring: Keyring, identity: str) -> str | None:
+async def find_subject(db: Database, keyring: Keyring, identity: str) -> str | None:
     """The pseudonym of ``identity`` if it is a data subject here (None: never seen, or erased)."""
-    async with connect(log, "finding a data subject") as conn:
+    async with db.connect("finding a data subject") as conn:
         row = (await conn.execute(sa.select(data_subjects.c.pseudonym, data_subjects.c.salt).where(
             data_subjects.c.lookup == _lookup(keyring, identity)))).first()
     if row is None:
@@ -225,6 +197,6 @@ def open_record(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> tupl
     try:
         plain = AESGCM(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag as e:
-        raise StorageError("a record does not decrypt: tampered, moved, or the wrong key") from e
+        raise RecordsUnreadable("a record does not decrypt: tampered, moved, or the wrong key") from e
     doc = orjson.loads(plain)
     return doc["record"], base64.b64decode(doc["salt"])

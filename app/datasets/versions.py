@@ -22,24 +22,16 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.core.database import Database
 from app.keys.keyring import Keyring
 from ledger.canonical import canonicalize
-from ledger.errors import StorageError, VerificationError
+from ledger.errors import VerificationError
 from ledger.events import Commitment, Opening
 from ledger.log import Log
 from ledger.merkle import leaf_hash, root_of
 
-from .errors import DatasetRejected, UnknownDataset, UnknownSubject
-from .records import (
-    check_pseudonym,
-    connect,
-    dataset_id,
-    now,
-    open_record,
-    record_aad,
-    transaction,
-    unwrap_key,
-)
+from .errors import DatasetRejected, RecordsUnreadable, UnknownDataset, UnknownSubject
+from .records import check_pseudonym, dataset_id, now, open_record, record_aad, unwrap_key
 from .schema import data_subjects, dataset_budgets, dataset_records, dataset_versions, rejected_annotators
 
 __all__ = [
@@ -77,21 +69,21 @@ class DatasetVersion:
 _complete = dataset_versions.c.state == "complete"
 
 
-async def version_row(log: Log, dataset: str, version: int | None = None) -> Any:
+async def version_row(db: Database, dataset: str, version: int | None = None) -> Any:
     """The complete version row (the latest when ``version`` is None), or UnknownDataset."""
     name = dataset_id(dataset)
     v = dataset_versions.c
     query = sa.select(dataset_versions).where(v.dataset == name, _complete)
     query = query.where(v.version == version) if version is not None else query.order_by(v.version.desc())
-    async with connect(log, "reading a dataset version") as conn:
+    async with db.connect("reading a dataset version") as conn:
         row = (await conn.execute(query.limit(1))).first()
     if row is None:
         raise UnknownDataset(f"no dataset {name}" if version is None else f"{name} has no version {version}")
     return row
 
 
-async def _rejected_annotators(log: Log) -> set[str]:
-    async with connect(log, "reading rejections") as conn:
+async def _rejected_annotators(db: Database) -> set[str]:
+    async with db.connect("reading rejections") as conn:
         return set((await conn.execute(sa.select(rejected_annotators.c.pseudonym))).scalars())
 
 
@@ -100,29 +92,29 @@ async def _check_logged_root(log: Log, row: Any) -> None:
     expected = {"kind": "dataset.version", "dataset": row.dataset, "dataset_version": row.version,
                 "root": base64.b64encode(row.root).decode()}
     if any(logged.get(k) != val for k, val in expected.items()):
-        raise StorageError(f"{row.dataset} version {row.version} does not match its dataset.version "
+        raise RecordsUnreadable(f"{row.dataset} version {row.version} does not match its dataset.version "
                            f"event (entry {row.version_leaf}) on the log")
 
 
-async def load_version(log: Log, keyring: Keyring, dataset: str, version: int | None = None,
+async def load_version(db: Database, log: Log, keyring: Keyring, dataset: str, version: int | None = None,
                        *, exclude_rejected: bool = True) -> DatasetVersion:
     """Decrypt a version for training (the latest when ``version`` is None).
 
     With ``exclude_rejected`` (the default), a rejected version raises DatasetRejected and the
     records of rejected annotators are left out; erased records are always left out.
     """
-    row = await version_row(log, dataset, version)
+    row = await version_row(db, dataset, version)
     if row.rejected and exclude_rejected:
         raise DatasetRejected(f"{row.dataset} version {row.version} was rejected by an overseer: "
                               "no job may train on it")
     await _check_logged_root(log, row)
-    skip = await _rejected_annotators(log) if exclude_rejected else set()
+    skip = await _rejected_annotators(db) if exclude_rejected else set()
     r = dataset_records.c
     query = (sa.select(r.position, r.annotator, r.commitment, r.nonce, r.ciphertext,
                        data_subjects.c.wrapped_key)
              .select_from(dataset_records.outerjoin(data_subjects, data_subjects.c.id == r.subject_id))
              .where(r.version_id == row.id).order_by(r.position))
-    async with connect(log, "reading records") as conn:
+    async with db.connect("reading records") as conn:
         stored = (await conn.execute(query)).all()
     out = await asyncio.to_thread(_open_all, keyring, row, stored, skip)  # CPU-bound: off the loop
     return DatasetVersion(row.dataset, row.version, base64.b64encode(row.root).decode(), out,
@@ -133,7 +125,7 @@ def _open_all(keyring: Keyring, row: Any, stored: Sequence[Any], skip: set[str])
     """Check the stored commitments against the root, then decrypt and open every usable record."""
     digests = [bytes(s.commitment) for s in stored]
     if len(stored) != row.records or root_of([leaf_hash(d) for d in digests]) != bytes(row.root):
-        raise StorageError(f"the stored records of {row.dataset} version {row.version} do not match "
+        raise RecordsUnreadable(f"the stored records of {row.dataset} version {row.version} do not match "
                            "its logged Merkle root")
     keys: dict[str, bytes] = {}
     out: list[PreferenceRecord] = []
@@ -147,48 +139,48 @@ def _open_all(keyring: Keyring, row: Any, stored: Sequence[Any], skip: set[str])
         try:
             Opening(salt, canonicalize(content)).verify(Commitment(bytes(s.commitment)))
         except VerificationError as e:
-            raise StorageError(f"record {s.position} of {row.dataset} version {row.version} does not open "
-                               "its commitment") from e
+            raise RecordsUnreadable(f"record {s.position} of {row.dataset} version {row.version} does not "
+                                    "open its commitment") from e
         out.append(PreferenceRecord(s.position, content["prompt"], content["chosen"], content["rejected"],
                                     content["annotator"], content["labels"]))
     return out
 
 
-async def reject_version(log: Log, dataset: str, version: int) -> None:
+async def reject_version(db: Database, dataset: str, version: int) -> None:
     """Flag a version so that :func:`load_version` refuses it (idempotent)."""
-    row = await version_row(log, dataset, version)
-    async with transaction(log, "rejecting a dataset version") as conn:
+    row = await version_row(db, dataset, version)
+    async with db.transaction("rejecting a dataset version") as conn:
         await conn.execute(sa.update(dataset_versions).where(dataset_versions.c.id == row.id)
                            .values(rejected=True))
 
 
-async def reject_annotator(log: Log, pseudonym: str) -> None:
+async def reject_annotator(db: Database, pseudonym: str) -> None:
     """Leave this annotator's records out of every future load (idempotent).
 
     UnknownSubject when no dataset record carries the pseudonym (a typo would otherwise pass)."""
     check_pseudonym(pseudonym)
-    async with connect(log, "finding an annotator") as conn:
+    async with db.connect("finding an annotator") as conn:
         known = (await conn.execute(sa.select(dataset_records.c.position).where(
             dataset_records.c.annotator == pseudonym).limit(1))).first()
-    if known is None and not await is_rejected(log, annotator=pseudonym):
+    if known is None and not await is_rejected(db, annotator=pseudonym):
         raise UnknownSubject(f"no dataset record has the annotator {pseudonym}")
     try:
-        async with transaction(log, "rejecting an annotator") as conn:
+        async with db.transaction("rejecting an annotator") as conn:
             await conn.execute(sa.insert(rejected_annotators).values(pseudonym=pseudonym, rejected_at=now()))
     except IntegrityError:
         pass  # rejected already
 
 
-async def is_rejected(log: Log, dataset: str | None = None, version: int | None = None, *,
+async def is_rejected(db: Database, dataset: str | None = None, version: int | None = None, *,
                       annotator: str | None = None) -> bool:
     """Whether the version (``dataset`` and ``version``) or the ``annotator`` was rejected."""
     if annotator is not None:
-        async with connect(log, "reading rejections") as conn:
+        async with db.connect("reading rejections") as conn:
             return (await conn.execute(sa.select(rejected_annotators.c.pseudonym).where(
                 rejected_annotators.c.pseudonym == annotator))).first() is not None
     if dataset is None or version is None:
         raise TypeError("is_rejected needs dataset and version, or annotator")
-    return bool((await version_row(log, dataset, version)).rejected)
+    return bool((await version_row(db, dataset, version)).rejected)
 
 
 def _version_summary(row: Any) -> dict[str, Any]:
@@ -207,9 +199,9 @@ def _budget(row: Any) -> dict[str, Any] | None:
             "reserved": row.reserved, "remaining": max(0.0, row.epsilon_total - row.spent - row.reserved)}
 
 
-async def list_datasets(log: Log) -> list[dict[str, Any]]:
+async def list_datasets(db: Database) -> list[dict[str, Any]]:
     """Every dataset with its latest version and budget."""
-    async with connect(log, "listing datasets") as conn:
+    async with db.connect("listing datasets") as conn:
         rows = (await conn.execute(sa.select(dataset_versions).where(_complete)
                                    .order_by(dataset_versions.c.dataset, dataset_versions.c.version))).all()
         budgets = {b.dataset: b for b in await conn.execute(sa.select(dataset_budgets))}
@@ -222,11 +214,11 @@ async def list_datasets(log: Log) -> list[dict[str, Any]]:
              "budget": _budget(budgets.get(name))} for name, row in latest.items()]
 
 
-async def describe_dataset(log: Log, dataset: str) -> dict[str, Any]:
+async def describe_dataset(db: Database, dataset: str) -> dict[str, Any]:
     """Versions (with datasheets), annotator pseudonym statistics and the budget of one dataset."""
     name = dataset_id(dataset)
     v, r = dataset_versions.c, dataset_records.c
-    async with connect(log, "reading a dataset") as conn:
+    async with db.connect("reading a dataset") as conn:
         rows = (await conn.execute(sa.select(dataset_versions).where(v.dataset == name, _complete)
                                    .order_by(v.version))).all()
         if not rows:

@@ -4,7 +4,7 @@ Everything goes through the product's own services, so what the portal then show
 real deployment records: a tiny model and tokenizer built locally (no hub), a synthetic
 preference dataset by several annotators imported with a datasheet, a privacy budget, the demo
 accounts, a DP reward-model job and a DPO job submitted to the configured queue and run by the
-one job function (``trainers.worker.run_training``: an in-process ARQ worker when
+one job function (``app.jobs.runtime.run_training``: an in-process ARQ worker when
 ``RLHF_AUDIT_REDIS_URL`` is set, else the local worker loop), an overseer's approval and the
 release of the reward model, one compliance check, and a timestamped checkpoint over all of it.
 
@@ -27,7 +27,7 @@ import orjson
 from ledger.home import LogHome
 from ledger.log import Log
 
-from ..core.database import open_home
+from ..core.database import Database, open_home
 from ..events.recording import Actor
 from ..keys.keyring import Keyring
 
@@ -91,35 +91,37 @@ def _dataset_file(home: LogHome) -> bytes:
     return data
 
 
-async def _accounts(log: Log, keyring: Keyring, password: str | None,
+async def _accounts(db: Database, log: Log, keyring: Keyring, password: str | None,
                     result: DemoResult) -> dict[str, Actor]:
     from ..accounts import service as accounts
 
-    existing = {a.name for a in await accounts.list_accounts(log)}
+    existing = {a.name for a in await accounts.list_accounts(db)}
     actors = {}
     for name, role in ACCOUNTS:
         if name in existing:
             result.passwords[name] = None
         else:
             chosen = password or secrets.token_urlsafe(12)
-            await accounts.create_account(log, name, role, chosen, pseudonymizer=keyring.pseudonymizer)
+            await accounts.create_account(db, log, name, role, chosen, pseudonymizer=keyring.pseudonymizer)
             result.passwords[name] = chosen
         actors[name] = Actor.of_account(keyring.pseudonymizer, name, role)
     return actors
 
 
-async def _budget(log: Log, dataset: str, need: float, admin: Actor, say: Callable[[str], None]) -> float:
+async def _budget(db: Database, log: Log, dataset: str, need: float, admin: Actor,
+                  say: Callable[[str], None]) -> float:
     """Set the budget on first use; top it up (as the admin, on the log) when runs have spent it."""
     from ..datasets import BudgetError, get_budget, set_budget
 
     try:
-        budget = await get_budget(log, dataset)
+        budget = await get_budget(db, dataset)
     except BudgetError:
-        budget = await set_budget(log, dataset, BUDGET_EPSILON, BUDGET_DELTA, admin)
+        budget = await set_budget(db, log, dataset, BUDGET_EPSILON, BUDGET_DELTA, admin)
         say(f"budget:   ε = {BUDGET_EPSILON:g}, δ = {BUDGET_DELTA:g} for {dataset}")
         return budget.remaining
     if budget.remaining < need:
-        budget = await set_budget(log, dataset, budget.epsilon_total + BUDGET_EPSILON, budget.delta, admin)
+        budget = await set_budget(db, log, dataset, budget.epsilon_total + BUDGET_EPSILON, budget.delta,
+                                  admin)
         say(f"budget:   raised to ε = {budget.epsilon_total:g} (earlier demo runs spent it)")
     return budget.remaining
 
@@ -141,7 +143,7 @@ async def _drain(ctx: dict[str, Any], queue: Any) -> None:
     if isinstance(queue, ArqQueue):
         from arq.worker import Worker
 
-        from trainers.worker import WorkerSettings
+        from ..jobs.worker import WorkerSettings
 
         worker = Worker(functions=WorkerSettings.functions, redis_pool=await queue.pool(), burst=True,
                         poll_delay=0.2, queue_name=queue.queue_name, ctx=dict(ctx),
@@ -156,20 +158,20 @@ async def _drain(ctx: dict[str, Any], queue: Any) -> None:
         await run_local_worker(ctx, burst=True)
 
 
-async def _wait(log: Log, run: str) -> Any:
+async def _wait(db: Database, run: str) -> Any:
     """The job once it ended (another worker, e.g. a running ``serve``, may have claimed it)."""
     from ..jobs.service import TERMINAL, get_job
 
     deadline = time.monotonic() + JOB_TIMEOUT
     while True:
-        job = await get_job(log, run)
+        job = await get_job(db, run)
         if job.status in (*TERMINAL, "halted") or time.monotonic() > deadline:
             return job
         await asyncio.sleep(0.5)
 
 
-async def _train(log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str, Any]], operator: Actor,
-                 result: DemoResult, say: Callable[[str], None]) -> None:
+async def _train(db: Database, log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str, Any]],
+                 operator: Actor, result: DemoResult, say: Callable[[str], None]) -> None:
     from ..jobs import service as jobs
     from ..jobs.queue import ArqQueue, queue_from_env
     from ..objects import object_store
@@ -177,26 +179,26 @@ async def _train(log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str
     queue = queue_from_env()
     result.queue = "ARQ on Redis" if isinstance(queue, ArqQueue) else "local worker"
     try:
-        submitted = [await jobs.submit(log, keyring, queue, spec, operator, submitted_by="demo-operator")
-                     for spec in specs]
+        submitted = [await jobs.submit(db, log, keyring, queue, spec, operator,
+                                       submitted_by="demo-operator") for spec in specs]
         for job in submitted:
             say(f"job:      {job.kind} {job.run} queued ({result.queue})")
         workdir = home.path / "demo" / "work"
         workdir.mkdir(parents=True, exist_ok=True)
-        await _drain({"log": log, "keyring": keyring, "objects": object_store(home),
+        await _drain({"db": db, "log": log, "keyring": keyring, "objects": object_store(home),
                       "workdir": str(workdir)}, queue)
     finally:
         await queue.close()
     for job in submitted:
-        done = await _wait(log, job.run)
+        done = await _wait(db, job.run)
         result.runs[done.kind] = done
-        result.checkpoints[done.kind] = len(await jobs.checkpoints(log, done.run))
+        result.checkpoints[done.kind] = len(await jobs.checkpoints(db, done.run))
         eps = "" if done.epsilon is None else f", ε = {done.epsilon:.3g}"
         say(f"run:      {done.kind} {done.run} {done.status} after {done.steps or 0} steps{eps}, "
             f"{result.checkpoints[done.kind]} checkpoints" + (f" ({done.error})" if done.error else ""))
 
 
-async def _oversee(log: Log, result: DemoResult, actors: dict[str, Actor],
+async def _oversee(db: Database, log: Log, result: DemoResult, actors: dict[str, Actor],
                    say: Callable[[str], None]) -> None:
     from ..oversight import service as oversight
 
@@ -205,11 +207,11 @@ async def _oversee(log: Log, result: DemoResult, actors: dict[str, Actor],
         say("oversight: skipped (the reward model did not complete)")
         return
     result.approval = await oversight.approve_release(
-        log, reward.model, "Demo: reward model trained under DP on the approved demo dataset; "
+        db, log, reward.model, "Demo: reward model trained under DP on the approved demo dataset; "
         "metrics reviewed, release approved.", actors["demo-overseer-1"])
     say(f"decision: demo-overseer-1 approved {reward.model} ({result.approval.decision_id}, "
         f"entry {result.approval.leaf_index})")
-    result.release = await oversight.release_model(log, reward.model, actors["demo-overseer-2"])
+    result.release = await oversight.release_model(db, log, reward.model, actors["demo-overseer-2"])
     say(f"release:  demo-overseer-2 released {reward.model}")
 
 
@@ -230,20 +232,20 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
     model = await asyncio.to_thread(_model, home, say)
     db, log = await open_home(home, migrate=True)
     try:
-        actors = await _accounts(log, keyring, password, result)
+        actors = await _accounts(db, log, keyring, password, result)
         admin = actors["demo-admin"]
-        imported = await import_dataset(log, keyring, DATASET, _dataset_file(home), datasheet=SHEET,
+        imported = await import_dataset(db, log, keyring, DATASET, _dataset_file(home), datasheet=SHEET,
                                         actor=admin, objects=object_store(home))  # archived, as the API does
         result.dataset, result.dataset_version = imported.dataset, imported.version
         result.dataset_created = imported.created
         say(f"dataset:  {imported.dataset} version {imported.version}: {imported.records} records by "
             f"{imported.annotators} annotators " + ("imported" if imported.created else "(imported before)"))
-        result.budget_remaining = await _budget(log, imported.dataset, 2 * RUN_EPSILON, admin, say)
-        await _train(log, keyring, home, _specs(model, imported.dataset, imported.version),
+        result.budget_remaining = await _budget(db, log, imported.dataset, 2 * RUN_EPSILON, admin, say)
+        await _train(db, log, keyring, home, _specs(model, imported.dataset, imported.version),
                      actors["demo-operator"], result, say)
-        await _oversee(log, result, actors, say)
+        await _oversee(db, log, result, actors, say)
         await _publish(log)  # the checks judge the published log: its checkpoints and timestamps
-        result.check = await run_checks(log, EventIndex(log))
+        result.check = await run_checks(db, log, EventIndex(db, log))
         counts = result.check.counts()
         say(f"checks:   compliance check recorded at entry {result.check.leaf_index}: "
             + ", ".join(f"{n} {s}" for s, n in counts.items()))

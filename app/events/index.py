@@ -23,20 +23,20 @@ import asyncio
 import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ledger.audit import SHOWN_AT, Finding
 from ledger.errors import StorageError
 from ledger.log import Log
 
 from ..core.background import every
+from ..core.database import Database
 from .index_schema import FIELDS, event_commitments, event_index, event_index_state
 
 __all__ = ["MAX_VALUE", "EventIndex", "IndexedEvent", "commitments_of", "index_row", "kept_indexed"]
@@ -188,18 +188,6 @@ def _matchable(value: str) -> bool:
     return True
 
 
-@contextlib.asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except DBAPIError as e:
-        raise StorageError(f"database error while {what}: {e.orig}") from e
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
-    except OSError as e:
-        raise StorageError(f"cannot reach the database while {what}: {e}") from e
-
-
 class _IndexDiff:
     """How the stored index differs from the entries: the lines to report, and the rows and
     commitments a repair rewrites (``bad_rows``: idx -> the right row, None to delete)."""
@@ -234,13 +222,14 @@ class _IndexDiff:
 
 
 class EventIndex:
-    """Queries over the entries of ``log``, from tables in the log's own database."""
+    """Queries over the entries of ``log``, from tables in ``db`` (the app's database, which the
+    log shares): entries are read through the log's public reads, never its storage."""
 
-    def __init__(self, log: Log, *, page: int = PAGE) -> None:
-        self.log = log
+    def __init__(self, db: Database, log: Log, *, page: int = PAGE) -> None:
+        self.db = db  # the index's tables
+        self.log = log  # the entries, through its public reads
         self.page = page  # entries per catch-up transaction
-        self.store = log.store
-        self._pg = self.store.dialect == "postgresql"
+        self._pg = db.dialect == "postgresql"
         self._size = 0  # indexed size as this instance last saw it (never more than the truth)
         self._lock = asyncio.Lock()
 
@@ -253,10 +242,10 @@ class EventIndex:
         tasks and processes at once.
         """
         async with self._lock:
-            size = await self.store.sequenced_size()
+            size = await self.log.sequenced_size()
             if size <= self._size:
                 return self._size
-            async with _translated("reading the event index"), self.store.engine.connect() as conn:
+            async with self.db.connect("reading the event index") as conn:
                 mark = (await conn.execute(sa.select(event_index_state.c.size))).scalar_one()
             self._size = max(self._size, int(mark))
             if self._size >= size:
@@ -270,7 +259,7 @@ class EventIndex:
         writing: asyncio.Task[int] | None = None
         expected = start
         try:
-            async for chunk in self.store.scan_entries(start, end, self.page):
+            async for chunk in self.log.scan_entries(start, end, self.page):
                 entries = [(int(i), bytes(d)) for i, d in chunk]
                 if not entries or entries[0][0] != expected or entries[-1][0] - expected != len(entries) - 1:
                     _log.warning("entries from %d are sequenced but unreadable; indexing stops there",
@@ -287,7 +276,7 @@ class EventIndex:
         finally:
             if writing is not None:  # cancelled or failed: the write in flight goes too
                 writing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StorageError):
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # its error is not ours
                     await writing
 
     async def _write(self, rows: list[Row], digests: list[tuple[bytes, int]], end: int) -> int:
@@ -298,7 +287,7 @@ class EventIndex:
         one stopped: it writes only the rows above that, which nobody else can be writing.
         """
         st = event_index_state.c
-        async with _translated("indexing events"), self.store.engine.begin() as conn:
+        async with self.db.transaction("indexing events") as conn:
             mark = int((await conn.execute(
                 sa.update(event_index_state).where(st.id == 1).values(size=st.size)
                 .returning(st.size))).scalar_one())
@@ -365,7 +354,7 @@ class EventIndex:
         write only above the watermark). Returns how many rows it changed."""
         diff = await self._diff(full=True)
         st, ec = event_index_state.c, event_commitments.c
-        async with _translated("repairing the event index"), self.store.engine.begin() as conn:
+        async with self.db.transaction("repairing the event index") as conn:
             mark = (await conn.execute(sa.update(event_index_state).where(st.id == 1)
                                        .values(size=sa.func.min(st.size, diff.covers) if not self._pg
                                                else sa.func.least(st.size, diff.covers))
@@ -380,7 +369,7 @@ class EventIndex:
                 bad = sorted(diff.bad_rows)
                 for k in range(0, len(bad), 500):
                     await conn.execute(event_index.delete().where(event_index.c.idx.in_(bad[k : k + 500])))
-                rows = [diff.bad_rows[i] for i in bad if diff.bad_rows[i] is not None]
+                rows = [r for r in (diff.bad_rows[i] for i in bad) if r is not None]
                 if rows:
                     await conn.execute(event_index.insert(), [dict(zip(("idx", *FIELDS), r, strict=True))
                                                               for r in rows])
@@ -398,8 +387,8 @@ class EventIndex:
     async def _diff(self, full: bool) -> _IndexDiff:
         st = event_index_state.c
         diff = _IndexDiff()
-        sequenced = await self.store.sequenced_size()
-        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+        sequenced = await self.log.sequenced_size()
+        async with self.db.connect("checking the event index") as conn:
             mark = (await conn.execute(sa.select(st.size).where(st.id == 1))).scalar_one_or_none()
             if mark is None:
                 diff.problem("the event index's watermark row (table event_index_state) is missing: "
@@ -413,13 +402,13 @@ class EventIndex:
         if full:
             await self._compare_rows(diff, covers)
         else:
-            async with _translated("checking the event index"), self.store.engine.connect() as conn:
+            async with self.db.connect("checking the event index") as conn:
                 count = (await conn.execute(sa.select(sa.func.count()).where(c.idx >= 0, c.idx < covers))
                          ).scalar_one()
             if count != covers:  # name the first holes (a walk of the primary key, only now)
                 e, after = event_index.alias("e"), event_index.alias("after")
                 next_missing = ~sa.exists().where(after.c.idx == e.c.idx + 1)
-                async with _translated("checking the event index"), self.store.engine.connect() as conn:
+                async with self.db.connect("checking the event index") as conn:
                     holes = [int(i) for i in (await conn.execute(
                         sa.select(e.c.idx + 1).where(e.c.idx >= 0, e.c.idx + 1 < covers, next_missing)
                         .order_by(e.c.idx).limit(SHOWN_AT))).scalars()]
@@ -430,7 +419,7 @@ class EventIndex:
                 diff.problem(f"the event index holds {count} rows for the {covers} entries it covers "
                              "(`rlhf-audit verify --derived` compares every row)")
         # Rows beyond: above the watermark as it is now (an indexer may have moved it meanwhile).
-        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+        async with self.db.connect("checking the event index") as conn:
             now = (await conn.execute(sa.select(st.size).where(st.id == 1))).scalar_one_or_none()
             above = covers if mark > sequenced or now is None else max(covers, int(now))
             extra = (await conn.execute(sa.select(c.idx).where((c.idx < 0) | (c.idx >= above))
@@ -445,7 +434,7 @@ class EventIndex:
         """Walk the stored rows and the entries [0, covers) side by side, in order of idx."""
         stored = self._stored_rows(covers)
         nxt = await anext(stored, None)
-        async for chunk in self.store.scan_entries(0, covers, self.page):
+        async for chunk in self.log.scan_entries(0, covers, self.page):
             derived, digests = _rows([(int(i), bytes(d)) for i, d in chunk])
             diff.derived_commitments.update(digests)
             for row in derived:
@@ -465,7 +454,7 @@ class EventIndex:
 
     async def _compare_commitments(self, diff: _IndexDiff, covers: int) -> None:
         ec = event_commitments.c
-        async with _translated("checking the event index"), self.store.engine.connect() as conn:
+        async with self.db.connect("checking the event index") as conn:
             # (those above a watermark beyond the log are all wrong; otherwise above it an
             # indexer may be writing now)
             query = sa.select(ec.digest, ec.idx)
@@ -481,13 +470,13 @@ class EventIndex:
             diff.problem(f"event {idx}: commitment {digest.hex()[:16]}… is indexed, but the entry does "
                          "not carry it")
 
-    async def _stored_rows(self, covers: int) -> AsyncIterator[Row]:
+    async def _stored_rows(self, covers: int) -> AsyncGenerator[Row, None]:
         """The stored index rows of entries [0, covers) in order of idx, a page at a time."""
         c = event_index.c
         cols = [c.idx, *(c[f] for f in FIELDS)]
         after = -1
         while True:
-            async with _translated("checking the event index"), self.store.engine.connect() as conn:
+            async with self.db.connect("checking the event index") as conn:
                 page = (await conn.execute(sa.select(*cols).where(c.idx > after, c.idx < covers)
                                            .order_by(c.idx).limit(self.page))).all()
             for r in page:
@@ -541,12 +530,12 @@ class EventIndex:
         stmt = (sa.select(c.idx, c.kind, c.at).where(*where)
                 .order_by(c.idx.desc() if descending else c.idx).limit(limit))
         await self.catch_up()
-        async with _translated("querying the event index"), self.store.engine.connect() as conn:
+        async with self.db.connect("querying the event index") as conn:
             found = (await conn.execute(stmt)).all()
         return await self._events([(int(i), str(k), None if t is None else int(t)) for i, k, t in found])
 
     async def _events(self, found: list[tuple[int, str, int | None]]) -> list[IndexedEvent]:
-        data = await self.store.read_entries_at([i for i, _, _ in found])
+        data = await self.log.entries_at([i for i, _, _ in found])
         out = []
         for idx, kind, at in found:
             raw = data.get(idx)
@@ -562,7 +551,7 @@ class EventIndex:
         await self.catch_up()
         ec = event_commitments.c
         stmt = sa.select(ec.idx).where(ec.digest == commitment).order_by(ec.idx)
-        async with _translated("looking up a commitment"), self.store.engine.connect() as conn:
+        async with self.db.connect("looking up a commitment") as conn:
             return [int(i) for (i,) in await conn.execute(stmt)]
 
     async def get(self, index: int) -> IndexedEvent | None:
@@ -571,7 +560,7 @@ class EventIndex:
             return None
         await self.catch_up()
         c = event_index.c
-        async with _translated("reading the event index"), self.store.engine.connect() as conn:
+        async with self.db.connect("reading the event index") as conn:
             row = (await conn.execute(sa.select(c.idx, c.kind, c.at).where(c.idx == index))).first()
         if row is None:
             return None
@@ -579,9 +568,10 @@ class EventIndex:
 
 
 @contextlib.asynccontextmanager
-async def kept_indexed(log: Log, interval: float = 0.5) -> AsyncIterator[EventIndex]:
-    """An :class:`EventIndex` over ``log``, caught up every ``interval`` seconds while the block
-    runs; on exit the catch-up in progress finishes first (``app.core.background.every``)."""
-    index = EventIndex(log)
+async def kept_indexed(db: Database, log: Log, interval: float = 0.5) -> AsyncIterator[EventIndex]:
+    """An :class:`EventIndex` over ``log`` (its tables in ``db``), caught up every ``interval``
+    seconds while the block runs; on exit the catch-up in progress finishes first
+    (``app.core.background.every``)."""
+    index = EventIndex(db, log)
     async with every(interval, index.catch_up, name="event index catch-up"):
         yield index

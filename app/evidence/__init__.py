@@ -2,13 +2,8 @@
 an auditor checks offline, with ``rlhf-audit verify-bundle`` or the standalone ``verify.py`` inside.
 
 :mod:`.builder` builds them, :mod:`.scope` selects the entries, :mod:`.dsse` signs the in-toto
-attestation, :mod:`.api` serves ``POST /api/v1/bundles``. The format is in ``docs/evidence.md``;
-the package's verifier is :mod:`ledger.bundle` (checking side, no writer imports).
+attestation, :mod:`.api` serves ``POST /api/v1/bundles``. The format is in ``docs/evidence.md``.
+:mod:`.verify` is the checking side (``rlhf-audit verify-bundle``, :mod:`.commands`): it imports
+only the ledger's checking modules and ``cryptography``, which is why this package imports none
+of its modules itself.
 """
-
-from __future__ import annotations
-
-from .builder import Bundle, build_bundle
-from .scope import Scope, ScopeError
-
-__all__ = ["Bundle", "Scope", "ScopeError", "build_bundle"]

@@ -18,8 +18,9 @@ from litestar.exceptions import ClientException
 from ledger.log import Log
 
 from ..auth.principal import authorized
+from ..core.database import Database
 from ..events.index import EventIndex
-from ..jobs.api import actor_of
+from ..events.recording import Actor
 from ..keys.keyring import Keyring
 from .builder import build_bundle
 from .dsse import public_key_pem
@@ -42,7 +43,7 @@ def _scope(raw: bytes) -> Scope:
         raise ClientException(f"the body is not JSON: {e}") from None
     if isinstance(doc, dict) and set(doc) == {"scope"}:
         doc = doc["scope"]
-    return Scope.from_json(doc)  # ScopeError is an EntryError: a 400 problem detail
+    return Scope.from_json(doc)  # ScopeError is Invalid: a 400 problem detail
 
 
 class BundlesController(Controller):
@@ -50,14 +51,12 @@ class BundlesController(Controller):
     guards = [authorized]
 
     @post("/bundles", opt={"scope": "read"}, status_code=200)
-    async def create(self, request: Req) -> Response[bytes]:
+    async def create(self, request: Req, db: Database, log: Log, keyring: Keyring, event_index: EventIndex,
+                     caller: Actor) -> Response[bytes]:
         """Build the bundle for the scope in the body, e.g. ``{"kind": "run", "run": "run_..."}``."""
         scope = _scope(await request.body())
-        log: Log = request.app.state.log
-        keyring: Keyring = request.app.state.keyring
-        index = getattr(request.app.state, "event_index", None) or EventIndex(log)
-        bundle = await build_bundle(log, scope, evidence_key=keyring.evidence_signer,
-                                    actor=actor_of(request), index=index,
+        bundle = await build_bundle(db, log, scope, evidence_key=keyring.evidence_signer,
+                                    actor=caller, index=event_index,
                                     objects=getattr(request.app.state, "objects", None))
         return Response(bundle.data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{bundle.filename}"',

@@ -37,13 +37,13 @@ from typing import Any
 from asn1crypto import pem  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger._internal.local_tsa import TimeStampResp
 from ledger.errors import NotFound
 from ledger.log import Log, SignedCheckpoint
-from ledger.timestamping import LocalTSAClient
+from ledger.timestamping import LocalTSAClient, token_certificates
 from ledger.tlog_proof import format_tlog_proof
 
 from ..compliance.reports import build_report
+from ..core.database import Database
 from ..events.index import EventIndex
 from ..events.recording import SYSTEM, Actor, record
 from ..objects import ObjectStore, Stored
@@ -83,7 +83,7 @@ def _now() -> str:
 
 async def _timestamp(log: Log, size: int) -> tuple[str, bytes] | None:
     """(TSA name, TimeStampResp) for a checkpoint, the configured TSAs first; None if unstamped."""
-    stamps = await log.store.timestamps(size)
+    stamps = await log.timestamp_responses(size)
     for tsa in log.tsas:
         if tsa.name in stamps:
             return tsa.name, stamps[tsa.name]
@@ -97,15 +97,15 @@ def _tsa_chain(log: Log, responses: Sequence[bytes]) -> bytes:
             return tsa.tsa.chain_pem()
     seen: dict[bytes, None] = {}
     for response in responses:
-        token = TimeStampResp.load(response)["time_stamp_token"]
-        for cert in token["content"]["certificates"] or []:
-            seen[cert.chosen.dump()] = None
+        for der in token_certificates(response):
+            seen[der] = None
     return b"".join(pem.armor("CERTIFICATE", der) for der in seen)
 
 
-async def _report(log: Log, index: EventIndex, scope: Scope, tree_size: int) -> dict[str, bytes]:
+async def _report(db: Database, log: Log, index: EventIndex, scope: Scope,
+                  tree_size: int) -> dict[str, bytes]:
     """The compliance report's files for the scope, over the tree the proofs are against."""
-    report = await build_report(log, index, scope, tree_size=tree_size)
+    report = await build_report(db, log, index, scope, tree_size=tree_size)
     return {"report.json": report.json_bytes(), "report.html": report.html_bytes()}
 
 
@@ -163,7 +163,7 @@ def _manifest(log: Log, scope: Scope, created_at: str, cp: SignedCheckpoint, lat
     return json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
 
 
-async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKey,
+async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKey,
                        actor: Actor = SYSTEM, record_event: bool = True,
                        index: EventIndex | None = None, objects: ObjectStore | None = None) -> Bundle:
     """Build the bundle for ``scope`` from the log as it is now, and record ``bundle.created``.
@@ -178,7 +178,7 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
     latest = await log.latest_checkpoint()
     if latest is None:
         raise NotFound("the log has published no checkpoint yet")
-    index = index or EventIndex(log)
+    index = index or EventIndex(db, log)
     clock = [time.perf_counter()]
     timings: dict[str, float] = {}
 
@@ -215,7 +215,7 @@ async def build_bundle(log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKe
         files[f"entries/{i}.json"] = entries[i]
         files[f"proofs/{i}.tlog-proof"] = format_tlog_proof(i, proof, cp.note)
     lap("files")
-    report = await _report(log, index, scope, cp.size)
+    report = await _report(db, log, index, scope, cp.size)
     lap("report")
     files.update(report)
     files["verify.py"] = (_HERE / "standalone_verify.py").read_bytes()

@@ -121,12 +121,11 @@ async def _model(index: EventIndex, size: int, model: str) -> dict[int, IndexedE
     return out
 
 
-async def select(log: Log, scope: Scope, size: int, index: EventIndex | None = None) -> dict[int, bytes]:
+async def select(log: Log, scope: Scope, size: int, index: EventIndex) -> dict[int, bytes]:
     """The entries below ``size`` that belong to ``scope``: canonical bytes by index, in log order.
 
     Raises :class:`~ledger.errors.NotFound` when the scope names nothing on the log.
     """
-    index = index or EventIndex(log)
     if scope.kind == "run":
         found = await _run(index, size, scope.run or "")
     elif scope.kind == "model":

@@ -16,10 +16,13 @@ from litestar.params import QueryParameter
 from ledger.log import Log
 
 from ..auth import authorized
+from ..core.database import Database
+from ..core.deps import json_body
+from ..core.roles import DECIDERS
 from ..events.index import EventIndex
+from ..events.recording import Actor
 from ..evidence.scope import Scope
-from ..jobs.api import actor_of, error_handlers, json_body
-from ..oversight.api import DECIDERS
+from ..keys.keyring import Keyring
 from .freeze import freeze_evidence, list_incidents
 
 __all__ = ["IncidentsController"]
@@ -45,29 +48,24 @@ def _body(doc: Any) -> tuple[str, Scope, bool]:
     halt = doc.get("halt", False)
     if not isinstance(halt, bool):
         raise ClientException("'halt' must be true or false")
-    return reason, Scope.from_json(scope), halt  # ScopeError is an EntryError: a 400
+    return reason, Scope.from_json(scope), halt  # ScopeError is Invalid: a 400
 
 
 class IncidentsController(Controller):
     path = "/api/v1/incidents"
     guards = [authorized]
-    exception_handlers = error_handlers()
 
     @post("/", opt=DECIDERS, status_code=201)
-    async def freeze(self, request: Req) -> Response[dict[str, Any]]:
+    async def freeze(self, request: Req, db: Database, log: Log, keyring: Keyring,
+                     event_index: EventIndex, caller: Actor) -> Response[dict[str, Any]]:
         """Freeze the scope's evidence; 201 with the incident id, the bundle's key and SHA-256."""
         reason, scope, halt = _body(await json_body(request))
-        log: Log = request.app.state.log
-        frozen = await freeze_evidence(
-            log, scope, reason, actor_of(request), objects=request.app.state.objects,
-            evidence_key=request.app.state.keyring.evidence_signer, halt=halt,
-            index=getattr(request.app.state, "event_index", None) or EventIndex(log))
+        frozen = await freeze_evidence(db, log, scope, reason, caller, objects=request.app.state.objects,
+                                       evidence_key=keyring.evidence_signer, halt=halt, index=event_index)
         return Response(frozen.to_dict(), status_code=201, headers={"Cache-Control": "no-store"})
 
     @get("/", opt={"scope": "read"})
-    async def frozen(self, request: Req,
+    async def frozen(self, event_index: EventIndex,
                      limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """The freezes on the log, newest first."""
-        log: Log = request.app.state.log
-        index = getattr(request.app.state, "event_index", None)
-        return {"incidents": await list_incidents(log, index, limit=limit)}
+        return {"incidents": await list_incidents(event_index, limit=limit)}

@@ -12,14 +12,12 @@ from typing import Any
 
 import click
 
-from ledger.cli import cli
-
-from ..core.commands import acting_as, on_home_log
+from ..core.commands import Opened, acting_as, on_home
 
 __all__ = ["incident"]
 
 
-@cli.group()
+@click.group()
 def incident() -> None:
     """Incident response (EU AI Act Art. 73): freeze the evidence of a serious incident."""
 
@@ -57,12 +55,12 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
 
     home = LogHome.resolve(ctx.obj.get("home"))
 
-    async def body(log: Any, keyring: Any) -> Any:
-        return await freeze_evidence(log, scope, reason, await acting_as(log, keyring, as_account),
-                                     objects=object_store(home), evidence_key=keyring.evidence_signer,
-                                     halt=halt)
+    async def body(opened: Opened) -> Any:
+        actor = await acting_as(opened.db, opened.keyring, as_account)
+        return await freeze_evidence(opened.db, opened.log, scope, reason, actor, objects=object_store(home),
+                                     evidence_key=opened.keyring.evidence_signer, halt=halt)
 
-    frozen = on_home_log(ctx, body)
+    frozen = on_home(ctx, body)
     click.echo(json.dumps({"incident": frozen.incident, "object_key": frozen.object_key,
                            "sha256": frozen.sha256, "tree_size": frozen.tree_size, "entries": frozen.entries,
                            "held": len(frozen.held), "held_root": frozen.held_root,
@@ -78,10 +76,11 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
 @click.pass_context
 def list_frozen(ctx: click.Context, limit: int) -> None:
     """The incident freezes on the log, newest first (JSON lines)."""
+    from ..events.index import EventIndex
     from .freeze import list_incidents
 
-    async def body(log: Any, _keyring: Any) -> Any:
-        return await list_incidents(log, limit=limit)
+    async def body(opened: Opened) -> Any:
+        return await list_incidents(EventIndex(opened.db, opened.log), limit=limit)
 
-    for found in on_home_log(ctx, body):
+    for found in on_home(ctx, body):
         click.echo(json.dumps(found, sort_keys=True))

@@ -28,6 +28,7 @@ from ledger.log import Log
 from trainers.hashing import directory_root
 
 from ..audit.artefacts import expected_objects, worker_runs
+from ..core.database import Database
 from ..core.roles import FREEZERS, OVERSIGHT_ROLES
 from ..events.index import EventIndex
 from ..events.recording import Actor, record
@@ -77,16 +78,17 @@ def _check(actor: Actor, reason: str | None) -> str:
     return text
 
 
-async def _halt(log: Log, scope: Scope, reason: str, actor: Actor, index: EventIndex) -> list[str]:
+async def _halt(db: Database, log: Log, scope: Scope, reason: str, actor: Actor,
+                index: EventIndex) -> list[str]:
     """Halt every queued or running job whose run has an event in scope; the decisions' ids."""
-    entries = await select(log, scope, await log.store.sequenced_size(), index)  # NotFound if empty
+    entries = await select(log, scope, await log.sequenced_size(), index)  # NotFound if empty
     runs = {e.get("run") for e in map(orjson.loads, entries.values()) if isinstance(e, dict)}
     decisions = []
     for run in sorted(r for r in runs if isinstance(r, str)):
         try:
-            job = await get_job(log, run)
+            job = await get_job(db, run)
             if job.status in ("queued", "running") and not job.halted:
-                decisions.append((await oversight.halt(log, run, reason, actor)).decision_id)
+                decisions.append((await oversight.halt(db, log, run, reason, actor)).decision_id)
         except (JobNotFound, Conflict):  # a team's own script has no job; or it just finished
             continue
     return decisions
@@ -119,7 +121,7 @@ def _hold(objects: ObjectStore, named: dict[str, str]) -> tuple[dict[str, str], 
     return held, missing, [k for k, digest in held.items() if digest != named[k]]
 
 
-async def freeze_evidence(log: Log, scope: Scope, reason: str | None, actor: Actor, *,
+async def freeze_evidence(db: Database, log: Log, scope: Scope, reason: str | None, actor: Actor, *,
                           objects: ObjectStore, evidence_key: Ed25519PrivateKey,
                           index: EventIndex | None = None, halt: bool = False) -> Frozen:
     """Freeze the evidence of ``scope`` (see the module docstring) and record ``incident.frozen``.
@@ -131,15 +133,15 @@ async def freeze_evidence(log: Log, scope: Scope, reason: str | None, actor: Act
     text = _check(actor, reason)
     if halt and actor.role not in OVERSIGHT_ROLES:
         raise Forbidden("halting runs is an oversight decision: it needs a named overseer or admin")
-    index = index or EventIndex(log)
-    halted = await _halt(log, scope, text, actor, index) if halt else []
-    bundle = await build_bundle(log, scope, evidence_key=evidence_key, actor=actor, record_event=False,
+    index = index or EventIndex(db, log)
+    halted = await _halt(db, log, scope, text, actor, index) if halt else []
+    bundle = await build_bundle(db, log, scope, evidence_key=evidence_key, actor=actor, record_event=False,
                                 index=index)
     incident = new_id("inc")
     key = f"incidents/{incident}/bundle.zip"
     stored = await asyncio.to_thread(objects.put_bytes, key, bundle.data)
     await asyncio.to_thread(objects.legal_hold, key)
-    named = _named(bundle.data, await worker_runs(log))
+    named = _named(bundle.data, await worker_runs(db))
     held, missing, changed = await asyncio.to_thread(_hold, objects, named)
     root = directory_root(held)
     entry = await record(log, KIND, actor, incident=incident, reason=text, scope=scope.to_json(),
@@ -152,8 +154,7 @@ async def freeze_evidence(log: Log, scope: Scope, reason: str | None, actor: Act
                   sorted(held), missing, changed, halted)
 
 
-async def list_incidents(log: Log, index: EventIndex | None = None, *,
-                         limit: int = 100) -> list[dict[str, Any]]:
+async def list_incidents(index: EventIndex, *, limit: int = 100) -> list[dict[str, Any]]:
     """The ``incident.frozen`` events on the log, newest first, each with its leaf index."""
-    found = await (index or EventIndex(log)).query(kind=KIND, descending=True, limit=limit)
+    found = await index.query(kind=KIND, descending=True, limit=limit)
     return [{"leaf_index": e.index, **e.event} for e in found]

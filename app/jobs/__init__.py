@@ -1,7 +1,7 @@
 """Training jobs: specs submitted, budgets reserved, queued for a worker, tracked to their end.
 
 See ``service`` (submit, cancel, job rows), ``queue`` (ARQ or the local worker), ``api``
-(``/api/v1/jobs``) and ``trainers.worker`` (the job function).
+(``/api/v1/jobs``), ``runtime`` (the job function) and ``worker`` (the ARQ worker).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""CLI commands for training and oversight: ``worker``, ``jobs``, ``oversight``, ``models``.
+"""CLI commands for training: ``worker`` and ``jobs``.
 
-Registered on the ``rlhf-audit`` group by ``app.cli``. They work on the home's log directly (like
-``users``); oversight commands name the acting account with ``--as`` (an overseer or admin), whose
-pseudonym the log records, so the four-eyes rule on resume holds from the CLI too.
+Mounted on the ``rlhf-audit`` group by ``app.cli``. They work on the home's database and log
+directly (like ``users``); the oversight commands are :mod:`app.oversight.commands`.
 """
 
 from __future__ import annotations
@@ -11,24 +10,21 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ledger.cli import cli
+from ..core.commands import Opened, acting_as, on_home
 
-from ..core.commands import acting_as, on_home_log
-
-__all__ = ["jobs", "models", "oversight", "worker"]
+__all__ = ["jobs", "worker"]
 
 
 def _print(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
-@cli.command()
+@click.command()
 @click.option("--local", "local", is_flag=True,
               help="Drain the jobs table in this process (no Redis), as `serve` does by default.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued.")
@@ -39,17 +35,18 @@ def worker(ctx: click.Context, local: bool, burst: bool) -> None:
 
     if ctx.obj.get("home"):
         os.environ["RLHF_AUDIT_HOME"] = str(ctx.obj["home"])
+    from ..core.commands import settings_of
     from .queue import ENV_REDIS
 
-    if not local and not os.environ.get(ENV_REDIS):
+    if not local and not settings_of(ctx).redis_url:
         raise click.UsageError(f"set {ENV_REDIS} for an ARQ worker, or pass --local")
     if local:
-        from trainers.worker import shutdown, startup
-
         from .local import run_local_worker
+        from .runtime import WorkerContext
+        from .worker import shutdown, startup
 
         async def go() -> int:
-            state: dict[str, Any] = {}
+            state: WorkerContext = {}
             await startup(state)
             try:
                 return await run_local_worker(state, burst=burst)
@@ -61,12 +58,12 @@ def worker(ctx: click.Context, local: bool, burst: bool) -> None:
         return
     from arq.worker import run_worker
 
-    from trainers.worker import WorkerSettings
+    from .worker import WorkerSettings
 
     run_worker(WorkerSettings, burst=burst)  # type: ignore[arg-type]
 
 
-@cli.group()
+@click.group()
 def jobs() -> None:
     """Training jobs: submit a spec, follow it, cancel it."""
 
@@ -83,18 +80,19 @@ def jobs_submit(ctx: click.Context, spec: Path, as_account: str | None) -> None:
     except json.JSONDecodeError as e:
         raise click.BadParameter(f"not JSON: {e}", param_hint="SPEC") from None
 
-    async def body(log: Any, keyring: Any) -> Any:
+    async def body(home: Opened) -> Any:
         from . import service
         from .queue import queue_from_env
 
         queue = queue_from_env()
         try:
-            return await service.submit(log, keyring, queue, doc, await acting_as(log, keyring, as_account),
+            actor = await acting_as(home.db, home.keyring, as_account)
+            return await service.submit(home.db, home.log, home.keyring, queue, doc, actor,
                                         submitted_by=as_account or "cli")
         finally:
             await queue.close()
 
-    job = on_home_log(ctx, body)
+    job = on_home(ctx, body)
     click.echo(job.run)
     click.echo(f"queued {job.kind} job {job.run} (planned epsilon {job.planned_epsilon})", err=True)
 
@@ -113,11 +111,11 @@ def jobs_status(ctx: click.Context, run: str) -> None:
     """Print RUN's job row (JSON)."""
     from . import service
 
-    async def body(log: Any, _: Any) -> Any:
-        job = await service.get_job(log, run)
-        return {**job.to_dict(), "checkpoints": await service.checkpoints(log, run)}
+    async def body(home: Opened) -> Any:
+        job = await service.get_job(home.db, run)
+        return {**job.to_dict(), "checkpoints": await service.checkpoints(home.db, run)}
 
-    _print(on_home_log(ctx, body))
+    _print(on_home(ctx, body))
 
 
 @jobs.command("list")
@@ -127,10 +125,10 @@ def jobs_list(ctx: click.Context, status: str | None) -> None:
     """List jobs, newest first: run, kind, status, steps, epsilon."""
     from . import service
 
-    async def body(log: Any, _: Any) -> Any:
-        return await service.list_jobs(log, status)
+    async def body(home: Opened) -> Any:
+        return await service.list_jobs(home.db, status)
 
-    for j in on_home_log(ctx, body):
+    for j in on_home(ctx, body):
         eps = "-" if j.epsilon is None else f"{j.epsilon:.4g}"
         click.echo(f"{j.run}\t{j.kind}\t{j.status}\t{j.steps or 0}\t{eps}")
 
@@ -143,17 +141,17 @@ def jobs_wait(ctx: click.Context, run: str, timeout: float) -> None:
     """Wait until RUN completes, fails, halts or is cancelled; exit 1 unless it completed."""
     from . import service
 
-    async def body(log: Any, _: Any) -> Any:
+    async def body(home: Opened) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            job = await service.get_job(log, run)
+            job = await service.get_job(home.db, run)
             if job.status in (*service.TERMINAL, "halted"):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {run} is still {job.status} after {timeout:g} s")
             await asyncio.sleep(0.5)
 
-    job = on_home_log(ctx, body)
+    job = on_home(ctx, body)
     click.echo(job.status)
     if job.status != "completed":
         sys.exit(1)
@@ -168,147 +166,13 @@ def jobs_cancel(ctx: click.Context, run: str, as_account: str | None) -> None:
     from . import service
     from .queue import queue_from_env
 
-    async def body(log: Any, keyring: Any) -> Any:
+    async def body(home: Opened) -> Any:
         queue = queue_from_env()
         try:
-            return await service.cancel(log, queue, run, await acting_as(log, keyring, as_account))
+            actor = await acting_as(home.db, home.keyring, as_account)
+            return await service.cancel(home.db, home.log, queue, run, actor)
         finally:
             await queue.close()
 
-    job = on_home_log(ctx, body)
+    job = on_home(ctx, body)
     click.echo(f"job {run}: {'cancelling' if job.status == 'running' else job.status}", err=True)
-
-
-_WHY = click.option("--why", "justification", required=True,
-                    help="The written justification (at least 10 characters; name no one).")
-_AS = click.option("--as", "as_account", required=True, help="The overseer or admin account deciding.")
-
-
-def _decide(ctx: click.Context, as_account: str,
-            act: Callable[[Any, Any, Any], Awaitable[Any]]) -> None:
-    async def body(log: Any, keyring: Any) -> Any:
-        return await act(log, keyring, await acting_as(log, keyring, as_account))
-
-    decision = on_home_log(ctx, body)
-    _print(decision.to_dict() if hasattr(decision, "to_dict") else decision)
-
-
-@cli.group()
-def oversight() -> None:
-    """Human oversight (AI Act Article 14): each decision justified and recorded on the log."""
-
-
-@oversight.command("halt")
-@click.argument("run")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_halt(ctx: click.Context, run: str, justification: str, as_account: str) -> None:
-    """Halt RUN at its next step."""
-    from ..oversight import service
-
-    _decide(ctx, as_account, lambda log, _, actor: service.halt(log, run, justification, actor))
-
-
-@oversight.command("resume")
-@click.argument("run")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_resume(ctx: click.Context, run: str, justification: str, as_account: str) -> None:
-    """Resume halted RUN (needs an overseer other than the one who halted it)."""
-    from ..oversight import service
-    from .queue import queue_from_env
-
-    async def act(log: Any, _: Any, actor: Any) -> Any:
-        queue = queue_from_env()
-        try:
-            return await service.resume(log, queue, run, justification, actor)
-        finally:
-            await queue.close()
-
-    _decide(ctx, as_account, act)
-
-
-@oversight.command("reject-dataset")
-@click.argument("dataset")
-@click.argument("version", type=click.IntRange(min=1))
-@_WHY
-@_AS
-@click.pass_context
-def oversight_reject_dataset(ctx: click.Context, dataset: str, version: int, justification: str,
-                             as_account: str) -> None:
-    """Keep DATASET VERSION out of every later job."""
-    from ..oversight import service
-
-    _decide(ctx, as_account,
-            lambda log, _, actor: service.reject_dataset(log, dataset, version, justification, actor))
-
-
-@oversight.command("reject-annotator")
-@click.argument("annotator")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_reject_annotator(ctx: click.Context, annotator: str, justification: str,
-                               as_account: str) -> None:
-    """Keep the records of ANNOTATOR (a pseudonym, pseud:<hex>) out of every later job."""
-    from ..oversight import service
-
-    _decide(ctx, as_account,
-            lambda log, _, actor: service.reject_annotator(log, annotator, justification, actor))
-
-
-@oversight.command("rollback")
-@click.argument("model")
-@click.argument("checkpoint")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_rollback(ctx: click.Context, model: str, checkpoint: str, justification: str,
-                       as_account: str) -> None:
-    """Point MODEL at CHECKPOINT (a step number or root) of its run."""
-    from ..oversight import service
-
-    _decide(ctx, as_account,
-            lambda log, _, actor: service.rollback(log, model, checkpoint, justification, actor))
-
-
-@oversight.command("approve")
-@click.argument("model")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_approve(ctx: click.Context, model: str, justification: str, as_account: str) -> None:
-    """Approve MODEL's release."""
-    from ..oversight import service
-
-    _decide(ctx, as_account, lambda log, _, actor: service.approve_release(log, model, justification, actor))
-
-
-@oversight.command("veto")
-@click.argument("model")
-@_WHY
-@_AS
-@click.pass_context
-def oversight_veto(ctx: click.Context, model: str, justification: str, as_account: str) -> None:
-    """Veto MODEL's release."""
-    from ..oversight import service
-
-    _decide(ctx, as_account, lambda log, _, actor: service.veto_release(log, model, justification, actor))
-
-
-@cli.group()
-def models() -> None:
-    """Trained models."""
-
-
-@models.command("release")
-@click.argument("model")
-@_AS
-@click.pass_context
-def models_release(ctx: click.Context, model: str, as_account: str) -> None:
-    """Mark MODEL released (refused without an approval on the log)."""
-    from ..oversight import service
-
-    _decide(ctx, as_account, lambda log, _, actor: service.release_model(log, model, actor))

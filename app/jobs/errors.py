@@ -1,39 +1,41 @@
-"""Errors of training jobs and oversight, beneath the ledger's root so the CLI and API know them::
+"""Errors of training jobs and oversight, beneath the application's root (:mod:`app.core.errors`)::
 
-    LedgerError
-    ├── EntryError
+    AppError
+    ├── Invalid
     │   └── JobError        a bad spec or request (400)
-    ├── NotFound
+    ├── Missing
     │   └── JobNotFound     no such run, model or checkpoint (404)
-    ├── Conflict            the request does not fit the current state: over budget, not running,
+    ├── Conflict
+    │   └── Conflict        the request does not fit the current state: over budget, not running,
     │                       not approved (409); ``extensions`` carries the numbers
-    └── Forbidden           the principal may not do this (403), e.g. resuming one's own halt
+    └── Forbidden
+        └── Forbidden       the principal may not do this (403), e.g. resuming one's own halt
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ledger.errors import EntryError, LedgerError, NotFound
+from ..core import errors
 
 __all__ = ["Conflict", "Forbidden", "JobError", "JobNotFound"]
 
 
-class JobError(EntryError):
+class JobError(errors.Invalid):
     """A job spec or request that cannot be accepted."""
 
 
-class JobNotFound(NotFound):
+class JobNotFound(errors.Missing):
     """No such run, model or checkpoint."""
 
 
-class Conflict(LedgerError):
-    """The request contradicts the current state (409)."""
+class Conflict(errors.Conflict):
+    """The request contradicts the current state (409); ``extensions`` go into the problem detail."""
 
     def __init__(self, message: str, **extensions: Any) -> None:
         super().__init__(message)
         self.extensions = extensions
 
 
-class Forbidden(LedgerError):
+class Forbidden(errors.Forbidden):
     """The acting principal may not do this (403)."""

@@ -2,7 +2,7 @@
 
 ``rlhf-audit serve`` starts ``rlhf-audit worker --local`` as a child process when
 ``RLHF_AUDIT_REDIS_URL`` is unset, so the embedded default trains on one machine with nothing
-else installed. It runs the very job function ARQ workers run (``trainers.worker.run_training``),
+else installed. It runs the very job function ARQ workers run (``app.jobs.runtime.run_training``),
 one job at a time, polling for ``queued`` rows.
 """
 
@@ -12,9 +12,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .service import next_queued
+
+if TYPE_CHECKING:  # the runtime imports the datasets and trainers: only where jobs run
+    from .runtime import WorkerContext
 
 __all__ = ["ENV_PARENT", "run_local_worker", "start_local_worker_process"]
 
@@ -28,13 +31,13 @@ def _orphaned() -> bool:
     return parent is not None and str(os.getppid()) != parent
 
 
-async def run_local_worker(ctx: dict[str, Any], *, burst: bool = False, poll: float = 0.5) -> int:
+async def run_local_worker(ctx: WorkerContext, *, burst: bool = False, poll: float = 0.5) -> int:
     """Run queued jobs until stopped (``burst``: until none is queued); returns how many ran."""
-    from trainers.worker import run_training
+    from .runtime import run_training
 
     ran = 0
     while not _orphaned():
-        run = await next_queued(ctx["log"])
+        run = await next_queued(ctx["db"])
         if run is None:
             if burst:
                 return ran

@@ -9,10 +9,11 @@ claims a run with one conditional UPDATE, so no run trains twice.
 
 from __future__ import annotations
 
-import os
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ledger.errors import ConfigError
+
+from ..core.settings import Settings
 
 __all__ = ["DEFAULT_QUEUE", "ENV_QUEUE", "ENV_REDIS", "JOB_FUNCTION", "ArqQueue", "LocalQueue", "Queue",
            "queue_from_env"]
@@ -23,6 +24,7 @@ DEFAULT_QUEUE = "rlhf-audit:jobs"
 JOB_FUNCTION = "run_training"
 
 
+@runtime_checkable  # a handler's declared dependency: Litestar checks what it is given
 class Queue(Protocol):
     async def enqueue(self, run: str, job_id: str) -> None: ...
     async def abort(self, job_id: str) -> None: ...
@@ -80,8 +82,9 @@ class ArqQueue:
             self._pool = None
 
 
-def queue_from_env() -> Queue:
-    url = os.environ.get(ENV_REDIS)
-    if url:
-        return ArqQueue(url, os.environ.get(ENV_QUEUE) or DEFAULT_QUEUE)
+def queue_from_env(settings: Settings | None = None) -> Queue:
+    """ARQ on ``settings.redis_url`` when set, else the local queue (``settings``: default, built now)."""
+    settings = settings or Settings.load()
+    if settings.redis_url:
+        return ArqQueue(settings.redis_url, settings.queue or DEFAULT_QUEUE)
     return LocalQueue()

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ledger.errors import StorageError
 from ledger.log import Log
 
+from ..core.database import Database
 from ..events.recording import Actor, record
+from ..keys.keyring import Keyring
 from .errors import Conflict, JobError, JobNotFound
 from .queue import Queue
 from .schema import jobs, run_checkpoints
@@ -39,7 +39,6 @@ __all__ = [
     "add_checkpoint",
     "checkpoints",
     "claim",
-    "db",
     "get_job",
     "list_jobs",
     "new_id",
@@ -78,17 +77,6 @@ def spec_sha256(spec: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-async def db(log: Log, what: str, stmt: Any) -> Any:
-    """Run one statement in its own transaction; database errors become StorageError."""
-    try:
-        async with log.store.engine.begin() as conn:
-            return await conn.execute(stmt)
-    except IntegrityError:
-        raise
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while {what}: {e}") from e
-
-
 @dataclass(frozen=True)
 class Job:
     run: str
@@ -124,62 +112,62 @@ class Job:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-async def get_job(log: Log, run: str) -> Job:
-    row = (await db(log, "reading a job", sa.select(jobs).where(jobs.c.run == run))).first()
+async def get_job(db: Database, run: str) -> Job:
+    row = (await db.execute("reading a job", sa.select(jobs).where(jobs.c.run == run))).first()
     if row is None:
         raise JobNotFound(f"no job {run!r}")
     return Job.of(row)
 
 
-async def list_jobs(log: Log, status: str | None = None, limit: int = 100) -> list[Job]:
+async def list_jobs(db: Database, status: str | None = None, limit: int = 100) -> list[Job]:
     stmt = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.run.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(jobs.c.status == status)
-    return [Job.of(r) for r in (await db(log, "listing jobs", stmt)).all()]
+    return [Job.of(r) for r in (await db.execute("listing jobs", stmt)).all()]
 
 
-async def update_job(log: Log, run: str, *, where_status: tuple[str, ...] | None = None,
+async def update_job(db: Database, run: str, *, where_status: tuple[str, ...] | None = None,
                      **values: Any) -> bool:
     """Set columns of one job (only while its status is in ``where_status``); True if a row changed."""
     stmt = sa.update(jobs).where(jobs.c.run == run)
     if where_status is not None:
         stmt = stmt.where(jobs.c.status.in_(where_status))
-    result = await db(log, "updating a job", stmt.values(updated_at=_now(), **values))
+    result = await db.execute("updating a job", stmt.values(updated_at=_now(), **values))
     return bool(result.rowcount)
 
 
-async def claim(log: Log, run: str) -> Job | None:
+async def claim(db: Database, run: str) -> Job | None:
     """Move a queued, unhalted job to running; None if another worker has it or it was stopped."""
     stmt = (sa.update(jobs).where(jobs.c.run == run, jobs.c.status == "queued", jobs.c.halted.is_(False),
                                   jobs.c.cancel_requested.is_(False))
             .values(status="running", updated_at=_now()))
-    if not (await db(log, "claiming a job", stmt)).rowcount:
+    if not (await db.execute("claiming a job", stmt)).rowcount:
         return None
-    return await get_job(log, run)
+    return await get_job(db, run)
 
 
-async def next_queued(log: Log) -> str | None:
+async def next_queued(db: Database) -> str | None:
     stmt = (sa.select(jobs.c.run).where(jobs.c.status == "queued", jobs.c.halted.is_(False))
             .order_by(jobs.c.updated_at).limit(1))
-    return (await db(log, "polling the queue", stmt)).scalar()
+    return (await db.execute("polling the queue", stmt)).scalar()
 
 
-async def stop_requested(log: Log, run: str) -> bool:
+async def stop_requested(db: Database, run: str) -> bool:
     """What the running job polls: halted by an overseer, or cancelled."""
     stmt = sa.select(jobs.c.halted, jobs.c.cancel_requested).where(jobs.c.run == run)
-    row = (await db(log, "polling a job's flags", stmt)).first()
+    row = (await db.execute("polling a job's flags", stmt)).first()
     return row is None or bool(row.halted) or bool(row.cancel_requested)
 
 
-async def add_checkpoint(log: Log, run: str, step: int, prefix: str, root: str) -> None:
-    await db(log, "recording a checkpoint", sa.insert(run_checkpoints).values(
+async def add_checkpoint(db: Database, run: str, step: int, prefix: str, root: str) -> None:
+    await db.execute("recording a checkpoint", sa.insert(run_checkpoints).values(
         run=run, step=step, object_prefix=prefix, root=root, created_at=_now()))
 
 
-async def checkpoints(log: Log, run: str) -> list[dict[str, Any]]:
+async def checkpoints(db: Database, run: str) -> list[dict[str, Any]]:
     stmt = sa.select(run_checkpoints).where(run_checkpoints.c.run == run).order_by(run_checkpoints.c.id)
     return [{"step": r.step, "object_prefix": r.object_prefix, "root": r.root}
-            for r in (await db(log, "listing checkpoints", stmt)).all()]
+            for r in (await db.execute("listing checkpoints", stmt)).all()]
 
 
 def _parse_spec(spec: Any) -> Any:
@@ -195,14 +183,16 @@ def _parse_spec(spec: Any) -> Any:
         raise JobError(f"bad job spec: {e}") from None
 
 
-async def _reserve(log: Log, actor: Actor, run: str, dataset: str, planned: float | None) -> None:
+async def _reserve(db: Database, log: Log, actor: Actor, run: str, dataset: str,
+                   planned: float | None) -> None:
     """Hold ``planned`` ε of the dataset's budget for ``run``; over budget: job.refused and 409."""
     if planned is None:
         return
-    from ..datasets.budget import BudgetExceeded, reserve
+    from ..datasets.budget import reserve
+    from ..datasets.errors import BudgetExceeded
 
     try:
-        await reserve(log, dataset, run, planned)
+        await reserve(db, dataset, run, planned)
     except BudgetExceeded as e:
         remaining = _number(e, "remaining", "remaining_epsilon")
         await record(log, "job.refused", actor, run=run, reason="privacy budget exceeded",
@@ -219,14 +209,14 @@ def _number(e: Exception, *names: str) -> float | None:
     return None
 
 
-async def submit(log: Log, keyring: Any, queue: Queue, spec_doc: Any, actor: Actor, *,
-                 submitted_by: str = "cli") -> Job:
+async def submit(db: Database, log: Log, keyring: Keyring, queue: Queue, spec_doc: Any, actor: Actor,
+                 *, submitted_by: str = "cli") -> Job:
     """Validate, budget, record and enqueue a training job; returns its row."""
     from ..datasets import DatasetRejected, load_version
 
     spec = _parse_spec(spec_doc)
     try:
-        version = await load_version(log, keyring, spec.dataset, spec.dataset_version)
+        version = await load_version(db, log, keyring, spec.dataset, spec.dataset_version)
     except DatasetRejected as e:
         raise Conflict(str(e)) from None
     pairs = len(version.records)  # rejected annotators and erased subjects are left out already
@@ -234,44 +224,44 @@ async def submit(log: Log, keyring: Any, queue: Queue, spec_doc: Any, actor: Act
         raise JobError(f"dataset {version.dataset} version {version.version} has no usable records")
     run = new_id("run")
     planned = spec.planned_epsilon(pairs)
-    await _reserve(log, actor, run, version.dataset, planned)
+    await _reserve(db, log, actor, run, version.dataset, planned)
     doc = spec.to_dict()
     now = _now()
     try:
         await record(log, "job.submitted", actor, run=run, job_kind=spec.kind, spec_sha256=spec_sha256(doc),
                      spec=doc, dataset=version.dataset, dataset_version=version.version,
                      planned_epsilon=planned)
-        await db(log, "storing a job", sa.insert(jobs).values(
+        await db.execute("storing a job", sa.insert(jobs).values(
             run=run, kind=spec.kind, status="queued", spec=json.dumps(doc), dataset=version.dataset,
             dataset_version=version.version, planned_epsilon=planned, halted=False, cancel_requested=False,
             submitted_by=submitted_by, created_at=now, updated_at=now))
     except BaseException:
-        await release_budget(log, run, planned)
+        await release_budget(db, run, planned)
         raise
     await queue.enqueue(run, run)
-    return await get_job(log, run)
+    return await get_job(db, run)
 
 
-async def release_budget(log: Log, run: str, planned: float | None) -> None:
+async def release_budget(db: Database, run: str, planned: float | None) -> None:
     """Give a run's unspent reservation back (cancelled, or failed before spending anything)."""
     if planned is not None:
         from ..datasets.budget import release
 
-        await release(log, run)
+        await release(db, run)
 
 
-async def cancel(log: Log, queue: Queue, run: str, actor: Actor) -> Job:
+async def cancel(db: Database, log: Log, queue: Queue, run: str, actor: Actor) -> Job:
     """Cancel a queued or halted job now, or ask a running one to stop at its next step."""
-    job = await get_job(log, run)
+    job = await get_job(db, run)
     if job.status in TERMINAL:
         raise Conflict(f"job {run} is already {job.status}")
     if job.status == "running":  # the job polls the flag; aborting its task would orphan the training
-        await update_job(log, run, cancel_requested=True)
-        return await get_job(log, run)
-    if not await update_job(log, run, where_status=("queued", "halted"), status="cancelled",
+        await update_job(db, run, cancel_requested=True)
+        return await get_job(db, run)
+    if not await update_job(db, run, where_status=("queued", "halted"), status="cancelled",
                             cancel_requested=True):
-        return await cancel(log, queue, run, actor)  # it started meanwhile
+        return await cancel(db, log, queue, run, actor)  # it started meanwhile
     await queue.abort(run)
-    await release_budget(log, run, job.planned_epsilon)
+    await release_budget(db, run, job.planned_epsilon)
     await record(log, "job.cancelled", actor, run=run, step=job.steps or 0)
-    return await get_job(log, run)
+    return await get_job(db, run)

@@ -1,4 +1,5 @@
-"""``rlhf-audit keys rotate-records-kek``: added to the ledger's ``keys`` group by ``app.cli``."""
+"""``rlhf-audit keys rotate-records-kek``: mounted by ``app.cli`` in the ``keys`` group, beside the ledger's
+``rotate-log-key``."""
 
 from __future__ import annotations
 
@@ -6,15 +7,13 @@ from typing import Any
 
 import click
 
-from ledger.cli_keys import keys
-
-from ..core.commands import acting_as, on_home_log
+from ..core.commands import Opened, acting_as, on_home
 from ..core.roles import ADMINS
 
 __all__ = ["rotate_records_kek_command"]
 
 
-@keys.command("rotate-records-kek")
+@click.command("rotate-records-kek")
 @click.option("--discard-old-key", is_flag=True,
               help="Delete the old records key instead of keeping it in <keys>/retired/.")
 @click.option("--recover", is_flag=True,
@@ -32,14 +31,15 @@ def rotate_records_kek_command(ctx: click.Context, discard_old_key: bool, recove
     """
     from .kek_rotation import rotate_records_kek, settle_records_kek
 
-    async def body(log: Any, keyring: Any) -> Any:
-        actor = await acting_as(log, keyring, as_account, ADMINS)
+    async def body(opened: Opened) -> Any:
+        actor = await acting_as(opened.db, opened.keyring, as_account, ADMINS)
         if recover:
-            return await settle_records_kek(log, keyring, keep_old=not discard_old_key, actor=actor,
-                                            strict=True)
-        return await rotate_records_kek(log, keyring, actor=actor, keep_old=not discard_old_key)
+            return await settle_records_kek(opened.db, opened.log, opened.keyring,
+                                            keep_old=not discard_old_key, actor=actor, strict=True)
+        return await rotate_records_kek(opened.db, opened.log, opened.keyring, actor=actor,
+                                        keep_old=not discard_old_key)
 
-    done = on_home_log(ctx, body, settle=False)
+    done = on_home(ctx, body, settle=False)
     if recover:
         if done is None:
             click.echo("no interrupted rotation of the records key: nothing to do", err=True)

@@ -20,7 +20,7 @@ not derived from it): forms must be reloaded, sign-ins redone.
 A crash can leave ``records.key.next`` behind, before or after the commit. While it exists,
 :attr:`app.keys.keyring.Keyring.records_kek` refuses to answer (it cannot know which key the
 database is under), and :func:`settle_records_kek`, run by the rotate command, every
-``on_home_log`` command and the server's start, decides: it tries a stored row (a subject's
+``on_home`` command and the server's start, decides: it tries a stored row (a subject's
 wrapped key, else a TOTP secret) under both keys. Under the staged key: the commit happened, so
 it records the event if the log lacks it and installs the key (steps 3-4). Under the installed
 key: the commit did not happen, so it deletes the staged file. With no row at all either key is
@@ -38,13 +38,16 @@ import orjson
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ledger.errors import LedgerError, StorageError
+from ledger.errors import LedgerError
 from ledger.log import Log
 
 from ..accounts.schema import account_totp
 from ..auth.keys import totp_key_of
 from ..auth.totp import open_secret, seal_secret
-from ..datasets.records import connect, transaction, unwrap_with, wrap_key
+from ..core.database import Database
+from ..core.errors import AppError, Unavailable
+from ..datasets.errors import RecordsUnreadable
+from ..datasets.records import unwrap_with, wrap_key
 from ..datasets.schema import data_subjects
 from ..events.recording import SYSTEM, Actor, record
 from .keyring import Keyring, RecordsKekPending, records_kek_id
@@ -94,7 +97,7 @@ async def _rewrap(conn: Any, old: bytes, new: bytes) -> tuple[int, int]:
             continue
         key = unwrap_with(old, wrapped, row.pseudonym)
         if key is None:
-            raise StorageError(f"the record key of {row.pseudonym} opens under neither the old nor the "
+            raise RecordsUnreadable(f"the record key of {row.pseudonym} opens under neither the old nor the "
                                "new records key (a tampered row, or the wrong keys directory): nothing "
                                "was changed")
         rewrapped.append({"b_id": row.id, "b_wrapped": wrap_key(new, key, row.pseudonym)})
@@ -112,8 +115,8 @@ async def _rewrap(conn: Any, old: bytes, new: bytes) -> tuple[int, int]:
             continue
         secret = open_secret(old_totp, row.account_id, sealed)
         if secret is None:
-            raise StorageError(f"the TOTP secret of account #{row.account_id} opens under neither the old "
-                               "nor the new records key: nothing was changed")
+            raise RecordsUnreadable(f"the TOTP secret of account #{row.account_id} opens under neither the "
+                                    "old nor the new records key: nothing was changed")
         resealed.append({"b_id": row.account_id, "b_secret": seal_secret(new_totp, row.account_id, secret)})
     update = sa.update(account_totp).where(t.account_id == sa.bindparam("b_id")).values(
         secret=sa.bindparam("b_secret"))
@@ -122,11 +125,11 @@ async def _rewrap(conn: Any, old: bytes, new: bytes) -> tuple[int, int]:
     return len(rewrapped), len(resealed)
 
 
-async def _under(log: Log, installed: bytes | None, staged: bytes) -> str:
+async def _under(db: Database, installed: bytes | None, staged: bytes) -> str:
     """Which key the database is under: "staged", "installed" or "neither" ("staged" when no
     row tells: then either is right)."""
     s, t = data_subjects.c, account_totp.c
-    async with connect(log, "checking which records key the database is under") as conn:
+    async with db.connect("checking which records key the database is under") as conn:
         subject = (await conn.execute(sa.select(s.pseudonym, s.wrapped_key).order_by(s.id).limit(1))).first()
         totp = (await conn.execute(sa.select(t.account_id, t.secret).order_by(t.account_id).limit(1))).first()
     if subject is None and totp is None:
@@ -142,8 +145,8 @@ async def _under(log: Log, installed: bytes | None, staged: bytes) -> str:
     return "neither"
 
 
-async def _counts(log: Log) -> tuple[int, int]:
-    async with connect(log, "counting record keys and TOTP secrets") as conn:
+async def _counts(db: Database) -> tuple[int, int]:
+    async with db.connect("counting record keys and TOTP secrets") as conn:
         subjects = (await conn.execute(sa.select(sa.func.count()).select_from(data_subjects))).scalar_one()
         totps = (await conn.execute(sa.select(sa.func.count()).select_from(account_totp))).scalar_one()
     return int(subjects), int(totps)
@@ -151,7 +154,7 @@ async def _counts(log: Log) -> tuple[int, int]:
 
 async def _recorded(log: Log, kek_id: str) -> int | None:
     """The index of a recent rotation event naming ``kek_id``, if the log has one."""
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     for i in range(size - 1, max(0, size - _EVENT_LOOKBACK) - 1, -1):
         entry = await log.entry(i)
         if EVENT.encode() in entry:
@@ -169,38 +172,39 @@ async def _record(log: Log, actor: Actor, *, old: bytes | None, new: bytes, subj
                              subjects=subjects, totp_secrets=totps,
                              old_key="retired" if keep_old else "discarded",
                              recovered=True if recovered else None)
-    except LedgerError as e:
-        raise StorageError(f"the records key was rotated (database re-wrapped under key "
+    except (LedgerError, AppError) as e:
+        raise Unavailable(f"the records key was rotated (database re-wrapped under key "
                            f"{records_kek_id(new)}), but the {EVENT} event could not be recorded: {e}; "
                            "run `rlhf-audit keys rotate-records-kek --recover` to finish") from e
     return entry.leaf_index
 
 
-async def _settle(log: Log, keyring: Keyring, *, keep_old: bool, actor: Actor) -> Settled | None:
+async def _settle(db: Database, log: Log, keyring: Keyring, *, keep_old: bool,
+                  actor: Actor) -> Settled | None:
     staged = keyring.staged_records_kek()
     if staged is None:
         return None
     installed = keyring.installed_records_kek()
     kek_id = records_kek_id(staged)
-    under = await _under(log, installed, staged)
+    under = await _under(db, installed, staged)
     if under == "neither":
-        raise StorageError("the stored record keys open under neither records.key nor records.key.next: "
+        raise RecordsUnreadable("the stored record keys open under neither records.key nor records.key.next: "
                            "restore the keys directory that belongs to this database")
     if under == "installed":
         keyring.drop_staged_records_kek()  # the re-wrap never committed
         return Settled("dropped", kek_id)
     if await _recorded(log, kek_id) is None:
-        subjects, totps = await _counts(log)
+        subjects, totps = await _counts(db)
         await _record(log, actor, old=installed, new=staged, subjects=subjects, totps=totps,
                       keep_old=keep_old, recovered=True)
     retired = keyring.install_staged_records_kek(keep_old=keep_old)
     if installed is not None:
-        async with transaction(log, "re-wrapping record keys left under the old records key") as conn:
+        async with db.transaction("re-wrapping record keys left under the old records key") as conn:
             await _rewrap(conn, installed, staged)
     return Settled("installed", kek_id, None if retired is None else str(retired))
 
 
-async def settle_records_kek(log: Log, keyring: Keyring, *, keep_old: bool = True,
+async def settle_records_kek(db: Database, log: Log, keyring: Keyring, *, keep_old: bool = True,
                              actor: Actor = SYSTEM, strict: bool = False) -> Settled | None:
     """Finish or undo an interrupted rotation (a ``records.key.next`` left behind); None when
     there is none, or when another process is rotating now (``strict``: RecordsKekPending)."""
@@ -208,36 +212,36 @@ async def settle_records_kek(log: Log, keyring: Keyring, *, keep_old: bool = Tru
         return None
     try:
         with keyring.records_kek_lock():
-            return await _settle(log, keyring, keep_old=keep_old, actor=actor)
+            return await _settle(db, log, keyring, keep_old=keep_old, actor=actor)
     except RecordsKekPending:
         if strict:
             raise
         return None  # a rotation is running elsewhere; the keyring refuses the KEK until it ends
 
 
-async def rotate_records_kek(log: Log, keyring: Keyring, *, actor: Actor = SYSTEM,
+async def rotate_records_kek(db: Database, log: Log, keyring: Keyring, *, actor: Actor = SYSTEM,
                              keep_old: bool = True) -> KekRotation:
     """Replace the records KEK (see the module docstring); an interrupted earlier rotation is
     settled first."""
     with keyring.records_kek_lock():
-        await _settle(log, keyring, keep_old=keep_old, actor=actor)
+        await _settle(db, log, keyring, keep_old=keep_old, actor=actor)
         old = keyring.records_kek  # created if this home never had one
         new = AESGCM.generate_key(256)
         keyring.stage_records_kek(new)
         try:
-            async with transaction(log, "re-wrapping record keys under the new records key") as conn:
+            async with db.transaction("re-wrapping record keys under the new records key") as conn:
                 subjects, totps = await _rewrap(conn, old, new)
         except BaseException:
             # the commit may have happened even so (a connection lost while committing): look.
             # Rows not under the new key mean it did not; unreadable, keep the staged key.
             with contextlib.suppress(Exception):
-                if await _under(log, old, new) in ("installed", "neither"):
+                if await _under(db, old, new) in ("installed", "neither"):
                     keyring.drop_staged_records_kek()
             raise
         leaf_index = await _record(log, actor, old=old, new=new, subjects=subjects, totps=totps,
                                    keep_old=keep_old)
         retired = keyring.install_staged_records_kek(keep_old=keep_old)
-        async with transaction(log, "re-wrapping record keys left under the old records key") as conn:
+        async with db.transaction("re-wrapping record keys left under the old records key") as conn:
             more = await _rewrap(conn, old, new)  # a row another process wrapped meanwhile
         return KekRotation(records_kek_id(new), records_kek_id(old), subjects + more[0], totps + more[1],
                            None if retired is None else str(retired), leaf_index)

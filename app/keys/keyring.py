@@ -36,6 +36,8 @@ from ledger.errors import ConfigError
 from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 
+from ..core.errors import Unavailable
+
 __all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "Keyring", "RecordsKekPending",
            "records_kek_id"]
 
@@ -44,8 +46,9 @@ RECORDS_KEY = "records.key"
 RECORDS_KEY_NEXT = "records.key.next"  # a staged KEK: a rotation is under way or was interrupted
 
 
-class RecordsKekPending(ConfigError):
-    """``records.key.next`` exists: which KEK the database is under is not settled yet."""
+class RecordsKekPending(Unavailable):
+    """``records.key.next`` exists: which KEK the database is under is not settled yet (503: it
+    will be, once the rotation finishes or is undone)."""
 
 
 def records_kek_id(kek: bytes) -> str:

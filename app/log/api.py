@@ -48,11 +48,6 @@ QuerySize = Annotated[int, QueryParameter(ge=0, le=MAX_INT)]
 PathSize = Annotated[int, PathParameter(ge=0, le=MAX_INT)]
 
 
-def _log(request: Req) -> Log:
-    log: Log = request.app.state.log
-    return log
-
-
 def _hash(value: str, name: str) -> bytes:
     """A base64 SHA-256 hash from a query parameter, or a 400 that says what is wrong."""
     try:
@@ -88,12 +83,12 @@ class LogController(Controller):
     path = "/log"
 
     @get("/checkpoint")
-    async def checkpoint(self, request: Req) -> Response[bytes]:
+    async def checkpoint(self, log: Log) -> Response[bytes]:
         """The newest signed checkpoint note, byte for byte as signed (tlog-tiles)."""
-        return _text((await _log(request).checkpoint()).note)
+        return _text((await log.checkpoint()).note)
 
     @get("/tile/{rest:path}")
-    async def tile(self, request: Req, rest: Annotated[str, PathParameter()]) -> Response[bytes]:
+    async def tile(self, request: Req, log: Log, rest: Annotated[str, PathParameter()]) -> Response[bytes]:
         """``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``.
 
         Parsed from the raw request path: Litestar normalises ``//`` and ``..``, and a tile must
@@ -107,7 +102,6 @@ class LogController(Controller):
             level, index, width = parse_tile_path(raw[len(prefix):])
         except ValueError as e:
             raise NotFoundException(f"no such tile: {e}") from None
-        log = _log(request)
         if level is None:
             body = await log.entry_bundle(index, width)
         else:
@@ -116,67 +110,64 @@ class LogController(Controller):
 
     @get("/v1/get-proof-by-hash")
     async def proof_by_hash(
-        self, request: Req,
+        self, log: Log,
         hash_b64: Annotated[str, QueryParameter(name="hash")],
         tree_size: Annotated[int, QueryParameter(ge=1, le=MAX_INT)],
     ) -> dict[str, Any]:
         """RFC 6962 4.5: the audit path of the entry with this leaf hash in a tree of ``tree_size``."""
-        proof = await _log(request).inclusion_proof_by_hash(_hash(hash_b64, "hash"), tree_size)
+        proof = await log.inclusion_proof_by_hash(_hash(hash_b64, "hash"), tree_size)
         return {"leaf_index": proof.leaf_index, "audit_path": [b64(h) for h in proof.audit_path]}
 
     @get("/v1/get-sth-consistency")
-    async def consistency(self, request: Req, first: QuerySize, second: QuerySize) -> dict[str, Any]:
+    async def consistency(self, log: Log, first: QuerySize, second: QuerySize) -> dict[str, Any]:
         """RFC 6962 4.4, between two published checkpoint sizes (the roots an auditor can hold)."""
         if first > second:
             raise ClientException("first must not exceed second")
-        log = _log(request)
         await log.checkpoint(first)
         await log.checkpoint(second)
         proof = await log.consistency_proof(first, second)
         return {"consistency": [b64(h) for h in proof.hashes]}
 
     @get("/v1/get-entries")
-    async def entries(self, request: Req, start: QuerySize, end: QuerySize) -> dict[str, Any]:
+    async def entries(self, log: Log, start: QuerySize, end: QuerySize) -> dict[str, Any]:
         """RFC 6962 4.6: integrated entries ``start..end`` inclusive, at most PAGE_SIZE of them."""
         if start > end:
             raise ClientException("start must not exceed end")
-        log = _log(request)
-        size = (await log.store.tree_head())[0]
+        size = (await log.tree_head()).size
         if start >= size:
             raise NotFoundException(f"the tree has {size} integrated entries; start must be below that")
-        rows = await log.store.read_entries(start, min(end + 1, size, start + PAGE_SIZE))
+        rows = await log.entries(start, min(end + 1, size, start + PAGE_SIZE))
         return {"entries": [{"leaf_input": b64(e)} for e in rows]}
 
     @get("/v1/proof/{index:int}")
-    async def tlog_proof(self, request: Req, index: PathSize) -> Response[bytes]:
+    async def tlog_proof(self, log: Log, index: PathSize) -> Response[bytes]:
         """A C2SP tlog-proof file for entry ``index`` against the newest checkpoint."""
-        log = _log(request)
         cp = await log.checkpoint()
         proof = await log.inclusion_proof(index, cp.size)
         return _text(format_tlog_proof(index, proof, cp.note))
 
     @get("/v1/checkpoints/{size:int}")
-    async def checkpoint_of_size(self, request: Req, size: PathSize) -> Response[bytes]:
+    async def checkpoint_of_size(self, log: Log, size: PathSize) -> Response[bytes]:
         """The signed note published at ``size``; it never changes."""
-        return _text((await _log(request).checkpoint(size)).note, IMMUTABLE)
+        return _text((await log.checkpoint(size)).note, IMMUTABLE)
 
     @get("/v1/checkpoints/{size:int}/timestamp")
     async def timestamp(
-        self, request: Req, size: PathSize,
+        self, log: Log, size: PathSize,
         tsa: Annotated[str | None, QueryParameter(max_length=2000)] = None,
     ) -> Response[bytes]:
         """The RFC 3161 TimeStampResp (DER) over that checkpoint's note bytes: an independent
         TSA's by preference, the local TSA's only when it is the only one; or the stamp of
         ``tsa`` (a name that ``.../timestamps`` lists, or ``local``)."""
-        der = await _log(request).timestamp(size, tsa=tsa)
+        der = await log.timestamp(size, tsa=tsa)
         return Response(der, media_type="application/timestamp-reply", headers={"Cache-Control": "no-cache"})
 
     @get("/v1/checkpoints/{size:int}/timestamps")
-    async def timestamps(self, request: Req, size: PathSize) -> dict[str, Any]:
+    async def timestamps(self, log: Log, size: PathSize) -> dict[str, Any]:
         """Every stamp the checkpoint has, best first (the order ``.../timestamp`` prefers): each
         TSA's name, whether it is the log's own local TSA, the stamp's genTime and its URL."""
         stamps = []
-        for name, der in await _log(request).timestamps(size):
+        for name, der in await log.timestamps(size):
             try:
                 gen_time: str | None = parse_timestamp(der).gen_time.isoformat()
             except VerificationError:  # an unreadable stored stamp: listed; `verify` reports it
@@ -186,11 +177,10 @@ class LogController(Controller):
         return {"size": size, "timestamps": stamps}
 
     @get("/v1/keys")
-    async def keys(self, request: Req) -> dict[str, Any]:
+    async def keys(self, request: Req, log: Log) -> dict[str, Any]:
         """Origin, current log verifier key, every key the log has used (``log_vkey_history``: the
         first checkpoint size each signs) and TSA chain: the JSON of ``rlhf-audit public-keys``.
         The log's keys are read from the log, which follows a rotation made by another process."""
-        log = _log(request)
         log.follow_key()
         keys: dict[str, Any] = {**request.app.state.public_keys, "log_vkey": log.signer.verifier.vkey,
                                 "log_vkey_history": log.key_history.to_json()}
@@ -198,7 +188,7 @@ class LogController(Controller):
 
     @get("/v1/lookup")
     async def lookup(
-        self, request: Req,
+        self, log: Log, event_index: EventIndex,
         leaf_hash: Annotated[str | None, QueryParameter()] = None,
         commitment: Annotated[str | None, QueryParameter()] = None,
     ) -> dict[str, list[int]]:
@@ -207,13 +197,12 @@ class LogController(Controller):
         if (leaf_hash is None) == (commitment is None):
             raise ClientException("give exactly one of leaf_hash=<base64> or commitment=sha256:<base64>")
         if leaf_hash is not None:
-            return {"leaf_indices": await _log(request).find(_hash(leaf_hash, "leaf_hash"))}
+            return {"leaf_indices": await log.find(_hash(leaf_hash, "leaf_hash"))}
         assert commitment is not None
         try:
             digest = Commitment.parse(commitment).digest
         except VerificationError:
             raise ClientException("commitment must read sha256:<padded base64 of 32 bytes>") from None
-        index: EventIndex = request.app.state.event_index
-        found = await index.by_commitment(digest)
-        size = (await _log(request).store.tree_head())[0]  # like leaf hashes: provable entries only
+        found = await event_index.by_commitment(digest)
+        size = (await log.tree_head()).size  # like leaf hashes: provable entries only
         return {"leaf_indices": [i for i in found if i < size]}

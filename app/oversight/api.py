@@ -16,9 +16,12 @@ from litestar.params import PathParameter, QueryParameter
 from ledger.log import Log
 
 from ..auth import authorized
+from ..core.database import Database
+from ..core.deps import json_body
 from ..core.params import PathIndex
 from ..core.roles import DECIDERS
-from ..jobs.api import actor_of, error_handlers, json_body, queue_of
+from ..events.recording import Actor
+from ..jobs.queue import Queue
 from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
@@ -27,11 +30,6 @@ __all__ = ["DECIDERS", "ModelsController", "OversightController"]
 
 Req = Request[Any, Any, Any]
 PathStr = Annotated[str, PathParameter()]
-
-
-def _log(request: Req) -> Log:
-    log: Log = request.app.state.log
-    return log
 
 
 async def _body(request: Req, *required: str) -> dict[str, Any]:
@@ -53,64 +51,64 @@ def _out(decision: service.Decision) -> dict[str, Any]:
 class OversightController(Controller):
     path = "/api/v1/oversight"
     guards = [authorized]
-    exception_handlers = error_handlers()
 
     @get("/decisions", opt={"scope": "read"})
-    async def decisions(self, request: Req, run: Annotated[str | None, QueryParameter()] = None,
+    async def decisions(self, db: Database, run: Annotated[str | None, QueryParameter()] = None,
                         model: Annotated[str | None, QueryParameter()] = None,
                         action: Annotated[str | None, QueryParameter()] = None) -> dict[str, Any]:
         """The oversight register, newest first."""
-        found = await service.list_decisions(_log(request), run=run, model=model, action=action)
+        found = await service.list_decisions(db, run=run, model=model, action=action)
         return {"decisions": [_out(d) for d in found]}
 
     @post("/runs/{run:str}/halt", opt=DECIDERS, status_code=201)
-    async def halt(self, request: Req, run: PathStr) -> dict[str, Any]:
+    async def halt(self, request: Req, db: Database, log: Log, caller: Actor, run: PathStr) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.halt(_log(request), run, body["justification"], actor_of(request)))
+        return _out(await service.halt(db, log, run, body["justification"], caller))
 
     @post("/runs/{run:str}/resume", opt=DECIDERS, status_code=201)
-    async def resume(self, request: Req, run: PathStr) -> dict[str, Any]:
+    async def resume(self, request: Req, db: Database, log: Log, queue: Queue, caller: Actor,
+                     run: PathStr) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.resume(_log(request), queue_of(request), run, body["justification"],
-                                         actor_of(request)))
+        return _out(await service.resume(db, log, queue, run, body["justification"], caller))
 
     @post("/datasets/{dataset:str}/{version:int}/reject", opt=DECIDERS, status_code=201)
-    async def reject_dataset(self, request: Req, dataset: PathStr, version: PathIndex) -> dict[str, Any]:
+    async def reject_dataset(self, request: Req, db: Database, log: Log, caller: Actor, dataset: PathStr,
+                             version: PathIndex) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.reject_dataset(_log(request), dataset, version, body["justification"],
-                                                 actor_of(request)))
+        return _out(await service.reject_dataset(db, log, dataset, version, body["justification"],
+                                                 caller))
 
     @post("/annotators/{annotator:str}/reject", opt=DECIDERS, status_code=201)
-    async def reject_annotator(self, request: Req, annotator: PathStr) -> dict[str, Any]:
+    async def reject_annotator(self, request: Req, db: Database, log: Log, caller: Actor,
+                               annotator: PathStr) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.reject_annotator(_log(request), annotator, body["justification"],
-                                                   actor_of(request)))
+        return _out(await service.reject_annotator(db, log, annotator, body["justification"], caller))
 
     @post("/models/{model:str}/rollback", opt=DECIDERS, status_code=201)
-    async def rollback(self, request: Req, model: PathStr) -> dict[str, Any]:
+    async def rollback(self, request: Req, db: Database, log: Log, caller: Actor,
+                       model: PathStr) -> dict[str, Any]:
         body = await _body(request, "to_checkpoint")
-        return _out(await service.rollback(_log(request), model, str(body["to_checkpoint"]),
-                                           body["justification"], actor_of(request)))
+        return _out(await service.rollback(db, log, model, str(body["to_checkpoint"]),
+                                           body["justification"], caller))
 
     @post("/models/{model:str}/approve", opt=DECIDERS, status_code=201)
-    async def approve(self, request: Req, model: PathStr) -> dict[str, Any]:
+    async def approve(self, request: Req, db: Database, log: Log, caller: Actor,
+                      model: PathStr) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.approve_release(_log(request), model, body["justification"],
-                                                  actor_of(request)))
+        return _out(await service.approve_release(db, log, model, body["justification"], caller))
 
     @post("/models/{model:str}/veto", opt=DECIDERS, status_code=201)
-    async def veto(self, request: Req, model: PathStr) -> dict[str, Any]:
+    async def veto(self, request: Req, db: Database, log: Log, caller: Actor,
+                   model: PathStr) -> dict[str, Any]:
         body = await _body(request)
-        return _out(await service.veto_release(_log(request), model, body["justification"],
-                                               actor_of(request)))
+        return _out(await service.veto_release(db, log, model, body["justification"], caller))
 
 
 class ModelsController(Controller):
     path = "/api/v1/models"
     guards = [authorized]
-    exception_handlers = error_handlers()
 
     @post("/{model:str}/release", opt=DECIDERS, status_code=201)
-    async def release(self, request: Req, model: PathStr) -> dict[str, Any]:
+    async def release(self, db: Database, log: Log, caller: Actor, model: PathStr) -> dict[str, Any]:
         """Mark a model released; 409 unless an approval on the log stands."""
-        return await service.release_model(_log(request), model, actor_of(request))
+        return await service.release_model(db, log, model, caller)

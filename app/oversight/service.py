@@ -8,7 +8,7 @@ is required: Art. 14 asks for the reason, not only the act.
   records ``run.halted`` naming this decision.
 - ``resume`` must come from someone other than the overseer who halted (four eyes, 403 otherwise).
   The run is queued again under the same run id and continues from the halted checkpoint's weights
-  for the remaining steps (see ``trainers.worker``: optimizer state and data order start afresh).
+  for the remaining steps (see ``app.jobs.runtime``: optimizer state and data order start afresh).
 - ``reject_dataset`` / ``reject_annotator`` keep a version, or one pseudonymous annotator's
   records, out of every later job.
 - ``rollback`` points a model at one of its run's earlier checkpoints.
@@ -28,11 +28,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.log import Log
 
+from ..core.database import Database
 from ..core.roles import OVERSIGHT_ROLES
 from ..events.recording import Actor, record
 from ..jobs.errors import Conflict, Forbidden, JobError, JobNotFound
 from ..jobs.queue import Queue
-from ..jobs.service import Job, checkpoints, db, get_job, new_id, update_job
+from ..jobs.service import Job, checkpoints, get_job, new_id, update_job
 from .schema import decisions, model_releases
 
 __all__ = [
@@ -91,143 +92,146 @@ def _check(actor: Actor, justification: str) -> str:
     return text
 
 
-async def _decide(log: Log, action: str, actor: Actor, justification: str, target: dict[str, Any],
-                  **detail: Any) -> Decision:
+async def _decide(db: Database, log: Log, action: str, actor: Actor, justification: str,
+                  target: dict[str, Any], **detail: Any) -> Decision:
     """Record the decision on the log, then in the register."""
     text = _check(actor, justification)
     decision_id = new_id("dec")
     entry = await record(log, "oversight.decision", actor, action=action, target=target,
                          justification=text, decision_id=decision_id, **detail)
-    await db(log, "registering a decision", sa.insert(decisions).values(
+    await db.execute("registering a decision", sa.insert(decisions).values(
         decision_id=decision_id, leaf_index=entry.leaf_index, action=action, justification=text,
         actor=actor.pseudonym, actor_role=actor.role, detail=json.dumps(detail),
         created_at=datetime.now(UTC), **target))
-    return await get_decision(log, decision_id)
+    return await get_decision(db, decision_id)
 
 
-async def get_decision(log: Log, decision_id: str) -> Decision:
-    row = (await db(log, "reading a decision",
-                    sa.select(decisions).where(decisions.c.decision_id == decision_id))).first()
+async def get_decision(db: Database, decision_id: str) -> Decision:
+    row = (await db.execute("reading a decision",
+                            sa.select(decisions).where(decisions.c.decision_id == decision_id))).first()
     if row is None:
         raise JobNotFound(f"no decision {decision_id!r}")
     return Decision.of(row)
 
 
-async def list_decisions(log: Log, *, run: str | None = None, model: str | None = None,
+async def list_decisions(db: Database, *, run: str | None = None, model: str | None = None,
                          action: str | None = None, limit: int = 200) -> list[Decision]:
     stmt = sa.select(decisions).order_by(decisions.c.leaf_index.desc()).limit(limit)
     for column, value in (("run", run), ("model", model), ("action", action)):
         if value is not None:
             stmt = stmt.where(decisions.c[column] == value)
-    return [Decision.of(r) for r in (await db(log, "listing decisions", stmt)).all()]
+    return [Decision.of(r) for r in (await db.execute("listing decisions", stmt)).all()]
 
 
-async def halt(log: Log, run: str, justification: str, actor: Actor) -> Decision:
+async def halt(db: Database, log: Log, run: str, justification: str, actor: Actor) -> Decision:
     """Stop a queued or running job at its next step."""
     _check(actor, justification)
-    job = await get_job(log, run)
+    job = await get_job(db, run)
     if job.status not in ("queued", "running") or job.halted:
         raise Conflict(f"job {run} is {'halted' if job.halted else job.status}; only a queued or running "
                        "job can be halted")
-    decision = await _decide(log, "halt", actor, justification, {"run": run})
-    await update_job(log, run, halted=True, halt_decision=decision.decision_id)
-    if await update_job(log, run, where_status=("queued",), status="halted"):
+    decision = await _decide(db, log, "halt", actor, justification, {"run": run})
+    await update_job(db, run, halted=True, halt_decision=decision.decision_id)
+    if await update_job(db, run, where_status=("queued",), status="halted"):
         await record(log, "run.halted", Actor("worker", "service"), run=run, step=0,
                      decision=decision.leaf_index)  # it never started: nothing to checkpoint
     return decision
 
 
-async def resume(log: Log, queue: Queue, run: str, justification: str, actor: Actor) -> Decision:
+async def resume(db: Database, log: Log, queue: Queue, run: str, justification: str,
+                 actor: Actor) -> Decision:
     """Queue a halted run again; the overseer who halted it may not be the one to resume it."""
     _check(actor, justification)
-    job = await get_job(log, run)
+    job = await get_job(db, run)
     if not job.halted:
         raise Conflict(f"job {run} is {job.status}, not halted")
     if job.status != "halted":
         raise Conflict(f"job {run} is still stopping after the halt; try again in a moment")
-    halted_by = await get_decision(log, job.halt_decision) if job.halt_decision else None
+    halted_by = await get_decision(db, job.halt_decision) if job.halt_decision else None
     if halted_by is not None and halted_by.actor == actor.pseudonym:
         raise Forbidden("a run must be resumed by an overseer other than the one who halted it "
                         f"(decision {halted_by.decision_id}); ask a second overseer")
-    decision = await _decide(log, "resume", actor, justification, {"run": run},
+    decision = await _decide(db, log, "resume", actor, justification, {"run": run},
                              halted_by=job.halt_decision)
-    await update_job(log, run, where_status=("halted",), status="queued", halted=False)
+    await update_job(db, run, where_status=("halted",), status="queued", halted=False)
     await queue.enqueue(run, f"{run}.{decision.decision_id}")
     return decision
 
 
-async def reject_dataset(log: Log, dataset: str, version: int, justification: str, actor: Actor) -> Decision:
+async def reject_dataset(db: Database, log: Log, dataset: str, version: int, justification: str,
+                         actor: Actor) -> Decision:
     from ..datasets import reject_version
 
     _check(actor, justification)
-    await reject_version(log, dataset, version)
-    return await _decide(log, "reject_dataset", actor, justification,
+    await reject_version(db, dataset, version)
+    return await _decide(db, log, "reject_dataset", actor, justification,
                          {"dataset": dataset, "dataset_version": version})
 
 
-async def reject_annotator(log: Log, annotator: str, justification: str, actor: Actor) -> Decision:
+async def reject_annotator(db: Database, log: Log, annotator: str, justification: str,
+                           actor: Actor) -> Decision:
     from ..datasets import reject_annotator as reject
 
     _check(actor, justification)
     if not annotator.startswith("pseud:"):
         raise JobError("name the annotator by pseudonym (pseud:<hex>), never by identity")
-    await reject(log, annotator)
-    return await _decide(log, "reject_annotator", actor, justification, {"annotator": annotator})
+    await reject(db, annotator)
+    return await _decide(db, log, "reject_annotator", actor, justification, {"annotator": annotator})
 
 
-async def get_model(log: Log, model_or_run: str) -> Job:
+async def get_model(db: Database, model_or_run: str) -> Job:
     """The completed job behind a model id (or a run id)."""
     from ..jobs.schema import jobs
 
     column = jobs.c.run if model_or_run.startswith("run_") else jobs.c.model
-    row = (await db(log, "reading a model", sa.select(jobs.c.run).where(column == model_or_run))).first()
+    row = (await db.execute("reading a model", sa.select(jobs.c.run).where(column == model_or_run))).first()
     if row is None:
         raise JobNotFound(f"no model {model_or_run!r}")
-    job = await get_job(log, row.run)
+    job = await get_job(db, row.run)
     if job.model is None:
         raise Conflict(f"run {job.run} is {job.status} and has no model yet")
     return job
 
 
-async def rollback(log: Log, model_or_run: str, to_checkpoint: str, justification: str,
+async def rollback(db: Database, log: Log, model_or_run: str, to_checkpoint: str, justification: str,
                    actor: Actor) -> Decision:
     """Point the model at an earlier checkpoint of its run (by step number or root)."""
     _check(actor, justification)
-    job = await get_model(log, model_or_run)
-    chosen = next((c for c in await checkpoints(log, job.run)
+    job = await get_model(db, model_or_run)
+    chosen = next((c for c in await checkpoints(db, job.run)
                    if to_checkpoint in (str(c["step"]), c["root"], c["object_prefix"])), None)
     if chosen is None:
         raise JobNotFound(f"run {job.run} has no checkpoint {to_checkpoint!r}")
-    decision = await _decide(log, "rollback", actor, justification, {"model": job.model, "run": job.run},
+    decision = await _decide(db, log, "rollback", actor, justification, {"model": job.model, "run": job.run},
                              to_checkpoint=chosen["root"], step=chosen["step"])
-    await update_job(log, job.run, model_root=chosen["root"], model_prefix=chosen["object_prefix"])
+    await update_job(db, job.run, model_root=chosen["root"], model_prefix=chosen["object_prefix"])
     return decision
 
 
-async def approve_release(log: Log, model: str, justification: str, actor: Actor) -> Decision:
-    job = await get_model(log, model)
-    return await _decide(log, "approve_release", actor, justification, {"model": job.model, "run": job.run},
-                         root=job.model_root)
+async def approve_release(db: Database, log: Log, model: str, justification: str, actor: Actor) -> Decision:
+    job = await get_model(db, model)
+    return await _decide(db, log, "approve_release", actor, justification,
+                         {"model": job.model, "run": job.run}, root=job.model_root)
 
 
-async def veto_release(log: Log, model: str, justification: str, actor: Actor) -> Decision:
-    job = await get_model(log, model)
-    return await _decide(log, "veto_release", actor, justification, {"model": job.model, "run": job.run})
+async def veto_release(db: Database, log: Log, model: str, justification: str, actor: Actor) -> Decision:
+    job = await get_model(db, model)
+    return await _decide(db, log, "veto_release", actor, justification, {"model": job.model, "run": job.run})
 
 
-async def release_model(log: Log, model: str, actor: Actor) -> dict[str, Any]:
+async def release_model(db: Database, log: Log, model: str, actor: Actor) -> dict[str, Any]:
     """Mark a model released: only with an approval on the log that no later veto overrides."""
     if actor.role not in OVERSIGHT_ROLES:
         raise Forbidden(f"releasing a model needs the overseer or admin role, not {actor.role!r}")
-    job = await get_model(log, model)
+    job = await get_model(db, model)
     assert job.model is not None and job.model_root is not None
-    released = (await db(log, "reading releases", sa.select(model_releases.c.leaf_index).where(
+    released = (await db.execute("reading releases", sa.select(model_releases.c.leaf_index).where(
         model_releases.c.model == job.model))).scalar()
     if released is not None:
         raise Conflict(f"model {job.model} is already released (entry {released})")
     if job.halted or job.status == "halted":
         raise Conflict(f"model {job.model} cannot be released: its run {job.run} is halted")
-    latest = next(iter(d for d in await list_decisions(log, model=job.model)
+    latest = next(iter(d for d in await list_decisions(db, model=job.model)
                        if d.action in ("approve_release", "veto_release", "rollback")), None)
     if latest is None or latest.action != "approve_release":
         why = ("no approve_release decision exists" if latest is None else
@@ -236,7 +240,7 @@ async def release_model(log: Log, model: str, actor: Actor) -> dict[str, Any]:
     entry = await record(log, "model.released", actor, model=job.model, run=job.run,
                          approval=latest.decision_id, root=job.model_root)
     try:
-        await db(log, "recording a release", sa.insert(model_releases).values(
+        await db.execute("recording a release", sa.insert(model_releases).values(
             model=job.model, run=job.run, approval=latest.decision_id, root=job.model_root,
             leaf_index=entry.leaf_index, released_by=actor.pseudonym, released_at=datetime.now(UTC)))
     except IntegrityError:

@@ -21,42 +21,35 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from .. import accounts
+from ..accounts import MAX_TOKEN_DAYS
+from ..config.runtime import SETTINGS, change, settings_of
+from ..core.deps import keyring_of
+from ..core.errors import AppError
 from ..core.problems import classify
-from ..core.roles import ADMINS, is_service
-from .sources import optional
-from .web import Req, actor_of, log_of, page, redirect, role_guard
+from ..core.roles import ADMINS, ALL_SCOPES, ROLES, is_service
+from ..datasets import list_datasets, set_budget
+from .web import Req, actor_of, db_of, log_of, page, redirect, role_guard
 
 __all__ = ["AdminController"]
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-def _pseudonymizer(request: Req) -> Any:
-    from app.jobs.api import keyring_of
-
-    return keyring_of(request).pseudonymizer
-
-
 async def _context(request: Req) -> dict[str, Any]:
-    from app.accounts import list_accounts, list_tokens
-    from app.core.roles import ALL_SCOPES, ROLES
-
-    log = log_of(request)
-    accounts = await list_accounts(log)
-    tokens = {a.name: await list_tokens(log, a.name) for a in accounts}
-    datasets = optional("app.datasets")
+    db = db_of(request)
+    listed = await accounts.list_accounts(db)
+    tokens = {a.name: await accounts.list_tokens(db, a.name) for a in listed}
     settings = getattr(request.app.state, "settings", None)
-    return {"accounts": accounts, "tokens": tokens, "roles": ROLES, "scopes": ALL_SCOPES,
-            "datasets": None if datasets is None else await datasets.list_datasets(log),
+    return {"accounts": listed, "tokens": tokens, "roles": ROLES, "scopes": ALL_SCOPES,
+            "datasets": await list_datasets(db),
             "settings": None if settings is None else settings.snapshot(),
-            "descriptions": {k: s.description for k, s in _settings_module().SETTINGS.items()}}
+            "descriptions": {k: s.description for k, s in SETTINGS.items()}}
 
 
 def _token_lifetime(days: str) -> timedelta | None:
     """The form's expiry, under the bound of every entrance (``app.accounts.MAX_TOKEN_DAYS``);
     blank is never."""
-    from app.accounts import MAX_TOKEN_DAYS
-
     if not days:
         return None
     try:
@@ -69,44 +62,35 @@ def _token_lifetime(days: str) -> timedelta | None:
     return timedelta(days=n)
 
 
-def _settings_module() -> Any:
-    import app.config.runtime
-
-    return app.config.runtime
-
-
 async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa: C901 (one branch per form)
     """Do the change the form asks for; returns the message for the page (or the new token)."""
-    from app import accounts
-
-    log, by, p = log_of(request), actor_of(request), _pseudonymizer(request)
+    db, log, by = db_of(request), log_of(request), actor_of(request)
+    p = keyring_of(request).pseudonymizer
     name = data.get("name", "").strip()
     if what == "create_account":
         role = data.get("role", "")
         password = None if is_service(role) else data.get("password", "")
-        await accounts.create_account(log, name, role, password, pseudonymizer=p, by=by)
+        await accounts.create_account(db, log, name, role, password, pseudonymizer=p, by=by)
         return f"Account {name} ({role}) created."
     if what == "set_role":
-        await accounts.set_role(log, name, data.get("role", ""), pseudonymizer=p, by=by)
+        await accounts.set_role(db, log, name, data.get("role", ""), pseudonymizer=p, by=by)
         return f"{name} is now {data.get('role')}."
     if what in ("disable", "enable"):
-        await accounts.set_disabled(log, name, what == "disable", pseudonymizer=p, by=by)
+        await accounts.set_disabled(db, log, name, what == "disable", pseudonymizer=p, by=by)
         return f"{name} {what}d."
     if what == "create_token":
         expires = _token_lifetime(data.get("expires_days", "").strip())
         scopes = [s for s in data.get("scopes", "").split() if s] or None
-        return await accounts.create_token(log, name, scopes, expires, pseudonymizer=p, by=by)
+        return await accounts.create_token(db, log, name, scopes, expires, pseudonymizer=p, by=by)
     if what == "revoke_token":
-        await accounts.revoke_token(log, data.get("prefix", ""), pseudonymizer=p, by=by)
+        await accounts.revoke_token(db, log, data.get("prefix", ""), pseudonymizer=p, by=by)
         return f"Token {data.get('prefix')} revoked."
     if what == "set_budget":
-        from app.datasets import set_budget
-
         try:
             total, delta = float(data.get("epsilon_total", "")), float(data.get("delta", "") or 1e-5)
         except ValueError:
             raise ValueError("ε and δ must be numbers") from None
-        await set_budget(log, data.get("dataset", ""), total, delta, by)
+        await set_budget(db, log, data.get("dataset", ""), total, delta, by)
         return f"Budget of {data.get('dataset')} set to ε {total:g} (δ {delta:g})."
     if what == "setting":
         key, raw = data.get("key", ""), data.get("value", "").strip()
@@ -114,8 +98,7 @@ async def _change(request: Req, what: str, data: dict[str, str]) -> Any:  # noqa
             value = orjson.loads(raw) if raw else None  # as the API: no NaN, Infinity, deep nesting
         except json.JSONDecodeError:
             value = raw  # a bare string (a URL)
-        settings = _settings_module()
-        changed = await settings.change(request.app.state.settings, key, value, by=by)
+        changed = await change(settings_of(request.app.state), key, value, by=by)
         return f"{key} changed." if changed else f"{key} already had that value."
     raise ValueError(f"unknown administration action {what!r}")
 
@@ -133,7 +116,7 @@ class AdminController(Controller):
                      data: Form) -> Template | Redirect:
         try:
             done = await _change(request, what, data)
-        except (ValueError, LedgerError) as e:
+        except (ValueError, AppError, LedgerError) as e:
             status, detail = (400, str(e)) if isinstance(e, ValueError) else classify(e)
             if status >= 500:  # the database failed: the error page, without the driver's words
                 raise

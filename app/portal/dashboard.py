@@ -1,7 +1,7 @@
 """The dashboard: what needs attention now, refreshing itself with htmx polling.
 
 Each panel is a partial (``templates/partials/``) rendered both in the full page and by its own
-endpoint that htmx polls; a panel whose service is not installed says so instead of failing.
+endpoint that htmx polls.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ async def log_health(request: Req) -> dict[str, Any]:
     """Size, age of the newest checkpoint and TSA status, as ``rlhf-audit status`` shows them."""
     log = log_of(request)
     try:
-        size, _ = await log.store.tree_head()
+        size, _ = await log.tree_head()
         cp = await log.latest_checkpoint()
         gaps = await log.timestamp_gaps()
     except LedgerError as e:

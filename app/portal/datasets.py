@@ -12,8 +12,9 @@ from litestar import Controller, get
 from litestar.params import PathParameter
 from litestar.response import Template
 
-from .sources import optional
-from .web import OVERSIGHT_ROLES, Req, log_of, page, signed_in, viewer
+from ..datasets import describe_dataset, list_datasets
+from ..oversight.service import MIN_JUSTIFICATION
+from .web import OVERSIGHT_ROLES, Req, db_of, page, signed_in, viewer
 
 __all__ = ["DatasetsController"]
 
@@ -24,17 +25,12 @@ class DatasetsController(Controller):
 
     @get("/")
     async def datasets(self, request: Req) -> Template:
-        service = optional("app.datasets")
-        listed = None if service is None else await service.list_datasets(log_of(request))
-        return page(request, "datasets.html", datasets=listed)
+        return page(request, "datasets.html", datasets=await list_datasets(db_of(request)))
 
     @get("/{dataset:str}")
     async def dataset(self, request: Req, dataset: Annotated[str, PathParameter(max_length=128)],
                       ) -> Template:
-        from app.datasets import describe_dataset
-
-        described = await describe_dataset(log_of(request), dataset)  # UnknownDataset -> 404 page
+        described = await describe_dataset(db_of(request), dataset)  # UnknownDataset -> 404 page
         who = viewer(request)
-        oversight = optional("app.oversight.service")
         return page(request, "dataset.html", d=described, may_oversee=bool(who and who.may(*OVERSIGHT_ROLES)),
-                    min_justification=getattr(oversight, "MIN_JUSTIFICATION", 10))
+                    min_justification=MIN_JUSTIFICATION)

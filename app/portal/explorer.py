@@ -27,7 +27,7 @@ from ledger.proofs import b64
 
 from ..core.params import PathIndex, QueryIndex
 from ..core.problems import client_detail
-from .web import Req, log_of, page, signed_in
+from .web import Req, db_of, log_of, page, signed_in
 
 __all__ = ["ExplorerController", "Found", "event_index", "parse_hash"]
 
@@ -93,7 +93,7 @@ def event_index(request: Req) -> Any:
     if index is None:
         from app.events.index import EventIndex
 
-        index = state.event_index = EventIndex(log_of(request))
+        index = state.event_index = EventIndex(db_of(request), log_of(request))
     return index
 
 

@@ -19,8 +19,9 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
+from ..core.errors import AppError
 from ..core.problems import client_detail
-from .web import OVERSIGHT_ROLES, Req, actor_of, log_of, page, queue_of, redirect, role_guard
+from .web import OVERSIGHT_ROLES, Req, actor_of, db_of, log_of, page, queue_of, redirect, role_guard
 
 __all__ = ["ACTIONS", "OversightController"]
 
@@ -37,7 +38,9 @@ ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
-def _status(e: LedgerError) -> int:
+def _status(e: LedgerError | AppError) -> int:
+    if isinstance(e, AppError):
+        return e.status
     name = type(e).__name__
     if isinstance(e, NotFound):
         return 404
@@ -48,24 +51,24 @@ async def _decide(request: Req, action: str, form: dict[str, str]) -> Any:
     from app.jobs.errors import JobError
     from app.oversight import service
 
-    log, actor, text = log_of(request), actor_of(request), form.get("justification", "")
+    db, log, actor, text = db_of(request), log_of(request), actor_of(request), form.get("justification", "")
     if action == "halt":
-        return await service.halt(log, form["run"], text, actor)
+        return await service.halt(db, log, form["run"], text, actor)
     if action == "resume":
-        return await service.resume(log, queue_of(request), form["run"], text, actor)
+        return await service.resume(db, log, queue_of(request), form["run"], text, actor)
     if action == "rollback":
-        return await service.rollback(log, form["run"], form["to_checkpoint"], text, actor)
+        return await service.rollback(db, log, form["run"], form["to_checkpoint"], text, actor)
     if action == "approve_release":
-        return await service.approve_release(log, form["model"], text, actor)
+        return await service.approve_release(db, log, form["model"], text, actor)
     if action == "veto_release":
-        return await service.veto_release(log, form["model"], text, actor)
+        return await service.veto_release(db, log, form["model"], text, actor)
     if action == "reject_dataset":
         try:
             version = int(form["dataset_version"])
         except ValueError:
             raise JobError("the dataset version must be a number") from None
-        return await service.reject_dataset(log, form["dataset"], version, text, actor)
-    return await service.reject_annotator(log, form["annotator"], text, actor)
+        return await service.reject_dataset(db, log, form["dataset"], version, text, actor)
+    return await service.reject_annotator(db, log, form["annotator"], text, actor)
 
 
 def _back(form: dict[str, str]) -> str:
@@ -92,7 +95,7 @@ class OversightController(Controller):
                                            "(it goes on the permanent log)", 400)
         try:
             decision = await _decide(request, action, {k: v.strip() for k, v in data.items()})
-        except LedgerError as e:
+        except (LedgerError, AppError) as e:
             return _refused(request, data, f"{label} refused: {client_detail(e)}", _status(e))
         back = _back(data)
         sep = "&" if "?" in back else "?"

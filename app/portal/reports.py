@@ -27,15 +27,23 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError, NotFound
 
+from ..compliance import latest_check, list_alerts, run_checks
+from ..compliance.reports import FORMATS, MEDIA_TYPES, build_report, render_report
+from ..compliance.scope import ReportScope
+from ..core.deps import keyring_of
+from ..core.errors import AppError, Forbidden, Missing
 from ..core.params import QueryIndex
 from ..core.problems import client_detail
 from ..core.roles import COMPLIANCE_READERS
+from ..evidence.builder import build_bundle
+from ..evidence.scope import Scope
+from ..incidents.freeze import MIN_REASON, freeze_evidence, list_incidents
 from .explorer import event_index
-from .sources import optional
 from .web import (
     OVERSIGHT_ROLES,
     Req,
     actor_of,
+    db_of,
     flash,
     log_of,
     page,
@@ -79,46 +87,33 @@ def scope_of(form: dict[str, str]) -> dict[str, Any]:
 
 
 async def _context(request: Req) -> dict[str, Any]:
-    incidents = await _incidents(request)
-    compliance = optional("app.compliance")
-    if compliance is None:
-        return {"check": None, "alerts": None, "bundles": optional("app.evidence.builder") is not None,
-                **incidents}
-    log = log_of(request)
-    return {"check": await compliance.latest_check(log),
-            "alerts": await compliance.list_alerts(log, "open"),
-            "bundles": optional("app.evidence.builder") is not None, **incidents}
+    db = db_of(request)
+    return {"check": await latest_check(db), "alerts": await list_alerts(db, "open"), "bundles": True,
+            **await _incidents(request)}
 
 
 def _scope_text(scope: Any) -> str:
-    from app.compliance.scope import ReportScope
-
     try:
         return ReportScope.parse(scope).describe()
-    except (LedgerError, TypeError, ValueError):
+    except (LedgerError, AppError, TypeError, ValueError):
         return str(scope)
 
 
 async def _incidents(request: Req) -> dict[str, Any]:
     """The recorded freezes (newest first), and whether the viewer may freeze."""
     who = viewer(request)
-    incidents = optional("app.incidents")
-    if incidents is None:
-        return {"incidents": None, "may_freeze": False}
     index = event_index(request)
     await index.catch_up()  # a freeze just recorded is listed at once
-    found = await incidents.list_incidents(log_of(request), index, limit=100)
+    found = await list_incidents(index, limit=100)
     for i in found:
         i["scope_text"] = _scope_text(i.get("scope"))
     return {"incidents": found, "may_freeze": bool(who and who.may(*OVERSIGHT_ROLES)),
-            "min_reason": incidents.freeze.MIN_REASON,
+            "min_reason": MIN_REASON,
             "downloads": getattr(request.app.state, "objects", None) is not None}
 
 
 def _freeze_status(e: Exception) -> int:
-    from app.jobs.errors import Forbidden
-
-    return 403 if isinstance(e, Forbidden) else 404 if isinstance(e, NotFound) else 400
+    return 403 if isinstance(e, Forbidden) else 404 if isinstance(e, NotFound | Missing) else 400
 
 
 class ReportsController(Controller):
@@ -134,9 +129,7 @@ class ReportsController(Controller):
     @post("/checks", guards=[role_guard(*COMPLIANCE_READERS)])
     async def check(self, request: Req) -> Redirect:
         """Run the regulation pack now (recorded as ``compliance.checked``)."""
-        from app.compliance import run_checks
-
-        run = await run_checks(log_of(request), event_index(request), actor=actor_of(request))
+        run = await run_checks(db_of(request), log_of(request), event_index(request), actor=actor_of(request))
         c = run.counts()
         message = (f"Checks done: {c['pass']} passed, {c['fail']} failed, {c['not_applicable']} not "
                    f"applicable (log entry {run.leaf_index}).")
@@ -145,17 +138,15 @@ class ReportsController(Controller):
     @post("/report", guards=[role_guard(*COMPLIANCE_READERS)], status_code=200)
     async def report(self, request: Req, data: Form) -> Response[bytes] | Template:
         """A report for the scope, in the format asked for (HTML shown, PDF and JSON downloaded)."""
-        from app.compliance.reports import FORMATS, MEDIA_TYPES, build_report, render_report
-
         fmt = data.get("format", "html")
         try:
             if fmt not in FORMATS:
                 raise ValueError(f"format must be one of {', '.join(FORMATS)}")
             log = log_of(request)
-            report = await build_report(log, event_index(request), scope_of(data))
+            report = await build_report(db_of(request), log, event_index(request), scope_of(data))
             document = await render_report(log, report, fmt, actor_of(request),
                                            objects=getattr(request.app.state, "objects", None))
-        except (ValueError, LedgerError) as e:
+        except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=True, form=data, error=f"The report could not be made: {client_detail(e)}")
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]
@@ -167,19 +158,15 @@ class ReportsController(Controller):
     @post("/bundle", status_code=200)
     async def bundle(self, request: Req, data: Form) -> Response[bytes] | Template:
         """Build the evidence bundle of a scope and download it (``bundle.created`` on the log)."""
-        from app.evidence.builder import build_bundle
-        from app.evidence.scope import Scope
-        from app.jobs.api import keyring_of
-
         try:
             scope = scope_of(data)
             if scope["kind"] == "all":
                 raise ValueError("a bundle covers a model, a run, a dataset or a time range: choose one")
-            built = await build_bundle(log_of(request), Scope.from_json(scope),
+            built = await build_bundle(db_of(request), log_of(request), Scope.from_json(scope),
                                        evidence_key=keyring_of(request).evidence_signer,
                                        actor=actor_of(request), index=event_index(request),
                                        objects=getattr(request.app.state, "objects", None))
-        except (ValueError, LedgerError) as e:
+        except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=_may(request), form=data,
                         error=f"The bundle could not be built: {client_detail(e)}")
@@ -192,10 +179,6 @@ class ReportsController(Controller):
     async def freeze(self, request: Req, data: Form) -> Template | Redirect:
         """Freeze a scope's evidence (Art. 73, ``incident.frozen``); on a refusal, the page again
         with the reason and nothing written."""
-        from app.evidence.scope import Scope
-        from app.incidents import freeze_evidence
-        from app.jobs.api import keyring_of
-
         index = event_index(request)
         try:
             if data.get("kind") not in FREEZE_KINDS:
@@ -207,10 +190,11 @@ class ReportsController(Controller):
             if objects is None:
                 raise ValueError("this server has no object store to keep the frozen bundle in")
             await index.catch_up()  # events recorded a moment ago are in scope
-            frozen = await freeze_evidence(log_of(request), scope, data.get("reason"), actor_of(request),
-                                           objects=objects, evidence_key=keyring_of(request).evidence_signer,
-                                           index=index, halt=data.get("halt") == "yes")
-        except (ValueError, LedgerError) as e:
+            frozen = await freeze_evidence(
+                db_of(request), log_of(request), scope, data.get("reason"), actor_of(request),
+                objects=objects, evidence_key=keyring_of(request).evidence_signer, index=index,
+                halt=data.get("halt") == "yes")
+        except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=_freeze_status(e), **await _context(request),
                         may_report=_may(request), form={}, freeze_form=data, frozen=None,
                         freeze_error=f"The evidence was not frozen: {client_detail(e).rstrip('.')}.")
@@ -228,9 +212,7 @@ class ReportsController(Controller):
     @get("/incidents/{incident:str}/bundle")
     async def frozen_bundle(self, request: Req, incident: IncidentId) -> Response[bytes]:
         """The frozen bundle of a recorded incident, if the store still has it as the log says."""
-        from app.incidents import list_incidents
-
-        found = next((i for i in await list_incidents(log_of(request), event_index(request), limit=1000)
+        found = next((i for i in await list_incidents(event_index(request), limit=1000)
                       if i.get("incident") == incident), None)
         objects = getattr(request.app.state, "objects", None)
         if found is None or objects is None or not isinstance(found.get("object_key"), str):

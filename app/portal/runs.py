@@ -19,15 +19,19 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from ..core.deps import keyring_of
+from ..core.errors import AppError
 from ..core.params import QueryIndex
 from ..core.problems import client_detail
 from ..core.roles import JOB_SUBMITTERS
+from ..jobs import service as jobs
+from ..oversight import service as oversight
 from .explorer import event_index
-from .sources import optional
 from .web import (
     OVERSIGHT_ROLES,
     Req,
     actor_of,
+    db_of,
     log_of,
     page,
     queue_of,
@@ -72,11 +76,7 @@ def _charts(series: dict[str, list[tuple[float, float]]], privacy: list[tuple[fl
 
 
 async def run_context(request: Req, run: str) -> dict[str, Any]:
-    jobs = optional("app.jobs.service")
-    if jobs is None:
-        return {"job": None, "run": run}
-    log = log_of(request)
-    job = await jobs.get_job(log, run)  # JobNotFound -> 404 page
+    job = await jobs.get_job(db_of(request), run)  # JobNotFound -> 404 page
     index = event_index(request)
     metrics = await index.query(kind="run.metrics", run=run, limit=2000)
     privacy_events = await index.query(kind="run.privacy", run=run, limit=2000)
@@ -97,8 +97,7 @@ class RunsController(Controller):
 
     @get("/")
     async def runs(self, request: Req) -> Template:
-        jobs = optional("app.jobs.service")
-        listed = None if jobs is None else await jobs.list_jobs(log_of(request), limit=200)
+        listed = await jobs.list_jobs(db_of(request), limit=200)
         who = viewer(request)
         return page(request, "runs.html", jobs=listed,
                     may_submit=bool(who and who.may(*JOB_SUBMITTERS)), spec_text=_example_spec())
@@ -106,17 +105,15 @@ class RunsController(Controller):
     @post("/", guards=[role_guard(*JOB_SUBMITTERS)])
     async def submit(self, request: Req, data: Form) -> Template | Redirect:
         """Submit a job spec (JSON) on behalf of the signed-in operator."""
-        from app.jobs.api import keyring_of
-        from app.jobs.service import submit
-
         text = data.get("spec", "")
         try:
             doc = orjson.loads(text)  # as the API: NaN, Infinity and deep nesting are refused
-            job = await submit(log_of(request), keyring_of(request), queue_of(request), doc,
-                               actor_of(request), submitted_by=getattr(viewer(request), "account", "portal"))
+            job = await jobs.submit(db_of(request), log_of(request), keyring_of(request), queue_of(request),
+                                    doc, actor_of(request),
+                                    submitted_by=getattr(viewer(request), "account", "portal"))
         except json.JSONDecodeError as e:
             return _submit_error(request, text, f"the spec is not JSON: {e}", 400)
-        except LedgerError as e:
+        except (LedgerError, AppError) as e:
             return _submit_error(request, text, client_detail(e), 400)
         return redirect(f"/runs/{job.run}", f"Job {job.run} submitted and queued.", "success", request)
 
@@ -136,19 +133,17 @@ class RunsController(Controller):
 
 
 async def _run_extras(request: Req, run: str) -> dict[str, Any]:
-    log = log_of(request)
-    jobs = optional("app.jobs.service")
-    oversight = optional("app.oversight.service")
+    db = db_of(request)
     who = viewer(request)
     events = await event_index(request).query(run=run, limit=25, descending=True)
-    saved = [] if jobs is None else await jobs.checkpoints(log, run)
+    saved = await jobs.checkpoints(db, run)
     return {
         "checkpoints": saved,
         "rollback_options": [(c["root"], f"step {c['step']}: {str(c['root'])[:24]}…") for c in saved],
-        "decisions": [] if oversight is None else await oversight.list_decisions(log, run=run),
+        "decisions": await oversight.list_decisions(db, run=run),
         "events": events,
         "may_oversee": bool(who and who.may(*OVERSIGHT_ROLES)),
-        "min_justification": getattr(oversight, "MIN_JUSTIFICATION", 10),
+        "min_justification": oversight.MIN_JUSTIFICATION,
     }
 
 

@@ -18,8 +18,12 @@ from litestar.response import Redirect, Template
 
 from ledger.errors import LedgerError
 
+from ..accounts import get_account
+from ..auth import totp
+from ..core.deps import keyring_of
+from ..core.errors import AppError
 from ..core.problems import client_detail
-from .web import Conn, Req, actor_of, log_of, page, redirect, resolve_viewer, viewer
+from .web import Conn, Req, actor_of, db_of, log_of, page, redirect, resolve_viewer, viewer
 
 __all__ = ["SignInController", "safe_next"]
 
@@ -54,11 +58,9 @@ _any_signed_in.permission = {"login": True, "enrolment": True}  # type: ignore[a
 
 
 async def _account(request: Req) -> Any:
-    from app.accounts import get_account
-
     who = viewer(request)
     assert who is not None  # the guard saw to it
-    return await get_account(log_of(request), who.account)
+    return await get_account(db_of(request), who.account)
 
 
 class SignInController(Controller):
@@ -81,27 +83,21 @@ class SignInController(Controller):
     @post("/account/totp", guards=[_any_signed_in])
     async def enrol(self, request: Req) -> Template:
         """Start enrolling a second factor: the secret and otpauth URI, shown once."""
-        from app.auth.totp import begin
-        from app.jobs.api import keyring_of
-
         account = await _account(request)
         try:
-            secret, uri = await begin(log_of(request), keyring_of(request), account)
-        except LedgerError as e:
+            secret, uri = await totp.begin(db_of(request), keyring_of(request), account)
+        except (AppError, LedgerError) as e:
             return page(request, "account.html", status_code=400, account=account, error=client_detail(e))
         return page(request, "account.html", account=account, secret=secret, otpauth_uri=uri)
 
     @post("/account/totp/confirm", guards=[_any_signed_in])
     async def confirm(self, request: Req, data: Form) -> Template | Redirect:
         """Confirm enrolment with the first code; sign-in asks for a code from now on."""
-        from app.auth.totp import confirm
-        from app.jobs.api import keyring_of
-
         account = await _account(request)
         try:
-            await confirm(log_of(request), keyring_of(request), account, data.get("code", "").strip(),
-                          by=actor_of(request))
-        except LedgerError as e:
+            await totp.confirm(db_of(request), log_of(request), keyring_of(request), account,
+                               data.get("code", "").strip(), by=actor_of(request))
+        except (AppError, LedgerError) as e:
             return page(request, "account.html", status_code=400, account=account,
                         error=f"The code was not accepted: {client_detail(e)}. "
                               "Start again if the secret is lost.")

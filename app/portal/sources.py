@@ -1,55 +1,37 @@
 """Read-only views the pages show, taken from the domain modules' own tables and services.
 
 The portal never decides anything itself: listings and changes go through the other modules'
-service functions. A module missing from this build shows as an empty
-panel with a note, never as an error page.
+service functions, imported directly (every domain is part of every build).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from .web import Conn, log_of
+from ..compliance import Alert, latest_check, list_alerts
+from ..jobs.service import Job, list_jobs
+from ..oversight.service import Decision, list_decisions
+from .web import Conn, db_of
 
-__all__ = ["active_jobs", "dashboard", "open_findings", "optional", "recent_decisions"]
-
-
-def optional(module: str) -> Any:
-    """The module, or None when this build does not have it yet."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+__all__ = ["active_jobs", "dashboard", "open_findings", "recent_decisions"]
 
 
-async def active_jobs(connection: Conn, limit: int = 50) -> list[Any] | None:
+async def active_jobs(connection: Conn, limit: int = 50) -> list[Job]:
     """Queued, running and halted jobs, newest first (``app.jobs``)."""
-    jobs = optional("app.jobs.service")
-    if jobs is None:
-        return None
-    listed = await jobs.list_jobs(log_of(connection), limit=limit)
+    listed = await list_jobs(db_of(connection), limit=limit)
     return [j for j in listed if j.status in ("queued", "running", "halted")]
 
 
-async def recent_decisions(connection: Conn, limit: int = 8) -> list[Any] | None:
-    oversight = optional("app.oversight.service")
-    if oversight is None:
-        return None
-    decisions: list[Any] = await oversight.list_decisions(log_of(connection), limit=limit)
-    return decisions
+async def recent_decisions(connection: Conn, limit: int = 8) -> list[Decision]:
+    return await list_decisions(db_of(connection), limit=limit)
 
 
-async def open_findings(connection: Conn) -> list[Any] | None:
+async def open_findings(connection: Conn) -> list[Alert] | None:
     """Open compliance alerts (the failed rules of the checks so far); None before any check."""
-    compliance = optional("app.compliance")
-    if compliance is None:
+    db = db_of(connection)
+    if await latest_check(db) is None:
         return None
-    log = log_of(connection)
-    if await compliance.latest_check(log) is None:
-        return None
-    alerts: list[Any] = await compliance.list_alerts(log, state="open")
-    return alerts
+    return await list_alerts(db, state="open")
 
 
 async def dashboard(connection: Conn) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from litestar import Request
@@ -25,6 +25,10 @@ from ledger.log import Log
 from ..core.roles import ADMINS, OVERSIGHT_ROLES
 from ..events.recording import Actor
 
+if TYPE_CHECKING:
+    from ..core.database import Database
+    from ..jobs.queue import Queue
+
 __all__ = [
     "OVERSIGHT_ROLES",
     "NeedsEnrolment",
@@ -32,6 +36,7 @@ __all__ = [
     "before_request",
     "resolve_viewer",
     "actor_of",
+    "db_of",
     "flash",
     "get_flashes",
     "log_of",
@@ -122,7 +127,7 @@ def role_guard(*roles: str) -> Any:
 
 def actor_of(connection: Conn) -> Actor:
     """The signed-in account as the log shows it: its pseudonym (keyed off-log) and role."""
-    from app.jobs.api import keyring_of
+    from ..core.deps import keyring_of
 
     who = viewer(connection)
     if who is None:
@@ -130,16 +135,23 @@ def actor_of(connection: Conn) -> Actor:
     return Actor.of_account(keyring_of(connection).pseudonymizer, who.account, who.role)  # type: ignore[arg-type]
 
 
-def queue_of(connection: Conn) -> Any:
+def queue_of(connection: Conn) -> Queue:
     """The job queue the server uses (``app.state.queue``, set up by ``app.jobs``)."""
-    from app.jobs.api import queue_of as jobs_queue
+    from ..core.deps import queue_of as the_queue
 
-    return jobs_queue(connection)  # type: ignore[arg-type]
+    return the_queue(connection)  # type: ignore[arg-type]
 
 
 def log_of(connection: Conn) -> Log:
+    """The server's log (pages hold a request, not declared dependencies)."""
     log: Log = connection.app.state.log
     return log
+
+
+def db_of(connection: Conn) -> Database:
+    """The server's database: the application's own tables (accounts, jobs, the event index...)."""
+    db: Database = connection.app.state.db
+    return db
 
 
 def _session(connection: Conn) -> dict[str, Any] | None:

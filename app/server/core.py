@@ -21,7 +21,7 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 
-from ledger.errors import LedgerError, StorageError
+from ledger.errors import LedgerError
 from ledger.home import LogHome, public_keys
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
@@ -34,11 +34,11 @@ from ..config.runtime import RuntimeSettings, kept_fresh
 from ..config.runtime import load as load_settings
 from ..core.database import Database, open_home
 from ..core.deps import dependencies
+from ..core.errors import AppError, Unavailable
 from ..core.json_body import MAX_BODY_BYTES, BodyLimits
 from ..core.params import UrlTextGuard
 from ..core.problems import exception_handlers
 from ..datasets.api import DatasetsController
-from ..events.api import EventsController
 from ..events.index import kept_indexed
 from ..evidence.api import BundlesController, evidence_key_pem
 from ..incidents.api import IncidentsController
@@ -46,6 +46,7 @@ from ..jobs.api import JobsController, jobs_lifespan
 from ..keys.kek_rotation import settle_records_kek
 from ..keys.keyring import Keyring
 from ..log.api import LogController, healthz
+from ..log.events_api import EventsController
 from ..objects import object_store
 from ..oversight.api import ModelsController, OversightController
 from ..portal import error_pages, portal_router, static_files, template_config
@@ -77,27 +78,30 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = log is None
         the_home = home or LogHome.resolve(None)
-        the_db, the_log = await _open(the_home) if log is None else (db, log)
+        if log is None or db is None:
+            the_db, the_log = await _open(the_home)
+        else:
+            the_db, the_log = db, log
         app.state.db = the_db
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
         app.state.keyring = keyring or Keyring.of(the_home)
         try:  # an interrupted records-key rotation: finish or undo it (app.keys.kek_rotation)
-            await settle_records_kek(the_log, app.state.keyring)
-        except LedgerError as e:  # start anyway: the keyring refuses the records key until settled
+            await settle_records_kek(the_db, the_log, app.state.keyring)
+        except (LedgerError, AppError) as e:  # start anyway: the keyring refuses the records key till settled
             structlog.get_logger("app").warning("records key rotation not settled", error=str(e))
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
         app.state.objects = object_store(the_home)  # bundles, reports, dataset archives (app.objects)
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
-        app.state.settings = RuntimeSettings(the_log, tsa_dir)
+        app.state.settings = RuntimeSettings(the_db, the_log, tsa_dir)
         try:
             await load_settings(app.state.settings)  # run-time configuration stored in the database
-        except StorageError as e:  # start anyway: /readyz says why, and the settings reload later
+        except Unavailable as e:  # start anyway: /readyz says why, and the settings reload later
             structlog.get_logger("app").warning("settings not loaded", error=str(e))
         await the_log.start()
         try:
             # the event index, caught up every 0.5 s; the settings, reloaded every 5 s
-            async with kept_fresh(app.state.settings), kept_indexed(the_log) as index:
+            async with kept_fresh(app.state.settings), kept_indexed(the_db, the_log) as index:
                 app.state.event_index = index
                 yield
         finally:

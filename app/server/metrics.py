@@ -27,12 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from litestar import Request, Response, get
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StorageError
 from ledger.log import Log
 
 from ..compliance.schema import compliance_alerts, compliance_checks
+from ..core.database import Database
 
 __all__ = ["CONTENT_TYPE", "Metrics", "metrics"]
 
@@ -72,18 +71,18 @@ class Metrics:
                                           "HTTP request duration by method, route template and status",
                                           ["method", "route", "status"], registry=r)
 
-    async def refresh(self, log: Log) -> None:
-        """Read the log's figures now; a database failure raises StorageError (a 503)."""
-        size, _ = await log.store.tree_head()
-        sequenced = await log.store.sequenced_size()
+    async def refresh(self, db: Database, log: Log) -> None:
+        """Read the log's figures now; a database failure raises StorageError or Unavailable (503)."""
+        size, _ = await log.tree_head()
+        sequenced = await log.sequenced_size()
         self.tree_size.set(size)
         self.sequenced.set(sequenced)
         self.lag.set(sequenced - size)
-        self.index_lag.set(max(0, size - await log.store.leaf_index_size()))
+        self.index_lag.set(max(0, size - await log.leaf_index_size()))
         latest = await log.latest_checkpoint()
         self.checkpoint_age.set(_age(None if latest is None else latest.published_at))
         self.timestamp_gaps.set(len(await log.timestamp_gaps()))
-        open_alerts, checked_at = await _compliance(log)
+        open_alerts, checked_at = await _compliance(db)
         self.compliance_open_alerts.set(open_alerts)
         self.compliance_check_age.set(_age(checked_at))
 
@@ -103,25 +102,22 @@ def _age(at: datetime | None) -> float:
     return max(0.0, (datetime.now(UTC) - at).total_seconds())
 
 
-async def _compliance(log: Log) -> tuple[int, datetime | None]:
+async def _compliance(db: Database) -> tuple[int, datetime | None]:
     """(open compliance alerts, when the newest check ran), in one short read transaction."""
     a, c = compliance_alerts.c, compliance_checks.c
-    try:
-        async with log.store.engine.connect() as conn:
-            count = sa.select(sa.func.count()).select_from(compliance_alerts).where(a.state == "open")
-            open_alerts = (await conn.execute(count)).scalar_one()
-            checked_at = (await conn.execute(
-                sa.select(c.checked_at).order_by(c.id.desc()).limit(1))).scalar_one_or_none()
-    except SQLAlchemyError as e:
-        raise StorageError(f"database error while reading compliance figures: {e}") from e
+    async with db.connect("reading compliance figures") as conn:
+        count = sa.select(sa.func.count()).select_from(compliance_alerts).where(a.state == "open")
+        open_alerts = (await conn.execute(count)).scalar_one()
+        checked_at = (await conn.execute(
+            sa.select(c.checked_at).order_by(c.id.desc()).limit(1))).scalar_one_or_none()
     return int(open_alerts), checked_at
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], db: Database, log: Log) -> Response[bytes]:
     """Prometheus text format; the log gauges are read from the database for this scrape."""
     m: Metrics = request.app.state.metrics
-    await m.refresh(request.app.state.log)
+    await m.refresh(db, log)
     # Litestar appends "; charset=utf-8" to text types itself, which makes it CONTENT_TYPE.
     return Response(m.render(), media_type=CONTENT_TYPE.removesuffix("; charset=utf-8"),
                     headers={"Cache-Control": "no-store"})

@@ -26,12 +26,13 @@ from typing import Any
 
 import orjson
 import structlog
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import StorageError
+from ledger.log import Log
 
 from ..core.problems import classify, problem, request_id
 from .metrics import Metrics
@@ -144,10 +145,10 @@ class ObservabilityMiddleware(ASGIMiddleware):
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+async def readyz(log: Log) -> Response[Any]:
     """Readiness: 200 while the database answers, else a 503 problem detail."""
     try:
-        size, _ = await request.app.state.log.store.tree_head()
+        size, _ = await log.tree_head()
     except StorageError as e:  # the driver's words stay in the server log
         _log.warning("not ready (request %s): %s", request_id(), e)
         return problem(503, "the log's database does not answer")

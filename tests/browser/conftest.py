@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import wait_until_serving
+from tests.support.cli_run import cli_stdout as cli
+from tests.support.cli_run import wait_until_serving
+from tests.support.paths import ROOT
+from tests.support.server_process import free_port as _free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("RLHF_AUDIT_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -35,20 +36,6 @@ def _unavailable(why: str) -> None:
     if IN_CI:
         pytest.fail(f"browser tests must run when CI=true: {why}")
     pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli(home: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
-    """Run ``rlhf-audit --home HOME ARGS`` and return stdout (failing the test on an error)."""
-    done = subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), *args], input=stdin,
-                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-    assert done.returncode == 0, f"rlhf-audit {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 @dataclass

@@ -12,9 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
-from ledger._internal import schema as ledger_schema
 from ledger.audit import AuditReport, audit_log
 from ledger.errors import LedgerError
 from ledger.timestamp_verify import parse_timestamp
@@ -100,9 +98,9 @@ async def log_audit(ctx: CheckContext) -> AuditReport:
     for _ in range(3):
         # On a live log the integrator may publish while the audit reads (it lists checkpoints,
         # then reads the tree head): a problem seen while the tree moved is checked again.
-        before, _root = await ctx.log.store.tree_head()
+        before = (await ctx.log.tree_head()).size
         report = await audit_log(ctx.log, tsa_roots=ctx.config.tsa_roots)
-        after, _root = await ctx.log.store.tree_head()
+        after = (await ctx.log.tree_head()).size
         if report.ok or before == after:
             break
     ctx.memo["audit"] = report
@@ -128,14 +126,8 @@ async def checkpoint_times(ctx: CheckContext) -> list[tuple[int, datetime, list[
     cached = ctx.memo.get("checkpoint_times")
     if cached is not None:
         return list(cached)
-    c = ledger_schema.checkpoints.c
-    try:
-        async with ctx.log.store.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(c.size, c.published_at)
-                                       .where(c.size <= ctx.tree_size).order_by(c.size))).all()
-    except sa.exc.SQLAlchemyError as e:
-        raise LedgerError(f"cannot read the checkpoints: {e}") from e
-    stamps = await ctx.log.store.all_timestamps()
+    rows = await ctx.log.checkpoint_times(ctx.tree_size)
+    stamps = await ctx.log.all_timestamps()
     out = []
     for size, published in rows:
         times = []

@@ -1,6 +1,6 @@
 """A separate appending process for the concurrency and crash tests.
 
-    python -m tests.appender URL ORIGIN_KEY_FILE WORKER BATCHES BATCH_SIZE [--integrate]
+    python -m tests.support.appender URL ORIGIN_KEY_FILE WORKER BATCHES BATCH_SIZE [--integrate]
 
 Prints one JSON line per acknowledged batch: {"first": N, "count": M, "hashes": [...]} only
 after ``append`` returned, i.e. after the batch is durable.

@@ -1,5 +1,9 @@
 """The authenticated API under ``/api/v1/``: Bearer API tokens, scopes, appending and querying events.
 
+Next to the public read API (``app.log.api``) rather than in ``app.events``: it stands on
+``app.auth`` and ``app.accounts``, which themselves record events, so ``app.events`` (the
+vocabulary and the index every domain uses) stays below them.
+
 A token (``Authorization: Bearer rat_...``, see ``app.accounts``) or a portal session is checked
 by the guard :func:`app.auth.authorized` on every handler here; the handler's ``opt["scope"]``
 names the scope it needs. No or a bad token is a 401 problem detail (with ``WWW-Authenticate:
@@ -29,8 +33,8 @@ from ledger.proofs import b64
 from ..accounts import Principal
 from ..auth.principal import authorized
 from ..core.params import MAX_INT
-from .index import EventIndex, IndexedEvent
-from .recording import Actor
+from ..events.index import EventIndex, IndexedEvent
+from ..events.recording import Actor
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
 
@@ -38,11 +42,6 @@ Req = Request[Any, Any, Any]
 MAX_BATCH = 1000
 MAX_PAGE = 1000  # most events one query answers
 Text = Annotated[str | None, QueryParameter()]
-
-
-def _principal(request: Req) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
 
 
 _IN_BATCH = re.compile(r"\$\.events\[(\d+)\]")
@@ -106,35 +105,28 @@ def _event_json(e: IndexedEvent) -> dict[str, Any]:
             "kind": e.kind, "at": _rfc3339(e.at), "event": e.event}
 
 
-def _index(request: Req) -> EventIndex:
-    index: EventIndex = request.app.state.event_index
-    return index
-
-
 class EventsController(Controller):
     path = "/api/v1"
     guards = [authorized]
 
     @get("/whoami")
-    async def whoami(self, request: Req) -> dict[str, Any]:
+    async def whoami(self, principal: Principal) -> dict[str, Any]:
         """The token's account, role and scopes."""
-        p = _principal(request)
+        p = principal
         return {"account": p.account, "role": p.role, "scopes": sorted(p.scopes)}
 
     @post("/events", opt={"scope": "events:write"})
     async def append(
-        self, request: Req,
+        self, request: Req, log: Log, principal: Principal, caller: Actor,
         wait: Annotated[bool, QueryParameter()] = False,
         timeout: Annotated[float, QueryParameter(gt=0, le=30)] = 10.0,
     ) -> Response[dict[str, Any]]:
         """Append one event or a batch (all or nothing); with ``wait=true`` also prove inclusion."""
-        log: Log = request.app.state.log
-        actor = _principal(request).actor(request.app.state.keyring.pseudonymizer)
-        sequenced = await log.append_entries(_events(await request.body(), actor))
+        sequenced = await log.append_entries(_events(await request.body(), caller))
         entries: list[dict[str, Any]] = [
             {"leaf_index": s.leaf_index, "leaf_hash": base64.b64encode(s.leaf_hash).decode()}
             for s in sequenced]
-        headers = {"X-Recorded-By": _principal(request).account, "Cache-Control": "no-store"}
+        headers = {"X-Recorded-By": principal.account, "Cache-Control": "no-store"}
         if not wait:
             return Response({"entries": entries}, status_code=201, headers=headers)
         try:
@@ -152,7 +144,7 @@ class EventsController(Controller):
 
     @get("/events", opt={"scope": "events:read"})
     async def list_events(
-        self, request: Req,
+        self, event_index: EventIndex,
         kind: Annotated[list[str] | None, QueryParameter()] = None,
         run: Text = None, dataset: Text = None,
         dataset_version: Annotated[int | None, QueryParameter(ge=0, le=MAX_INT)] = None,
@@ -170,7 +162,7 @@ class EventsController(Controller):
         start, end = _time(since, "since"), _time(until, "until")
         if start is not None and end is not None and start > end:
             raise ClientException("since must not be later than until")
-        found = await _index(request).query(
+        found = await event_index.query(
             kind=kind, run=run, dataset=dataset, dataset_version=dataset_version, model=model,
             actor=actor, annotator=annotator, since=start, until=end, after=after,
             limit=limit + 1, descending=order == "desc")
@@ -182,10 +174,10 @@ class EventsController(Controller):
 
     @get("/events/{index:int}", opt={"scope": "events:read"})
     async def get_event(
-        self, request: Req, index: Annotated[int, PathParameter(ge=0, le=MAX_INT)]
+        self, event_index: EventIndex, index: Annotated[int, PathParameter(ge=0, le=MAX_INT)]
     ) -> Response[dict[str, Any]]:
         """One event by its leaf index."""
-        found = await _index(request).get(index)
+        found = await event_index.get(index)
         if found is None:
             raise NotFoundException(f"the log has no entry {index}")
         return Response(_event_json(found), headers={"Cache-Control": "no-store"})

@@ -1,9 +1,9 @@
-"""The training job function and the ARQ worker settings that run it.
+"""The training job function: what a worker runs for one queued run.
 
-``run_training(ctx, run)`` is the one job function, run by ARQ workers (``rlhf-audit worker``,
-:class:`WorkerSettings`) and by the local worker ``rlhf-audit serve`` starts when no Redis is
-configured (:func:`app.jobs.local.run_local_worker`). ``ctx`` holds ``log``, ``keyring`` and
-``objects`` (opened from the home by :func:`startup`, or handed in). It:
+``run_training(ctx, run)`` is run by ARQ workers (``rlhf-audit worker``, :mod:`app.jobs.worker`)
+and by the local worker ``rlhf-audit serve`` starts when no Redis is configured
+(:func:`app.jobs.local.run_local_worker`). ``ctx`` holds the home's ``db``, ``log``, ``keyring``
+and ``objects`` (opened by :func:`app.jobs.worker.startup`, or handed in). It:
 
 1. claims the queued job row (one conditional UPDATE: a run never trains twice);
 2. loads the dataset version (rejected annotators and erased subjects already left out);
@@ -25,30 +25,75 @@ the steps that remain (``max_steps`` minus the steps done). The optimizer state,
 schedule and data order start afresh; step numbers on the segment's events restart at 1 while the
 object-store prefixes keep counting from the run's start. A DP run's ε is the sum of its
 segments' ε (basic composition) when the budget is settled.
+
+The callback is ``trainers``' (which imports nothing from ``app``); its events get the envelope
+:func:`envelope` builds with :mod:`app.events.recording`, as the ``worker`` actor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import shutil
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ledger.log import Log
+from trainers.sinks import LogSink
+from trainers.spec import TrainingSpec, dp_schedule
+from trainers.training import PreferencePair, TrainingResult, train
 
-__all__ = ["CheckpointStore", "JobControl", "WorkerSettings", "run_training"]
+from ..core.database import Database
+from ..datasets import DatasetVersion, load_version
+from ..datasets.budget import settle
+from ..events.recording import Actor, event, record
+from ..keys.keyring import Keyring
+from ..objects import ObjectStore
+from ..oversight.service import get_decision
+from .service import Job, add_checkpoint, checkpoints, claim, get_job, release_budget, update_job
+
+if TYPE_CHECKING:
+    from trainers.callback import AuditCallback
+
+__all__ = ["WORKER", "CheckpointStore", "JobControl", "WorkerContext", "envelope", "run_training"]
 
 CHECK_INTERVAL = 0.2  # seconds between reads of the job row's flags
+WORKER = Actor("worker", "service")
+T = TypeVar("T")
+_log = logging.getLogger("app.jobs.runtime")
 
 
-def _worker_actor() -> Any:
-    from app.events.recording import Actor
+class WorkerContext(TypedDict, total=False):
+    """What a worker hands the job function (ARQ adds keys of its own)."""
 
-    return Actor("worker", "service")  # as trainers.callback.WORKER
+    db: Database
+    log: Log
+    keyring: Keyring
+    objects: ObjectStore
+    workdir: str
+
+
+@dataclass(frozen=True)
+class _Home:
+    """The worker context's parts, typed."""
+
+    db: Database
+    log: Log
+    keyring: Keyring
+    objects: ObjectStore
+
+    @classmethod
+    def of(cls, ctx: WorkerContext) -> _Home:
+        return cls(ctx["db"], ctx["log"], ctx["keyring"], ctx["objects"])
+
+
+def envelope(kind: str, fields: Mapping[str, Any], /) -> dict[str, Any]:
+    """The callback's events in the app's envelope, as the ``worker`` actor."""
+    return event(kind, WORKER, **fields)
 
 
 class JobControl:
@@ -58,29 +103,26 @@ class JobControl:
     (``train()`` puts it in ``run.halted``); a cancel stops the run the same way without one.
     """
 
-    def __init__(self, log: Log, run: str, loop: asyncio.AbstractEventLoop,
+    def __init__(self, db: Database, run: str, loop: asyncio.AbstractEventLoop,
                  interval: float = CHECK_INTERVAL) -> None:
-        self.log, self.run, self.loop, self.interval = log, run, loop, interval
+        self.db, self.run, self.loop, self.interval = db, run, loop, interval
         self._last = 0.0
         self._stop = False
         self.polls = 0
         self.halt_decision: int | None = None
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
 
     def should_halt(self) -> bool:
-        from app.jobs.service import get_job
-        from app.oversight.service import get_decision
-
         self.polls += 1
         now = time.monotonic()
         if not self._stop and now - self._last >= self.interval:
             self._last = now
-            job = self._call(get_job(self.log, self.run))
+            job = self._call(get_job(self.db, self.run))
             self._stop = job.halted or job.cancel_requested
             if job.halted and job.halt_decision:
-                self.halt_decision = self._call(get_decision(self.log, job.halt_decision)).leaf_index
+                self.halt_decision = self._call(get_decision(self.db, job.halt_decision)).leaf_index
         return self._stop
 
 
@@ -91,38 +133,33 @@ class CheckpointStore:
     Steps in the prefix count from the run's start, across resumed segments.
     """
 
-    def __init__(self, log: Log, objects: Any, run: str, loop: asyncio.AbstractEventLoop,
+    def __init__(self, db: Database, objects: ObjectStore, run: str, loop: asyncio.AbstractEventLoop,
                  offset: int = 0) -> None:
-        self.log, self.objects, self.run, self.loop, self.offset = log, objects, run, loop, offset
+        self.db, self.objects, self.run, self.loop, self.offset = db, objects, run, loop, offset
         self.saved: list[dict[str, Any]] = []
 
     def __call__(self, path: Path, files: dict[str, str], root: str) -> str:
-        from app.jobs.service import add_checkpoint
-
         suffix = path.name.removeprefix("checkpoint-")
         step = self.offset + (int(suffix) if suffix.isdigit() else 0)
         prefix = f"runs/{self.run}/checkpoint-{step}"
         self.objects.put_dir(prefix, path)
-        asyncio.run_coroutine_threadsafe(add_checkpoint(self.log, self.run, step, prefix, root),
+        asyncio.run_coroutine_threadsafe(add_checkpoint(self.db, self.run, step, prefix, root),
                                          self.loop).result(timeout=60)
         self.saved.append({"step": step, "object_prefix": prefix, "root": root, "files": files})
         return prefix
 
 
-async def _pairs(log: Log, keyring: Any, spec: Any) -> tuple[Any, list[Any]]:
+async def _pairs(home: _Home, spec: TrainingSpec) -> tuple[DatasetVersion, list[PreferencePair]]:
     """The version's records (rejected annotators and erased subjects already left out)."""
-    from app.datasets import load_version
-    from trainers.training import PreferencePair
-
-    version = await load_version(log, keyring, spec.dataset, spec.dataset_version)
+    version = await load_version(home.db, home.log, home.keyring, spec.dataset, spec.dataset_version)
     pairs = [PreferencePair(prompt=r.prompt, chosen=r.chosen, rejected=r.rejected) for r in version.records]
     return version, pairs
 
 
-async def _resumed_spec(objects: Any, job: Any, spec: Any, n_pairs: int, workdir: Path) -> Any:
+async def _resumed_spec(objects: ObjectStore, job: Job, spec: TrainingSpec, n_pairs: int,
+                        workdir: Path) -> TrainingSpec:
     """The spec of a resumed segment: the halted checkpoint's weights, the steps that remain."""
-    from trainers.spec import dp_schedule
-
+    assert job.resume_from is not None
     start = workdir / "resume"
     await asyncio.to_thread(objects.get_dir, job.resume_from, start)
     if spec.dp is None and spec.max_steps:  # the Trainer lets max_steps override epochs
@@ -136,29 +173,28 @@ async def _resumed_spec(objects: Any, job: Any, spec: Any, n_pairs: int, workdir
 class _Attempt:
     """What one job run got to, for the failure path."""
 
-    audit: Any = None
+    audit: AuditCallback | None = None
     control: JobControl | None = None
 
 
-async def run_training(ctx: dict[str, Any], run: str) -> str:
+async def run_training(ctx: WorkerContext, run: str) -> str:
     """The job function: train ``run`` under audit and oversight; returns its final status."""
-    from app.jobs.service import claim
-
-    log: Log = ctx["log"]
-    job = await claim(log, run)
+    home = _Home.of(ctx)
+    job = await claim(home.db, run)
     if job is None:
         return "skipped"
     workdir = Path(tempfile.mkdtemp(prefix=f"{run}-", dir=ctx.get("workdir")))
     attempt = _Attempt()
     try:
-        return await _train(ctx, job, workdir, attempt)
+        return await _train(home, job, workdir, attempt)
     except Exception as e:  # noqa: BLE001 (any failure is recorded, never lost)
-        return await _failed(ctx, job, attempt, e)
+        return await _failed(home, job, attempt, e)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _audit_callback(objects: Any, final_prefix: str, final_dir: Path, *args: Any, **kwargs: Any) -> Any:
+def _audit_callback(objects: ObjectStore, final_prefix: str, final_dir: Path, sink: LogSink,
+                    **kwargs: Any) -> AuditCallback:
     """The run's AuditCallback, storing the final model (``train()`` writes it to ``final_dir``)
     before ``run.completed`` is recorded, which then names where (``object_prefix``): the artefact
     audit need not guess, and the log never names a model the store does not hold yet."""
@@ -174,168 +210,88 @@ def _audit_callback(objects: Any, final_prefix: str, final_dir: Path, *args: Any
                 fields["object_prefix"] = final_prefix
             super()._emit(kind, **fields)
 
-    return WorkerAudit(*args, **kwargs)
+    return WorkerAudit(sink, envelope=envelope, **kwargs)
 
 
-async def _train(ctx: dict[str, Any], job: Any, workdir: Path, attempt: _Attempt) -> str:
-    from trainers.sinks import LogSink
-    from trainers.spec import TrainingSpec
-    from trainers.training import train
-
-    log: Log = ctx["log"]
+async def _train(home: _Home, job: Job, workdir: Path, attempt: _Attempt) -> str:
     loop = asyncio.get_running_loop()
     spec = TrainingSpec.from_dict(job.spec)
-    version, pairs = await _pairs(log, ctx["keyring"], spec)
+    version, pairs = await _pairs(home, spec)
     if job.resume_from:
-        spec = await _resumed_spec(ctx["objects"], job, spec, len(pairs), workdir)
-    sink = LogSink(log, loop)
-    attempt.control = JobControl(log, job.run, loop)
+        spec = await _resumed_spec(home.objects, job, spec, len(pairs), workdir)
+    sink = LogSink(home.log, loop)
+    attempt.control = JobControl(home.db, job.run, loop)
     attempt.audit = _audit_callback(
-        ctx["objects"], f"runs/{job.run}/final", workdir / "out" / "final",
+        home.objects, f"runs/{job.run}/final", workdir / "out" / "final",
         sink, run=job.run, spec=spec, dataset=version.dataset, dataset_version=version.version,
         dataset_root=version.root,
-        checkpoint_hook=CheckpointStore(log, ctx["objects"], job.run, loop, offset=job.steps or 0))
+        checkpoint_hook=CheckpointStore(home.db, home.objects, job.run, loop, offset=job.steps or 0))
     try:
         result = await asyncio.to_thread(train, spec, pairs, workdir / "out", audit=attempt.audit,
                                          control=attempt.control)
     finally:
         await asyncio.to_thread(sink.close)
     if result.status == "halted":
-        return await _stopped(ctx, job, result)
-    return await _completed(ctx, job, result)
+        return await _stopped(home, job, result)
+    return await _completed(home, job, result)
 
 
-async def _completed(ctx: dict[str, Any], job: Any, result: Any) -> str:
+async def _completed(home: _Home, job: Job, result: TrainingResult) -> str:
     """``run.completed`` is the callback's, the final model already stored (:func:`_audit_callback`);
     settle ε, update the row."""
-    from app.jobs.service import update_job
-
-    log: Log = ctx["log"]
     model = "model_" + job.run.removeprefix("run_")
     prefix = f"runs/{job.run}/final"
     epsilon = _total_epsilon(job, result.epsilon)
-    await _settle(log, job, epsilon)
-    await update_job(log, job.run, status="completed", model=model, model_root=result.root,
+    await _settle(home, job, epsilon)
+    await update_job(home.db, job.run, status="completed", model=model, model_root=result.root,
                      model_prefix=prefix, steps=(job.steps or 0) + result.steps, epsilon=epsilon)
     return "completed"
 
 
-async def _stopped(ctx: dict[str, Any], job: Any, result: Any) -> str:
+async def _stopped(home: _Home, job: Job, result: TrainingResult) -> str:
     """Halted by an overseer (``run.halted``, the callback's) or cancelled (``job.cancelled``)."""
-    from app.events.recording import record
-    from app.jobs.service import checkpoints, get_job, update_job
-
-    log: Log = ctx["log"]
-    now = await get_job(log, job.run)
+    now = await get_job(home.db, job.run)
     steps = (job.steps or 0) + result.steps
     epsilon = _total_epsilon(job, result.epsilon)
-    saved = await checkpoints(log, job.run)
+    saved = await checkpoints(home.db, job.run)
     if now.cancel_requested:
-        await _close_budget(log, job, epsilon)
-        await record(log, "job.cancelled", _worker_actor(), run=job.run, step=steps)
-        await update_job(log, job.run, status="cancelled", steps=steps, epsilon=epsilon)
+        await _close_budget(home, job, epsilon)
+        await record(home.log, "job.cancelled", WORKER, run=job.run, step=steps)
+        await update_job(home.db, job.run, status="cancelled", steps=steps, epsilon=epsilon)
         return "cancelled"
-    await update_job(log, job.run, status="halted", steps=steps, epsilon=epsilon,
+    await update_job(home.db, job.run, status="halted", steps=steps, epsilon=epsilon,
                      resume_from=saved[-1]["object_prefix"] if saved else job.resume_from)
     return "halted"
 
 
-def _total_epsilon(job: Any, spent: float | None) -> float | None:
+def _total_epsilon(job: Job, spent: float | None) -> float | None:
     if spent is None:
         return job.epsilon
     return (job.epsilon or 0.0) + float(spent)
 
 
-async def _settle(log: Log, job: Any, epsilon: float | None) -> None:
-    if job.planned_epsilon is None:
-        return
-    from app.datasets.budget import settle
-
-    await settle(log, job.run, epsilon or 0.0)
+async def _settle(home: _Home, job: Job, epsilon: float | None) -> None:
+    if job.planned_epsilon is not None:
+        await settle(home.db, job.run, epsilon or 0.0)
 
 
-async def _close_budget(log: Log, job: Any, epsilon: float | None) -> None:
+async def _close_budget(home: _Home, job: Job, epsilon: float | None) -> None:
     """Settle what was spent; a run that spent nothing gives its reservation back."""
-    from app.jobs.service import release_budget
-
     if epsilon:
-        await _settle(log, job, epsilon)
+        await _settle(home, job, epsilon)
     else:
-        await release_budget(log, job.run, job.planned_epsilon)
+        await release_budget(home.db, job.run, job.planned_epsilon)
 
 
-async def _failed(ctx: dict[str, Any], job: Any, attempt: _Attempt, error: Exception) -> str:
+async def _failed(home: _Home, job: Job, attempt: _Attempt, error: Exception) -> str:
     """``run.failed`` on the log (unless ``train()`` recorded it already), the row failed, ε settled."""
-    import logging
-
-    from app.events.recording import record
-    from app.jobs.service import update_job
-
-    log: Log = ctx["log"]
-    logging.getLogger("trainers.worker").warning("run %s failed: %s: %s", job.run, type(error).__name__,
-                                                 error)
+    _log.warning("run %s failed: %s: %s", job.run, type(error).__name__, error)
     message = f"{type(error).__name__}: {error}"[:2000]
     audit = attempt.audit
     step = (job.steps or 0) + (audit.step if audit is not None else 0)
     if audit is None or audit.ended != "failed":
-        await record(log, "run.failed", _worker_actor(), run=job.run, step=step, error=message)
+        await record(home.log, "run.failed", WORKER, run=job.run, step=step, error=message)
     spent = _total_epsilon(job, audit.epsilon if audit is not None else None)
-    await _close_budget(log, job, spent)
-    await update_job(log, job.run, status="failed", error=message, steps=step, epsilon=spent)
+    await _close_budget(home, job, spent)
+    await update_job(home.db, job.run, status="failed", error=message, steps=step, epsilon=spent)
     return "failed"
-
-
-async def startup(ctx: dict[str, Any]) -> None:
-    """Open the home's log (``RLHF_AUDIT_HOME``), its keyring and object store for this worker."""
-    from app.keys.keyring import Keyring
-    from app.objects import object_store
-    from ledger.home import LogHome
-
-    home = LogHome.resolve(os.environ.get("RLHF_AUDIT_HOME"))
-    ctx["log"] = await home.open_log(migrate=True)
-    ctx["keyring"] = Keyring.of(home)
-    ctx["objects"] = object_store(home)
-
-
-async def shutdown(ctx: dict[str, Any]) -> None:
-    log = ctx.get("log")
-    if log is not None:
-        await log.integrate()
-        await log.close()
-
-
-def _redis_settings() -> Any:
-    from arq.connections import RedisSettings
-
-    from app.jobs.queue import ENV_REDIS
-
-    return RedisSettings.from_dsn(os.environ.get(ENV_REDIS) or "redis://127.0.0.1:6379")
-
-
-def _functions() -> list[Any]:
-    from arq import func
-
-    # training may take hours; a retry would train twice, so none
-    return [func(run_training, name="run_training", timeout=7 * 24 * 3600, max_tries=1)]
-
-
-def _cron_jobs() -> list[Any]:
-    """The compliance checks, hourly (the server runs them itself when there is no Redis)."""
-    from arq import cron
-
-    from app.compliance.schedule import compliance_check
-
-    return [cron(compliance_check, minute={0}, run_at_startup=False, unique=True)]
-
-
-class WorkerSettings:
-    """``arq trainers.worker.WorkerSettings`` (what ``rlhf-audit worker`` runs)."""
-
-    functions = _functions()
-    cron_jobs = _cron_jobs()
-    on_startup = startup
-    on_shutdown = shutdown
-    allow_abort_jobs = True
-    max_jobs = 1  # one training at a time per worker process
-    queue_name = os.environ.get("RLHF_AUDIT_QUEUE") or "rlhf-audit:jobs"
-    redis_settings = _redis_settings()

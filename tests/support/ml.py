@@ -1,7 +1,7 @@
 """Session fixtures for the ML tests: one tiny model and one synthetic dataset, built once.
 
-Imported by the ML test modules (``from tests.conftest_ml import tiny_model, pairs``) rather than
-living in ``tests/conftest.py``, so the rest of the suite never imports torch.
+A plugin (``pytest_plugins`` in ``tests/conftest.py``): torch and the trainers are imported inside
+the fixtures, so only the tests that use them pay for them.
 """
 
 from __future__ import annotations

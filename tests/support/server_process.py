@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli_run import wait_until_serving
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.cli_run import wait_until_serving
+from tests.support.paths import ROOT
 
 
 def free_port() -> int:

@@ -1,8 +1,9 @@
 """Verifying evidence bundles offline: no database, no server, only the zip and pinned keys.
 
 The checking side of ``app.evidence`` (the format is in ``docs/evidence.md``), behind
-``rlhf-audit verify-bundle``. It uses the ledger's own checking modules (notes, checkpoints,
-Merkle proofs, tlog-proof files, RFC 3161 verification) and imports nothing of the writer.
+``rlhf-audit verify-bundle``. It uses only the ledger's public checking modules (notes,
+checkpoints, Merkle proofs, tlog-proof files, RFC 3161 verification) and ``cryptography``: no
+writer, no database, nothing else of the app, so an auditor can run it alone.
 
 Each check has a stable name, the same in the bundle's standalone ``verify.py``:
 ``archive``, ``manifest``, ``files``, ``attestation``, ``log-key``, ``checkpoints``,
@@ -25,13 +26,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .checkpoint import Checkpoint
-from .errors import VerificationError
-from .merkle import leaf_hash, verify_inclusion
-from .note import Verifier, open_note
-from .proofs import ConsistencyProof, b64, unb64
-from .timestamp_verify import verify_timestamp
-from .tlog_proof import parse_tlog_proof
+from ledger.checkpoint import Checkpoint
+from ledger.errors import VerificationError
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.note import Verifier, open_note
+from ledger.proofs import ConsistencyProof, b64, unb64
+from ledger.timestamp_verify import verify_timestamp
+from ledger.tlog_proof import parse_tlog_proof
 
 __all__ = ["FORMAT", "BundleCheck", "BundleReport", "verify_bundle"]
 

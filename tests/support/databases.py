@@ -25,4 +25,4 @@ def database_of(log: Log) -> Database:
         return _PAIRED[log]
     except KeyError:
         raise LookupError("this log was not made over an app Database: build it with the `log` "
-                          "fixture, or pair(log, db) from tests/databases.py") from None
+                          "fixture, or pair(log, db) from tests/support/databases.py") from None

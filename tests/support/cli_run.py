@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.paths import ROOT
+
 
 def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
     """This process's environment without any RLHF_AUDIT_ setting, plus the home (and database)."""
@@ -31,6 +33,14 @@ def cli(env: dict[str, str], *args: str, input: bytes | None = None,
         assert proc.returncode != 0, proc.stdout.decode()
         assert b"Traceback" not in proc.stderr, proc.stderr.decode()
     return proc
+
+
+def cli_stdout(home: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Run ``rlhf-audit --home HOME ARGS`` and return stdout (failing the test on an error)."""
+    done = subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), *args], input=stdin,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert done.returncode == 0, f"rlhf-audit {' '.join(args)}: {done.stderr}"
+    return done.stdout
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log_file: Path, *, path: str = "/readyz",

@@ -128,3 +128,14 @@ def openssl_tsa(directory: Path, *, certs: str | None = None) -> Iterator[OpenSS
     """Create the CA and TSA under ``directory`` and serve the TSA until the block ends."""
     with serve(make_openssl_tsa(directory, certs=certs)) as url:
         yield OpenSSLTSA(url + "tsr", directory / "ca.pem")
+
+
+def openssl_verify(
+    tmp: Path, data: bytes, response: bytes, ca: Path
+) -> subprocess.CompletedProcess[str]:
+    """``openssl ts -verify``: the auditor's check without any of our code."""
+    (tmp / "data.bin").write_bytes(data)
+    (tmp / "resp.tsr").write_bytes(response)
+    return openssl(
+        "ts", "-verify", "-data", tmp / "data.bin", "-in", tmp / "resp.tsr", "-CAfile", ca
+    )

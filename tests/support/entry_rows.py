@@ -12,15 +12,25 @@ from ledger.log import Log
 from ledger.tiles import frame_entries, unframe_entries
 
 
-async def _sql(log: Log, statement: str, *params: object) -> list[tuple[object, ...]]:
+async def sql(log: Log, statement: str, *params: object) -> list[tuple[object, ...]]:
+    """Run one statement (``?`` placeholders on either database); the rows it returned, if any."""
     ph = "?" if log.store.dialect == "sqlite" else "%s"
     async with log.store.engine.begin() as conn:
         result = await conn.exec_driver_sql(statement.replace("?", ph), tuple(params) if params else None)
         return list(result.fetchall()) if result.returns_rows else []
 
 
+async def build(log: Log) -> None:
+    """A log to tamper with: 600 entries in three checkpoints, timestamped and indexed."""
+    for start in range(0, 600, 200):
+        await log.append([{"kind": "e", "i": i} for i in range(start, start + 200)])
+        await log.integrate()
+    await log.timestamp_pending(force=True)
+    assert await log.index_leaves() == 600
+
+
 async def _row_of(log: Log, index: int) -> tuple[int, list[bytes]]:
-    rows = await _sql(log, "SELECT idx, data FROM entry_bundles WHERE idx <= ? ORDER BY idx DESC LIMIT 1",
+    rows = await sql(log, "SELECT idx, data FROM entry_bundles WHERE idx <= ? ORDER BY idx DESC LIMIT 1",
                       index)
     first, data = rows[0]
     return int(first), unframe_entries(bytes(data))  # type: ignore[arg-type]
@@ -29,7 +39,7 @@ async def _row_of(log: Log, index: int) -> tuple[int, list[bytes]]:
 async def edit_row(log: Log, index: int, change: Callable[[list[bytes], int], list[bytes]]) -> None:
     """Rewrite the row holding entry ``index``: ``change(entries, position of index)``."""
     first, entries = await _row_of(log, index)
-    await _sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?",
+    await sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?",
                frame_entries(change(entries, index - first)), first)
 
 
@@ -46,17 +56,17 @@ async def delete_entry(log: Log, index: int) -> None:
     """Delete one entry: its row keeps the entries before it, a new row the ones after."""
     first, entries = await _row_of(log, index)
     k = index - first
-    await _sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?", frame_entries(entries[:k]), first)
+    await sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?", frame_entries(entries[:k]), first)
     if k + 1 < len(entries):
-        await _sql(log, "INSERT INTO entry_bundles (idx, data) VALUES (?, ?)",
+        await sql(log, "INSERT INTO entry_bundles (idx, data) VALUES (?, ?)",
                    index + 1, frame_entries(entries[k + 1 :]))
 
 
 async def add_entry(log: Log, index: int, data: bytes) -> None:
-    await _sql(log, "INSERT INTO entry_bundles (idx, data) VALUES (?, ?)", index, frame_entries([data]))
+    await sql(log, "INSERT INTO entry_bundles (idx, data) VALUES (?, ?)", index, frame_entries([data]))
 
 
 async def corrupt_framing(log: Log, index: int) -> None:
     """Make the row holding ``index`` end in the middle of an entry."""
     first, entries = await _row_of(log, index)
-    await _sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?", frame_entries(entries)[:-1], first)
+    await sql(log, "UPDATE entry_bundles SET data = ? WHERE idx = ?", frame_entries(entries)[:-1], first)

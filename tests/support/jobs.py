@@ -20,10 +20,11 @@ import orjson
 
 from app.datasets import import_dataset, set_budget
 from app.events.recording import Actor
+from app.jobs.runtime import WorkerContext
 from app.keys.keyring import Keyring
 from app.objects import FileStore
 from ledger.log import Log
-from tests.databases import database_of
+from tests.support.databases import database_of
 
 REDIS_URL = "redis://127.0.0.1:6379"
 ADMIN = Actor("pseud:" + "a" * 32, "admin")
@@ -50,9 +51,10 @@ def jsonl(n: int, annotators: int = 3, seed: int = 0) -> bytes:
 
 async def dataset(log: Log, keyring: Keyring, n: int = 16, budget: float | None = None) -> str:
     name = "ds_test_" + secrets.token_hex(3)
-    result = await import_dataset(log, keyring, name, jsonl(n), datasheet=SHEET, actor=ADMIN)
+    db = database_of(log)
+    result = await import_dataset(db, log, keyring, name, jsonl(n), datasheet=SHEET, actor=ADMIN)
     if budget is not None:
-        await set_budget(log, result.dataset, budget, 1e-5, ADMIN)
+        await set_budget(db, log, result.dataset, budget, 1e-5, ADMIN)
     return result.dataset
 
 
@@ -64,8 +66,8 @@ def spec(dataset: str, **over: Any) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def worker_ctx(log: Log, keyring: Keyring, root: Path) -> dict[str, Any]:
-    return {"log": log, "keyring": keyring, "objects": FileStore(root / "objects"),
+def worker_ctx(log: Log, keyring: Keyring, root: Path) -> WorkerContext:
+    return {"db": database_of(log), "log": log, "keyring": keyring, "objects": FileStore(root / "objects"),
             "workdir": str(root)}
 
 
@@ -89,11 +91,11 @@ async def arq_pool(queue: str) -> Any:
 
 
 @asynccontextmanager
-async def arq_worker(ctx: dict[str, Any], queue: str) -> AsyncIterator[Any]:
+async def arq_worker(ctx: WorkerContext, queue: str) -> AsyncIterator[Any]:
     """An in-process ARQ worker over the real Redis; ``run_once()`` drains the queue (burst)."""
     from arq.worker import Worker
 
-    from trainers.worker import WorkerSettings
+    from app.jobs.worker import WorkerSettings
 
     pool = await arq_pool(queue)
 
@@ -119,7 +121,7 @@ async def wait_status(log: Log, run: str, statuses: tuple[str, ...], timeout: fl
 
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = await get_job(log, run)
+        job = await get_job(database_of(log), run)
         if job.status in statuses:
             return job
         if asyncio.get_running_loop().time() > deadline:
@@ -160,9 +162,10 @@ async def token(log: Log, keyring: Keyring, name: str, role: str) -> dict[str, s
     """An account of ``role`` and the Authorization header of a token with all its role's scopes."""
     from app.accounts import create_account, create_token
 
-    await create_account(log, name, role, None if role == "service" else "long enough password",
+    db = database_of(log)
+    await create_account(db, log, name, role, None if role == "service" else "long enough password",
                          pseudonymizer=keyring.pseudonymizer)
-    created = await create_token(log, name, ["read", "jobs:submit"] if role == "service" else None,
+    created = await create_token(db, log, name, ["read", "jobs:submit"] if role == "service" else None,
                                  pseudonymizer=keyring.pseudonymizer)
     return {"Authorization": f"Bearer {created.token}"}
 
