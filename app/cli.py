@@ -37,7 +37,7 @@ LAZY_COMMANDS = {
     "privacy": ("app.datasets.commands", "Data subjects' rights (GDPR)."),
     "incident": ("app.incidents.commands",
                  "Incident response (EU AI Act Art. 73): freeze the evidence of a serious incident."),
-    "worker": ("app.jobs.commands",
+    "worker": ("app.worker.commands",
                "Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."),
     "jobs": ("app.jobs.commands", "Training jobs: submit a spec, follow it, cancel it."),
     "oversight": ("app.oversight.commands",
@@ -173,7 +173,7 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool, trusted_pro
     trusted_proxies = list(settings.trusted_proxies)
     child = None
     if not no_worker and not settings.redis_url:
-        from .jobs.local import start_local_worker_process
+        from .worker.local import start_local_worker_process
 
         if not home.exists():
             home.init()
@@ -182,7 +182,7 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool, trusted_pro
     try:
         # The client address is what sign-in throttling and the request log go by: uvicorn's
         # default would believe X-Forwarded-For from 127.0.0.1, i.e. from anyone on this host.
-        uvicorn.run(create_app(home), host=host, port=port,
+        uvicorn.run(create_app(home, settings=settings), host=host, port=port,
                     log_level="info", lifespan="on", access_log=False, log_config=None,
                     proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
     finally:

@@ -130,7 +130,7 @@ async def test_log_sink_refuses_to_flush_on_its_own_loop(log):
 def test_the_worker_envelope_is_the_apps(monkeypatch):
     """A script's callback (no app) records the very envelope the app's worker records."""
     from app.events import recording
-    from app.jobs.runtime import WORKER, envelope
+    from app.worker.runtime import WORKER, envelope
     from trainers import callback
 
     fields = {"run": "run_x", "step": 3, "files": None, "root": "sha256:" + "ab" * 32}

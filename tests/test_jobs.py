@@ -15,10 +15,10 @@ import pytest
 from app.core.database import Database
 from app.datasets import get_budget
 from app.jobs import Conflict, JobError, cancel, get_job, list_jobs, submit
-from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import checkpoints, new_id
 from app.keys.keyring import Keyring
+from app.worker.local import run_local_worker
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.log import Log

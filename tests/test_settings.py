@@ -91,3 +91,12 @@ def test_the_ledger_follows_the_same_rule(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("RLHF_AUDIT_TSA_URLS", "https://tsa.example")
     ledger = LogHome(home).settings()
     assert (ledger.integration_interval, ledger.tsa_urls) == (0.25, ("https://tsa.example",))
+
+
+def test_the_app_is_handed_its_settings(tmp_path: Path) -> None:
+    """``create_app`` keeps the settings it is given for its lifespans and middleware."""
+    from app.server.core import create_app
+
+    settings = Settings(secure_cookies=True, compliance_interval=0.0)
+    app = create_app(LogHome(tmp_path / "home"), settings=settings)
+    assert app.state.app_settings is settings

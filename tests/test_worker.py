@@ -21,13 +21,13 @@ from app.core.database import Database, migrate_home, open_home
 from app.datasets import get_budget
 from app.datasets.schema import dataset_records
 from app.jobs import cancel, get_job, submit
-from app.jobs.local import run_local_worker
 from app.jobs.queue import ArqQueue, LocalQueue
-from app.jobs.runtime import JobControl
 from app.jobs.service import claim
-from app.jobs.worker import WorkerSettings
 from app.keys.keyring import Keyring
 from app.oversight import halt
+from app.worker.local import run_local_worker
+from app.worker.runtime import JobControl
+from app.worker.settings import WorkerSettings
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.home import LogHome

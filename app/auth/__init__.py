@@ -36,6 +36,7 @@ from __future__ import annotations
 from litestar.middleware import DefineMiddleware
 from litestar.stores.base import Store
 
+from ..core.settings import Settings
 from .api import AuthController
 from .csrf import CSRF_COOKIE, CSRF_HEADER, CSRFGate
 from .principal import (
@@ -69,15 +70,15 @@ __all__ = [
 ]
 
 
-def middleware() -> list[DefineMiddleware]:
+def middleware(settings: Settings | None = None) -> list[DefineMiddleware]:
     """Sessions, then CSRF, then the write throttle (outermost first); one set per app."""
     return [
-        session_config().middleware,
+        session_config(settings).middleware,
         DefineMiddleware(CSRFGate),
         DefineMiddleware(WriteThrottle, counter=WindowCounter(), session_cookie=SESSION_COOKIE,
                          exempt=("/auth/login",)),
     ]
 
 
-def stores() -> dict[str, Store]:
-    return {STORE_NAME: session_store()}
+def stores(settings: Settings | None = None) -> dict[str, Store]:
+    return {STORE_NAME: session_store(settings)}

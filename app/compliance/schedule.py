@@ -1,7 +1,7 @@
 """Checks on a schedule: an ARQ cron job for deployments with Redis, a loop in the server without.
 
 - :func:`compliance_check` is the ARQ job, hourly (:func:`compliance_cron`, which the jobs worker's
-  ``app.jobs.worker.WorkerSettings`` includes); it uses the worker's database and log when it has them.
+  ``app.worker.settings.WorkerSettings`` includes); it uses the worker's database and log when it has them.
 - :func:`checks_every` runs the same check every ``interval`` seconds inside the server, which
   :func:`compliance_lifespan` starts when no Redis is configured (``RLHF_AUDIT_REDIS_URL`` unset).
   ``RLHF_AUDIT_COMPLIANCE_INTERVAL`` (seconds, default 3600; 0 disables) sets the pace. The first
@@ -93,7 +93,7 @@ async def checks_every(app_state: Any, interval: float) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def compliance_lifespan(app: Any) -> AsyncIterator[None]:
     """Server lifespan: the in-process schedule when there is no Redis (the ARQ cron job's place)."""
-    settings = Settings.load()
+    settings = getattr(app.state, "app_settings", None) or Settings.load()
     interval = settings.compliance_interval
     if interval <= 0 or settings.redis_url:
         yield

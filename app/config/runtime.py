@@ -1,7 +1,9 @@
 """Run-time configuration: settings an admin changes while the server runs, each change an event.
 
-The home's ``config.toml`` and environment variables set how the log starts; the settings here
-live in the ``server_settings`` table (JSON values) and override them once changed, so every
+The start-up layers (flag > environment > ``config.toml`` > default: ``app.core.settings`` and
+``ledger.home``) set how the server starts; the settings here are the separate layer above them:
+they live in the ``server_settings`` table (JSON values) and override the start-up value once
+changed (except ``alert_webhook_url``, which ``RLHF_AUDIT_ALERT_WEBHOOK`` pins when set), so every
 server process sharing the database agrees. A change is validated, stored, applied to the running
 app at once, and recorded as ``config.changed`` {``key``, ``from``, ``to``} (``docs/events.md``).
 

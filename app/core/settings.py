@@ -5,9 +5,11 @@
 An empty value counts as not given (``RLHF_AUDIT_REDIS_URL=`` is unset). :data:`SETTINGS` lists
 each setting once: its environment variable, its ``config.toml`` key (top level, beside the
 ledger's ``origin`` and ``tsa_urls``), its flag where a command has one, and its default;
-``docs/operations.md`` shows the same table. Build it at the edge (the CLI: :func:`settings_of`
-in :mod:`app.core.commands`) and pass it in. The settings whose modules still read their variable
-(keys and object store, the token cache) have no ``config.toml`` key until they take it from here.
+``docs/operations.md`` shows the same table. Build it at the edge and pass it in: the CLI's
+:func:`~app.core.commands.settings_of` (once per process), ``create_app(settings=...)`` (kept on
+``app.state.app_settings`` for the lifespans and middleware); a function given none builds it
+then. The settings whose modules still read their variable (the keys directory, the object store,
+the token cache) have no ``config.toml`` key until they take it from here.
 
 The ledger's own settings (home, database URL, origin, TSAs, integration interval, SQLite
 synchronous mode) are read by the ledger (:class:`ledger.home.Settings`), by the same rule.
@@ -18,7 +20,7 @@ here and, once changed there, the stored value overrides it in every process sha
 database, except ``alert_webhook``, which a variable or ``config.toml`` pins (tested: an operator's
 deployment decides where alerts go).
 
-Light on purpose: ``app.cli`` imports this at start-up (no SQLAlchemy, no ledger storage).
+Light on purpose (no SQLAlchemy, no ledger storage): commands import it on use.
 """
 
 from __future__ import annotations

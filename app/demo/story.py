@@ -4,7 +4,7 @@ Everything goes through the product's own services, so what the portal then show
 real deployment records: a tiny model and tokenizer built locally (no hub), a synthetic
 preference dataset by several annotators imported with a datasheet, a privacy budget, the demo
 accounts, a DP reward-model job and a DPO job submitted to the configured queue and run by the
-one job function (``app.jobs.runtime.run_training``: an in-process ARQ worker when
+one job function (``app.worker.runtime.run_training``: an in-process ARQ worker when
 ``RLHF_AUDIT_REDIS_URL`` is set, else the local worker loop), an overseer's approval and the
 release of the reward model, one compliance check, and a timestamped checkpoint over all of it.
 
@@ -143,7 +143,7 @@ async def _drain(ctx: dict[str, Any], queue: Any) -> None:
     if isinstance(queue, ArqQueue):
         from arq.worker import Worker
 
-        from ..jobs.worker import WorkerSettings
+        from ..worker.settings import WorkerSettings
 
         worker = Worker(functions=WorkerSettings.functions, redis_pool=await queue.pool(), burst=True,
                         poll_delay=0.2, queue_name=queue.queue_name, ctx=dict(ctx),
@@ -153,7 +153,7 @@ async def _drain(ctx: dict[str, Any], queue: Any) -> None:
         finally:
             await worker.close()
     else:
-        from ..jobs.local import run_local_worker
+        from ..worker.local import run_local_worker
 
         await run_local_worker(ctx, burst=True)
 

@@ -1,7 +1,8 @@
 """Training jobs: specs submitted, budgets reserved, queued for a worker, tracked to their end.
 
 See ``service`` (submit, cancel, job rows), ``queue`` (ARQ or the local worker), ``api``
-(``/api/v1/jobs``), ``runtime`` (the job function) and ``worker`` (the ARQ worker).
+(``/api/v1/jobs``) and ``commands`` (``rlhf-audit jobs``). What runs a queued job (the job
+function, the local and ARQ workers) is :mod:`app.worker`.
 """
 
 from __future__ import annotations

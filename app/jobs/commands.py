@@ -1,7 +1,8 @@
-"""CLI commands for training: ``worker`` and ``jobs``.
+"""CLI commands for training jobs: ``jobs`` (submit, status, list, wait, cancel).
 
 Mounted on the ``rlhf-audit`` group by ``app.cli``. They work on the home's database and log
-directly (like ``users``); the oversight commands are :mod:`app.oversight.commands`.
+directly (like ``users``); ``worker`` is :mod:`app.worker.commands`, the oversight commands
+:mod:`app.oversight.commands`.
 """
 
 from __future__ import annotations
@@ -17,50 +18,11 @@ import click
 
 from ..core.commands import Opened, acting_as, on_home
 
-__all__ = ["jobs", "worker"]
+__all__ = ["jobs"]
 
 
 def _print(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
-
-
-@click.command()
-@click.option("--local", "local", is_flag=True,
-              help="Drain the jobs table in this process (no Redis), as `serve` does by default.")
-@click.option("--burst", is_flag=True, help="Exit once no job is queued.")
-@click.pass_context
-def worker(ctx: click.Context, local: bool, burst: bool) -> None:
-    """Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."""
-    import os
-
-    if ctx.obj.get("home"):
-        os.environ["RLHF_AUDIT_HOME"] = str(ctx.obj["home"])
-    from ..core.commands import settings_of
-    from .queue import ENV_REDIS
-
-    if not local and not settings_of(ctx).redis_url:
-        raise click.UsageError(f"set {ENV_REDIS} for an ARQ worker, or pass --local")
-    if local:
-        from .local import run_local_worker
-        from .runtime import WorkerContext
-        from .worker import shutdown, startup
-
-        async def go() -> int:
-            state: WorkerContext = {}
-            await startup(state)
-            try:
-                return await run_local_worker(state, burst=burst)
-            finally:
-                await shutdown(state)
-
-        ran = asyncio.run(go())
-        click.echo(f"local worker ran {ran} job(s)", err=True)
-        return
-    from arq.worker import run_worker
-
-    from .worker import WorkerSettings
-
-    run_worker(WorkerSettings, burst=burst)  # type: ignore[arg-type]
 
 
 @click.group()

@@ -8,7 +8,7 @@ is required: Art. 14 asks for the reason, not only the act.
   records ``run.halted`` naming this decision.
 - ``resume`` must come from someone other than the overseer who halted (four eyes, 403 otherwise).
   The run is queued again under the same run id and continues from the halted checkpoint's weights
-  for the remaining steps (see ``app.jobs.runtime``: optimizer state and data order start afresh).
+  for the remaining steps (see ``app.worker.runtime``: optimizer state and data order start afresh).
 - ``reject_dataset`` / ``reject_annotator`` keep a version, or one pseudonymous annotator's
   records, out of every later job.
 - ``rollback`` points a model at one of its run's earlier checkpoints.

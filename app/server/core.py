@@ -38,6 +38,7 @@ from ..core.errors import AppError, Unavailable
 from ..core.json_body import MAX_BODY_BYTES, BodyLimits
 from ..core.params import UrlTextGuard
 from ..core.problems import exception_handlers
+from ..core.settings import Settings
 from ..datasets.api import DatasetsController
 from ..events.index import kept_indexed
 from ..evidence.api import BundlesController, evidence_key_pem
@@ -68,11 +69,12 @@ def _keys_of(log: Log) -> dict[str, Any]:
 
 
 def create_app(home: LogHome | None = None, *, db: Database | None = None, log: Log | None = None,
-               keyring: Keyring | None = None) -> Litestar:
+               keyring: Keyring | None = None, settings: Settings | None = None) -> Litestar:
     """The Litestar app over ``db`` and ``log`` (given together, their owner closes them), or over
     the database and log of ``home`` (default: LogHome.resolve()).
 
-    ``keyring`` (off-log keys: pseudonyms, TOTP and CSRF secrets) defaults to the home's."""
+    ``keyring`` (off-log keys: pseudonyms, TOTP and CSRF secrets) defaults to the home's;
+    ``settings`` (:mod:`app.core.settings`) to those built now, kept on ``app.state.app_settings``."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -115,6 +117,7 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
     if (db is None) != (log is None):
         raise TypeError("create_app: give both db and log (sharing one engine), or neither")
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
+    settings = settings or Settings.load(home.path if home is not None else None)
     return Litestar(
         route_handlers=[LogController, EventsController, AccountsController, ConfigController,
                         auth.AuthController, DatasetsController, JobsController,
@@ -126,10 +129,10 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
         exception_handlers=error_pages(exception_handlers()),
         template_config=template_config(),
         middleware=[ObservabilityMiddleware(observed), UrlTextGuard(), BodyLimits(),
-                    *auth.middleware()],
+                    *auth.middleware(settings)],
         request_max_body_size=MAX_BODY_BYTES,  # BodyLimits answers first, with the same limit
-        stores=auth.stores(),
+        stores=auth.stores(settings),
         dependencies=dependencies(),
-        state=State({"metrics": observed}),
+        state=State({"metrics": observed, "app_settings": settings}),
         logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging
     )

@@ -20,9 +20,9 @@ import orjson
 
 from app.datasets import import_dataset, set_budget
 from app.events.recording import Actor
-from app.jobs.runtime import WorkerContext
 from app.keys.keyring import Keyring
 from app.objects import FileStore
+from app.worker.runtime import WorkerContext
 from ledger.log import Log
 from tests.support.databases import database_of
 
@@ -95,7 +95,7 @@ async def arq_worker(ctx: WorkerContext, queue: str) -> AsyncIterator[Any]:
     """An in-process ARQ worker over the real Redis; ``run_once()`` drains the queue (burst)."""
     from arq.worker import Worker
 
-    from app.jobs.worker import WorkerSettings
+    from app.worker.settings import WorkerSettings
 
     pool = await arq_pool(queue)
 

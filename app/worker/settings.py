@@ -1,6 +1,6 @@
-"""The ARQ worker that runs training jobs (``rlhf-audit worker``; ``arq app.jobs.worker.WorkerSettings``).
+"""The ARQ worker that runs training jobs (``rlhf-audit worker``; ``arq app.worker.settings.WorkerSettings``).
 
-Settings are plain data, as arq has them: the one job function (:func:`app.jobs.runtime.run_training`),
+Settings are plain data, as arq has them: the one job function (:func:`app.worker.runtime.run_training`),
 the compliance checks' cron job (registered by :mod:`app.compliance.schedule`), and
 :func:`startup` / :func:`shutdown`, which open and close the home for the worker's context (the
 local worker, ``rlhf-audit worker --local``, uses them too).
@@ -17,9 +17,9 @@ from ledger.home import LogHome
 
 from ..compliance.schedule import compliance_cron
 from ..core.database import open_home
+from ..jobs.queue import DEFAULT_QUEUE, ENV_QUEUE, ENV_REDIS, JOB_FUNCTION
 from ..keys.keyring import Keyring
 from ..objects import object_store
-from .queue import DEFAULT_QUEUE, ENV_QUEUE, ENV_REDIS, JOB_FUNCTION
 from .runtime import WorkerContext, run_training
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]

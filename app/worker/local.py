@@ -2,7 +2,7 @@
 
 ``rlhf-audit serve`` starts ``rlhf-audit worker --local`` as a child process when
 ``RLHF_AUDIT_REDIS_URL`` is unset, so the embedded default trains on one machine with nothing
-else installed. It runs the very job function ARQ workers run (``app.jobs.runtime.run_training``),
+else installed. It runs the very job function ARQ workers run (``app.worker.runtime.run_training``),
 one job at a time, polling for ``queued`` rows.
 """
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from .service import next_queued
+from ..jobs.service import next_queued
 
 if TYPE_CHECKING:  # the runtime imports the datasets and trainers: only where jobs run
     from .runtime import WorkerContext

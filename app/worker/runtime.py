@@ -1,9 +1,9 @@
 """The training job function: what a worker runs for one queued run.
 
-``run_training(ctx, run)`` is run by ARQ workers (``rlhf-audit worker``, :mod:`app.jobs.worker`)
+``run_training(ctx, run)`` is run by ARQ workers (``rlhf-audit worker``, :mod:`app.worker.settings`)
 and by the local worker ``rlhf-audit serve`` starts when no Redis is configured
-(:func:`app.jobs.local.run_local_worker`). ``ctx`` holds the home's ``db``, ``log``, ``keyring``
-and ``objects`` (opened by :func:`app.jobs.worker.startup`, or handed in). It:
+(:func:`app.worker.local.run_local_worker`). ``ctx`` holds the home's ``db``, ``log``, ``keyring``
+and ``objects`` (opened by :func:`app.worker.settings.startup`, or handed in). It:
 
 1. claims the queued job row (one conditional UPDATE: a run never trains twice);
 2. loads the dataset version (rejected annotators and erased subjects already left out);
@@ -51,10 +51,10 @@ from ..core.database import Database
 from ..datasets import DatasetVersion, load_version
 from ..datasets.budget import settle
 from ..events.recording import Actor, event, record
+from ..jobs.service import Job, add_checkpoint, checkpoints, claim, get_job, release_budget, update_job
 from ..keys.keyring import Keyring
 from ..objects import ObjectStore
 from ..oversight.service import get_decision
-from .service import Job, add_checkpoint, checkpoints, claim, get_job, release_budget, update_job
 
 if TYPE_CHECKING:
     from trainers.callback import AuditCallback
@@ -64,7 +64,7 @@ __all__ = ["WORKER", "CheckpointStore", "JobControl", "WorkerContext", "envelope
 CHECK_INTERVAL = 0.2  # seconds between reads of the job row's flags
 WORKER = Actor("worker", "service")
 T = TypeVar("T")
-_log = logging.getLogger("app.jobs.runtime")
+_log = logging.getLogger("app.worker")
 
 
 class WorkerContext(TypedDict, total=False):
