@@ -146,7 +146,7 @@ async def test_bad_tokens_are_401(db: Database, log: Log) -> None:
 async def test_append_one_batch_and_bad_batch(log: Log) -> None:
     token = await _token(log, "op", "operator")
     async with serving(log) as client:
-        before = await log.store.sequenced_size()
+        before = await log.sequenced_size()
         r = await client.post("/api/v1/events", json={"kind": "feedback.recorded", "n": 1},
                               headers=_auth(token))
         assert r.status_code == 201, r.text
@@ -160,7 +160,7 @@ async def test_append_one_batch_and_bad_batch(log: Log) -> None:
         r = await client.post("/api/v1/events", json={"events": batch}, headers=_auth(token))
         assert r.status_code == 201, r.text
         assert [e["leaf_index"] for e in r.json()["entries"]] == [before + 1, before + 2, before + 3]
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         assert size == before + 4
 
         bad_bodies = [
@@ -179,7 +179,7 @@ async def test_append_one_batch_and_bad_batch(log: Log) -> None:
         _is_problem(r, 400)
         r = await client.post("/api/v1/events", json=[{"kind": "x"}], headers=_auth(token))
         _is_problem(r, 400)
-        assert await log.store.sequenced_size() == size  # nothing appended by any bad request
+        assert await log.sequenced_size() == size  # nothing appended by any bad request
 
 
 async def test_wait_returns_verifiable_proofs(log: Log) -> None:
@@ -230,7 +230,7 @@ async def test_changes_are_logged_without_secrets(db: Database, log: Log) -> Non
     assert not await verify_password(db, "svc", "")
     assert not await verify_password(db, "nobody", PASSWORD)
 
-    entries = [await log.entry(i) for i in range(await log.store.sequenced_size())]
+    entries = [await log.entry(i) for i in range(await log.sequenced_size())]
     events = [orjson.loads(e) for e in entries]
     assert [e["kind"] for e in events] == ["account.created", "account.created", "token.created",
                                            "token.created", "token.revoked", "account.password_changed"]
@@ -326,13 +326,13 @@ async def test_appended_events_name_their_sender_and_cannot_take_server_kinds(lo
         entry = orjson.loads(await log.entry(r.json()["entries"][0]["leaf_index"]))
         assert entry["role"] == "operator" and entry["actor"].startswith("pseud:")
         assert entry["actor"] != "pseud:someone-else"
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         for kind in ("oversight.decision", "model.released", "privacy.erased", "account.created",
                      "incident.frozen", "log.key_rotated", "keys.records_kek_rotated"):
             body = {"events": [{"kind": "run.note"}, {"kind": kind}]}
             problem = _is_problem(await client.post("/api/v1/events", headers=_auth(token), json=body), 400)
             assert "recorded by the server" in str(problem["detail"])
-        assert await log.store.sequenced_size() == size
+        assert await log.sequenced_size() == size
 
 
 async def test_decisions_need_the_scope_not_only_the_role(db: Database, log: Log) -> None:

@@ -17,7 +17,7 @@ from tests.support.log_reading import events
 async def test_admin_manages_accounts_and_tokens(db: Database, log: Log, keyring: Keyring) -> None:
     pz = keyring.pseudonymizer
     admin = await bootstrap(log, keyring)
-    start = await log.store.sequenced_size()
+    start = await log.sequenced_size()
     async with running(log, keyring) as (_, client):
         h = auth(admin)
         r = await client.post("/api/v1/accounts", json={"name": "olga", "role": "operator",
@@ -81,7 +81,7 @@ async def test_admin_manages_accounts_and_tokens(db: Database, log: Log, keyring
                                       "role": "admin", "subject": olga_p, "from_role": "operator",
                                       "to_role": "overseer"}
     assert logged[8]["subject"] == svc_p and logged[8]["prefix"] == made["prefix"]
-    blob = b"".join([await log.entry(i) for i in range(await log.store.sequenced_size())])
+    blob = b"".join([await log.entry(i) for i in range(await log.sequenced_size())])
     for secret in (b'"olga"', b'"svc"', b'"root"', PASSWORD.encode(), b"a new long one", svc.encode()):
         assert secret not in blob
 
@@ -89,7 +89,7 @@ async def test_admin_manages_accounts_and_tokens(db: Database, log: Log, keyring
 async def test_bad_requests_are_problem_details(log: Log, keyring: Keyring) -> None:
     admin = await bootstrap(log, keyring)
     auditor = await bootstrap(log, keyring, "aud", "auditor")
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     async with running(log, keyring) as (_, client):
         h = auth(admin)
         for body, words in [
@@ -120,12 +120,12 @@ async def test_bad_requests_are_problem_details(log: Log, keyring: Keyring) -> N
         problem(await client.get("/api/v1/accounts"), 401)
         problem(await client.put("/api/v1/config", json={"integration_interval": 1}, headers=auth(auditor)),
                 403)
-    assert await log.store.sequenced_size() == size  # nothing was recorded by a refused request
+    assert await log.sequenced_size() == size  # nothing was recorded by a refused request
 
 
 async def test_config_changes_are_applied_and_logged(log: Log, keyring: Keyring) -> None:
     admin = await bootstrap(log, keyring)
-    start = await log.store.sequenced_size()
+    start = await log.sequenced_size()
     async with running(log, keyring) as (app, client):
         h = auth(admin)
         config = (await client.get("/api/v1/config", headers=h)).json()

@@ -118,7 +118,7 @@ async def test_log_sink_refuses_to_flush_on_its_own_loop(log):
         sink.flush()
     sink.emit([event("run.metrics", run="run_x", steps=[{"step": 1}])])
     await asyncio.to_thread(sink.flush)
-    assert sink.sent == 1 and await log.store.sequenced_size() == 1
+    assert sink.sent == 1 and await log.sequenced_size() == 1
     too_big = event("run.metrics", run="run_x", steps=[{"step": 1, "x": "y" * 70000}])
     sink.emit([too_big])
     with pytest.raises(AuditSinkError, match="EntryError"):

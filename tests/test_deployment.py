@@ -32,7 +32,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ledger._internal.store import Store
+from ledger.storage import Store
 from ledger.log import Log
 from ledger.merkle import leaf_hash
 from ledger.note import Signer

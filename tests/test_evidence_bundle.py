@@ -96,7 +96,7 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
             assert f"OK    {check}" in proc.stdout and f"OK    {check}" in report.text()
         assert f"{built.entries} entries are in checkpoint {built.tree_size}" in proc.stdout
         # creating it is on the log, with the manifest's hash
-        newest = json.loads(await log.entry((await log.store.sequenced_size()) - 1))
+        newest = json.loads(await log.entry((await log.sequenced_size()) - 1))
         assert newest["kind"] == "bundle.created" and newest["scope"] == scope.to_json()
         assert newest["manifest_sha256"] == "sha256:" + hashlib.sha256(
             members(built.data)["manifest.json"]).hexdigest()
@@ -195,7 +195,7 @@ async def test_api_returns_a_verifiable_zip(db: Database, log: Log, local_tsa: L
                                tsa_roots=[keys["tsa_certificates"].encode()],
                                evidence_key=keys["evidence_key"].encode())
         assert report.ok, report.text()
-        newest = json.loads(await log.entry((await log.store.sequenced_size()) - 1))
+        newest = json.loads(await log.entry((await log.sequenced_size()) - 1))
         assert newest["kind"] == "bundle.created" and newest["role"] == "auditor"
         assert newest["actor"] == keyring.pseudonymizer.pseudonym("account:audrey")
         for body, status in (({"kind": "run"}, 400), ({"kind": "run", "run": "run_zzz"}, 404),

@@ -54,7 +54,7 @@ async def test_nul_in_text_is_a_client_error_without_internal_text(db: Database,
     await create_account(db, log, "root", "admin", PASSWORD, pseudonymizer=pz)
     token = (await create_token(db, log, "root", None, pseudonymizer=pz)).token
     bearer = {"Authorization": f"Bearer {token}", **JSON}
-    sequenced = await log.store.sequenced_size()
+    sequenced = await log.sequenced_size()
     async with portal(log, keys) as client:
         await client.get("/login")  # the CSRF cookie: sign-in is checked even when signed out
         r = await client.post("/auth/login", headers=JSON, data={
@@ -72,7 +72,7 @@ async def test_nul_in_text_is_a_client_error_without_internal_text(db: Database,
         assert not server_errors((await client.get("/metrics")).text)
         assert (await client.get("/readyz")).status_code == 200
     if r.status_code == 400:
-        assert await log.store.sequenced_size() == sequenced  # a refusal leaves nothing behind
+        assert await log.sequenced_size() == sequenced  # a refusal leaves nothing behind
 
 
 async def test_a_storage_failure_answers_503_without_its_text(

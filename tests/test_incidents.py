@@ -81,7 +81,7 @@ async def _story(db: Database, log: Log, objects: ObjectStore, keyring: Keyring,
 
 
 async def _entries(log: Log) -> list[dict[str, Any]]:
-    return [orjson.loads(await log.entry(i)) for i in range(await log.store.sequenced_size())]
+    return [orjson.loads(await log.entry(i)) for i in range(await log.sequenced_size())]
 
 
 def _bundle_entries(data: bytes) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ async def test_submit_refusals(db: Database, log: Log, keyring: Keyring, tmp_pat
         await submit(db, log, keyring, queue, ["not", "a", "spec"], ADMIN)
     with pytest.raises(Exception, match="no version 7"):
         await submit(db, log, keyring, queue, spec(ds, dataset_version=7), ADMIN)
-    before = await log.store.sequenced_size()
+    before = await log.sequenced_size()
     with pytest.raises(Conflict, match="exceeds") as refused:
         await submit(db, log, keyring, queue, spec(ds, dp={"target_epsilon": 8.0}), ADMIN)
     assert refused.value.extensions["planned_epsilon"] == 8.0

@@ -114,21 +114,21 @@ def _refused_over_http(r: httpx.Response, reason: str) -> str:
 async def test_http_refuses_what_the_rule_refuses_and_stores_nothing(log: Log) -> None:
     token = await _token(log, "op", "operator")
     async with serving(log) as client:
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         for line, reason in [*REFUSED, *((line, "recorded by the server") for line in RESERVED)]:
             _refused_over_http(await _post(client, token, line), reason)
             batch = b'{"events":[{"kind":"ok"},' + line + b"]}"
             _refused_over_http(await _post(client, token, batch), reason)
-        assert await log.store.sequenced_size() == size
+        assert await log.sequenced_size() == size
 
 
 async def test_http_duplicate_members_of_the_body_are_refused(log: Log) -> None:
     token = await _token(log, "op", "operator")
     async with serving(log) as client:
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         body = b'{"events":[{"kind":"oversight.decision"}],"events":[{"kind":"ok"}]}'
         _refused_over_http(await _post(client, token, body), "duplicate key")
-        assert await log.store.sequenced_size() == size
+        assert await log.sequenced_size() == size
 
 
 async def test_http_stores_exactly_what_the_rule_gives(log: Log) -> None:
@@ -190,14 +190,14 @@ async def test_python_gives_the_same_answers(log: Log) -> None:
             canonical_event(line, submitted=True)
         with pytest.raises(EntryError, match="recorded by the server"):
             encode_event(decode_event(line), submitted=True)
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     parsed = [decode_event(line) for line, reason in REFUSED  # well-formed JSON, malformed kinds
               if reason in ("not a valid kind", "must be a string")]
     assert len(parsed) == 11
     for event in parsed:
         with pytest.raises(EntryError, match="kind"):
             await log.append([event])
-    assert await log.store.sequenced_size() == size
+    assert await log.sequenced_size() == size
     for line, entry in ACCEPTED:
         assert canonical_event(line, submitted=True) == entry
         (seq,) = await log.append([decode_event(line)])

@@ -63,7 +63,7 @@ def _problem(r: httpx.Response, status: int, *words: str) -> None:
 async def test_deep_nesting_is_400_on_every_route(admin: tuple[httpx.AsyncClient, dict[str, str]],
                                                   log: Log) -> None:
     client, auth = admin
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     cases = [
         (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "application/json"),
         (b"[" * 100_000 + b"]" * 100_000, "application/json"),
@@ -77,7 +77,7 @@ async def test_deep_nesting_is_400_on_every_route(admin: tuple[httpx.AsyncClient
     # an unclosed one, and one behind a string that holds brackets
     for body in (b"[" * 100_000, b'["]]]]",' + b"[" * 100_000):
         _problem(await client.post("/api/v1/accounts", content=body, headers={**auth, **JSON}), 400, "nested")
-    assert await log.store.sequenced_size() == size
+    assert await log.sequenced_size() == size
 
 
 async def test_nesting_up_to_the_limit_still_reaches_the_route(
@@ -103,7 +103,7 @@ async def test_nesting_up_to_the_limit_still_reaches_the_route(
 
 async def test_oversized_bodies_are_413(admin: tuple[httpx.AsyncClient, dict[str, str]], log: Log) -> None:
     client, auth = admin
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     big = b'{"kind":"x","s":"' + b"a" * MAX_BODY_BYTES + b'"}'
     for method, path in BODY_ROUTES[:6]:
         _problem(await client.request(method, path, content=big, headers={**auth, **JSON}), 413,
@@ -117,12 +117,12 @@ async def test_oversized_bodies_are_413(admin: tuple[httpx.AsyncClient, dict[str
 
     r = await client.post("/api/v1/events", content=chunks(), headers={**auth, **JSON})
     _problem(r, 413, str(MAX_BODY_BYTES))
-    assert await log.store.sequenced_size() == size
+    assert await log.sequenced_size() == size
 
 
 async def test_nan_and_infinity_are_400(admin: tuple[httpx.AsyncClient, dict[str, str]], log: Log) -> None:
     client, auth = admin
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     bodies = {
         "/api/v1/accounts": ("POST", b'{"name":"bob","role":"operator","password":%s}'),
         "/api/v1/config": ("PUT", b'{"integration_interval":%s}'),
@@ -138,7 +138,7 @@ async def test_nan_and_infinity_are_400(admin: tuple[httpx.AsyncClient, dict[str
             r = await client.request(method, path, content=template % literal, headers={**auth, **JSON})
             assert r.status_code == 400, (path, literal, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
-    assert await log.store.sequenced_size() == size
+    assert await log.sequenced_size() == size
 
 
 async def test_portal_json_fields_are_bounded_too(sqlite_log: Log, tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ async def test_portal_json_fields_are_bounded_too(sqlite_log: Log, tmp_path: Pat
     fields (a job spec, a setting's value) with the same strict parser as the API."""
     keys = tmp_path / "keys"
     await accounts(sqlite_log, keys, boss="admin", op="operator")
-    size = await sqlite_log.store.sequenced_size()
+    size = await sqlite_log.sequenced_size()
     async with portal(sqlite_log, keys) as client:
         await sign_in(client, "op")
         for spec in ("[" * 100_000 + "]" * 100_000, '{"kind":"dpo","learning_rate":NaN}', "[Infinity]"):
@@ -155,7 +155,7 @@ async def test_portal_json_fields_are_bounded_too(sqlite_log: Log, tmp_path: Pat
             assert "the spec is not JSON" in r.text
     async with portal(sqlite_log, keys) as client:
         await enrolled(client, "boss")
-        size = await sqlite_log.store.sequenced_size()
+        size = await sqlite_log.sequenced_size()
         for value in ("NaN", "-Infinity", "[" * 100_000):
             r = await client.post("/admin/setting", data={"key": "session_idle_seconds", "value": value,
                                                           "_csrf_token": csrf(client)})
@@ -164,7 +164,7 @@ async def test_portal_json_fields_are_bounded_too(sqlite_log: Log, tmp_path: Pat
         r = await client.post("/admin/setting", content=deep, headers={
             "Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": csrf(client)})
         assert r.status_code < 500, r.text[-2000:]
-    assert await sqlite_log.store.sequenced_size() == size
+    assert await sqlite_log.sequenced_size() == size
 
 
 def _depth(text: bytes) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.database import migrate_home
+from app.core.database import open_home
 from ledger.audit import audit_log
 from ledger.errors import NoteError
 from ledger.home import LogHome
@@ -19,6 +19,7 @@ from ledger.note import Signer, Verifier, open_note
 from ledger.proofs import ConsistencyProof, InclusionProof
 from tests.support.asgi import serving
 from tests.support.cli_run import cli, cli_env
+from tests.support.databases import pair
 
 ORIGIN = "rotation.example/log"
 
@@ -126,8 +127,8 @@ async def test_open_logs_follow_a_rotation(database_url: str, tmp_path: Path,
     monkeypatch.setenv("RLHF_AUDIT_DATABASE_URL", database_url)
     home = LogHome(tmp_path / "home")
     home.init(ORIGIN)
-    await migrate_home(home)
-    server = await home.open_log()
+    db, server = await open_home(home, migrate=True)
+    pair(server, db)
     try:
         await server.append([{"kind": "before"}])
         await server.integrate()
@@ -157,6 +158,7 @@ async def test_open_logs_follow_a_rotation(database_url: str, tmp_path: Path,
             await reopened.close()
     finally:
         await server.close()
+        await db.close()
 
 
 def test_key_history_refuses_nonsense() -> None:

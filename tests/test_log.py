@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ledger._internal import store as store_module
-from ledger._internal.store import Store
+from ledger.storage import Store
 from ledger.canonical import MAX_ENTRY_BYTES
 from ledger.checkpoint import Checkpoint
 from ledger.errors import EntryError, NotFound

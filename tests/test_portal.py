@@ -151,7 +151,7 @@ async def test_oversight_refusals_in_the_page(log: Log, tmp_path: Path) -> None:
         unknown = await client.post("/oversight/halt", data={**form, **token})
         assert unknown.status_code == 404 and "no job" in unknown.text
         assert (await client.post("/oversight/dance", data={**form, **token})).status_code == 404
-        kinds = [json.loads(await log.entry(i)).get("kind") for i in range(await log.store.sequenced_size())]
+        kinds = [json.loads(await log.entry(i)).get("kind") for i in range(await log.sequenced_size())]
         assert "oversight.decision" not in kinds
 
 
@@ -188,7 +188,7 @@ async def test_administration(log: Log, tmp_path: Path) -> None:
         refused = await client.post("/admin/setting", data={**idle, "value": "-5"})
         assert refused.status_code == 400 and 'id="admin-error"' in refused.text
         await log.integrate()
-        kinds = [json.loads(await log.entry(i)).get("kind") for i in range(await log.store.sequenced_size())]
+        kinds = [json.loads(await log.entry(i)).get("kind") for i in range(await log.sequenced_size())]
         assert {"account.created", "token.created", "config.changed", "account.totp_enrolled"} <= set(kinds)
 
 
@@ -231,7 +231,7 @@ async def test_incident_freeze_in_the_portal(log: Log, tmp_path: Path,
 
     async def freezes() -> list[int]:
         await log.integrate()
-        return [i for i in range(await log.store.sequenced_size())
+        return [i for i in range(await log.sequenced_size())
                 if json.loads(await log.entry(i)).get("kind") == "incident.frozen"]
 
     async with portal(log, keys) as client:

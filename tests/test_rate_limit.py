@@ -131,7 +131,7 @@ async def test_writes_are_throttled_per_caller(log: Log, keyring: Keyring) -> No
     async with running(log, keyring) as (_, client):
         r = await client.put("/api/v1/config", json={"write_requests_per_minute": 3}, headers=auth(admin))
         assert r.status_code == 200, r.text
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         answers = [await client.post("/api/v1/events", json={"kind": "x", "i": i}, headers=auth(one))
                    for i in range(8)]
         statuses = [r.status_code for r in answers]
@@ -140,7 +140,7 @@ async def test_writes_are_throttled_per_caller(log: Log, keyring: Keyring) -> No
         r = answers[statuses.index(429)]
         problem(r, 429, "write requests")
         assert 1 <= int(r.headers["retry-after"]) <= 60
-        assert await log.store.sequenced_size() == size + statuses.count(201)  # refused ones appended nothing
+        assert await log.sequenced_size() == size + statuses.count(201)  # refused ones appended nothing
         # another token, reads, and a session are counted on their own
         r = await client.post("/api/v1/events", json={"kind": "x"}, headers=auth(two))
         assert r.status_code == 201, r.text

@@ -60,11 +60,11 @@ async def test_sign_in_csrf_and_sign_out(log: Log, keyring: Keyring) -> None:
         assert info["authenticated"] and info["via"] == "session" and info["account"] == "olga"
 
         # a state-changing request on the session cookie without the token: refused
-        size = await log.store.sequenced_size()
+        size = await log.sequenced_size()
         problem(await client.post("/api/v1/events", json={"kind": "x"}), 403, "CSRF")
         problem(await client.post("/api/v1/events", json={"kind": "x"}, headers={"X-CSRFToken": "forged"}),
                 403)
-        assert await log.store.sequenced_size() == size
+        assert await log.sequenced_size() == size
         token = await csrf(client)
         r = await client.post("/api/v1/events", json={"kind": "x"}, headers={"X-CSRFToken": token})
         assert r.status_code == 201 and r.headers["x-recorded-by"] == "olga", r.text
@@ -137,7 +137,7 @@ async def test_session_id_changes_at_sign_in(log: Log, keyring: Keyring) -> None
 
 async def test_totp_enrolment_and_sign_in(db: Database, log: Log, keyring: Keyring) -> None:
     await make(log, keyring, "ada", "admin")
-    start = await log.store.sequenced_size()
+    start = await log.sequenced_size()
     async with running(log, keyring) as (_, client):
         r = await sign_in(client, "ada")
         assert r.status_code == 200 and r.json()["needs_totp_enrolment"] is True, r.text
@@ -177,7 +177,7 @@ async def test_totp_enrolment_and_sign_in(db: Database, log: Log, keyring: Keyri
     assert logged[0]["actor"] == logged[0]["subject"] == ada.pseudonym
     async with log.store.engine.connect() as conn:
         stored = (await conn.execute(sa.select(account_totp.c.secret))).scalar_one()
-    blob = b"".join([await log.entry(i) for i in range(await log.store.sequenced_size())])
+    blob = b"".join([await log.entry(i) for i in range(await log.sequenced_size())])
     import base64
 
     raw = base64.b32decode(secret)
@@ -194,7 +194,7 @@ async def test_admin_resets_a_lost_factor(log: Log, keyring: Keyring) -> None:
         totp = pyotp.TOTP((await client.post("/auth/totp/enroll", headers=h)).json()["secret"])
         r = await client.post("/auth/totp/confirm", data={"code": totp.now()}, headers=h)
         assert r.status_code == 200, r.text
-        start = await log.store.sequenced_size()
+        start = await log.sequenced_size()
         r = await client.delete("/api/v1/accounts/ovid/totp", headers=auth(root))
         assert r.status_code == 204, r.text
         again = await client.delete("/api/v1/accounts/ovid/totp", headers=auth(root))

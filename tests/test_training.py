@@ -16,8 +16,8 @@ pytest.importorskip("torch")
 
 
 async def _events(log, run: str) -> list[dict]:
-    size = await log.store.sequenced_size()
-    rows = await log.store.read_entries(0, size)
+    size = await log.sequenced_size()
+    rows = await log.entries(0, size)
     return [e for e in map(orjson.loads, rows) if e.get("run") == run]
 
 

@@ -111,7 +111,7 @@ async def test_timestamp_pending_waits_at_most_within(stalled_log: Log) -> None:
     gaps = await stalled_log.timestamp_pending(force=True, within=0.5)
     assert time.monotonic() - started < HANG / 2
     hanging, local = (t.name for t in stalled_log.tsas)
-    assert set(await stalled_log.store.timestamps(cp.size)) == {local}
+    assert set(await stalled_log.timestamp_responses(cp.size)) == {local}
     assert [(g.size, g.tsa, g.attempts) for g in gaps] == [(cp.size, hanging, 1)]
     assert "0.5" in gaps[0].last_error
 

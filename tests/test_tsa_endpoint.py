@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from app.core.database import Database
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.log import Log
@@ -18,14 +19,16 @@ from ledger.note import Signer
 from ledger.timestamp_verify import parse_timestamp, verify_timestamp
 from ledger.timestamping import HttpTSA, LocalTSAClient
 from tests.support.asgi import serving
+from tests.support.databases import pair
 from tests.support.openssl_tsa import openssl_verify
 
 
 @pytest.fixture
-async def two_tsa_log(store: Store, signer: Signer, local_tsa: LocalTSA,
+async def two_tsa_log(db: Database, store: Store, signer: Signer, local_tsa: LocalTSA,
                       openssl_tsa: tuple[str, Path]) -> AsyncIterator[Log]:
     """A log that lists the local TSA first, as the production setup did, then OpenSSL's."""
-    log = Log(store, signer, tsas=[LocalTSAClient(local_tsa), HttpTSA(openssl_tsa[0])], interval=0.05)
+    tsas = [LocalTSAClient(local_tsa), HttpTSA(openssl_tsa[0])]
+    log = pair(Log(store, signer, tsas=tsas, interval=0.05), db)
     yield log
     await log.close()
 
@@ -34,7 +37,7 @@ async def _stamped(log: Log) -> int:
     out = await log.append([{"kind": "test.event", "i": i} for i in range(3)])
     cp = await log.wait_for(out[-1].leaf_index)
     await log.timestamp_pending(force=True)
-    assert len(await log.store.timestamps(cp.size)) == 2
+    assert len(await log.timestamp_responses(cp.size)) == 2
     return cp.size
 
 
@@ -53,7 +56,7 @@ async def test_the_independent_stamp_is_served_first(
         assert served.headers["content-type"] == "application/timestamp-reply"
         ok = openssl_verify(tmp_path, note, served.content, ca)
         assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stderr
-        assert served.content == (await two_tsa_log.store.timestamps(size))[external]
+        assert served.content == (await two_tsa_log.timestamp_responses(size))[external]
 
         # A client may pick a TSA: by its name, or ``local`` for the built-in one.
         for name in (local, "local"):
@@ -95,7 +98,7 @@ async def test_a_log_with_only_the_local_tsa_serves_its_stamp(log: Log) -> None:
         await log.timestamp_pending(force=True)
         r = await client.get(f"/log/v1/checkpoints/{cp.size}/timestamp")
         assert r.status_code == 200
-        assert r.content == (await log.store.timestamps(cp.size))[log.tsas[0].name]
+        assert r.content == (await log.timestamp_responses(cp.size))[log.tsas[0].name]
         listed = (await client.get(f"/log/v1/checkpoints/{cp.size}/timestamps")).json()
         assert [s["local"] for s in listed["timestamps"]] == [True]
 

@@ -74,7 +74,7 @@ def worker_ctx(log: Log, keyring: Keyring, root: Path) -> WorkerContext:
 async def events(log: Log, run: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
     """Every event on the log (of ``run`` and ``kind`` when given), with its leaf index as ``_i``."""
     await log.integrate()
-    size = await log.store.sequenced_size()
+    size = await log.sequenced_size()
     out = []
     for i in range(size):
         e = json.loads(await log.entry(i))

@@ -12,7 +12,7 @@ from ledger.log import Log
 
 async def events(log: Log, start: int = 0) -> list[dict[str, Any]]:
     """The log's sequenced events from ``start`` on, decoded."""
-    return [orjson.loads(await log.entry(i)) for i in range(start, await log.store.sequenced_size())]
+    return [orjson.loads(await log.entry(i)) for i in range(start, await log.sequenced_size())]
 
 
 async def db_text(log: Log) -> bytes:
