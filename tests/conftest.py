@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.log import Log

@@ -7,7 +7,7 @@ import asyncio
 
 from app.accounts import authenticate_token, verify_password
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger.log import Log
 from tests.support.accounts import PASSWORD, auth, bootstrap, problem
 from tests.support.asgi import running

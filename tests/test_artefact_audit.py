@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.audit.artefacts import audit_artefacts, expected_objects
 from app.compliance.reports import build_report, render_report
 from app.core.database import Database, open_home
+from app.core.keyring import Keyring
 from app.datasets import import_dataset
 from app.events.recording import Actor, record
 from app.evidence.builder import build_bundle
 from app.evidence.scope import Scope
-from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
 from ledger.home import LogHome
 from ledger.log import Log

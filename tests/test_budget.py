@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.datasets import (
     BudgetError,
     BudgetExceeded,
@@ -28,7 +29,6 @@ from app.datasets import (
 )
 from app.datasets.errors import UnknownReservation
 from app.events.recording import Actor
-from app.keys.keyring import Keyring
 from ledger.log import Log
 from tests.support.datasets_data import jsonl, rows
 

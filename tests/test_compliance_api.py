@@ -23,9 +23,9 @@ from app.compliance.config import ENV_WEBHOOK
 from app.compliance.schedule import ENV_REDIS
 from app.config.runtime import RuntimeSettings, change
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.events.index import EventIndex
 from app.events.recording import Actor, event
-from app.keys.keyring import Keyring
 from ledger.log import Log
 from tests.support.compliance_log import ALICE, build_log, dataset_events, run_events
 from tests.support.jobs import is_problem, serving, token

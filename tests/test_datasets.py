@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.datasets import (
     DatasetError,
     DatasetRejected,
@@ -30,7 +31,6 @@ from app.datasets import (
 )
 from app.datasets.errors import RecordsUnreadable
 from app.datasets.schema import data_subjects, dataset_records, dataset_versions
-from app.keys.keyring import Keyring
 from ledger.events import Commitment
 from ledger.log import Log
 from ledger.merkle import leaf_hash, root_of

@@ -20,7 +20,7 @@ import pytest
 
 from app.accounts import create_account, create_token
 from app.core.commands import run
-from app.keys.keyring import ENV_KEYS_DIR, Keyring
+from app.core.keyring import ENV_KEYS_DIR, Keyring
 from ledger.events import Pseudonymizer
 from ledger.log import Log
 from tests.support.asgi import serving

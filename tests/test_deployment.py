@@ -32,10 +32,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ledger.storage import Store
 from ledger.log import Log
 from ledger.merkle import leaf_hash
 from ledger.note import Signer
+from ledger.storage import Store
 from tests.support.asgi import serving
 from tests.support.cli_run import cli_stdout as cli
 from tests.support.cli_run import wait_until_serving

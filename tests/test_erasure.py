@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.datasets import (
     DatasetError,
     UnknownSubject,
@@ -27,7 +28,6 @@ from app.datasets import (
 )
 from app.datasets.schema import data_subjects, dataset_records
 from app.events.recording import Actor
-from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.checkpoint import Checkpoint

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.accounts import create_account, create_token
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.events.recording import event
 from app.evidence.builder import build_bundle
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
 from app.evidence.verify import verify_bundle
-from app.keys.keyring import Keyring
 from ledger._internal.local_tsa import LocalTSA
 from ledger._internal.store import Store
 from ledger.errors import NotFound

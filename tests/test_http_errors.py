@@ -18,8 +18,8 @@ from litestar.routes import HTTPRoute
 
 from app.accounts import MAX_TOKEN_DAYS, AccountError, create_account, create_token
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.core.params import MAX_INT
-from app.keys.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
 from tests.support.cli_run import cli, cli_env

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.artefacts import audit_artefacts
 from app.core.database import Database, open_home
+from app.core.keyring import Keyring
 from app.datasets import import_dataset
 from app.events.index import EventIndex
 from app.events.recording import Actor, record
@@ -30,7 +31,6 @@ from app.evidence.verify import verify_bundle
 from app.incidents import freeze_evidence, list_incidents
 from app.jobs.queue import LocalQueue
 from app.jobs.service import get_job, submit
-from app.keys.keyring import Keyring
 from app.objects import FileStore, ObjectStore, S3Store
 from ledger.home import LogHome
 from ledger.log import Log

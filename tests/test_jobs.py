@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.datasets import get_budget
 from app.jobs import Conflict, JobError, cancel, get_job, list_jobs, submit
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import checkpoints, new_id
-from app.keys.keyring import Keyring
 from app.worker.local import run_local_worker
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log

@@ -20,13 +20,13 @@ from app.accounts.schema import account_totp
 from app.auth.keys import totp_key_of
 from app.auth.totp import begin, confirm, open_secret, verify
 from app.core.database import Database
+from app.core.keyring import RECORDS_KEY, RECORDS_KEY_NEXT, Keyring, RecordsKekPending, records_kek_id
 from app.datasets import erase_subject, find_subject, import_dataset, load_version
 from app.datasets.errors import RecordsUnreadable
 from app.datasets.records import unwrap_with
 from app.datasets.schema import data_subjects, dataset_records
 from app.events.recording import Actor
 from app.keys.kek_rotation import EVENT, rotate_records_kek, settle_records_kek
-from app.keys.keyring import RECORDS_KEY, RECORDS_KEY_NEXT, Keyring, RecordsKekPending, records_kek_id
 from ledger._internal.local_tsa import LocalTSA
 from ledger.audit import audit_log
 from ledger.log import Log

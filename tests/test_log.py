@@ -8,13 +8,13 @@ import random
 import pytest
 
 from ledger._internal import store as store_module
-from ledger.storage import Store
 from ledger.canonical import MAX_ENTRY_BYTES
 from ledger.checkpoint import Checkpoint
 from ledger.errors import EntryError, NotFound
 from ledger.log import Log, SequencedEntry
 from ledger.merkle import leaf_hash, root_of
 from ledger.note import open_note
+from ledger.storage import Store
 from ledger.tiles import tiles_for_size
 from tests.support.vectors import load
 

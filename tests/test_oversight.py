@@ -17,11 +17,11 @@ import pytest
 
 from app.accounts import create_account
 from app.core.database import Database, migrate_home, open_home
+from app.core.keyring import Keyring
 from app.datasets import import_dataset, load_version
 from app.jobs import get_job, submit
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import checkpoints
-from app.keys.keyring import Keyring
 from app.oversight import halt, list_decisions
 from app.worker.local import run_local_worker
 from ledger._internal.local_tsa import LocalTSA

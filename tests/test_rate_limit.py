@@ -8,7 +8,7 @@ import httpx
 from app.accounts import create_account
 from app.auth.throttle import LoginThrottle, SlidingWindowLog, WindowCounter
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger.log import Log
 from tests.support.accounts import PASSWORD, auth, bootstrap, problem
 from tests.support.asgi import running

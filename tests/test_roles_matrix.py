@@ -20,7 +20,7 @@ from litestar.routes import HTTPRoute
 from app.accounts import ROLE_SCOPES, create_account
 from app.auth import declared_permission
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
 from tests.support.accounts import PASSWORD, auth, bootstrap

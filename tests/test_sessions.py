@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from app.accounts import create_account, get_account
 from app.accounts.schema import account_totp
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.events.recording import Actor
-from app.keys.keyring import Keyring
 from ledger.log import Log
 from tests.support.accounts import PASSWORD, auth, bootstrap, problem
 from tests.support.asgi import running

@@ -18,12 +18,12 @@ import sqlalchemy as sa
 
 from app.client import Client, Forbidden, NotFoundError, Refused
 from app.core.database import Database, migrate_home, open_home
+from app.core.keyring import Keyring
 from app.datasets import get_budget
 from app.datasets.schema import dataset_records
 from app.jobs import cancel, get_job, submit
 from app.jobs.queue import ArqQueue, LocalQueue
 from app.jobs.service import claim
-from app.keys.keyring import Keyring
 from app.oversight import halt
 from app.worker.local import run_local_worker
 from app.worker.runtime import JobControl

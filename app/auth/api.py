@@ -35,17 +35,14 @@ from litestar.params import Body
 from litestar.response import Redirect
 from litestar.utils.scope.state import ScopeState
 
-from ledger.log import Log
+from ..accounts import get_account, verify_password
+from ..core.database import Database
 
 # Litestar reads the handlers' annotations at run time: these are real imports.
-from ..accounts import Principal, get_account, verify_password
-from ..config.deps import dependencies as settings_dependencies
-from ..config.runtime import RuntimeSettings
-from ..core.database import Database
+from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep, SettingsDep
+from ..core.keyring import Keyring
 from ..core.problems import problem
 from ..core.roles import TOTP_ROLES
-from ..events.recording import Actor
-from ..keys.keyring import Keyring
 from .principal import current_principal, enrolment_allowed
 from .sessions import rotate
 from .throttle import LoginThrottle, too_many
@@ -122,11 +119,10 @@ async def _check_credentials(db: Database, keyring: Keyring, form: LoginForm) ->
 class AuthController(Controller):
     path = "/auth"
     tags = ["portal sign-in"]
-    dependencies = settings_dependencies()
 
     @post("/login", opt={"public": True}, status_code=200)
     async def login(
-        self, request: Req, db: Database, keyring: Keyring, settings: RuntimeSettings,
+        self, request: Req, db: DbDep, keyring: KeyringDep, settings: SettingsDep,
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         """Sign in with an account name, password and (once enrolled) a TOTP code."""
@@ -179,8 +175,8 @@ class AuthController(Controller):
         return Response(info, headers=_NO_STORE)
 
     @post("/totp/enroll", guards=[enrolment_allowed], status_code=200)
-    async def totp_enroll(self, db: Database, keyring: Keyring,
-                          principal: Principal) -> Response[TotpEnrolment]:
+    async def totp_enroll(self, db: DbDep, keyring: KeyringDep,
+                          principal: PrincipalDep) -> Response[TotpEnrolment]:
         """Start enrolling a second factor: the secret and otpauth:// URI, shown this once."""
         account = await get_account(db, principal.account)
         secret, uri = await begin(db, keyring, account)
@@ -188,7 +184,7 @@ class AuthController(Controller):
 
     @post("/totp/confirm", guards=[enrolment_allowed], status_code=200)
     async def totp_confirm(
-        self, db: Database, log: Log, keyring: Keyring, principal: Principal, caller: Actor,
+        self, db: DbDep, log: LogDep, keyring: KeyringDep, principal: PrincipalDep, caller: CallerDep,
         data: Annotated[TotpCode, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> dict[str, bool]:
         """Confirm enrolment with a first code; from now on sign-in asks for one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..keys.keyring import Keyring
+from ..core.keyring import Keyring
 
 __all__ = ["csrf_secret", "totp_key", "totp_key_of"]
 

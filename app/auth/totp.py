@@ -28,9 +28,9 @@ from ..accounts import AccountError, AccountInfo, subject
 from ..accounts.schema import account_totp
 from ..core.database import Database
 from ..core.errors import Unavailable
+from ..core.keyring import Keyring
 from ..core.roles import is_service
 from ..events.recording import Actor, record
-from ..keys.keyring import Keyring
 from .keys import totp_key
 
 __all__ = ["ISSUER", "begin", "confirm", "open_secret", "reset", "seal_secret", "verify"]

@@ -14,13 +14,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import QueryParameter
 
-from ledger.log import Log
-
 from ..auth.principal import authorized
-from ..core.database import Database
+from ..core.deps import CallerDep, DbDep, IndexDep, LogDep
 from ..core.roles import COMPLIANCE_READERS
-from ..events.index import EventIndex
-from ..events.recording import Actor
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
 from .reports import FORMATS, MEDIA_TYPES, build_report, render_report
@@ -49,13 +45,13 @@ class ComplianceController(Controller):
     guards = [authorized]
 
     @post("/compliance/checks", opt=_OPT, status_code=201)
-    async def check(self, db: Database, log: Log, event_index: EventIndex, caller: Actor) -> dict[str, Any]:
+    async def check(self, db: DbDep, log: LogDep, event_index: IndexDep, caller: CallerDep) -> dict[str, Any]:
         """Run the regulation pack now; the result is recorded on the log (``compliance.checked``)."""
         run = await run_checks(db, log, event_index, actor=caller)
         return run.to_json()
 
     @get("/compliance/checks/latest", opt=_OPT)
-    async def latest(self, db: Database) -> dict[str, Any]:
+    async def latest(self, db: DbDep) -> dict[str, Any]:
         """The most recent check's results."""
         run = await latest_check(db)
         if run is None:
@@ -64,15 +60,15 @@ class ComplianceController(Controller):
 
     @get("/compliance/alerts", opt=_OPT)
     async def alerts(
-        self, db: Database,
+        self, db: DbDep,
         which: Annotated[Literal["open", "resolved"] | None, QueryParameter(name="state")] = None,
     ) -> dict[str, Any]:
         """Alerts raised by failing rules, newest first (``state=open`` for the unresolved)."""
         return {"alerts": [a.to_json() for a in await list_alerts(db, which)]}
 
     @post("/reports", opt=_OPT, status_code=200)
-    async def report(self, request: Req, db: Database, log: Log, event_index: EventIndex,
-                     caller: Actor) -> Response[bytes]:
+    async def report(self, request: Req, db: DbDep, log: LogDep, event_index: IndexDep,
+                     caller: CallerDep) -> Response[bytes]:
         """A compliance report for a scope (model release, run, dataset, time range, or the whole log)
         as HTML, PDF or JSON; generating it is recorded on the log (``report.generated``)."""
         scope, fmt = _report_request(await request.body())

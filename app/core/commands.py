@@ -100,8 +100,8 @@ def on_home(ctx: click.Context, body: Callable[[Opened], Awaitable[T]], *, settl
     from ledger.cli import TSA_WAIT
     from ledger.home import LogHome
 
-    from ..keys.keyring import Keyring
     from .database import open_home
+    from .keyring import Keyring
 
     async def go() -> T:
         home = LogHome.resolve(ctx.obj.get("home"))

@@ -3,8 +3,8 @@
 ``create_app`` installs :func:`dependencies` on the app; a handler names what it needs::
 
     @post("/", opt={"scope": "jobs:submit"})
-    async def submit(self, db: Database, log: Log, keyring: Keyring, queue: Queue,
-                     caller: Actor, data: Any = Body()) -> ...
+    async def submit(self, db: DbDep, log: LogDep, keyring: KeyringDep, queue: QueueDep,
+                     caller: CallerDep, data: Any = Body()) -> ...
 
 The objects themselves are made once, in the app's lifespan (``app/server/core.py``), and live
 on ``app.state``; this module is the only reader of those names. ``principal`` is the
@@ -19,22 +19,35 @@ from typing import Any
 import orjson
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException
 
 from ledger.log import Log
 
 # Litestar reads the providers' annotations at run time: these are real imports.
 from ..accounts.service import Principal
+from ..config.runtime import RuntimeSettings, settings_of
 from ..events.index import EventIndex
 from ..events.recording import Actor
 from ..jobs.queue import Queue
-from ..keys.keyring import Keyring
 from .database import Database
+from .keyring import Keyring
 
-__all__ = ["actor_of", "dependencies", "json_body", "keyring_of", "queue_of"]
+__all__ = ["CallerDep", "DbDep", "IndexDep", "KeyringDep", "LogDep", "PrincipalDep", "QueueDep",
+           "SettingsDep", "actor_of", "dependencies", "json_body", "keyring_of", "queue_of"]
 
 Req = Request[Any, Any, Any]
+
+# What a handler writes to be given one (``db: DbDep``): Litestar injects by the parameter's name,
+# and the marker says so explicitly (an unmarked name is inferred, deprecated for Litestar 3).
+DbDep = NamedDependency[Database]
+LogDep = NamedDependency[Log]
+KeyringDep = NamedDependency[Keyring]
+QueueDep = NamedDependency[Queue]
+IndexDep = NamedDependency[EventIndex]
+PrincipalDep = NamedDependency[Principal]
+CallerDep = NamedDependency[Actor]
+SettingsDep = NamedDependency[RuntimeSettings]  # the run-time settings (app.config.runtime)
 
 
 def _db(state: State) -> Database:
@@ -76,6 +89,10 @@ def _queue(state: State) -> Queue:
 def _event_index(state: State) -> EventIndex:
     index: EventIndex = state.event_index
     return index
+
+
+def _settings(state: State) -> RuntimeSettings:
+    return settings_of(state)
 
 
 def _principal(request: Req) -> Principal:
@@ -120,4 +137,5 @@ def dependencies() -> dict[str, Provide]:
         "event_index": Provide(_event_index, sync_to_thread=False),
         "principal": Provide(_principal, sync_to_thread=False),
         "caller": Provide(_actor, sync_to_thread=False),
+        "settings": Provide(_settings, sync_to_thread=False),
     }

@@ -19,13 +19,10 @@ from litestar.params import PathParameter
 
 # Litestar reads the handlers' annotations at run time: these are real imports.
 from app.accounts import Principal
-from app.core.database import Database
 from app.core.roles import PRIVACY_ADMINS
-from app.events.recording import Actor
-from app.keys.keyring import Keyring
-from ledger.log import Log
 
 from ..auth.principal import authorized  # tokens and portal sessions
+from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep
 from .budget import set_budget
 from .erasure import erase_subject
 from .importer import import_dataset
@@ -74,18 +71,18 @@ class DatasetsController(Controller):
     guards = [authorized]
 
     @get("/datasets", opt={"scope": "read"})
-    async def index(self, db: Database) -> dict[str, Any]:
+    async def index(self, db: DbDep) -> dict[str, Any]:
         """Every dataset: its latest version and its privacy budget."""
         return {"datasets": await list_datasets(db)}
 
     @get("/datasets/{name:str}", opt={"scope": "read"})
-    async def show(self, db: Database, name: Name) -> dict[str, Any]:
+    async def show(self, db: DbDep, name: Name) -> dict[str, Any]:
         """Versions with datasheets, annotator pseudonym statistics, budget left."""
         return await describe_dataset(db, name)
 
     @post("/datasets/{name:str}/versions", opt={"scope": "events:write"})
-    async def import_version(self, request: Req, db: Database, log: Log, keyring: Keyring, caller: Actor,
-                             name: Name) -> Response[dict[str, Any]]:
+    async def import_version(self, request: Req, db: DbDep, log: LogDep, keyring: KeyringDep,
+                             caller: CallerDep, name: Name) -> Response[dict[str, Any]]:
         """Import a JSON Lines file as the next version (201), or find it imported already (200)."""
         data, sheet = await _upload(request)
         result = await import_dataset(db, log, keyring, name, data, datasheet=sheet, actor=caller,
@@ -97,7 +94,7 @@ class DatasetsController(Controller):
         return Response(body, status_code=201 if result.created else 200)
 
     @put("/datasets/{name:str}/budget", opt={"roles": PRIVACY_ADMINS, "scope": "privacy:admin"})
-    async def budget(self, request: Req, db: Database, log: Log, principal: Principal, caller: Actor,
+    async def budget(self, request: Req, db: DbDep, log: LogDep, principal: PrincipalDep, caller: CallerDep,
                      name: Name) -> dict[str, Any]:
         """Set the dataset's total privacy budget: ``{"epsilon_total": ..., "delta": ...}`` (admin)."""
         _admin(principal, "set a privacy budget")
@@ -109,8 +106,8 @@ class DatasetsController(Controller):
                 "reserved": b.reserved, "remaining": b.remaining}
 
     @post("/privacy/erasures", opt={"roles": PRIVACY_ADMINS, "scope": "privacy:admin"})
-    async def erase(self, request: Req, db: Database, log: Log, principal: Principal,
-                    caller: Actor) -> Response[dict[str, Any]]:
+    async def erase(self, request: Req, db: DbDep, log: LogDep, principal: PrincipalDep,
+                    caller: CallerDep) -> Response[dict[str, Any]]:
         """Erase one data subject: ``{"annotator", "legal_basis", "request_ref"?}`` (admin)."""
         _admin(principal, "erase a data subject")
         doc = _json_object(await request.body(), "the body")

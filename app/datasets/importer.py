@@ -34,8 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
+from app.core.keyring import Keyring
 from app.events.recording import SYSTEM, Actor, event
-from app.keys.keyring import Keyring
 from app.objects import ObjectStore
 from ledger.canonical import canonicalize, decode_event, encode_event
 from ledger.errors import EntryError

@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger.canonical import canonicalize
 
 from .errors import DatasetError, RecordsUnreadable

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import Database
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger.canonical import canonicalize
 from ledger.errors import VerificationError
 from ledger.events import Commitment, Opening

@@ -28,8 +28,8 @@ from ledger.home import LogHome
 from ledger.log import Log
 
 from ..core.database import Database, open_home
+from ..core.keyring import Keyring
 from ..events.recording import Actor
-from ..keys.keyring import Keyring
 
 __all__ = ["ACCOUNTS", "DATASET", "DemoResult", "run_demo", "summary"]
 

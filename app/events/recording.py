@@ -9,7 +9,7 @@ when appended; only the product records ``ledger.canonical.RESERVED_KINDS``), ``
 version of that kind), ``at`` (RFC 3339 UTC, milliseconds), ``actor`` (a pseudonym, or
 ``system``/``worker``), ``role`` (the actor's role at that moment, Art. 14 asks "in which
 role"). Staff account names never go on the log: an :class:`Actor` carries the account's
-pseudonym, keyed by :class:`app.keys.keyring.Keyring`.
+pseudonym, keyed by :class:`app.core.keyring.Keyring`.
 """
 
 from __future__ import annotations

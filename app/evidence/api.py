@@ -15,13 +15,9 @@ import orjson
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import ClientException
 
-from ledger.log import Log
-
 from ..auth.principal import authorized
-from ..core.database import Database
-from ..events.index import EventIndex
-from ..events.recording import Actor
-from ..keys.keyring import Keyring
+from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep
+from ..core.keyring import Keyring
 from .builder import build_bundle
 from .dsse import public_key_pem
 from .scope import Scope
@@ -51,8 +47,8 @@ class BundlesController(Controller):
     guards = [authorized]
 
     @post("/bundles", opt={"scope": "read"}, status_code=200)
-    async def create(self, request: Req, db: Database, log: Log, keyring: Keyring, event_index: EventIndex,
-                     caller: Actor) -> Response[bytes]:
+    async def create(self, request: Req, db: DbDep, log: LogDep, keyring: KeyringDep, event_index: IndexDep,
+                     caller: CallerDep) -> Response[bytes]:
         """Build the bundle for the scope in the body, e.g. ``{"kind": "run", "run": "run_..."}``."""
         scope = _scope(await request.body())
         bundle = await build_bundle(db, log, scope, evidence_key=keyring.evidence_signer,

@@ -13,16 +13,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 
-from ledger.log import Log
-
 from ..auth import authorized
-from ..core.database import Database
-from ..core.deps import json_body
+from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, json_body
 from ..core.roles import DECIDERS
-from ..events.index import EventIndex
-from ..events.recording import Actor
 from ..evidence.scope import Scope
-from ..keys.keyring import Keyring
 from .freeze import freeze_evidence, list_incidents
 
 __all__ = ["IncidentsController"]
@@ -56,8 +50,8 @@ class IncidentsController(Controller):
     guards = [authorized]
 
     @post("/", opt=DECIDERS, status_code=201)
-    async def freeze(self, request: Req, db: Database, log: Log, keyring: Keyring,
-                     event_index: EventIndex, caller: Actor) -> Response[dict[str, Any]]:
+    async def freeze(self, request: Req, db: DbDep, log: LogDep, keyring: KeyringDep,
+                     event_index: IndexDep, caller: CallerDep) -> Response[dict[str, Any]]:
         """Freeze the scope's evidence; 201 with the incident id, the bundle's key and SHA-256."""
         reason, scope, halt = _body(await json_body(request))
         frozen = await freeze_evidence(db, log, scope, reason, caller, objects=request.app.state.objects,
@@ -65,7 +59,7 @@ class IncidentsController(Controller):
         return Response(frozen.to_dict(), status_code=201, headers={"Cache-Control": "no-store"})
 
     @get("/", opt={"scope": "read"})
-    async def frozen(self, event_index: EventIndex,
+    async def frozen(self, event_index: IndexDep,
                      limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """The freezes on the log, newest first."""
         return {"incidents": await list_incidents(event_index, limit=limit)}

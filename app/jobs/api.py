@@ -18,16 +18,10 @@ from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.exceptions import ClientException
 from litestar.params import PathParameter, QueryParameter
 
-from ledger.log import Log
-
-from ..accounts.service import Principal
 from ..auth import authorized
-from ..core.database import Database
-from ..core.deps import json_body
-from ..events.recording import Actor
-from ..keys.keyring import Keyring
+from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep, QueueDep, json_body
 from . import service
-from .queue import Queue, queue_from_env
+from .queue import queue_from_env
 from .schema import STATUSES
 
 __all__ = ["JobsController", "jobs_lifespan"]
@@ -52,15 +46,15 @@ class JobsController(Controller):
     guards = [authorized]
 
     @post("/", opt={"scope": "jobs:submit"})
-    async def submit(self, request: Request[Any, Any, Any], db: Database, log: Log, keyring: Keyring,
-                     queue: Queue, caller: Actor, principal: Principal) -> Response[dict[str, Any]]:
+    async def submit(self, request: Request[Any, Any, Any], db: DbDep, log: LogDep, keyring: KeyringDep,
+                     queue: QueueDep, caller: CallerDep, principal: PrincipalDep) -> Response[dict[str, Any]]:
         """Submit a job spec (the body); 201 with the queued job."""
         spec = await json_body(request)
         job = await service.submit(db, log, keyring, queue, spec, caller, submitted_by=principal.account)
         return Response(job.to_dict(), status_code=201, headers={"Location": f"/api/v1/jobs/{job.run}"})
 
     @get("/", opt={"scope": "read"})
-    async def list_jobs(self, db: Database, status: Annotated[str | None, QueryParameter()] = None,
+    async def list_jobs(self, db: DbDep, status: Annotated[str | None, QueryParameter()] = None,
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """Jobs, newest first, optionally of one status."""
         if status is not None and status not in STATUSES:
@@ -68,13 +62,13 @@ class JobsController(Controller):
         return {"jobs": [j.to_dict() for j in await service.list_jobs(db, status, limit)]}
 
     @get("/{run:str}", opt={"scope": "read"})
-    async def get_job(self, db: Database, run: Annotated[str, PathParameter()]) -> dict[str, Any]:
+    async def get_job(self, db: DbDep, run: Annotated[str, PathParameter()]) -> dict[str, Any]:
         """One job, with its stored checkpoints."""
         job = await service.get_job(db, run)
         return {**job.to_dict(), "checkpoints": await service.checkpoints(db, run)}
 
     @post("/{run:str}/cancel", opt={"scope": "jobs:submit"}, status_code=200)
-    async def cancel(self, db: Database, log: Log, queue: Queue, caller: Actor,
+    async def cancel(self, db: DbDep, log: LogDep, queue: QueueDep, caller: CallerDep,
                      run: Annotated[str, PathParameter()]) -> dict[str, Any]:
         """Cancel a queued or halted job now; a running one stops at its next step."""
         job = await service.cancel(db, log, queue, run, caller)

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from ledger.log import Log
 
 from ..core.database import Database
+from ..core.keyring import Keyring
 from ..events.recording import Actor, record
-from ..keys.keyring import Keyring
 from .errors import Conflict, JobError, JobNotFound
 from .queue import Queue
 from .schema import jobs, run_checkpoints

@@ -18,7 +18,7 @@ tokens HMAC'd with the old KEK stop verifying once the server restarts (sessions
 not derived from it): forms must be reloaded, sign-ins redone.
 
 A crash can leave ``records.key.next`` behind, before or after the commit. While it exists,
-:attr:`app.keys.keyring.Keyring.records_kek` refuses to answer (it cannot know which key the
+:attr:`app.core.keyring.Keyring.records_kek` refuses to answer (it cannot know which key the
 database is under), and :func:`settle_records_kek`, run by the rotate command, every
 ``on_home`` command and the server's start, decides: it tries a stored row (a subject's
 wrapped key, else a TOTP secret) under both keys. Under the staged key: the commit happened, so
@@ -46,11 +46,11 @@ from ..auth.keys import totp_key_of
 from ..auth.totp import open_secret, seal_secret
 from ..core.database import Database
 from ..core.errors import AppError, Unavailable
+from ..core.keyring import Keyring, RecordsKekPending, records_kek_id
 from ..datasets.errors import RecordsUnreadable
 from ..datasets.records import unwrap_with, wrap_key
 from ..datasets.schema import data_subjects
 from ..events.recording import SYSTEM, Actor, record
-from .keyring import Keyring, RecordsKekPending, records_kek_id
 
 __all__ = ["EVENT", "KekRotation", "Settled", "rotate_records_kek", "settle_records_kek"]
 

@@ -26,15 +26,14 @@ from litestar.params import PathParameter, QueryParameter
 
 from ledger.errors import VerificationError
 from ledger.events import Commitment
-from ledger.log import Log
 from ledger.proofs import b64
 from ledger.tiles import parse_tile_path
 from ledger.timestamp_verify import parse_timestamp
 from ledger.timestamping import is_local
 from ledger.tlog_proof import format_tlog_proof
 
+from ..core.deps import IndexDep, LogDep
 from ..core.params import MAX_INT  # what the databases store: larger numbers are refused as 400
-from ..events.index import EventIndex
 
 __all__ = ["LogController", "healthz"]
 
@@ -83,12 +82,12 @@ class LogController(Controller):
     path = "/log"
 
     @get("/checkpoint")
-    async def checkpoint(self, log: Log) -> Response[bytes]:
+    async def checkpoint(self, log: LogDep) -> Response[bytes]:
         """The newest signed checkpoint note, byte for byte as signed (tlog-tiles)."""
         return _text((await log.checkpoint()).note)
 
     @get("/tile/{rest:path}")
-    async def tile(self, request: Req, log: Log, rest: Annotated[str, PathParameter()]) -> Response[bytes]:
+    async def tile(self, request: Req, log: LogDep, rest: Annotated[str, PathParameter()]) -> Response[bytes]:
         """``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``.
 
         Parsed from the raw request path: Litestar normalises ``//`` and ``..``, and a tile must
@@ -110,7 +109,7 @@ class LogController(Controller):
 
     @get("/v1/get-proof-by-hash")
     async def proof_by_hash(
-        self, log: Log,
+        self, log: LogDep,
         hash_b64: Annotated[str, QueryParameter(name="hash")],
         tree_size: Annotated[int, QueryParameter(ge=1, le=MAX_INT)],
     ) -> dict[str, Any]:
@@ -119,7 +118,7 @@ class LogController(Controller):
         return {"leaf_index": proof.leaf_index, "audit_path": [b64(h) for h in proof.audit_path]}
 
     @get("/v1/get-sth-consistency")
-    async def consistency(self, log: Log, first: QuerySize, second: QuerySize) -> dict[str, Any]:
+    async def consistency(self, log: LogDep, first: QuerySize, second: QuerySize) -> dict[str, Any]:
         """RFC 6962 4.4, between two published checkpoint sizes (the roots an auditor can hold)."""
         if first > second:
             raise ClientException("first must not exceed second")
@@ -129,7 +128,7 @@ class LogController(Controller):
         return {"consistency": [b64(h) for h in proof.hashes]}
 
     @get("/v1/get-entries")
-    async def entries(self, log: Log, start: QuerySize, end: QuerySize) -> dict[str, Any]:
+    async def entries(self, log: LogDep, start: QuerySize, end: QuerySize) -> dict[str, Any]:
         """RFC 6962 4.6: integrated entries ``start..end`` inclusive, at most PAGE_SIZE of them."""
         if start > end:
             raise ClientException("start must not exceed end")
@@ -140,20 +139,20 @@ class LogController(Controller):
         return {"entries": [{"leaf_input": b64(e)} for e in rows]}
 
     @get("/v1/proof/{index:int}")
-    async def tlog_proof(self, log: Log, index: PathSize) -> Response[bytes]:
+    async def tlog_proof(self, log: LogDep, index: PathSize) -> Response[bytes]:
         """A C2SP tlog-proof file for entry ``index`` against the newest checkpoint."""
         cp = await log.checkpoint()
         proof = await log.inclusion_proof(index, cp.size)
         return _text(format_tlog_proof(index, proof, cp.note))
 
     @get("/v1/checkpoints/{size:int}")
-    async def checkpoint_of_size(self, log: Log, size: PathSize) -> Response[bytes]:
+    async def checkpoint_of_size(self, log: LogDep, size: PathSize) -> Response[bytes]:
         """The signed note published at ``size``; it never changes."""
         return _text((await log.checkpoint(size)).note, IMMUTABLE)
 
     @get("/v1/checkpoints/{size:int}/timestamp")
     async def timestamp(
-        self, log: Log, size: PathSize,
+        self, log: LogDep, size: PathSize,
         tsa: Annotated[str | None, QueryParameter(max_length=2000)] = None,
     ) -> Response[bytes]:
         """The RFC 3161 TimeStampResp (DER) over that checkpoint's note bytes: an independent
@@ -163,7 +162,7 @@ class LogController(Controller):
         return Response(der, media_type="application/timestamp-reply", headers={"Cache-Control": "no-cache"})
 
     @get("/v1/checkpoints/{size:int}/timestamps")
-    async def timestamps(self, log: Log, size: PathSize) -> dict[str, Any]:
+    async def timestamps(self, log: LogDep, size: PathSize) -> dict[str, Any]:
         """Every stamp the checkpoint has, best first (the order ``.../timestamp`` prefers): each
         TSA's name, whether it is the log's own local TSA, the stamp's genTime and its URL."""
         stamps = []
@@ -177,7 +176,7 @@ class LogController(Controller):
         return {"size": size, "timestamps": stamps}
 
     @get("/v1/keys")
-    async def keys(self, request: Req, log: Log) -> dict[str, Any]:
+    async def keys(self, request: Req, log: LogDep) -> dict[str, Any]:
         """Origin, current log verifier key, every key the log has used (``log_vkey_history``: the
         first checkpoint size each signs) and TSA chain: the JSON of ``rlhf-audit public-keys``.
         The log's keys are read from the log, which follows a rotation made by another process."""
@@ -188,7 +187,7 @@ class LogController(Controller):
 
     @get("/v1/lookup")
     async def lookup(
-        self, log: Log, event_index: EventIndex,
+        self, log: LogDep, event_index: IndexDep,
         leaf_hash: Annotated[str | None, QueryParameter()] = None,
         commitment: Annotated[str | None, QueryParameter()] = None,
     ) -> dict[str, list[int]]:

@@ -27,13 +27,12 @@ from litestar.params import PathParameter, QueryParameter
 
 from ledger.canonical import decode_event, encode_event
 from ledger.errors import EntryError
-from ledger.log import Log
 from ledger.proofs import b64
 
-from ..accounts import Principal
 from ..auth.principal import authorized
+from ..core.deps import CallerDep, IndexDep, LogDep, PrincipalDep
 from ..core.params import MAX_INT
-from ..events.index import EventIndex, IndexedEvent
+from ..events.index import IndexedEvent
 from ..events.recording import Actor
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
@@ -110,14 +109,14 @@ class EventsController(Controller):
     guards = [authorized]
 
     @get("/whoami")
-    async def whoami(self, principal: Principal) -> dict[str, Any]:
+    async def whoami(self, principal: PrincipalDep) -> dict[str, Any]:
         """The token's account, role and scopes."""
         p = principal
         return {"account": p.account, "role": p.role, "scopes": sorted(p.scopes)}
 
     @post("/events", opt={"scope": "events:write"})
     async def append(
-        self, request: Req, log: Log, principal: Principal, caller: Actor,
+        self, request: Req, log: LogDep, principal: PrincipalDep, caller: CallerDep,
         wait: Annotated[bool, QueryParameter()] = False,
         timeout: Annotated[float, QueryParameter(gt=0, le=30)] = 10.0,
     ) -> Response[dict[str, Any]]:
@@ -144,7 +143,7 @@ class EventsController(Controller):
 
     @get("/events", opt={"scope": "events:read"})
     async def list_events(
-        self, event_index: EventIndex,
+        self, event_index: IndexDep,
         kind: Annotated[list[str] | None, QueryParameter()] = None,
         run: Text = None, dataset: Text = None,
         dataset_version: Annotated[int | None, QueryParameter(ge=0, le=MAX_INT)] = None,
@@ -174,7 +173,7 @@ class EventsController(Controller):
 
     @get("/events/{index:int}", opt={"scope": "events:read"})
     async def get_event(
-        self, event_index: EventIndex, index: Annotated[int, PathParameter(ge=0, le=MAX_INT)]
+        self, event_index: IndexDep, index: Annotated[int, PathParameter(ge=0, le=MAX_INT)]
     ) -> Response[dict[str, Any]]:
         """One event by its leaf index."""
         found = await event_index.get(index)

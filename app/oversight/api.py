@@ -13,15 +13,10 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import ClientException
 from litestar.params import PathParameter, QueryParameter
 
-from ledger.log import Log
-
 from ..auth import authorized
-from ..core.database import Database
-from ..core.deps import json_body
+from ..core.deps import CallerDep, DbDep, LogDep, QueueDep, json_body
 from ..core.params import PathIndex
 from ..core.roles import DECIDERS
-from ..events.recording import Actor
-from ..jobs.queue import Queue
 from . import service
 
 __all__ = ["DECIDERS", "ModelsController", "OversightController"]
@@ -53,7 +48,7 @@ class OversightController(Controller):
     guards = [authorized]
 
     @get("/decisions", opt={"scope": "read"})
-    async def decisions(self, db: Database, run: Annotated[str | None, QueryParameter()] = None,
+    async def decisions(self, db: DbDep, run: Annotated[str | None, QueryParameter()] = None,
                         model: Annotated[str | None, QueryParameter()] = None,
                         action: Annotated[str | None, QueryParameter()] = None) -> dict[str, Any]:
         """The oversight register, newest first."""
@@ -61,44 +56,45 @@ class OversightController(Controller):
         return {"decisions": [_out(d) for d in found]}
 
     @post("/runs/{run:str}/halt", opt=DECIDERS, status_code=201)
-    async def halt(self, request: Req, db: Database, log: Log, caller: Actor, run: PathStr) -> dict[str, Any]:
+    async def halt(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep,
+                   run: PathStr) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.halt(db, log, run, body["justification"], caller))
 
     @post("/runs/{run:str}/resume", opt=DECIDERS, status_code=201)
-    async def resume(self, request: Req, db: Database, log: Log, queue: Queue, caller: Actor,
+    async def resume(self, request: Req, db: DbDep, log: LogDep, queue: QueueDep, caller: CallerDep,
                      run: PathStr) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.resume(db, log, queue, run, body["justification"], caller))
 
     @post("/datasets/{dataset:str}/{version:int}/reject", opt=DECIDERS, status_code=201)
-    async def reject_dataset(self, request: Req, db: Database, log: Log, caller: Actor, dataset: PathStr,
+    async def reject_dataset(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep, dataset: PathStr,
                              version: PathIndex) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.reject_dataset(db, log, dataset, version, body["justification"],
                                                  caller))
 
     @post("/annotators/{annotator:str}/reject", opt=DECIDERS, status_code=201)
-    async def reject_annotator(self, request: Req, db: Database, log: Log, caller: Actor,
+    async def reject_annotator(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep,
                                annotator: PathStr) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.reject_annotator(db, log, annotator, body["justification"], caller))
 
     @post("/models/{model:str}/rollback", opt=DECIDERS, status_code=201)
-    async def rollback(self, request: Req, db: Database, log: Log, caller: Actor,
+    async def rollback(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep,
                        model: PathStr) -> dict[str, Any]:
         body = await _body(request, "to_checkpoint")
         return _out(await service.rollback(db, log, model, str(body["to_checkpoint"]),
                                            body["justification"], caller))
 
     @post("/models/{model:str}/approve", opt=DECIDERS, status_code=201)
-    async def approve(self, request: Req, db: Database, log: Log, caller: Actor,
+    async def approve(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep,
                       model: PathStr) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.approve_release(db, log, model, body["justification"], caller))
 
     @post("/models/{model:str}/veto", opt=DECIDERS, status_code=201)
-    async def veto(self, request: Req, db: Database, log: Log, caller: Actor,
+    async def veto(self, request: Req, db: DbDep, log: LogDep, caller: CallerDep,
                    model: PathStr) -> dict[str, Any]:
         body = await _body(request)
         return _out(await service.veto_release(db, log, model, body["justification"], caller))
@@ -109,6 +105,6 @@ class ModelsController(Controller):
     guards = [authorized]
 
     @post("/{model:str}/release", opt=DECIDERS, status_code=201)
-    async def release(self, db: Database, log: Log, caller: Actor, model: PathStr) -> dict[str, Any]:
+    async def release(self, db: DbDep, log: LogDep, caller: CallerDep, model: PathStr) -> dict[str, Any]:
         """Mark a model released; 409 unless an approval on the log stands."""
         return await service.release_model(db, log, model, caller)

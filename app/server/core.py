@@ -27,7 +27,7 @@ from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
 
 from .. import auth
-from ..accounts.api import AccountsController, ConfigController
+from ..admin.api import AccountsController, ConfigController
 from ..compliance.api import ComplianceController
 from ..compliance.schedule import compliance_lifespan
 from ..config.runtime import RuntimeSettings, kept_fresh
@@ -36,6 +36,7 @@ from ..core.database import Database, open_home
 from ..core.deps import dependencies
 from ..core.errors import AppError, Unavailable
 from ..core.json_body import MAX_BODY_BYTES, BodyLimits
+from ..core.keyring import Keyring
 from ..core.params import UrlTextGuard
 from ..core.problems import exception_handlers
 from ..core.settings import Settings
@@ -45,7 +46,6 @@ from ..evidence.api import BundlesController, evidence_key_pem
 from ..incidents.api import IncidentsController
 from ..jobs.api import JobsController, jobs_lifespan
 from ..keys.kek_rotation import settle_records_kek
-from ..keys.keyring import Keyring
 from ..log.api import LogController, healthz
 from ..log.events_api import EventsController
 from ..objects import object_store

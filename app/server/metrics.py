@@ -32,6 +32,7 @@ from ledger.log import Log
 
 from ..compliance.schema import compliance_alerts, compliance_checks
 from ..core.database import Database
+from ..core.deps import DbDep, LogDep
 
 __all__ = ["CONTENT_TYPE", "Metrics", "metrics"]
 
@@ -114,7 +115,7 @@ async def _compliance(db: Database) -> tuple[int, datetime | None]:
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any], db: Database, log: Log) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], db: DbDep, log: LogDep) -> Response[bytes]:
     """Prometheus text format; the log gauges are read from the database for this scrape."""
     m: Metrics = request.app.state.metrics
     await m.refresh(db, log)

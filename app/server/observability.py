@@ -32,8 +32,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import StorageError
-from ledger.log import Log
 
+from ..core.deps import LogDep
 from ..core.problems import classify, problem, request_id
 from .metrics import Metrics
 
@@ -145,7 +145,7 @@ class ObservabilityMiddleware(ASGIMiddleware):
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(log: Log) -> Response[Any]:
+async def readyz(log: LogDep) -> Response[Any]:
     """Readiness: 200 while the database answers, else a 503 problem detail."""
     try:
         size, _ = await log.tree_head()

@@ -48,11 +48,11 @@ from trainers.spec import TrainingSpec, dp_schedule
 from trainers.training import PreferencePair, TrainingResult, train
 
 from ..core.database import Database
+from ..core.keyring import Keyring
 from ..datasets import DatasetVersion, load_version
 from ..datasets.budget import settle
 from ..events.recording import Actor, event, record
 from ..jobs.service import Job, add_checkpoint, checkpoints, claim, get_job, release_budget, update_job
-from ..keys.keyring import Keyring
 from ..objects import ObjectStore
 from ..oversight.service import get_decision
 

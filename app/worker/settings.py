@@ -17,8 +17,8 @@ from ledger.home import LogHome
 
 from ..compliance.schedule import compliance_cron
 from ..core.database import open_home
+from ..core.keyring import Keyring
 from ..jobs.queue import DEFAULT_QUEUE, ENV_QUEUE, ENV_REDIS, JOB_FUNCTION
-from ..keys.keyring import Keyring
 from ..objects import object_store
 from .runtime import WorkerContext, run_training
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.accounts import create_account, create_token
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from ledger.events import Pseudonymizer
 from ledger.log import Log
 from tests.support.databases import database_of

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import httpx
 from litestar import Litestar
 
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
 from tests.support.databases import database_of

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
+from app.core.keyring import Keyring
 from app.datasets import import_dataset, set_budget
 from app.events.recording import Actor
-from app.keys.keyring import Keyring
 from app.objects import FileStore
 from app.worker.runtime import WorkerContext
 from ledger.log import Log

@@ -12,7 +12,7 @@ import httpx
 import pyotp
 
 from app.accounts import create_account
-from app.keys.keyring import Keyring
+from app.core.keyring import Keyring
 from app.server.core import create_app
 from ledger.log import Log
 from tests.support.asgi import lifespan_of

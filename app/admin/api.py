@@ -21,18 +21,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import JSONBody, PathParameter
 
-from ledger.log import Log
-
-# Litestar reads the handlers' annotations at run time: these are real imports.
-from ..auth import totp
-from ..auth.principal import authorized
-from ..config.deps import dependencies as settings_dependencies
-from ..config.runtime import SETTINGS, RuntimeSettings, SettingError, change, check
-from ..core.database import Database
-from ..core.roles import Role, Scope, is_service
-from ..events.recording import Actor
-from ..keys.keyring import Keyring
-from .service import (
+from ..accounts.service import (
     MAX_TOKEN_DAYS,
     AccountError,
     AccountInfo,
@@ -47,6 +36,15 @@ from .service import (
     set_password,
     set_role,
 )
+
+# Litestar reads the handlers' annotations at run time: these are real imports.
+from ..auth import totp
+from ..auth.principal import authorized
+from ..config.runtime import SETTINGS, SettingError, change, check
+from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, SettingsDep
+from ..core.keyring import Keyring
+from ..core.roles import Role, Scope, is_service
+from ..events.recording import Actor
 
 __all__ = ["AccountsController", "ConfigController"]
 
@@ -118,12 +116,12 @@ class AccountsController(Controller):
     tags = ["administration"]
 
     @get("/", opt=ADMIN)
-    async def list_all(self, db: Database) -> list[AccountOut]:
+    async def list_all(self, db: DbDep) -> list[AccountOut]:
         """Every account, by name."""
         return [_account(a) for a in await list_accounts(db)]
 
     @post("/", opt=ADMIN)
-    async def create(self, db: Database, log: Log, keyring: Keyring, caller: Actor,
+    async def create(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep,
                      data: JSONBody[NewAccount]) -> AccountOut:
         """Create an account (``account.created``); service accounts take no password."""
         if not is_service(data.role) and data.password is None:
@@ -132,11 +130,11 @@ class AccountsController(Controller):
         return _account(await get_account(db, data.name))
 
     @get("/{name:str}", opt=ADMIN)
-    async def read(self, db: Database, name: Name) -> AccountOut:
+    async def read(self, db: DbDep, name: Name) -> AccountOut:
         return _account(await get_account(db, name))
 
     @patch("/{name:str}", opt=ADMIN)
-    async def update(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+    async def update(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep, name: Name,
                      data: JSONBody[AccountChange]) -> AccountOut:
         """Change the role (``account.role_changed``) and/or disable or enable the account."""
         if data.role is None and data.disabled is None:
@@ -149,23 +147,24 @@ class AccountsController(Controller):
         return _account(info)
 
     @put("/{name:str}/password", opt=ADMIN, status_code=204)
-    async def password(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+    async def password(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep, name: Name,
                        data: JSONBody[NewPassword]) -> None:
         """Set a new password (``account.password_changed``)."""
         await set_password(db, log, name, data.password, **_who(keyring, caller))
 
     @delete("/{name:str}/totp", opt=ADMIN, status_code=204)
-    async def reset_totp(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name) -> None:
+    async def reset_totp(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep,
+                         name: Name) -> None:
         """Remove the account's second factor (``account.totp_reset``), e.g. after a lost phone."""
         await totp.reset(db, log, keyring, await get_account(db, name), by=caller)
 
     @get("/{name:str}/tokens", opt=ADMIN)
-    async def tokens(self, db: Database, name: Name) -> list[TokenOut]:
+    async def tokens(self, db: DbDep, name: Name) -> list[TokenOut]:
         """The account's tokens, newest first, revoked and expired ones included."""
         return [_token(t) for t in await list_tokens(db, name)]
 
     @post("/{name:str}/tokens", opt=ADMIN)
-    async def create_token(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+    async def create_token(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep, name: Name,
                            data: JSONBody[NewToken]) -> Response[CreatedTokenOut]:
         """A new token (``token.created``): its secret is in this answer and nowhere else."""
         expires = None if data.expires_in_days is None else timedelta(days=data.expires_in_days)
@@ -174,7 +173,7 @@ class AccountsController(Controller):
         return Response(out, status_code=201, headers=_NO_STORE)
 
     @delete("/{name:str}/tokens/{prefix:str}", opt=ADMIN, status_code=204)
-    async def revoke(self, db: Database, log: Log, keyring: Keyring, caller: Actor, name: Name,
+    async def revoke(self, db: DbDep, log: LogDep, keyring: KeyringDep, caller: CallerDep, name: Name,
                      prefix: Annotated[str, PathParameter(max_length=12)]) -> None:
         """Revoke one of the account's tokens (``token.revoked``)."""
         await revoke_token(db, log, prefix, account=name, **_who(keyring, caller))
@@ -184,15 +183,14 @@ class ConfigController(Controller):
     path = "/api/v1/config"
     guards = [authorized]
     tags = ["administration"]
-    dependencies = settings_dependencies()
 
     @get("/", opt=ADMIN)
-    async def read(self, settings: RuntimeSettings) -> dict[str, Any]:
+    async def read(self, settings: SettingsDep) -> dict[str, Any]:
         """The current run-time settings (see ``app.config.runtime``)."""
         return dict(settings.snapshot())
 
     @put("/", opt=ADMIN)
-    async def update(self, settings: RuntimeSettings, caller: Actor,
+    async def update(self, settings: SettingsDep, caller: CallerDep,
                      data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         """Change some settings ({key: value}); each change is applied and logged (``config.changed``)."""
         if not data:

@@ -36,7 +36,7 @@ from ledger.errors import ConfigError
 from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 
-from ..core.errors import Unavailable
+from .errors import Unavailable
 
 __all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "Keyring", "RecordsKekPending",
            "records_kek_id"]
