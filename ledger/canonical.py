@@ -35,7 +35,7 @@ ledger's append rate needs about 0.5). It returns None whenever it is not certai
 the Python path refuses, and for rare valid ones it leaves alone (integer literals beyond
 ±(2**53-1), output over MAX_ENTRY_BYTES, ...). canonical_event then runs the Python path, which
 stays the reference and the only source of error messages. The rule, tested differentially
-against this module and ``rfc8785`` in tests/test_canonical_compiled.py: whatever bytes the
+against this module and ``rfc8785`` in tests/ledger/test_canonical_compiled.py: whatever bytes the
 compiled path returns are the bytes the Python path returns for that text. Where it is not built
 (no compiler at install time), everything takes the Python path, with the same results.
 

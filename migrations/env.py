@@ -3,7 +3,7 @@
 The ledger runs migrations in-process by handing a connection in ``config.attributes``;
 run from the command line, ``alembic upgrade head`` uses ``RLHF_AUDIT_DATABASE_URL``.
 Autogenerate and ``alembic check`` compare with every table (``metadata.py``, shared with
-``tests/test_migrations_drift.py``).
+``tests/app/core/test_migrations_drift.py``).
 """
 
 from __future__ import annotations

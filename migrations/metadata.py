@@ -1,7 +1,7 @@
 """What the migrations must produce: the metadata of every table, and how to compare with it.
 
 ``env.py`` hands :func:`target_metadata` to alembic (autogenerate, ``alembic check``) and
-``tests/test_migrations_drift.py`` compares a freshly migrated database with it, so the two
+``tests/app/core/test_migrations_drift.py`` compares a freshly migrated database with it, so the two
 cannot disagree. Only the schema modules are imported, and only when asked: a plain
 ``upgrade`` (``Store.migrate``) never loads the application.
 """

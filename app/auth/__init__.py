@@ -16,7 +16,7 @@ For controllers and the portal::
   portal page that wants a redirect to ``/login`` instead handles ``NotAuthorizedException``.
 - ``permits(principal, scope=..., roles=...)``: for showing only the actions a user may take.
 - Every route declares its permission through these guards, or ``opt={"public": True}``:
-  ``tests/test_roles_matrix.py`` fails for a route that does neither (``declared_permission``).
+  ``tests/app/auth/test_roles_matrix.py`` fails for a route that does neither (``declared_permission``).
   A guard of your own declares what it checks as an attribute, e.g.
   ``my_guard.permission = {"login": True, "roles": ("overseer", "admin")}``.
 - Sessions: cookie ``rlhf_session`` (server-side data; ``app.auth.sessions``); sign-in at

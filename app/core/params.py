@@ -4,7 +4,7 @@ Integers: every index, size and version is stored as a signed 64-bit integer (SQ
 PostgreSQL's BIGINT). A larger number in a URL would reach the database and fail there (SQLite
 raises ``OverflowError``, PostgreSQL a data error), so every ``int`` path or query parameter
 declares the bound (:data:`PathIndex`, :data:`QueryIndex`, or ``le=MAX_INT``) and Litestar answers
-400 before the handler runs; ``tests/test_http_errors.py`` checks that no route omits it.
+400 before the handler runs; ``tests/app/core/test_http_errors.py`` checks that no route omits it.
 
 Text: no name, run, model or filter holds a NUL character, and PostgreSQL cannot store one (SQLite
 can). :class:`UrlTextGuard` refuses a NUL anywhere in the path or the query with 400 on every route

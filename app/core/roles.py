@@ -1,7 +1,7 @@
 """The roles table: every account role, what it means, what its tokens may hold, whether it needs a
 second factor, and the named groups that the API, the portal and the CLI check.
 
-This is the one place role names are written out (``tests/test_roles_table.py`` keeps it so, and
+This is the one place role names are written out (``tests/app/core/test_roles_table.py`` keeps it so, and
 checks the groups against the permission matrix of ``docs/security.md``). Standard library only:
 ``app.cli`` imports it at start-up.
 

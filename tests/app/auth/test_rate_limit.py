@@ -1,5 +1,5 @@
 """Rate limits: failed sign-ins per account name and address and per account, writes per token or
-session. (What uvicorn makes of X-Forwarded-For is tests/test_proxy_headers.py.)"""
+session. (What uvicorn makes of X-Forwarded-For is tests/app/server/test_proxy_headers.py.)"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 times on each back end: every acknowledged entry (a 201 naming its index) is there after the
 restart, and the checkpoint a client held before the kill is consistent with the next one.
 
-tests/test_concurrency.py kills an appending process that uses the ledger directly; this kills
+tests/ledger/test_concurrency.py kills an appending process that uses the ledger directly; this kills
 the server between the clients and the database, mid-request.
 """
 

@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the app's auth domain (``app/auth/``).
+
+The shared ones are in ``tests/conftest.py``."""

@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the application (``app/``).
+
+The shared ones are in ``tests/conftest.py``."""

@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the app's core domain (``app/core/``).
+
+The shared ones are in ``tests/conftest.py``."""

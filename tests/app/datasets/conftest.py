@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the app's datasets domain (``app/datasets/``).
+
+The shared ones are in ``tests/conftest.py``."""

@@ -1,0 +1,1 @@
+"""Tests of the app's incidents domain (``app/incidents/``)."""

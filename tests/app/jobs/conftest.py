@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the app's jobs domain (``app/jobs/``).
+
+The shared ones are in ``tests/conftest.py``."""

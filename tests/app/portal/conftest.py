@@ -1,0 +1,3 @@
+"""Fixtures for the tests of the app's portal domain (``app/portal/``).
+
+The shared ones are in ``tests/conftest.py``."""
