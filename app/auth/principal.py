@@ -36,6 +36,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from ..accounts import Principal, account_by_id, authenticate_token
 from ..config.runtime import settings_of
+from ..core import deps
 from ..core.database import Database
 from ..core.roles import ROLE_SCOPES, TOTP_ROLES
 from .sessions import expired
@@ -61,8 +62,7 @@ _CACHE = "rlhf_auth.principal"
 
 def _db(connection: Conn) -> Database:
     """The app's database (a guard runs before dependencies are resolved)."""
-    db: Database = connection.app.state.db
-    return db
+    return deps.db_of(connection)
 
 
 def _session(connection: Conn) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import QueryParameter
 
 from ..auth.principal import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, LogDep
+from ..core.deps import CallerDep, DbDep, IndexDep, LogDep, objects_of
 from ..core.roles import COMPLIANCE_READERS
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
@@ -74,7 +74,7 @@ class ComplianceController(Controller):
         scope, fmt = _report_request(await request.body())
         report = await build_report(db, log, event_index, scope)
         document = await render_report(log, report, fmt, caller,
-                                       objects=getattr(request.app.state, "objects", None))
+                                       objects=objects_of(request))
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]
         return Response(document, media_type=MEDIA_TYPES[fmt], headers={
             "Content-Disposition": f'attachment; filename="compliance-report-{label}.{fmt}"',

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException
@@ -30,11 +31,13 @@ from ..config.runtime import RuntimeSettings, settings_of
 from ..events.index import EventIndex
 from ..events.recording import Actor
 from ..jobs.queue import Queue
+from ..objects import ObjectStore
 from .database import Database
 from .keyring import Keyring
 
 __all__ = ["CallerDep", "DbDep", "IndexDep", "KeyringDep", "LogDep", "PrincipalDep", "QueueDep",
-           "SettingsDep", "actor_of", "dependencies", "json_body", "keyring_of", "queue_of"]
+           "ObjectsDep", "SettingsDep", "actor_of", "db_of", "dependencies", "json_body", "keyring_of",
+           "log_of", "objects_of", "queue_of"]
 
 Req = Request[Any, Any, Any]
 
@@ -48,6 +51,7 @@ IndexDep = NamedDependency[EventIndex]
 PrincipalDep = NamedDependency[Principal]
 CallerDep = NamedDependency[Actor]
 SettingsDep = NamedDependency[RuntimeSettings]  # the run-time settings (app.config.runtime)
+ObjectsDep = NamedDependency[ObjectStore | None]  # bundles, reports, archives; None when unconfigured
 
 
 def _db(state: State) -> Database:
@@ -95,6 +99,11 @@ def _settings(state: State) -> RuntimeSettings:
     return settings_of(state)
 
 
+def _objects(state: State) -> ObjectStore | None:
+    objects: ObjectStore | None = getattr(state, "objects", None)
+    return objects
+
+
 def _principal(request: Req) -> Principal:
     principal: Principal = request.state.principal
     return principal
@@ -107,6 +116,19 @@ def _actor(request: Req) -> Actor:
 def keyring_of(request: Req) -> Keyring:
     """The app's keyring, for code that holds a request rather than declaring a dependency."""
     return _state_keyring(request.app.state)
+
+
+def db_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Database:
+    """The app's database, for code that holds a connection (guards, portal pages)."""
+    return _db(connection.app.state)
+
+
+def log_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Log:
+    return _log(connection.app.state)
+
+
+def objects_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ObjectStore | None:
+    return _objects(connection.app.state)
 
 
 def queue_of(request: Req) -> Queue:
@@ -138,4 +160,5 @@ def dependencies() -> dict[str, Provide]:
         "principal": Provide(_principal, sync_to_thread=False),
         "caller": Provide(_actor, sync_to_thread=False),
         "settings": Provide(_settings, sync_to_thread=False),
+        "objects": Provide(_objects, sync_to_thread=False),
     }

@@ -22,7 +22,7 @@ from app.accounts import Principal
 from app.core.roles import PRIVACY_ADMINS
 
 from ..auth.principal import authorized  # tokens and portal sessions
-from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep
+from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep, objects_of
 from .budget import set_budget
 from .erasure import erase_subject
 from .importer import import_dataset
@@ -86,7 +86,7 @@ class DatasetsController(Controller):
         """Import a JSON Lines file as the next version (201), or find it imported already (200)."""
         data, sheet = await _upload(request)
         result = await import_dataset(db, log, keyring, name, data, datasheet=sheet, actor=caller,
-                                      objects=getattr(request.app.state, "objects", None))
+                                      objects=objects_of(request))
         body = {"dataset": result.dataset, "version": result.version, "records": result.records,
                 "annotators": result.annotators, "root": result.root,
                 "source_sha256": result.source_sha256, "leaf_index": result.leaf_index,

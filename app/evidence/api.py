@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, post
 from litestar.exceptions import ClientException
 
 from ..auth.principal import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep
+from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, objects_of
 from ..core.keyring import Keyring
 from .builder import build_bundle
 from .dsse import public_key_pem
@@ -53,7 +53,7 @@ class BundlesController(Controller):
         scope = _scope(await request.body())
         bundle = await build_bundle(db, log, scope, evidence_key=keyring.evidence_signer,
                                     actor=caller, index=event_index,
-                                    objects=getattr(request.app.state, "objects", None))
+                                    objects=objects_of(request))
         return Response(bundle.data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{bundle.filename}"',
             "X-Manifest-SHA256": bundle.manifest_sha256, "X-Tree-Size": str(bundle.tree_size),

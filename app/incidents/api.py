@@ -14,7 +14,7 @@ from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 
 from ..auth import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, json_body
+from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, json_body, objects_of
 from ..core.roles import DECIDERS
 from ..evidence.scope import Scope
 from .freeze import freeze_evidence, list_incidents
@@ -54,7 +54,7 @@ class IncidentsController(Controller):
                      event_index: IndexDep, caller: CallerDep) -> Response[dict[str, Any]]:
         """Freeze the scope's evidence; 201 with the incident id, the bundle's key and SHA-256."""
         reason, scope, halt = _body(await json_body(request))
-        frozen = await freeze_evidence(db, log, scope, reason, caller, objects=request.app.state.objects,
+        frozen = await freeze_evidence(db, log, scope, reason, caller, objects=objects_of(request),
                                        evidence_key=keyring.evidence_signer, halt=halt, index=event_index)
         return Response(frozen.to_dict(), status_code=201, headers={"Cache-Control": "no-store"})
 

@@ -17,10 +17,10 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter
 from litestar.response import Redirect, Template
 
-from ledger.errors import LedgerError, NotFound
+from ledger.errors import LedgerError
 
 from ..core.errors import AppError
-from ..core.problems import client_detail
+from ..core.problems import classify, client_detail
 from .web import OVERSIGHT_ROLES, Req, actor_of, db_of, log_of, page, queue_of, redirect, role_guard
 
 __all__ = ["ACTIONS", "OversightController"]
@@ -36,15 +36,6 @@ ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reject_dataset": ("Reject dataset version", "dataset", ("dataset", "dataset_version")),
     "reject_annotator": ("Reject annotator's records", "annotator", ("annotator",)),
 }
-
-
-def _status(e: LedgerError | AppError) -> int:
-    if isinstance(e, AppError):
-        return e.status
-    name = type(e).__name__
-    if isinstance(e, NotFound):
-        return 404
-    return {"Forbidden": 403, "Conflict": 409}.get(name, 400)
 
 
 async def _decide(request: Req, action: str, form: dict[str, str]) -> Any:
@@ -96,7 +87,7 @@ class OversightController(Controller):
         try:
             decision = await _decide(request, action, {k: v.strip() for k, v in data.items()})
         except (LedgerError, AppError) as e:
-            return _refused(request, data, f"{label} refused: {client_detail(e)}", _status(e))
+            return _refused(request, data, f"{label} refused: {client_detail(e)}", classify(e)[0])
         back = _back(data)
         sep = "&" if "?" in back else "?"
         message = f"{label} recorded as log entry {decision.leaf_index} (decision {decision.decision_id})."

@@ -30,7 +30,7 @@ from ledger.errors import LedgerError, NotFound
 from ..compliance import latest_check, list_alerts, run_checks
 from ..compliance.reports import FORMATS, MEDIA_TYPES, build_report, render_report
 from ..compliance.scope import ReportScope
-from ..core.deps import keyring_of
+from ..core.deps import keyring_of, objects_of
 from ..core.errors import AppError, Forbidden, Missing
 from ..core.params import QueryIndex
 from ..core.problems import client_detail
@@ -109,7 +109,7 @@ async def _incidents(request: Req) -> dict[str, Any]:
         i["scope_text"] = _scope_text(i.get("scope"))
     return {"incidents": found, "may_freeze": bool(who and who.may(*OVERSIGHT_ROLES)),
             "min_reason": MIN_REASON,
-            "downloads": getattr(request.app.state, "objects", None) is not None}
+            "downloads": objects_of(request) is not None}
 
 
 def _freeze_status(e: Exception) -> int:
@@ -145,7 +145,7 @@ class ReportsController(Controller):
             log = log_of(request)
             report = await build_report(db_of(request), log, event_index(request), scope_of(data))
             document = await render_report(log, report, fmt, actor_of(request),
-                                           objects=getattr(request.app.state, "objects", None))
+                                           objects=objects_of(request))
         except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=True, form=data, error=f"The report could not be made: {client_detail(e)}")
@@ -165,7 +165,7 @@ class ReportsController(Controller):
             built = await build_bundle(db_of(request), log_of(request), Scope.from_json(scope),
                                        evidence_key=keyring_of(request).evidence_signer,
                                        actor=actor_of(request), index=event_index(request),
-                                       objects=getattr(request.app.state, "objects", None))
+                                       objects=objects_of(request))
         except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=_may(request), form=data,
@@ -186,7 +186,7 @@ class ReportsController(Controller):
             scope = Scope.from_json(scope_of(data))
             if data.get("confirm") != "yes":
                 raise ValueError("tick the confirmation box to freeze (it goes on the permanent log)")
-            objects = getattr(request.app.state, "objects", None)
+            objects = objects_of(request)
             if objects is None:
                 raise ValueError("this server has no object store to keep the frozen bundle in")
             await index.catch_up()  # events recorded a moment ago are in scope
@@ -214,7 +214,7 @@ class ReportsController(Controller):
         """The frozen bundle of a recorded incident, if the store still has it as the log says."""
         found = next((i for i in await list_incidents(event_index(request), limit=1000)
                       if i.get("incident") == incident), None)
-        objects = getattr(request.app.state, "objects", None)
+        objects = objects_of(request)
         if found is None or objects is None or not isinstance(found.get("object_key"), str):
             raise NotFoundException(f"no frozen bundle of incident {incident} on the log")
         try:

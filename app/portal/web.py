@@ -22,6 +22,7 @@ from litestar.response import Redirect, Template
 
 from ledger.log import Log
 
+from ..core import deps
 from ..core.roles import ADMINS, OVERSIGHT_ROLES
 from ..events.recording import Actor
 
@@ -144,14 +145,12 @@ def queue_of(connection: Conn) -> Queue:
 
 def log_of(connection: Conn) -> Log:
     """The server's log (pages hold a request, not declared dependencies)."""
-    log: Log = connection.app.state.log
-    return log
+    return deps.log_of(connection)
 
 
 def db_of(connection: Conn) -> Database:
     """The server's database: the application's own tables (accounts, jobs, the event index...)."""
-    db: Database = connection.app.state.db
-    return db
+    return deps.db_of(connection)
 
 
 def _session(connection: Conn) -> dict[str, Any] | None:
