@@ -311,7 +311,8 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
     async def body(opened: Opened) -> None:
         log = opened.log
         built = await build_bundle(opened.db, log, scope, evidence_key=opened.keyring.evidence_signer,
-                                   objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
+                                   objects=object_store(LogHome.resolve(ctx.obj.get("home")),
+                                                        settings_of(ctx)))
         path = Path(output or built.filename)
         path.write_bytes(built.data)
         click.echo(f"wrote {path}: {built.entries} entries proved against checkpoint {built.tree_size} "
@@ -346,7 +347,8 @@ def demo(ctx: click.Context, password: str | None) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     started = time.monotonic()
-    result = run_demo(LogHome.resolve(ctx.obj.get("home")), password, say=click.echo)
+    result = run_demo(LogHome.resolve(ctx.obj.get("home")), password, say=click.echo,
+                      settings=settings_of(ctx))
     for line in summary(result):
         click.echo(line)
     click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
@@ -158,10 +157,12 @@ def subject(pseudonymizer: Pseudonymizer, name: str) -> str:
     return pseudonymizer.pseudonym("account:" + name)
 
 
-# Valid tokens seen in the last TOKEN_CACHE_SECONDS, so an API under load does not read the
-# database on every request. Any account or token change made in this process empties it; one
-# made by another process (a CLI revoke, a second server) takes effect within that many seconds.
-TOKEN_CACHE_SECONDS = float(os.environ.get("RLHF_AUDIT_TOKEN_CACHE_SECONDS", "2"))
+# Valid tokens seen in the last ``cache_seconds`` (the server passes its settings'
+# ``token_cache_seconds``, RLHF_AUDIT_TOKEN_CACHE_SECONDS; TOKEN_CACHE_SECONDS is that setting's
+# default), so an API under load does not read the database on every request. Any account or token
+# change made in this process empties it; one made by another process (a CLI revoke, a second
+# server) takes effect within that many seconds.
+TOKEN_CACHE_SECONDS = 2.0
 _token_cache: dict[tuple[int, bytes], tuple[float, Principal]] = {}
 
 
@@ -389,15 +390,17 @@ async def revoke_token(
     await record(log, "token.revoked", by, subject=subject(pseudonymizer, row.name), prefix=prefix)
 
 
-async def authenticate_token(db: Database, raw: str) -> Principal | None:
+async def authenticate_token(db: Database, raw: str, *,
+                             cache_seconds: float = TOKEN_CACHE_SECONDS) -> Principal | None:
     """The principal of a valid token; None when malformed, unknown, expired, revoked or disabled.
 
-    The scopes are those granted at creation that the account's current role still allows."""
+    The scopes are those granted at creation that the account's current role still allows; a
+    valid answer is trusted for ``cache_seconds`` (0: never cached)."""
     if not _TOKEN.fullmatch(raw):
         return None
     digest = _token_hash(raw)
     key = (id(db), digest)
-    hit = _token_cache.get(key) if TOKEN_CACHE_SECONDS > 0 else None
+    hit = _token_cache.get(key) if cache_seconds > 0 else None
     if hit is not None and time.monotonic() < hit[0]:
         return hit[1]
     query = (sa.select(api_tokens, accounts.c.name, accounts.c.role, accounts.c.disabled)
@@ -414,7 +417,7 @@ async def authenticate_token(db: Database, raw: str) -> Principal | None:
         if not is_service(row.role):
             scopes &= ROLE_SCOPES[row.role]
         principal = Principal(row.account_id, row.name, row.role, scopes, row.token_prefix)
-        until = time.monotonic() + TOKEN_CACHE_SECONDS
+        until = time.monotonic() + cache_seconds
         if expires_at is not None:
             until = min(until, time.monotonic() + (expires_at - now).total_seconds())
         if len(_token_cache) > 10_000:

@@ -52,12 +52,13 @@ def _audit_event_index(ctx: click.Context, full: bool) -> bool:
 def _audit_artefacts(ctx: click.Context) -> bool:
     from ledger.home import LogHome
 
+    from ..core.commands import settings_of
     from ..core.database import open_home
     from ..objects import object_store
     from .artefacts import audit_artefacts
 
     home = LogHome.resolve(ctx.obj.get("home"))
-    objects = object_store(home)
+    objects = object_store(home, settings_of(ctx))
 
     async def main() -> bool:
         db, log = await open_home(home)

@@ -35,6 +35,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from ..accounts import Principal, account_by_id, authenticate_token
+from ..accounts.service import TOKEN_CACHE_SECONDS
 from ..config.runtime import settings_of
 from ..core import deps
 from ..core.database import Database
@@ -63,6 +64,12 @@ _CACHE = "rlhf_auth.principal"
 def _db(connection: Conn) -> Database:
     """The app's database (a guard runs before dependencies are resolved)."""
     return deps.db_of(connection)
+
+
+def _token_cache_seconds(connection: Conn) -> float:
+    """The app's ``token_cache_seconds`` (``create_app`` keeps its settings on the state)."""
+    settings = getattr(connection.app.state, "app_settings", None)
+    return TOKEN_CACHE_SECONDS if settings is None else float(settings.token_cache_seconds)
 
 
 def _session(connection: Conn) -> dict[str, Any] | None:
@@ -100,7 +107,8 @@ async def _authenticate(connection: Conn) -> Principal:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("use Authorization: Bearer <token>", headers=_BEARER)
-        principal = await authenticate_token(_db(connection), token.strip())
+        principal = await authenticate_token(_db(connection), token.strip(),
+                                             cache_seconds=_token_cache_seconds(connection))
         if principal is None:
             raise NotAuthorizedException("the API token is invalid, expired or revoked", headers=_BEARER)
     else:

@@ -9,7 +9,6 @@ wins: tested). Plain data, read once per check run, so a changed setting applies
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +16,6 @@ import orjson
 import sqlalchemy as sa
 from cryptography import x509
 
-from ledger.errors import ConfigError
 from ledger.home import ENV_TSA_ROOTS, tsa_roots_from_env
 from ledger.log import Log
 from ledger.timestamping import LocalTSAClient
@@ -34,28 +32,16 @@ __all__ = [
     "ENV_WEBHOOK",
     "MIN_RETENTION_DAYS",
     "ComplianceConfig",
-    "number_from_env",
 ]
 
+# read into Settings (app.core.settings): retention_days, alert_webhook, timestamp_tolerance,
+# compliance_interval
 ENV_RETENTION = "RLHF_AUDIT_RETENTION_DAYS"
 ENV_WEBHOOK = "RLHF_AUDIT_ALERT_WEBHOOK"
 ENV_TOLERANCE = "RLHF_AUDIT_TIMESTAMP_TOLERANCE"
 ENV_INTERVAL = "RLHF_AUDIT_COMPLIANCE_INTERVAL"
 DEFAULT_RETENTION_DAYS = 3650  # Art. 18 keeps technical documentation ten years
 MIN_RETENTION_DAYS = 183  # Art. 19(1) / 26(6): at least six months
-
-
-def number_from_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, not {raw}")
-    return value
 
 
 async def _setting(db: Database, key: str) -> str | None:

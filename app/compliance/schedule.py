@@ -20,20 +20,15 @@ from ledger.home import LogHome
 from ..core.background import every
 from ..core.settings import Settings
 from ..events.recording import SYSTEM
-from .config import ENV_INTERVAL, number_from_env
+from .config import ComplianceConfig
 from .engine import run_checks
 
 __all__ = ["DEFAULT_INTERVAL", "compliance_check", "compliance_cron", "compliance_lifespan",
-           "interval_from_env", "checks_every", "scheduled_check"]
+           "checks_every", "scheduled_check"]
 
 DEFAULT_INTERVAL = 3600.0
 ENV_REDIS = "RLHF_AUDIT_REDIS_URL"  # app.jobs.queue.ENV_REDIS: with Redis, the ARQ cron job checks
 _log = logging.getLogger("app.compliance")
-
-
-def interval_from_env() -> float:
-    """Seconds between scheduled checks; 0 disables them."""
-    return number_from_env(ENV_INTERVAL, DEFAULT_INTERVAL)
 
 
 def _index(db: Any, log: Any, given: Any) -> Any:
@@ -52,9 +47,11 @@ async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
     if db is None or log is None:
         from ..core.database import open_home
 
-        db, log = await open_home(LogHome.resolve(None), migrate=True)
+        db, log = await open_home(ctx.get("home") or LogHome.resolve(None), migrate=True)
     try:
-        run = await run_checks(db, log, _index(db, log, ctx.get("event_index")), actor=SYSTEM)
+        config = await ComplianceConfig.load(db, log, settings=ctx.get("settings"))  # the worker's
+        run = await run_checks(db, log, _index(db, log, ctx.get("event_index")), actor=SYSTEM,
+                               config=config)
         return {"leaf_index": run.leaf_index, "tree_size": run.tree_size, "ok": run.ok,
                 "counts": run.counts()}
     finally:
@@ -76,7 +73,8 @@ async def scheduled_check(app_state: Any) -> None:
     """One check of the server's own schedule, as ``system``."""
     db, log = app_state.db, app_state.log
     index = _index(db, log, getattr(app_state, "event_index", None))
-    run = await run_checks(db, log, index, actor=SYSTEM)
+    config = await ComplianceConfig.load(db, log, settings=getattr(app_state, "app_settings", None))
+    run = await run_checks(db, log, index, actor=SYSTEM, config=config)
     _log.info("scheduled compliance check: entry %s, %s", run.leaf_index, run.counts())
 
 

@@ -107,7 +107,7 @@ def on_home(ctx: click.Context, body: Callable[[Opened], Awaitable[T]], *, settl
         home = LogHome.resolve(ctx.obj.get("home"))
         db, log = await open_home(home, migrate=True)
         try:
-            keyring = Keyring.of(home)
+            keyring = Keyring.of(home, settings_of(ctx))
             if settle:
                 from ..keys.kek_rotation import settle_records_kek
 

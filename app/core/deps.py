@@ -34,6 +34,7 @@ from ..jobs.queue import Queue
 from ..objects import ObjectStore
 from .database import Database
 from .keyring import Keyring
+from .settings import Settings
 
 __all__ = ["CallerDep", "DbDep", "IndexDep", "KeyringDep", "LogDep", "PrincipalDep", "QueueDep",
            "ObjectsDep", "SettingsDep", "actor_of", "db_of", "dependencies", "json_body", "keyring_of",
@@ -59,6 +60,12 @@ def _db(state: State) -> Database:
     return db
 
 
+def _app_settings(state: State) -> Settings:
+    """The app's settings (``create_app`` keeps them on the state; an app built otherwise: now)."""
+    settings: Settings | None = getattr(state, "app_settings", None)
+    return settings or Settings.load()
+
+
 def _log(state: State) -> Log:
     log: Log = state.log
     return log
@@ -73,7 +80,7 @@ def _state_keyring(state: State) -> Keyring:
     if keyring is None:  # an app built without one: the home's, made once
         from ledger.home import LogHome
 
-        keyring = state.keyring = Keyring.of(LogHome.resolve(None))
+        keyring = state.keyring = Keyring.of(LogHome.resolve(None), _app_settings(state))
     return keyring
 
 
@@ -82,7 +89,7 @@ def _state_queue(state: State) -> Queue:
     if queue is None:  # before the jobs lifespan ran (a test app): the configured one, made once
         from ..jobs.queue import queue_from_env
 
-        queue = state.queue = queue_from_env()
+        queue = state.queue = queue_from_env(_app_settings(state))
     return queue
 
 

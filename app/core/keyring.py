@@ -37,11 +37,12 @@ from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 
 from .errors import Unavailable
+from .settings import Settings
 
 __all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "Keyring", "RecordsKekPending",
            "records_kek_id"]
 
-ENV_KEYS_DIR = "RLHF_AUDIT_KEYS_DIR"
+ENV_KEYS_DIR = "RLHF_AUDIT_KEYS_DIR"  # read into Settings.keys_dir (app.core.settings)
 RECORDS_KEY = "records.key"
 RECORDS_KEY_NEXT = "records.key.next"  # a staged KEK: a rotation is under way or was interrupted
 
@@ -99,9 +100,9 @@ class Keyring:
         self._records: tuple[tuple[int, int, int] | None, bytes] | None = None
 
     @classmethod
-    def of(cls, home: LogHome) -> Keyring:
-        chosen = os.environ.get(ENV_KEYS_DIR)
-        return cls(Path(chosen) if chosen else home.path / "keys")
+    def of(cls, home: LogHome, settings: Settings) -> Keyring:
+        """The keyring ``settings.keys_dir`` names (``RLHF_AUDIT_KEYS_DIR``), else ``<home>/keys``."""
+        return cls(settings.keys_dir or home.path / "keys")
 
     def _key(self, name: str) -> bytes:
         path = self.directory / name

@@ -7,9 +7,11 @@ each setting once: its environment variable, its ``config.toml`` key (top level,
 ledger's ``origin`` and ``tsa_urls``), its flag where a command has one, and its default;
 ``docs/operations.md`` shows the same table. Build it at the edge and pass it in: the CLI's
 :func:`~app.core.commands.settings_of` (once per process), ``create_app(settings=...)`` (kept on
-``app.state.app_settings`` for the lifespans and middleware); a function given none builds it
-then. The settings whose modules still read their variable (the keys directory, the object store,
-the token cache) have no ``config.toml`` key until they take it from here.
+``app.state.app_settings`` for the lifespans and middleware), ``rlhf-audit worker`` (in the
+worker's context); the keyring, the object store and the token check take it as an argument, and
+a caller that holds none (a test, library use) builds ``Settings.load(home)`` itself. Two
+settings have no ``config.toml`` key: the S3 secret key (a secret stays out of the home's files,
+which backups copy) and ``debug`` (read where errors are reported, before any settings exist).
 
 The ledger's own settings (home, database URL, origin, TSAs, integration interval, SQLite
 synchronous mode) are read by the ledger (:class:`ledger.home.Settings`), by the same rule.
@@ -110,7 +112,7 @@ class Setting:
     what: str
     flag: str | None = None
     live: str | None = None  # the run-time table's key, when an admin may change it live
-    in_file: bool = True  # read from config.toml too (False: its module still reads the variable)
+    in_file: bool = True  # read from config.toml too (False: only from a flag or the environment)
 
     @property
     def key(self) -> str | None:
@@ -122,21 +124,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_url", "RLHF_AUDIT_REDIS_URL", None, _text,
             "Redis: the job queue, the portal's sessions, the compliance cron (unset: local worker)"),
     Setting("queue", "RLHF_AUDIT_QUEUE", "rlhf-audit:jobs", _text, "ARQ queue name"),
-    Setting("keys_dir", "RLHF_AUDIT_KEYS_DIR", None, _path, "off-log keys (unset: <home>/keys)",
-            in_file=False),
+    Setting("keys_dir", "RLHF_AUDIT_KEYS_DIR", None, _path, "off-log keys (unset: <home>/keys)"),
     Setting("objects_dir", "RLHF_AUDIT_OBJECTS_DIR", None, _path,
-            "the file object store without S3 (unset: <home>/objects)", in_file=False),
-    Setting("s3_endpoint", "RLHF_AUDIT_S3_ENDPOINT", None, _text, "S3 API host:port (unset: files)",
-            in_file=False),
-    Setting("s3_bucket", "RLHF_AUDIT_S3_BUCKET", None, _text, "the object-locked bucket", in_file=False),
-    Setting("s3_access_key", "RLHF_AUDIT_S3_ACCESS_KEY", None, _text, "S3 access key", in_file=False),
-    Setting("s3_secret_key", "RLHF_AUDIT_S3_SECRET_KEY", None, _text, "S3 secret key", in_file=False),
-    Setting("s3_secure", "RLHF_AUDIT_S3_SECURE", True, _strict_flag, "HTTPS to the S3 endpoint",
-            in_file=False),
+            "the file object store without S3 (unset: <home>/objects)"),
+    Setting("s3_endpoint", "RLHF_AUDIT_S3_ENDPOINT", None, _text, "S3 API host:port (unset: files)"),
+    Setting("s3_bucket", "RLHF_AUDIT_S3_BUCKET", None, _text, "the object-locked bucket"),
+    Setting("s3_access_key", "RLHF_AUDIT_S3_ACCESS_KEY", None, _text, "S3 access key"),
+    Setting("s3_secret_key", "RLHF_AUDIT_S3_SECRET_KEY", None, _text, "S3 secret key",
+            in_file=False),  # a secret stays out of the home's files (backups copy config.toml)
+    Setting("s3_secure", "RLHF_AUDIT_S3_SECURE", True, _strict_flag, "HTTPS to the S3 endpoint"),
     Setting("s3_retention_days", "RLHF_AUDIT_S3_RETENTION_DAYS", 183, _retention,
-            "COMPLIANCE-mode retention of every stored object, 183 to 36500 days", in_file=False),
+            "COMPLIANCE-mode retention of every stored object, 183 to 36500 days"),
     Setting("s3_allow_unlocked", "RLHF_AUDIT_S3_ALLOW_UNLOCKED", False, _strict_flag,
-            "accept a bucket without object lock (development only)", in_file=False),
+            "accept a bucket without object lock (development only)"),
     Setting("trusted_proxies", "RLHF_AUDIT_TRUSTED_PROXIES", (), _addresses,
             "reverse proxies whose forwarded headers `serve` believes", flag="--trusted-proxies"),
     Setting("secure_cookies", "RLHF_AUDIT_SECURE_COOKIES", False, _loose_flag,
@@ -150,7 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_webhook", "RLHF_AUDIT_ALERT_WEBHOOK", None, _text,
             "http(s) URL compliance alerts are POSTed to", live="alert_webhook_url"),
     Setting("token_cache_seconds", "RLHF_AUDIT_TOKEN_CACHE_SECONDS", 2.0, _seconds,
-            "seconds a verified API token is trusted before it is looked up again", in_file=False),
+            "seconds a verified API token is trusted before it is looked up again"),
     Setting("debug", ENV_DEBUG, False, lambda _n, raw: str(raw) == "1" or raw is True,
             "CLI errors show a traceback", in_file=False),
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..core.commands import Opened, acting_as, on_home
+from ..core.commands import Opened, acting_as, on_home, settings_of
 from ..core.roles import DATASET_IMPORTERS, PRIVACY_ADMINS
 
 __all__ = ["datasets", "privacy"]
@@ -56,7 +56,8 @@ def datasets_import(ctx: click.Context, file: Any, name: str, datasheet: Any, as
 
         actor = await acting_as(opened.db, opened.keyring, as_account, DATASET_IMPORTERS)
         return await import_dataset(opened.db, opened.log, opened.keyring, name, data, datasheet=sheet,
-                                    actor=actor, objects=object_store(LogHome.resolve(ctx.obj.get("home"))))
+                                    actor=actor, objects=object_store(LogHome.resolve(ctx.obj.get("home")),
+                                                                      settings_of(ctx)))
 
     r = on_home(ctx, body)
     _print(dataclasses.asdict(r))

@@ -29,6 +29,7 @@ from ledger.log import Log
 
 from ..core.database import Database, open_home
 from ..core.keyring import Keyring
+from ..core.settings import Settings
 from ..events.recording import Actor
 
 __all__ = ["ACCOUNTS", "DATASET", "DemoResult", "run_demo", "summary"]
@@ -170,13 +171,14 @@ async def _wait(db: Database, run: str) -> Any:
         await asyncio.sleep(0.5)
 
 
-async def _train(db: Database, log: Log, keyring: Keyring, home: LogHome, specs: list[dict[str, Any]],
-                 operator: Actor, result: DemoResult, say: Callable[[str], None]) -> None:
+async def _train(db: Database, log: Log, keyring: Keyring, home: LogHome, settings: Settings,
+                 specs: list[dict[str, Any]], operator: Actor, result: DemoResult,
+                 say: Callable[[str], None]) -> None:
     from ..jobs import service as jobs
     from ..jobs.queue import ArqQueue, queue_from_env
     from ..objects import object_store
 
-    queue = queue_from_env()
+    queue = queue_from_env(settings)
     result.queue = "ARQ on Redis" if isinstance(queue, ArqQueue) else "local worker"
     try:
         submitted = [await jobs.submit(db, log, keyring, queue, spec, operator,
@@ -185,7 +187,7 @@ async def _train(db: Database, log: Log, keyring: Keyring, home: LogHome, specs:
             say(f"job:      {job.kind} {job.run} queued ({result.queue})")
         workdir = home.path / "demo" / "work"
         workdir.mkdir(parents=True, exist_ok=True)
-        await _drain({"db": db, "log": log, "keyring": keyring, "objects": object_store(home),
+        await _drain({"db": db, "log": log, "keyring": keyring, "objects": object_store(home, settings),
                       "workdir": str(workdir)}, queue)
     finally:
         await queue.close()
@@ -221,27 +223,28 @@ async def _publish(log: Log) -> tuple[Any, list[Any]]:
     return checkpoint, await log.timestamp_pending(force=True)
 
 
-async def _demo(home: LogHome, password: str | None, say: Callable[[str], None]) -> DemoResult:
+async def _demo(home: LogHome, settings: Settings, password: str | None,
+                say: Callable[[str], None]) -> DemoResult:
     from ..compliance.engine import run_checks
     from ..datasets import import_dataset
     from ..events.index import EventIndex
     from ..objects import object_store
 
     result = DemoResult(home.path)
-    keyring = Keyring.of(home)
+    keyring = Keyring.of(home, settings)
     model = await asyncio.to_thread(_model, home, say)
     db, log = await open_home(home, migrate=True)
     try:
         actors = await _accounts(db, log, keyring, password, result)
         admin = actors["demo-admin"]
         imported = await import_dataset(db, log, keyring, DATASET, _dataset_file(home), datasheet=SHEET,
-                                        actor=admin, objects=object_store(home))  # archived, as the API does
+                                        actor=admin, objects=object_store(home, settings))  # as the API does
         result.dataset, result.dataset_version = imported.dataset, imported.version
         result.dataset_created = imported.created
         say(f"dataset:  {imported.dataset} version {imported.version}: {imported.records} records by "
             f"{imported.annotators} annotators " + ("imported" if imported.created else "(imported before)"))
         result.budget_remaining = await _budget(db, log, imported.dataset, 2 * RUN_EPSILON, admin, say)
-        await _train(db, log, keyring, home, _specs(model, imported.dataset, imported.version),
+        await _train(db, log, keyring, home, settings, _specs(model, imported.dataset, imported.version),
                      actors["demo-operator"], result, say)
         await _oversee(db, log, result, actors, say)
         await _publish(log)  # the checks judge the published log: its checkpoints and timestamps
@@ -260,13 +263,14 @@ async def _demo(home: LogHome, password: str | None, say: Callable[[str], None])
     return result
 
 
-def run_demo(home: LogHome, password: str | None = None,
-             say: Callable[[str], None] = print) -> DemoResult:
-    """Fill ``home`` (initialised if needed) with the demo; ``say`` gets one line per step."""
+def run_demo(home: LogHome, password: str | None = None, say: Callable[[str], None] = print,
+             settings: Settings | None = None) -> DemoResult:
+    """Fill ``home`` (initialised if needed) with the demo; ``say`` gets one line per step.
+    ``settings``: the command's (default: built here from the environment and ``home``)."""
     if not home.exists():
         home.init()
         say(f"home:     initialised {home.path}")
-    return asyncio.run(_demo(home, password, say))
+    return asyncio.run(_demo(home, settings or Settings.load(home.path), password, say))
 
 
 def summary(result: DemoResult, url: str = "http://127.0.0.1:8000") -> list[str]:

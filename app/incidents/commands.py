@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..core.commands import Opened, acting_as, on_home
+from ..core.commands import Opened, acting_as, on_home, settings_of
 
 __all__ = ["incident"]
 
@@ -57,7 +57,8 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
 
     async def body(opened: Opened) -> Any:
         actor = await acting_as(opened.db, opened.keyring, as_account)
-        return await freeze_evidence(opened.db, opened.log, scope, reason, actor, objects=object_store(home),
+        return await freeze_evidence(opened.db, opened.log, scope, reason, actor,
+                                     objects=object_store(home, settings_of(ctx)),
                                      evidence_key=opened.keyring.evidence_signer, halt=halt)
 
     frozen = on_home(ctx, body)

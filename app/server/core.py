@@ -87,13 +87,13 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
         app.state.db = the_db
         app.state.log = the_log
         app.state.public_keys = _keys_of(the_log)
-        app.state.keyring = keyring or Keyring.of(the_home)
+        app.state.keyring = keyring or Keyring.of(the_home, app_settings)
         try:  # an interrupted records-key rotation: finish or undo it (app.keys.kek_rotation)
             await settle_records_kek(the_db, the_log, app.state.keyring)
         except (LedgerError, AppError) as e:  # start anyway: the keyring refuses the records key till settled
             structlog.get_logger("app").warning("records key rotation not settled", error=str(e))
         app.state.public_keys["evidence_key"] = evidence_key_pem(app.state.keyring)  # bundles' signer
-        app.state.objects = object_store(the_home)  # bundles, reports, dataset archives (app.objects)
+        app.state.objects = object_store(the_home, app_settings)  # bundles, reports, dataset archives
         tsa_dir = the_home.tsa_dir if (owned or home is not None) and the_home.exists() else None
         app.state.settings = RuntimeSettings(the_db, the_log, tsa_dir)
         try:
@@ -117,7 +117,7 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
     if (db is None) != (log is None):
         raise TypeError("create_app: give both db and log (sharing one engine), or neither")
     observed = Metrics()  # this app's own registry: apps in one process do not share figures
-    settings = settings or Settings.load(home.path if home is not None else None)
+    app_settings = settings or Settings.load(home.path if home is not None else None)
     return Litestar(
         route_handlers=[LogController, EventsController, AccountsController, ConfigController,
                         auth.AuthController, DatasetsController, JobsController,
@@ -129,10 +129,10 @@ def create_app(home: LogHome | None = None, *, db: Database | None = None, log: 
         exception_handlers=error_pages(exception_handlers()),
         template_config=template_config(),
         middleware=[ObservabilityMiddleware(observed), UrlTextGuard(), BodyLimits(),
-                    *auth.middleware(settings)],
+                    *auth.middleware(app_settings)],
         request_max_body_size=MAX_BODY_BYTES,  # BodyLimits answers first, with the same limit
-        stores=auth.stores(settings),
+        stores=auth.stores(app_settings),
         dependencies=dependencies(),
-        state=State({"metrics": observed, "app_settings": settings}),
+        state=State({"metrics": observed, "app_settings": app_settings}),
         logging_config=None,  # Litestar would reconfigure the root logger; `serve` configures logging
     )

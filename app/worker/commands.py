@@ -19,22 +19,22 @@ __all__ = ["worker"]
 @click.pass_context
 def worker(ctx: click.Context, local: bool, burst: bool) -> None:
     """Run training jobs: an ARQ worker on RLHF_AUDIT_REDIS_URL, or the local worker."""
-    import os
+    from ledger.home import LogHome
 
-    if ctx.obj.get("home"):
-        os.environ["RLHF_AUDIT_HOME"] = str(ctx.obj["home"])
     from ..core.commands import settings_of
     from ..jobs.queue import ENV_REDIS
 
-    if not local and not settings_of(ctx).redis_url:
+    settings = settings_of(ctx)
+    if not local and not settings.redis_url:
         raise click.UsageError(f"set {ENV_REDIS} for an ARQ worker, or pass --local")
+    home = LogHome.resolve(ctx.obj.get("home"))  # --home, else $RLHF_AUDIT_HOME, else the default
     if local:
         from .local import run_local_worker
         from .runtime import WorkerContext
         from .settings import shutdown, startup
 
         async def go() -> int:
-            state: WorkerContext = {}
+            state: WorkerContext = {"home": home, "settings": settings}
             await startup(state)
             try:
                 return await run_local_worker(state, burst=burst)
@@ -46,6 +46,6 @@ def worker(ctx: click.Context, local: bool, burst: bool) -> None:
         return
     from arq.worker import run_worker
 
-    from .settings import WorkerSettings
+    from .settings import worker_settings
 
-    run_worker(WorkerSettings, burst=burst)  # type: ignore[arg-type]
+    run_worker(worker_settings(home, settings), burst=burst)

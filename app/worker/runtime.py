@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from ledger.home import LogHome
 from ledger.log import Log
 from trainers.sinks import LogSink
 from trainers.spec import TrainingSpec, dp_schedule
@@ -49,6 +50,7 @@ from trainers.training import PreferencePair, TrainingResult, train
 
 from ..core.database import Database
 from ..core.keyring import Keyring
+from ..core.settings import Settings
 from ..datasets import DatasetVersion, load_version
 from ..datasets.budget import settle
 from ..events.recording import Actor, event, record
@@ -75,6 +77,8 @@ class WorkerContext(TypedDict, total=False):
     keyring: Keyring
     objects: ObjectStore
     workdir: str
+    home: LogHome  # with settings: what ``app.worker.settings.startup`` opens
+    settings: Settings
 
 
 @dataclass(frozen=True)

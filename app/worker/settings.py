@@ -1,14 +1,16 @@
-"""The ARQ worker that runs training jobs (``rlhf-audit worker``; ``arq app.worker.settings.WorkerSettings``).
+"""The ARQ worker that runs training jobs (``rlhf-audit worker``).
 
 Settings are plain data, as arq has them: the one job function (:func:`app.worker.runtime.run_training`),
 the compliance checks' cron job (registered by :mod:`app.compliance.schedule`), and
 :func:`startup` / :func:`shutdown`, which open and close the home for the worker's context (the
-local worker, ``rlhf-audit worker --local``, uses them too).
+local worker, ``rlhf-audit worker --local``, uses them too). :func:`worker_settings` adds what
+the application's :class:`~app.core.settings.Settings` decide (the queue, Redis) and the home
+and settings ``startup`` opens, all handed in by the command.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from arq import func
 from arq.connections import RedisSettings
@@ -18,21 +20,24 @@ from ledger.home import LogHome
 from ..compliance.schedule import compliance_cron
 from ..core.database import open_home
 from ..core.keyring import Keyring
-from ..jobs.queue import DEFAULT_QUEUE, ENV_QUEUE, ENV_REDIS, JOB_FUNCTION
+from ..core.settings import Settings
+from ..jobs.queue import DEFAULT_QUEUE, JOB_FUNCTION
 from ..objects import object_store
 from .runtime import WorkerContext, run_training
 
-__all__ = ["WorkerSettings", "shutdown", "startup"]
+__all__ = ["WorkerSettings", "shutdown", "startup", "worker_settings"]
 
 TRAINING_TIMEOUT = 7 * 24 * 3600  # seconds: training may take days
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
 
 
 async def startup(ctx: WorkerContext) -> None:
-    """Open the home's database and log (``RLHF_AUDIT_HOME``), its keyring and object store."""
-    home = LogHome.resolve(os.environ.get("RLHF_AUDIT_HOME"))
+    """Open the home's database and log, its keyring and object store: ``ctx["home"]`` with
+    ``ctx["settings"]``, which the command hands in."""
+    home, settings = ctx["home"], ctx["settings"]
     ctx["db"], ctx["log"] = await open_home(home, migrate=True)
-    ctx["keyring"] = Keyring.of(home)
-    ctx["objects"] = object_store(home)
+    ctx["keyring"] = Keyring.of(home, settings)
+    ctx["objects"] = object_store(home, settings)
 
 
 async def shutdown(ctx: WorkerContext) -> None:
@@ -54,5 +59,12 @@ class WorkerSettings:
     on_shutdown = shutdown
     allow_abort_jobs = True
     max_jobs = 1
-    queue_name = os.environ.get(ENV_QUEUE) or DEFAULT_QUEUE
-    redis_settings = RedisSettings.from_dsn(os.environ.get(ENV_REDIS) or "redis://127.0.0.1:6379")
+
+
+def worker_settings(home: LogHome, settings: Settings) -> dict[str, Any]:
+    """:class:`WorkerSettings` with the queue and Redis of ``settings`` (``RLHF_AUDIT_QUEUE``,
+    ``RLHF_AUDIT_REDIS_URL``), and ``home`` and ``settings`` in the context ``startup`` opens."""
+    fixed = {k: v for k, v in vars(WorkerSettings).items() if not k.startswith("_")}
+    return {**fixed, "queue_name": settings.queue or DEFAULT_QUEUE,
+            "redis_settings": RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS),
+            "ctx": {"home": home, "settings": settings}}

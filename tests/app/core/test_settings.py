@@ -70,9 +70,99 @@ def test_proxies_from_the_file_are_checked_as_the_flag_is(tmp_path: Path) -> Non
 
 
 def test_settings_without_a_file_key_ignore_the_file(tmp_path: Path) -> None:
-    home = _home(tmp_path, 's3_endpoint = "minio:9000"\n')
-    assert Settings.load(home, env={}).s3_endpoint is None
-    assert {s.name for s in SETTINGS if s.key is None} >= {"s3_endpoint", "keys_dir", "debug"}
+    home = _home(tmp_path, 's3_secret_key = "in-a-backed-up-file"\ndebug = true\n')
+    assert Settings.load(home, env={}).s3_secret_key is None
+    assert Settings.load(home, env={}).debug is False
+    assert {s.name for s in SETTINGS if s.key is None} == {"s3_secret_key", "debug"}
+
+
+# The settings the keyring, the object store, the token check and the worker take from Settings
+# (they read their variables themselves before): (name, config.toml line, environment value,
+# what the environment gives, what the file gives, a flag's value).
+_MOVED = [
+    ("keys_dir", 'keys_dir = "/file/keys"', "/env/keys", Path("/env/keys"), Path("/file/keys"),
+     Path("/flag")),
+    ("objects_dir", 'objects_dir = "/file/objects"', "/env/objects", Path("/env/objects"),
+     Path("/file/objects"), Path("/flag")),
+    ("s3_endpoint", 's3_endpoint = "file:9000"', "env:9000", "env:9000", "file:9000", "flag:9000"),
+    ("s3_bucket", 's3_bucket = "file-bucket"', "env-bucket", "env-bucket", "file-bucket", "flag-bucket"),
+    ("s3_access_key", 's3_access_key = "file-ak"', "env-ak", "env-ak", "file-ak", "flag-ak"),
+    ("s3_secure", "s3_secure = false", "yes", True, False, False),
+    ("s3_retention_days", "s3_retention_days = 365", "200", 200, 365, 3650),
+    ("s3_allow_unlocked", 's3_allow_unlocked = "1"', "0", False, True, True),
+    ("token_cache_seconds", "token_cache_seconds = 7", "0", 0.0, 7.0, 1.5),
+    ("queue", 'queue = "file-q"', "env-q", "env-q", "file-q", "flag-q"),
+    ("redis_url", 'redis_url = "redis://file"', "redis://env", "redis://env", "redis://file", "redis://flag"),
+]
+
+
+@pytest.mark.parametrize(("name", "toml", "raw", "from_env", "from_file", "flag"), _MOVED,
+                         ids=[m[0] for m in _MOVED])
+def test_a_moved_setting_keeps_the_layer_order(tmp_path: Path, name: str, toml: str, raw: str,
+                                              from_env: object, from_file: object, flag: object) -> None:
+    [setting] = [s for s in SETTINGS if s.name == name]
+    home = _home(tmp_path, toml + "\n")
+    env = {setting.env: raw}
+    assert getattr(Settings.load(home, {name: flag}, env=env), name) == flag  # flag > environment
+    assert getattr(Settings.load(home, env=env), name) == from_env  # environment > config.toml
+    assert getattr(Settings.load(home, env={}), name) == from_file  # config.toml > default
+    assert getattr(Settings.load(tmp_path / "none", env={}), name) == setting.default
+
+
+def test_the_secret_key_comes_from_a_flag_or_the_environment(tmp_path: Path) -> None:
+    home = _home(tmp_path, 's3_secret_key = "in-the-file"\n')
+    env = {"RLHF_AUDIT_S3_SECRET_KEY": "from-env"}
+    assert Settings.load(home, {"s3_secret_key": "flag"}, env=env).s3_secret_key == "flag"
+    assert Settings.load(home, env=env).s3_secret_key == "from-env"
+    assert Settings.load(home, env={}).s3_secret_key is None
+
+
+def test_the_keyring_and_the_object_store_follow_the_settings(tmp_path: Path) -> None:
+    from app.core.keyring import Keyring
+    from app.objects import FileStore, S3Store, object_store
+
+    home = _home(tmp_path, f'keys_dir = "{tmp_path / "file-keys"}"\n'
+                           f'objects_dir = "{tmp_path / "file-objects"}"\n')
+    ledger_home = LogHome(home)
+    from_file = Settings.load(home, env={})
+    assert Keyring.of(ledger_home, from_file).directory == tmp_path / "file-keys"
+    store = object_store(ledger_home, from_file)
+    assert isinstance(store, FileStore) and store.root == tmp_path / "file-objects"
+    from_env = Settings.load(home, env={"RLHF_AUDIT_KEYS_DIR": str(tmp_path / "env-keys"),
+                                        "RLHF_AUDIT_OBJECTS_DIR": str(tmp_path / "env-objects")})
+    assert Keyring.of(ledger_home, from_env).directory == tmp_path / "env-keys"
+    assert object_store(ledger_home, from_env).root == tmp_path / "env-objects"  # type: ignore[attr-defined]
+    assert Keyring.of(ledger_home, Settings()).directory == home / "keys"  # the defaults: the home's
+    assert object_store(ledger_home, Settings()).root == home / "objects"  # type: ignore[attr-defined]
+    s3 = Settings(s3_endpoint="127.0.0.1:9", s3_bucket="rlhf-bucket", s3_access_key="a")
+    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_ENDPOINT is set but RLHF_AUDIT_S3_SECRET_KEY"):
+        object_store(ledger_home, s3)
+    store = object_store(ledger_home, dataclasses.replace(s3, s3_secret_key="s", s3_retention_days=365,
+                                                          s3_allow_unlocked=True, s3_secure=False))
+    assert isinstance(store, S3Store)
+    assert (store.bucket, store.retention_days, store.object_lock) == ("rlhf-bucket", 365, False)
+
+
+def test_the_worker_takes_the_queue_and_redis_from_the_settings(tmp_path: Path) -> None:
+    from app.worker.settings import WorkerSettings, worker_settings
+
+    home = _home(tmp_path, 'queue = "file-q"\nredis_url = "redis://file.example:6390"\n')
+    settings = Settings.load(home, env={"RLHF_AUDIT_QUEUE": "env-q"})
+    arq = worker_settings(LogHome(home), settings)
+    assert arq["queue_name"] == "env-q"
+    assert (arq["redis_settings"].host, arq["redis_settings"].port) == ("file.example", 6390)
+    assert arq["ctx"]["settings"] is settings and arq["ctx"]["home"].path == LogHome(home).path
+    assert arq["functions"] == WorkerSettings.functions and arq["max_jobs"] == 1
+
+
+def test_the_servers_token_cache_follows_the_environment(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """RLHF_AUDIT_TOKEN_CACHE_SECONDS still sets how long the server trusts a checked token."""
+    from app.server.core import create_app
+
+    monkeypatch.setenv("RLHF_AUDIT_TOKEN_CACHE_SECONDS", "0.25")
+    app = create_app(LogHome(tmp_path / "home"))
+    assert app.state.app_settings.token_cache_seconds == 0.25
 
 
 def test_the_ledger_follows_the_same_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.audit.artefacts import audit_artefacts
 from app.core.database import Database, open_home
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.datasets import import_dataset
 from app.events.index import EventIndex
 from app.events.recording import Actor, record
@@ -108,7 +109,7 @@ def test_cli_freeze_holds_the_run_and_verify_checks_the_bundle(tmp_path: Path, d
     async def write() -> dict[str, str]:
         db, log = await open_home(home, migrate=True)
         try:
-            return await _story(db, log, objects, Keyring.of(home), tmp_path)
+            return await _story(db, log, objects, Keyring.of(home, Settings.load(home.path)), tmp_path)
         finally:
             await log.close()
             await db.close()

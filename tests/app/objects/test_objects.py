@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.settings import Settings
 from app.objects import FileStore, ObjectError, ObjectStore, S3Store, Stored, object_store
 from ledger.errors import ConfigError, NotFound, StorageError
 from ledger.home import LogHome
@@ -90,17 +91,22 @@ def test_file_store(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def _configured(home: LogHome) -> ObjectStore:
+    """The store this environment's settings (and ``home``'s config.toml) choose, as a command builds it."""
+    return object_store(home, Settings.load(home.path))
+
+
 def test_default_store_is_the_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RLHF_AUDIT_S3_ENDPOINT", "RLHF_AUDIT_OBJECTS_DIR"):
         monkeypatch.delenv(name, raising=False)
-    store = object_store(LogHome(tmp_path / "home"))
+    store = _configured(LogHome(tmp_path / "home"))
     assert isinstance(store, FileStore) and store.root == tmp_path / "home" / "objects"
     monkeypatch.setenv("RLHF_AUDIT_OBJECTS_DIR", str(tmp_path / "elsewhere"))
-    store = object_store(LogHome(tmp_path / "home"))
+    store = _configured(LogHome(tmp_path / "home"))
     assert isinstance(store, FileStore) and store.root == tmp_path / "elsewhere"
     monkeypatch.setenv("RLHF_AUDIT_S3_ENDPOINT", "127.0.0.1:9")
     with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_BUCKET"):
-        object_store(LogHome(tmp_path / "home"))
+        _configured(LogHome(tmp_path / "home"))
 
 
 
@@ -127,21 +133,21 @@ def test_s3_store(tmp_path: Path, s3_server: S3Server) -> None:
 def test_s3_configuration(tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     s3_server.env(monkeypatch, "rlhf-artefacts")
     home = LogHome(tmp_path / "home")
-    store = object_store(home)
+    store = _configured(home)
     assert isinstance(store, S3Store)
     assert (store.bucket, store.retention_days, store.object_lock) == ("rlhf-artefacts", 183, True)
     monkeypatch.setenv("RLHF_AUDIT_S3_RETENTION_DAYS", "3650")
-    assert object_store(home).retention_days == 3650  # type: ignore[attr-defined]
+    assert _configured(home).retention_days == 3650  # type: ignore[attr-defined]
     for bad in ("30", "182", "0", "-5", "six months", "1e3", "99999"):
         monkeypatch.setenv("RLHF_AUDIT_S3_RETENTION_DAYS", bad)
         with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_RETENTION_DAYS"):
-            object_store(home)
+            _configured(home)
     monkeypatch.delenv("RLHF_AUDIT_S3_RETENTION_DAYS")
     monkeypatch.setenv("RLHF_AUDIT_S3_ALLOW_UNLOCKED", "1")
-    assert object_store(home).object_lock is False  # type: ignore[attr-defined]
+    assert _configured(home).object_lock is False  # type: ignore[attr-defined]
     monkeypatch.setenv("RLHF_AUDIT_S3_ALLOW_UNLOCKED", "perhaps")
     with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_ALLOW_UNLOCKED"):
-        object_store(home)
+        _configured(home)
 
 
 def test_s3_bucket_is_created_write_once(s3_server: S3Server) -> None:

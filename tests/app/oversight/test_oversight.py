@@ -18,6 +18,7 @@ import pytest
 from app.accounts import create_account
 from app.core.database import Database, migrate_home, open_home
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.datasets import import_dataset, load_version
 from app.jobs import get_job, submit
 from app.jobs.queue import ArqQueue, LocalQueue
@@ -208,7 +209,7 @@ async def test_cli_oversight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     db, log = await open_home(LogHome(home))
     pair(log, db)
     try:
-        keyring = Keyring.of(LogHome(home))
+        keyring = Keyring.of(LogHome(home), Settings.load(home))
         for name, role in (("ann", "overseer"), ("bob", "overseer"), ("op", "operator")):
             await create_account(db, log, name, role, "long enough password",
                                  pseudonymizer=keyring.pseudonymizer)

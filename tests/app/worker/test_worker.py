@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from app.client import Client, Forbidden, NotFoundError, Refused
 from app.core.database import Database, migrate_home, open_home
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.datasets import get_budget
 from app.datasets.schema import dataset_records
 from app.jobs import cancel, get_job, submit
@@ -147,7 +148,7 @@ async def test_serve_runs_jobs_in_its_local_worker(tmp_path: Path, monkeypatch: 
         monkeypatch.delenv(name)
     home = LogHome(tmp_path / "home")
     home.init()
-    keyring = Keyring.of(home)
+    keyring = Keyring.of(home, Settings.load(home.path))
     await migrate_home(home)
     db, log = await open_home(home)
     pair(log, db)
