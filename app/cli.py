@@ -312,7 +312,7 @@ def bundle_create(ctx: click.Context, output: str | None, **given: Any) -> None:
         log = opened.log
         built = await build_bundle(opened.db, log, scope, evidence_key=opened.keyring.evidence_signer,
                                    objects=object_store(LogHome.resolve(ctx.obj.get("home")),
-                                                        settings_of(ctx)))
+                                                        settings_of(ctx)), settings=settings_of(ctx))
         path = Path(output or built.filename)
         path.write_bytes(built.data)
         click.echo(f"wrote {path}: {built.entries} entries proved against checkpoint {built.tree_size} "

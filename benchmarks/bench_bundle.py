@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.database import Database  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
 from app.events.index import EventIndex  # noqa: E402
 from app.events.recording import Actor, event  # noqa: E402
 from app.evidence.builder import build_bundle  # noqa: E402
@@ -66,7 +67,8 @@ async def main(n: int) -> None:
     key = Ed25519PrivateKey.generate()
 
     t0 = time.perf_counter()
-    built = await build_bundle(db, log, Scope("run", run="run_bench"), evidence_key=key, index=index)
+    built = await build_bundle(db, log, Scope("run", run="run_bench"), evidence_key=key, index=index,
+                               settings=Settings())
     build_s = time.perf_counter() - t0
     assert built.entries == n, built.entries
 

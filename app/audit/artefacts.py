@@ -22,12 +22,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ledger.errors import NotFound
 from ledger.log import Log
 
 from ..core.database import Database
 from ..core.errors import Unavailable
-from ..objects import ObjectError, ObjectStore
+from ..objects import ObjectError, ObjectMissing, ObjectStore
 
 __all__ = ["ArtefactProblem", "ArtefactReport", "Expected", "audit_artefacts", "expected_objects",
            "worker_runs"]
@@ -150,7 +149,7 @@ async def audit_artefacts(db: Database, log: Log, objects: ObjectStore, *,
         if e.key not in actual:
             try:
                 actual[e.key] = await asyncio.to_thread(objects.sha256, e.key)
-            except (NotFound, ObjectError):
+            except (ObjectMissing, ObjectError):
                 actual[e.key] = None
             report.objects_checked += 1
         if actual[e.key] != e.sha256:

@@ -70,15 +70,15 @@ __all__ = [
 ]
 
 
-def middleware(settings: Settings | None = None) -> list[DefineMiddleware]:
+def middleware(settings: Settings) -> list[DefineMiddleware]:
     """Sessions, then CSRF, then the write throttle (outermost first); one set per app."""
     return [
         session_config(settings).middleware,
-        DefineMiddleware(CSRFGate),
+        DefineMiddleware(CSRFGate, settings=settings),
         DefineMiddleware(WriteThrottle, counter=WindowCounter(), session_cookie=SESSION_COOKIE,
                          exempt=("/auth/login",)),
     ]
 
 
-def stores(settings: Settings | None = None) -> dict[str, Store]:
+def stores(settings: Settings) -> dict[str, Store]:
     return {STORE_NAME: session_store(settings)}

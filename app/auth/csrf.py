@@ -62,23 +62,19 @@ def exempt(scope: Scope) -> bool:
     return not _has_cookie(_cookies(scope), SESSION_COOKIE) and scope["path"] != LOGIN_PATH
 
 
-def _settings(scope: Scope) -> Settings:
-    """The app's settings (``create_app`` keeps them on its state), else those built now."""
-    return getattr(scope["app"].state, "app_settings", None) or Settings.load()
-
-
 class CSRFGate:
-    """ASGI middleware: Litestar's CSRF check on the requests that need it."""
+    """ASGI middleware: Litestar's CSRF check on the requests that need it; ``settings`` (the
+    app's, handed in by ``create_app``) say whether the cookie is Secure."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
         self._inner: CSRFMiddleware | None = None
 
     def _middleware(self, scope: Scope) -> CSRFMiddleware:
         if self._inner is None:
             config = CSRFConfig(secret=csrf_secret(scope["app"].state.keyring), cookie_name=CSRF_COOKIE,
                                 header_name=CSRF_HEADER, cookie_samesite="lax",
-                                cookie_secure=_settings(scope).secure_cookies)
+                                cookie_secure=self.settings.secure_cookies)
             self._inner = CSRFMiddleware(self.app, config)
         return self._inner
 

@@ -73,9 +73,9 @@ class _Config(ServerSideSessionConfig):
     _backend_class = _Backend
 
 
-def session_store(settings: Settings | None = None) -> Store:
+def session_store(settings: Settings) -> Store:
     """Redis when ``RLHF_AUDIT_REDIS_URL`` is set, else memory (one process)."""
-    url = (settings or Settings.load()).redis_url
+    url = settings.redis_url
     if url:
         from litestar.stores.redis import RedisStore
 
@@ -83,9 +83,9 @@ def session_store(settings: Settings | None = None) -> Store:
     return MemoryStore()
 
 
-def session_config(settings: Settings | None = None) -> ServerSideSessionConfig:
+def session_config(settings: Settings) -> ServerSideSessionConfig:
     return _Config(key=SESSION_COOKIE, store=STORE_NAME, max_age=MAX_AGE, httponly=True, samesite="lax",
-                   secure=(settings or Settings.load()).secure_cookies,
+                   secure=settings.secure_cookies,
                    exclude=_NOT_FOR_BROWSERS)
 
 

@@ -15,7 +15,7 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import QueryParameter
 
 from ..auth.principal import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, LogDep, objects_of
+from ..core.deps import AppSettingsDep, CallerDep, DbDep, IndexDep, LogDep, objects_of
 from ..core.roles import COMPLIANCE_READERS
 from .alerts import list_alerts
 from .engine import latest_check, run_checks
@@ -45,9 +45,11 @@ class ComplianceController(Controller):
     guards = [authorized]
 
     @post("/compliance/checks", opt=_OPT, status_code=201)
-    async def check(self, db: DbDep, log: LogDep, event_index: IndexDep, caller: CallerDep) -> dict[str, Any]:
-        """Run the regulation pack now; the result is recorded on the log (``compliance.checked``)."""
-        run = await run_checks(db, log, event_index, actor=caller)
+    async def check(self, db: DbDep, log: LogDep, event_index: IndexDep, caller: CallerDep,
+                    app_settings: AppSettingsDep) -> dict[str, Any]:
+        """Run the regulation pack now, under the server's settings; the result is recorded on the
+        log (``compliance.checked``)."""
+        run = await run_checks(db, log, event_index, actor=caller, settings=app_settings)
         return run.to_json()
 
     @get("/compliance/checks/latest", opt=_OPT)
@@ -68,11 +70,11 @@ class ComplianceController(Controller):
 
     @post("/reports", opt=_OPT, status_code=200)
     async def report(self, request: Req, db: DbDep, log: LogDep, event_index: IndexDep,
-                     caller: CallerDep) -> Response[bytes]:
+                     caller: CallerDep, app_settings: AppSettingsDep) -> Response[bytes]:
         """A compliance report for a scope (model release, run, dataset, time range, or the whole log)
         as HTML, PDF or JSON; generating it is recorded on the log (``report.generated``)."""
         scope, fmt = _report_request(await request.body())
-        report = await build_report(db, log, event_index, scope)
+        report = await build_report(db, log, event_index, scope, settings=app_settings)
         document = await render_report(log, report, fmt, caller,
                                        objects=objects_of(request))
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", report.scope.describe())[:80]

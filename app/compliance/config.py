@@ -69,10 +69,10 @@ class ComplianceConfig:
     tsa_roots: tuple[x509.Certificate, ...] = field(default=())
 
     @classmethod
-    async def load(cls, db: Database, log: Log, extra_roots: Sequence[x509.Certificate] = (),
-                   settings: Settings | None = None) -> ComplianceConfig:
-        """From the settings (default: built now), the run-time table and the log's own local TSA root."""
-        settings = settings or Settings.load()
+    async def load(cls, db: Database, log: Log, settings: Settings,
+                   extra_roots: Sequence[x509.Certificate] = ()) -> ComplianceConfig:
+        """From the caller's settings (the app's, the worker's, the command's), the run-time table
+        and the log's own local TSA root."""
         webhook = settings.alert_webhook or await _setting(db, "alert_webhook_url")
         roots = [t.tsa.root_certificate for t in log.tsas if isinstance(t, LocalTSAClient)]
         roots += tsa_roots_from_env()  # the ledger's setting: `verify` trusts the same roots

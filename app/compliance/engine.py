@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ledger.log import Log
 
 from ..core.database import Database
+from ..core.settings import Settings
 from ..events.recording import SYSTEM, Actor, record
 from .alerts import Alert, update_alerts
 from .config import ComplianceConfig
@@ -65,13 +66,24 @@ class CheckRun:
         }
 
 
+async def configured(db: Database, log: Log, settings: Settings | None,
+                     config: ComplianceConfig | None) -> ComplianceConfig:
+    """``config`` when given, else the one ``settings`` (the caller's) make."""
+    if config is not None:
+        return config
+    if settings is None:
+        raise TypeError("give the caller's settings (or a ComplianceConfig): none are built here")
+    return await ComplianceConfig.load(db, log, settings)
+
+
 async def evaluate(
-    db: Database, log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, config: ComplianceConfig | None = None,
-    tree_size: int | None = None,
+    db: Database, log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, settings: Settings | None = None,
+    config: ComplianceConfig | None = None, tree_size: int | None = None,
 ) -> tuple[list[RuleResult], CheckContext]:
     """Evaluate every rule of ``pack`` over the first ``tree_size`` entries (default: all
-    sequenced), recording nothing; the context keeps what rules computed (for reports)."""
-    config = config or await ComplianceConfig.load(db, log)
+    sequenced), recording nothing; the context keeps what rules computed (for reports).
+    ``config`` (or the one ``settings`` make) says what the rules assume."""
+    config = await configured(db, log, settings, config)
     size = tree_size if tree_size is not None else await log.sequenced_size()
     ctx = CheckContext(log, index, config, size)
     return [await rule.evaluate(ctx) for rule in pack.rules], ctx
@@ -79,10 +91,11 @@ async def evaluate(
 
 async def run_checks(
     db: Database, log: Log, index: Any, *, pack: Pack = DEFAULT_PACK, actor: Actor = SYSTEM,
-    config: ComplianceConfig | None = None,
+    settings: Settings | None = None, config: ComplianceConfig | None = None,
 ) -> CheckRun:
-    """Evaluate ``pack``, record ``compliance.checked``, store the results, raise/resolve alerts."""
-    config = config or await ComplianceConfig.load(db, log)
+    """Evaluate ``pack``, record ``compliance.checked``, store the results, raise/resolve alerts.
+    ``config`` (or the one the caller's ``settings`` make) says what the rules assume."""
+    config = await configured(db, log, settings, config)
     results, ctx = await evaluate(db, log, index, pack=pack, config=config)
     entry = await record(log, "compliance.checked", actor, pack=pack.name, pack_version=pack.version,
                          results=[r.to_json() for r in results], tree_size=ctx.tree_size)

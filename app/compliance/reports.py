@@ -31,6 +31,7 @@ from ledger.log import Log
 
 from ..core.database import Database
 from ..core.errors import Invalid
+from ..core.settings import Settings
 from ..events.recording import SYSTEM, Actor, record, utc_now
 from ..objects import ObjectStore
 from .config import ComplianceConfig
@@ -116,10 +117,11 @@ async def _recorded_check(index: Any, tree_size: int) -> dict[str, Any] | None:
 
 async def build_report(
     db: Database, log: Log, index: Any, scope: Any, *, tree_size: int | None = None,
-    pack: Pack = DEFAULT_PACK, config: ComplianceConfig | None = None,
+    pack: Pack = DEFAULT_PACK, settings: Settings | None = None, config: ComplianceConfig | None = None,
 ) -> Report:
     """The report for ``scope`` (a :class:`ReportScope`, its JSON, or any object with ``to_json()``)
-    over the log at ``tree_size`` (default: the newest published checkpoint)."""
+    over the log at ``tree_size`` (default: the newest published checkpoint), its rules evaluated
+    under ``config`` or the one the caller's ``settings`` make."""
     if index is None:
         from ..events.index import EventIndex
 
@@ -130,7 +132,8 @@ async def build_report(
         raise NotFound("the log has published no checkpoint yet: a report cites entries by their proofs, "
                        "so wait for the first integration")
     size = checkpoint.size
-    results, ctx = await evaluate(db, log, index, pack=pack, config=config, tree_size=size)
+    results, ctx = await evaluate(db, log, index, pack=pack, settings=settings, config=config,
+                                tree_size=size)
     sel = await select(ctx, scope)
     facts = await gather(ctx, sel)
     in_scope = len({e.index for events in facts.values() for e in events})

@@ -20,7 +20,6 @@ from ledger.home import LogHome
 from ..core.background import every
 from ..core.settings import Settings
 from ..events.recording import SYSTEM
-from .config import ComplianceConfig
 from .engine import run_checks
 
 __all__ = ["DEFAULT_INTERVAL", "compliance_check", "compliance_cron", "compliance_lifespan",
@@ -40,8 +39,10 @@ def _index(db: Any, log: Any, given: Any) -> Any:
 
 
 async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
-    """ARQ job: run the default pack as ``system``; returns the check's summary. It uses the
-    worker's ``ctx["db"]`` and ``ctx["log"]`` when it has both, else opens the home."""
+    """ARQ job: run the default pack as ``system`` under the worker's ``ctx["settings"]`` (its
+    startup's); returns the check's summary. It uses the worker's ``ctx["db"]`` and ``ctx["log"]``
+    when it has both, else opens the home."""
+    settings: Settings = ctx["settings"]
     db, log = ctx.get("db"), ctx.get("log")
     owned = db is None or log is None
     if db is None or log is None:
@@ -49,9 +50,8 @@ async def compliance_check(ctx: dict[str, Any]) -> dict[str, Any]:
 
         db, log = await open_home(ctx.get("home") or LogHome.resolve(None), migrate=True)
     try:
-        config = await ComplianceConfig.load(db, log, settings=ctx.get("settings"))  # the worker's
         run = await run_checks(db, log, _index(db, log, ctx.get("event_index")), actor=SYSTEM,
-                               config=config)
+                               settings=settings)
         return {"leaf_index": run.leaf_index, "tree_size": run.tree_size, "ok": run.ok,
                 "counts": run.counts()}
     finally:
@@ -70,11 +70,10 @@ def compliance_cron() -> Any:
 
 
 async def scheduled_check(app_state: Any) -> None:
-    """One check of the server's own schedule, as ``system``."""
+    """One check of the server's own schedule, as ``system``, under the app's settings."""
     db, log = app_state.db, app_state.log
     index = _index(db, log, getattr(app_state, "event_index", None))
-    config = await ComplianceConfig.load(db, log, settings=getattr(app_state, "app_settings", None))
-    run = await run_checks(db, log, index, actor=SYSTEM, config=config)
+    run = await run_checks(db, log, index, actor=SYSTEM, settings=app_state.app_settings)
     _log.info("scheduled compliance check: entry %s, %s", run.leaf_index, run.counts())
 
 
@@ -91,7 +90,7 @@ async def checks_every(app_state: Any, interval: float) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def compliance_lifespan(app: Any) -> AsyncIterator[None]:
     """Server lifespan: the in-process schedule when there is no Redis (the ARQ cron job's place)."""
-    settings = getattr(app.state, "app_settings", None) or Settings.load()
+    settings: Settings = app.state.app_settings  # create_app's
     interval = settings.compliance_interval
     if interval <= 0 or settings.redis_url:
         yield

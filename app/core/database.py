@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledger.errors import ConfigError
 from ledger.storage import open_engine
 
-from .errors import Unavailable
+from .errors import Misconfigured, Unavailable
 
 if TYPE_CHECKING:
     from ledger.home import LogHome
@@ -85,7 +84,7 @@ class Database:
         from alembic.config import Config
 
         if not (MIGRATIONS / "env.py").exists():
-            raise ConfigError(f"alembic migrations not found at {MIGRATIONS}")
+            raise Misconfigured(f"alembic migrations not found at {MIGRATIONS}")
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
 

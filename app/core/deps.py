@@ -36,9 +36,9 @@ from .database import Database
 from .keyring import Keyring
 from .settings import Settings
 
-__all__ = ["CallerDep", "DbDep", "IndexDep", "KeyringDep", "LogDep", "PrincipalDep", "QueueDep",
-           "ObjectsDep", "SettingsDep", "actor_of", "db_of", "dependencies", "json_body", "keyring_of",
-           "log_of", "objects_of", "queue_of"]
+__all__ = ["AppSettingsDep", "CallerDep", "DbDep", "IndexDep", "KeyringDep", "LogDep", "PrincipalDep",
+           "QueueDep", "ObjectsDep", "SettingsDep", "actor_of", "app_settings_of", "db_of", "dependencies",
+           "json_body", "keyring_of", "log_of", "objects_of", "queue_of"]
 
 Req = Request[Any, Any, Any]
 
@@ -52,6 +52,7 @@ IndexDep = NamedDependency[EventIndex]
 PrincipalDep = NamedDependency[Principal]
 CallerDep = NamedDependency[Actor]
 SettingsDep = NamedDependency[RuntimeSettings]  # the run-time settings (app.config.runtime)
+AppSettingsDep = NamedDependency[Settings]  # the app's settings (app.core.settings), built once
 ObjectsDep = NamedDependency[ObjectStore | None]  # bundles, reports, archives; None when unconfigured
 
 
@@ -61,9 +62,9 @@ def _db(state: State) -> Database:
 
 
 def _app_settings(state: State) -> Settings:
-    """The app's settings (``create_app`` keeps them on the state; an app built otherwise: now)."""
-    settings: Settings | None = getattr(state, "app_settings", None)
-    return settings or Settings.load()
+    """The app's settings: ``create_app`` built them once and keeps them on the state."""
+    settings: Settings = state.app_settings
+    return settings
 
 
 def _log(state: State) -> Log:
@@ -130,6 +131,11 @@ def db_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Database:
     return _db(connection.app.state)
 
 
+def app_settings_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Settings:
+    """The app's settings, for code that holds a connection (portal pages, middleware)."""
+    return _app_settings(connection.app.state)
+
+
 def log_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Log:
     return _log(connection.app.state)
 
@@ -167,5 +173,6 @@ def dependencies() -> dict[str, Provide]:
         "principal": Provide(_principal, sync_to_thread=False),
         "caller": Provide(_actor, sync_to_thread=False),
         "settings": Provide(_settings, sync_to_thread=False),
+        "app_settings": Provide(_app_settings, sync_to_thread=False),
         "objects": Provide(_objects, sync_to_thread=False),
     }

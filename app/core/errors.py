@@ -12,7 +12,8 @@ boundary, never subclassed here::
     ├── Missing        404  no such thing (account, job, dataset, run...)
     ├── Conflict       409  allowed and well-formed, but not in the state things are in now
     ├── TooMany        429  slow down
-    └── Unavailable    503  the database or another dependency cannot answer right now
+    ├── Unavailable    503  the database or another dependency cannot answer right now
+    └── Misconfigured  503  the configuration is wrong: nothing works until an operator fixes it
 
 A 5xx never shows its message to a client (it may hold SQL); 4xx messages are written for the
 person who made the request.
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["AppError", "Conflict", "Forbidden", "Invalid", "Missing", "TooMany", "Unauthorized",
-           "Unavailable"]
+__all__ = ["AppError", "Conflict", "Forbidden", "Invalid", "Misconfigured", "Missing", "TooMany",
+           "Unauthorized", "Unavailable"]
 
 
 class AppError(Exception):
@@ -64,5 +65,12 @@ class TooMany(AppError):
 
 class Unavailable(AppError):
     """A database or service the application needs failed; the same request may work later."""
+
+    status = 503
+
+
+class Misconfigured(AppError):
+    """The configuration cannot be used (a bad setting, an unreadable key file, S3 named without
+    credentials): the server cannot serve until an operator fixes it."""
 
     status = 503

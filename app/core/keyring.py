@@ -32,11 +32,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.errors import ConfigError
 from ledger.events import Pseudonymizer
 from ledger.home import LogHome
 
-from .errors import Unavailable
+from .errors import Misconfigured, Unavailable
 from .settings import Settings
 
 __all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "Keyring", "RecordsKekPending",
@@ -122,7 +121,7 @@ class Keyring:
                 os.link(tmp, path)
             return path.read_bytes()
         except OSError as e:
-            raise ConfigError(f"cannot create the key {path}: {e}") from e
+            raise Misconfigured(f"cannot create the key {path}: {e}") from e
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -181,7 +180,7 @@ class Keyring:
         except FileExistsError:
             raise RecordsKekPending(f"{self.directory / RECORDS_KEY_NEXT} exists already") from None
         except OSError as e:
-            raise ConfigError(f"cannot write {self.directory / RECORDS_KEY_NEXT}: {e}") from e
+            raise Misconfigured(f"cannot write {self.directory / RECORDS_KEY_NEXT}: {e}") from e
 
     def drop_staged_records_kek(self) -> None:
         """Remove ``records.key.next`` (the database was never re-wrapped under it)."""
@@ -195,7 +194,7 @@ class Keyring:
         file over ``records.key``. Each step is atomic and may be repeated after a crash."""
         staged = self.staged_records_kek()
         if staged is None:
-            raise ConfigError(f"no staged records key ({self.directory / RECORDS_KEY_NEXT}) to install")
+            raise Misconfigured(f"no staged records key ({self.directory / RECORDS_KEY_NEXT}) to install")
         old = self.installed_records_kek()
         retired = None
         try:
@@ -206,7 +205,7 @@ class Keyring:
             os.replace(self.directory / RECORDS_KEY_NEXT, self.directory / RECORDS_KEY)
             _fsync_dir(self.directory)
         except OSError as e:
-            raise ConfigError(f"cannot install the new records key in {self.directory}: {e}") from e
+            raise Misconfigured(f"cannot install the new records key in {self.directory}: {e}") from e
         self._records = None
         return retired
 

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from ledger.errors import EntryError, LedgerError, NotFound, ProofError, StorageError
 
-from .errors import AppError, Unavailable
+from .errors import AppError, Misconfigured, Unavailable
 
 __all__ = ["PROBLEM_JSON", "classify", "client_detail", "exception_handlers", "problem", "request_id"]
 
@@ -80,6 +80,8 @@ def classify(exc: BaseException) -> tuple[int, str]:
             return 400, UNSTORABLE
         if isinstance(exc, Unavailable):
             return 503, "the log's database cannot answer right now"
+        if isinstance(exc, Misconfigured):  # as the ledger's ConfigError
+            return 503, "the log cannot answer right now"
         return exc.status, (str(exc) if exc.status < 500 else "internal server error")
     if isinstance(exc, NotFound):
         return 404, str(exc)
@@ -113,7 +115,7 @@ def _answer(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any
             _log.info("refused an unstorable value (request %s): %s", rid, exc)
         extensions = getattr(exc, "extensions", None) if isinstance(exc, AppError) else None
         return problem(status, detail, **(extensions or {}))  # a refusal's numbers (a job's budget)
-    if isinstance(exc, LedgerError | SQLAlchemyError | Unavailable):
+    if isinstance(exc, LedgerError | SQLAlchemyError | Unavailable | Misconfigured):
         _log.warning("log unavailable (request %s): %s: %s", rid, type(exc).__name__, exc)
     else:
         _log.error("server error (request %s)", rid, exc_info=exc)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ConfigError
+from .errors import Misconfigured
 
 __all__ = ["ENV_DEBUG", "SETTINGS", "Setting", "Settings", "debugging"]
 
@@ -55,7 +55,7 @@ def _strict_flag(name: str, raw: Any) -> bool:
         return raw
     value = str(raw).strip().lower()
     if value not in _YES + _NO:
-        raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, not {value!r}")
+        raise Misconfigured(f"{name} must be 1/true/yes or 0/false/no, not {value!r}")
     return value in _YES
 
 
@@ -68,9 +68,9 @@ def _seconds(name: str, raw: Any) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise Misconfigured(f"{name}={raw!r} is not a number") from None
     if value < 0:
-        raise ConfigError(f"{name} must not be negative, not {raw}")
+        raise Misconfigured(f"{name} must not be negative, not {raw}")
     return value
 
 
@@ -79,10 +79,10 @@ def _retention(name: str, raw: Any) -> int:
     try:
         days = int(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number of days, not {raw!r}") from None
+        raise Misconfigured(f"{name} must be a whole number of days, not {raw!r}") from None
     if not low <= days <= high:
-        raise ConfigError(f"{name}={days}: object-lock retention must be {low} to {high} days "
-                          "(EU AI Act Art. 19 asks for at least six months)")
+        raise Misconfigured(f"{name}={days}: object-lock retention must be {low} to {high} days "
+                            "(EU AI Act Art. 19 asks for at least six months)")
     return days
 
 
@@ -96,8 +96,8 @@ def _addresses(name: str, raw: Any) -> tuple[str, ...]:
         try:  # uvicorn would take anything else as a name, silently
             ipaddress.ip_network(p) if "/" in p else ipaddress.ip_address(p)
         except ValueError:
-            raise ConfigError(f"{name}: {p!r} is not an IP address or network (e.g. 10.0.0.5, "
-                              "172.16.0.0/12)") from None
+            raise Misconfigured(f"{name}: {p!r} is not an IP address or network (e.g. 10.0.0.5, "
+                                "172.16.0.0/12)") from None
     return addresses
 
 
@@ -172,7 +172,7 @@ def _config(home: str | os.PathLike[str] | None, env: Mapping[str, str]) -> dict
     except FileNotFoundError:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
+        raise Misconfigured(f"cannot read {path}: {e}") from e
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ async def _demo(home: LogHome, settings: Settings, password: str | None,
                      actors["demo-operator"], result, say)
         await _oversee(db, log, result, actors, say)
         await _publish(log)  # the checks judge the published log: its checkpoints and timestamps
-        result.check = await run_checks(db, log, EventIndex(db, log))
+        result.check = await run_checks(db, log, EventIndex(db, log), settings=settings)
         counts = result.check.counts()
         say(f"checks:   compliance check recorded at entry {result.check.leaf_index}: "
             + ", ".join(f"{n} {s}" for s, n in counts.items()))

@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, post
 from litestar.exceptions import ClientException
 
 from ..auth.principal import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, objects_of
+from ..core.deps import AppSettingsDep, CallerDep, DbDep, IndexDep, KeyringDep, LogDep, objects_of
 from ..core.keyring import Keyring
 from .builder import build_bundle
 from .dsse import public_key_pem
@@ -48,12 +48,12 @@ class BundlesController(Controller):
 
     @post("/bundles", opt={"scope": "read"}, status_code=200)
     async def create(self, request: Req, db: DbDep, log: LogDep, keyring: KeyringDep, event_index: IndexDep,
-                     caller: CallerDep) -> Response[bytes]:
+                     caller: CallerDep, app_settings: AppSettingsDep) -> Response[bytes]:
         """Build the bundle for the scope in the body, e.g. ``{"kind": "run", "run": "run_..."}``."""
         scope = _scope(await request.body())
         bundle = await build_bundle(db, log, scope, evidence_key=keyring.evidence_signer,
                                     actor=caller, index=event_index,
-                                    objects=objects_of(request))
+                                    objects=objects_of(request), settings=app_settings)
         return Response(bundle.data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{bundle.filename}"',
             "X-Manifest-SHA256": bundle.manifest_sha256, "X-Tree-Size": str(bundle.tree_size),

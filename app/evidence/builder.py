@@ -44,6 +44,7 @@ from ledger.tlog_proof import format_tlog_proof
 
 from ..compliance.reports import build_report
 from ..core.database import Database
+from ..core.settings import Settings
 from ..events.index import EventIndex
 from ..events.recording import SYSTEM, Actor, record
 from ..objects import ObjectStore, Stored
@@ -103,9 +104,9 @@ def _tsa_chain(log: Log, responses: Sequence[bytes]) -> bytes:
 
 
 async def _report(db: Database, log: Log, index: EventIndex, scope: Scope,
-                  tree_size: int) -> dict[str, bytes]:
+                  tree_size: int, settings: Settings) -> dict[str, bytes]:
     """The compliance report's files for the scope, over the tree the proofs are against."""
-    report = await build_report(db, log, index, scope, tree_size=tree_size)
+    report = await build_report(db, log, index, scope, tree_size=tree_size, settings=settings)
     return {"report.json": report.json_bytes(), "report.html": report.html_bytes()}
 
 
@@ -165,8 +166,10 @@ def _manifest(log: Log, scope: Scope, created_at: str, cp: SignedCheckpoint, lat
 
 async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed25519PrivateKey,
                        actor: Actor = SYSTEM, record_event: bool = True,
-                       index: EventIndex | None = None, objects: ObjectStore | None = None) -> Bundle:
-    """Build the bundle for ``scope`` from the log as it is now, and record ``bundle.created``.
+                       index: EventIndex | None = None, objects: ObjectStore | None = None,
+                       settings: Settings) -> Bundle:
+    """Build the bundle for ``scope`` from the log as it is now, and record ``bundle.created``;
+    its compliance report is evaluated under the caller's ``settings``.
 
     With ``objects`` the zip is archived first (``evidence/bundles/<name>-<sha256 prefix>.zip``,
     write-once on a locked bucket) and the event carries its key and SHA-256, so the archived
@@ -215,7 +218,7 @@ async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed
         files[f"entries/{i}.json"] = entries[i]
         files[f"proofs/{i}.tlog-proof"] = format_tlog_proof(i, proof, cp.note)
     lap("files")
-    report = await _report(db, log, index, scope, cp.size)
+    report = await _report(db, log, index, scope, cp.size, settings)
     lap("report")
     files.update(report)
     files["verify.py"] = (_HERE / "standalone_verify.py").read_bytes()

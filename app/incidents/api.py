@@ -14,7 +14,7 @@ from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 
 from ..auth import authorized
-from ..core.deps import CallerDep, DbDep, IndexDep, KeyringDep, LogDep, json_body, objects_of
+from ..core.deps import AppSettingsDep, CallerDep, DbDep, IndexDep, KeyringDep, LogDep, json_body, objects_of
 from ..core.roles import DECIDERS
 from ..evidence.scope import Scope
 from .freeze import freeze_evidence, list_incidents
@@ -51,11 +51,13 @@ class IncidentsController(Controller):
 
     @post("/", opt=DECIDERS, status_code=201)
     async def freeze(self, request: Req, db: DbDep, log: LogDep, keyring: KeyringDep,
-                     event_index: IndexDep, caller: CallerDep) -> Response[dict[str, Any]]:
+                     event_index: IndexDep, caller: CallerDep,
+                     app_settings: AppSettingsDep) -> Response[dict[str, Any]]:
         """Freeze the scope's evidence; 201 with the incident id, the bundle's key and SHA-256."""
         reason, scope, halt = _body(await json_body(request))
         frozen = await freeze_evidence(db, log, scope, reason, caller, objects=objects_of(request),
-                                       evidence_key=keyring.evidence_signer, halt=halt, index=event_index)
+                                       evidence_key=keyring.evidence_signer, halt=halt, index=event_index,
+                                       settings=app_settings)
         return Response(frozen.to_dict(), status_code=201, headers={"Cache-Control": "no-store"})
 
     @get("/", opt={"scope": "read"})

@@ -59,7 +59,8 @@ def freeze(ctx: click.Context, reason: str | None, halt: bool, as_account: str |
         actor = await acting_as(opened.db, opened.keyring, as_account)
         return await freeze_evidence(opened.db, opened.log, scope, reason, actor,
                                      objects=object_store(home, settings_of(ctx)),
-                                     evidence_key=opened.keyring.evidence_signer, halt=halt)
+                                     evidence_key=opened.keyring.evidence_signer, halt=halt,
+                                     settings=settings_of(ctx))
 
     frozen = on_home(ctx, body)
     click.echo(json.dumps({"incident": frozen.incident, "object_key": frozen.object_key,

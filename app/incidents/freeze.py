@@ -23,20 +23,20 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.errors import NotFound
 from ledger.log import Log
 from trainers.hashing import directory_root
 
 from ..audit.artefacts import expected_objects, worker_runs
 from ..core.database import Database
 from ..core.roles import FREEZERS, OVERSIGHT_ROLES
+from ..core.settings import Settings
 from ..events.index import EventIndex
 from ..events.recording import Actor, record
 from ..evidence.builder import build_bundle
 from ..evidence.scope import Scope, select
 from ..jobs.errors import Conflict, Forbidden, JobError, JobNotFound
 from ..jobs.service import get_job, new_id
-from ..objects import ObjectError, ObjectStore
+from ..objects import ObjectError, ObjectMissing, ObjectStore
 from ..oversight import service as oversight
 
 __all__ = ["KIND", "MIN_REASON", "Frozen", "freeze_evidence", "list_incidents"]
@@ -116,15 +116,16 @@ def _hold(objects: ObjectStore, named: dict[str, str]) -> tuple[dict[str, str], 
         try:
             objects.legal_hold(key)
             held[key] = objects.sha256(key)
-        except (NotFound, ObjectError):
+        except (ObjectMissing, ObjectError):
             missing.append(key)
     return held, missing, [k for k, digest in held.items() if digest != named[k]]
 
 
 async def freeze_evidence(db: Database, log: Log, scope: Scope, reason: str | None, actor: Actor, *,
                           objects: ObjectStore, evidence_key: Ed25519PrivateKey,
-                          index: EventIndex | None = None, halt: bool = False) -> Frozen:
-    """Freeze the evidence of ``scope`` (see the module docstring) and record ``incident.frozen``.
+                          index: EventIndex | None = None, halt: bool = False, settings: Settings) -> Frozen:
+    """Freeze the evidence of ``scope`` (see the module docstring) and record ``incident.frozen``;
+    the bundle's report is evaluated under the caller's ``settings``.
 
     Raises :class:`~app.jobs.errors.Forbidden` for a role that may not freeze (or halt),
     :class:`~app.jobs.errors.JobError` for a missing or too short reason and
@@ -136,7 +137,7 @@ async def freeze_evidence(db: Database, log: Log, scope: Scope, reason: str | No
     index = index or EventIndex(db, log)
     halted = await _halt(db, log, scope, text, actor, index) if halt else []
     bundle = await build_bundle(db, log, scope, evidence_key=evidence_key, actor=actor, record_event=False,
-                                index=index)
+                                index=index, settings=settings)
     incident = new_id("inc")
     key = f"incidents/{incident}/bundle.zip"
     stored = await asyncio.to_thread(objects.put_bytes, key, bundle.data)

@@ -32,7 +32,7 @@ async def jobs_lifespan(app: Litestar) -> AsyncIterator[None]:
     """The job queue on ``app.state.queue`` for the app's lifetime (kept if one was handed in)."""
     owned = getattr(app.state, "queue", None) is None
     if owned:
-        app.state.queue = queue_from_env(getattr(app.state, "app_settings", None))
+        app.state.queue = queue_from_env(app.state.app_settings)
     try:
         yield
     finally:

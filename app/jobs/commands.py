@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..core.commands import Opened, acting_as, on_home
+from ..core.commands import Opened, acting_as, on_home, settings_of
 
 __all__ = ["jobs"]
 
@@ -46,7 +46,7 @@ def jobs_submit(ctx: click.Context, spec: Path, as_account: str | None) -> None:
         from . import service
         from .queue import queue_from_env
 
-        queue = queue_from_env()
+        queue = queue_from_env(settings_of(ctx))
         try:
             actor = await acting_as(home.db, home.keyring, as_account)
             return await service.submit(home.db, home.log, home.keyring, queue, doc, actor,
@@ -129,7 +129,7 @@ def jobs_cancel(ctx: click.Context, run: str, as_account: str | None) -> None:
     from .queue import queue_from_env
 
     async def body(home: Opened) -> Any:
-        queue = queue_from_env()
+        queue = queue_from_env(settings_of(ctx))
         try:
             actor = await acting_as(home.db, home.keyring, as_account)
             return await service.cancel(home.db, home.log, queue, run, actor)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ledger.errors import ConfigError
-
+from ..core.errors import Misconfigured
 from ..core.settings import Settings
 
 __all__ = ["DEFAULT_QUEUE", "ENV_QUEUE", "ENV_REDIS", "JOB_FUNCTION", "ArqQueue", "LocalQueue", "Queue",
@@ -60,7 +59,7 @@ class ArqQueue:
                 self._pool = await create_pool(RedisSettings.from_dsn(self.url),
                                                default_queue_name=self.queue_name)
             except (OSError, ConnectionError) as e:
-                raise ConfigError(f"cannot reach Redis at {self.url}: {e}") from e
+                raise Misconfigured(f"cannot reach Redis at {self.url}: {e}") from e
         return self._pool
 
     async def enqueue(self, run: str, job_id: str) -> None:
@@ -82,9 +81,8 @@ class ArqQueue:
             self._pool = None
 
 
-def queue_from_env(settings: Settings | None = None) -> Queue:
-    """ARQ on ``settings.redis_url`` when set, else the local queue (``settings``: default, built now)."""
-    settings = settings or Settings.load()
+def queue_from_env(settings: Settings) -> Queue:
+    """ARQ on ``settings.redis_url`` when set, else the local queue (``settings``: the caller's)."""
     if settings.redis_url:
         return ArqQueue(settings.redis_url, settings.queue or DEFAULT_QUEUE)
     return LocalQueue()

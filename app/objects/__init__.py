@@ -12,21 +12,23 @@ store holds and compare it with the log (``rlhf-audit verify`` does).
   from the application's :class:`~app.core.settings.Settings`. See ``docs/operations.md``.
 
 Keys are relative POSIX paths; ``..``, absolute paths and empty segments are refused
-(:class:`ObjectError`), so a key can never escape the store.
+(:class:`ObjectError`, 400), so a key can never escape the store. A missing object is
+:class:`ObjectMissing` (404), a failing or unreachable store :class:`ObjectStoreUnavailable` (503),
+a store configured wrongly :class:`~app.core.errors.Misconfigured`.
 """
 
 from __future__ import annotations
 
-from ledger.errors import ConfigError
 from ledger.home import LogHome
 
+from ..core.errors import Misconfigured
 from ..core.settings import Settings
-from .base import ObjectError, ObjectStore, Stored
+from .base import ObjectError, ObjectMissing, ObjectStore, ObjectStoreUnavailable, Stored
 from .files import FileStore
 from .s3 import DEFAULT_RETENTION_DAYS, S3Store
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "MIN_RETENTION_DAYS", "FileStore", "ObjectError", "ObjectStore",
-           "S3Store", "Stored", "object_store"]
+__all__ = ["DEFAULT_RETENTION_DAYS", "MIN_RETENTION_DAYS", "FileStore", "ObjectError", "ObjectMissing",
+           "ObjectStore", "ObjectStoreUnavailable", "S3Store", "Stored", "object_store"]
 
 ENV_ENDPOINT = "RLHF_AUDIT_S3_ENDPOINT"  # these are read into Settings (app.core.settings)
 ENV_BUCKET = "RLHF_AUDIT_S3_BUCKET"
@@ -49,7 +51,7 @@ def object_store(home: LogHome | None, settings: Settings) -> ObjectStore:
                  (ENV_SECRET, settings.s3_secret_key))
         missing = [n for n, v in given if not v]
         if missing:
-            raise ConfigError(f"{ENV_ENDPOINT} is set but {', '.join(missing)} are not")
+            raise Misconfigured(f"{ENV_ENDPOINT} is set but {', '.join(missing)} are not")
         assert settings.s3_bucket and settings.s3_access_key and settings.s3_secret_key
         return S3Store(settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key,
                        settings.s3_secret_key, secure=settings.s3_secure,

@@ -1,4 +1,6 @@
-"""What every object store shares: key checking, the record of a stored object, the protocol."""
+"""What every object store shares: key checking, the record of a stored object, the protocol, and
+its errors (the application's kinds: a bad key is the caller's 400, a missing object 404, a store
+that fails or cannot be reached 503; one configured wrongly raises ``Misconfigured``)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,24 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from ledger.errors import EntryError, NotFound
+from ..core.errors import Invalid, Missing, Unavailable
 
-__all__ = ["CHUNK", "ObjectError", "ObjectStore", "Stored", "check_key", "files_of", "get_dir", "put_dir",
-           "sha256_of_stream"]
+__all__ = ["CHUNK", "ObjectError", "ObjectMissing", "ObjectStore", "ObjectStoreUnavailable", "Stored",
+           "check_key", "files_of", "get_dir", "put_dir", "sha256_of_stream"]
 
 CHUNK = 1 << 20
 
 
-class ObjectError(EntryError):
+class ObjectError(Invalid):
     """A key that cannot name an object (absolute, ``..``, empty)."""
+
+
+class ObjectMissing(Missing):
+    """No object under the key (or no local file or directory to store)."""
+
+
+class ObjectStoreUnavailable(Unavailable):
+    """The store failed to read or write, or could not be reached."""
 
 
 def check_key(key: str) -> str:
@@ -29,7 +39,7 @@ def check_key(key: str) -> str:
 
 def files_of(directory: Path) -> list[tuple[str, Path]]:
     if not directory.is_dir():
-        raise NotFound(f"no directory {directory}")
+        raise ObjectMissing(f"no directory {directory}")
     return sorted((p.relative_to(directory).as_posix(), p) for p in directory.rglob("*") if p.is_file())
 
 
@@ -78,7 +88,7 @@ def get_dir(store: ObjectStore, prefix: str, dest: Path) -> list[str]:
     """Every object under ``prefix`` into ``dest``, keeping the relative paths; their keys."""
     keys = store.list(prefix)
     if not keys:
-        raise NotFound(f"no objects under {prefix!r}")
+        raise ObjectMissing(f"no objects under {prefix!r}")
     base = check_key(prefix)
     for k in keys:
         store.get(k, dest / k[len(base) + 1:])

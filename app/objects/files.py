@@ -13,9 +13,17 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from ledger.errors import NotFound, StorageError
-
-from .base import CHUNK, Stored, check_key, files_of, get_dir, put_dir, sha256_of_stream
+from .base import (
+    CHUNK,
+    ObjectMissing,
+    ObjectStoreUnavailable,
+    Stored,
+    check_key,
+    files_of,
+    get_dir,
+    put_dir,
+    sha256_of_stream,
+)
 
 __all__ = ["FileStore"]
 
@@ -44,7 +52,7 @@ class FileStore:
                     out.write(chunk)
             os.replace(tmp, target)
         except OSError as e:
-            raise StorageError(f"cannot store {key}: {e}") from e
+            raise ObjectStoreUnavailable(f"cannot store {key}: {e}") from e
         return Stored(check_key(key), "sha256:" + h.hexdigest(), size)
 
     def put_file(self, key: str, path: Path) -> Stored:
@@ -52,7 +60,7 @@ class FileStore:
         try:
             source = open(path, "rb")  # noqa: SIM115 (closed below, after the write)
         except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"no file {path} to store") from None
+            raise ObjectMissing(f"no file {path} to store") from None
         with source:
             return self._write(key, iter(lambda: source.read(CHUNK), b""))
 
@@ -65,7 +73,7 @@ class FileStore:
     def get(self, key: str, dest: Path) -> Path:
         source = self._path(key)
         if not source.is_file():
-            raise NotFound(f"no object {key!r} in {self.root}")
+            raise ObjectMissing(f"no object {key!r} in {self.root}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
         return dest
@@ -84,20 +92,20 @@ class FileStore:
         try:
             return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"no object {key!r} in {self.root}") from None
+            raise ObjectMissing(f"no object {key!r} in {self.root}") from None
 
     def sha256(self, key: str) -> str:
         try:
             with open(self._path(key), "rb") as f:
                 return sha256_of_stream(f)
         except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"no object {key!r} in {self.root}") from None
+            raise ObjectMissing(f"no object {key!r} in {self.root}") from None
 
     def legal_hold(self, key: str) -> None:
         """The nearest a directory has: the file made read-only (its owner can still undo it)."""
         path = self._path(key)
         if not path.is_file():
-            raise NotFound(f"no object {key!r} in {self.root}")
+            raise ObjectMissing(f"no object {key!r} in {self.root}")
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
     def url(self, key: str) -> str:

@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from ledger.errors import ConfigError, NotFound, StorageError
-
-from .base import CHUNK, Stored, check_key, get_dir, put_dir
+from ..core.errors import Misconfigured
+from .base import CHUNK, ObjectMissing, ObjectStoreUnavailable, Stored, check_key, get_dir, put_dir
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "MAX_OBJECT", "S3Store"]
 
@@ -51,9 +50,9 @@ class S3Store:
         try:
             check_bucket_name(bucket)
         except ValueError as e:
-            raise ConfigError(f"RLHF_AUDIT_S3_BUCKET: {e}") from None
+            raise Misconfigured(f"RLHF_AUDIT_S3_BUCKET: {e}") from None
         if retention_days < 1:
-            raise ConfigError("object-lock retention must be at least one day")
+            raise Misconfigured("object-lock retention must be at least one day")
         self.bucket = bucket
         self.retention_days = retention_days
         self.object_lock = object_lock
@@ -89,11 +88,11 @@ class S3Store:
             self.client.get_object_lock_config(self.bucket)
         except S3Error as e:
             if e.code in ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"):
-                raise ConfigError(f"bucket {self.bucket} has no object lock, so evidence in it could be "
-                                  f"overwritten or deleted: {how}") from None
+                raise Misconfigured(f"bucket {self.bucket} has no object lock, so evidence in it could be "
+                                    f"overwritten or deleted: {how}") from None
             raise
         if self.client.get_bucket_versioning(self.bucket).status != "Enabled":
-            raise ConfigError(f"bucket {self.bucket} has object lock but versioning is not enabled: {how}")
+            raise Misconfigured(f"bucket {self.bucket} has object lock but versioning is not enabled: {how}")
 
     def _call(self, what: str, key: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         from minio.error import MinioException, S3Error
@@ -106,10 +105,10 @@ class S3Store:
             return fn(*args, **kwargs)
         except S3Error as e:
             if e.code in ("NoSuchKey", "NoSuchObject", "NoSuchVersion"):
-                raise NotFound(f"no object {key!r} in bucket {self.bucket}") from None
-            raise StorageError(f"object store: {what}: {e.code}: {e.message}") from e
+                raise ObjectMissing(f"no object {key!r} in bucket {self.bucket}") from None
+            raise ObjectStoreUnavailable(f"object store: {what}: {e.code}: {e.message}") from e
         except (MinioException, HTTPError, OSError) as e:
-            raise StorageError(f"object store unreachable while {what}: {e}") from e
+            raise ObjectStoreUnavailable(f"object store unreachable while {what}: {e}") from e
 
     # -- writing --------------------------------------------------------------------------
 
@@ -119,8 +118,8 @@ class S3Store:
 
         k = check_key(key)
         if size > MAX_OBJECT:
-            raise StorageError(f"{k} is {size:,} bytes; one object may be at most {MAX_OBJECT:,} "
-                               "(multipart uploads are not supported)")
+            raise ObjectStoreUnavailable(f"{k} is {size:,} bytes; one object may be at most "
+                                         f"{MAX_OBJECT:,} (multipart uploads are not supported)")
         until = None
         if self.object_lock:
             until = (datetime.now(UTC) + timedelta(days=self.retention_days)).replace(microsecond=0)
@@ -130,7 +129,8 @@ class S3Store:
                             retention=Retention(COMPLIANCE, until) if until else None)
         echoed = result.http_headers.get("x-amz-checksum-sha256")
         if echoed and echoed != headers["x-amz-checksum-sha256"]:
-            raise StorageError(f"object store: the server stored {k} with checksum {echoed}, not ours")
+            raise ObjectStoreUnavailable(f"object store: the server stored {k} with checksum {echoed}, "
+                                         "not ours")
         return Stored(k, "sha256:" + digest.hex(), size, result.version_id, until)
 
     def put_file(self, key: str, path: Path) -> Stored:
@@ -145,7 +145,7 @@ class S3Store:
                 f.seek(0)
                 return self._put(key, f, size, h.digest())
         except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"no file {path} to store") from None
+            raise ObjectMissing(f"no file {path} to store") from None
 
     def put_bytes(self, key: str, data: bytes) -> Stored:
         return self._put(key, io.BytesIO(data), len(data), hashlib.sha256(data).digest())

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..core.commands import Opened, acting_as, on_home
+from ..core.commands import Opened, acting_as, on_home, settings_of
 from ..events.recording import Actor
 from ..jobs.queue import queue_from_env
 from . import service
@@ -59,7 +59,7 @@ def oversight_resume(ctx: click.Context, run: str, justification: str, as_accoun
     """Resume halted RUN (needs an overseer other than the one who halted it)."""
 
     async def act(home: Opened, actor: Actor) -> Any:
-        queue = queue_from_env()
+        queue = queue_from_env(settings_of(ctx))
         try:
             return await service.resume(home.db, home.log, queue, run, justification, actor)
         finally:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
 
+from ..core.errors import Misconfigured, Unavailable
 from ..core.problems import classify, request_id
 from .web import NeedsEnrolment, flash, page, redirect, sign_in_url
 
@@ -44,7 +45,7 @@ def _status_of(exc: Exception) -> tuple[int, str]:
         ref = f" (request {rid})" if rid else ""
         if isinstance(exc, HTTPException):
             return status, f"the server failed to answer; try again, and tell an administrator{ref}"
-        if isinstance(exc, LedgerError | SQLAlchemyError):
+        if isinstance(exc, LedgerError | SQLAlchemyError | Unavailable | Misconfigured):
             return status, f"{detail}; try again, and tell an administrator if it lasts{ref}"
         return status, f"something went wrong on the server; the error has been logged{ref}"
     return status, detail

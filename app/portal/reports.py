@@ -30,7 +30,7 @@ from ledger.errors import LedgerError, NotFound
 from ..compliance import latest_check, list_alerts, run_checks
 from ..compliance.reports import FORMATS, MEDIA_TYPES, build_report, render_report
 from ..compliance.scope import ReportScope
-from ..core.deps import keyring_of, objects_of
+from ..core.deps import app_settings_of, keyring_of, objects_of
 from ..core.errors import AppError, Forbidden, Missing
 from ..core.params import QueryIndex
 from ..core.problems import client_detail
@@ -129,7 +129,8 @@ class ReportsController(Controller):
     @post("/checks", guards=[role_guard(*COMPLIANCE_READERS)])
     async def check(self, request: Req) -> Redirect:
         """Run the regulation pack now (recorded as ``compliance.checked``)."""
-        run = await run_checks(db_of(request), log_of(request), event_index(request), actor=actor_of(request))
+        run = await run_checks(db_of(request), log_of(request), event_index(request), actor=actor_of(request),
+                               settings=app_settings_of(request))
         c = run.counts()
         message = (f"Checks done: {c['pass']} passed, {c['fail']} failed, {c['not_applicable']} not "
                    f"applicable (log entry {run.leaf_index}).")
@@ -143,7 +144,8 @@ class ReportsController(Controller):
             if fmt not in FORMATS:
                 raise ValueError(f"format must be one of {', '.join(FORMATS)}")
             log = log_of(request)
-            report = await build_report(db_of(request), log, event_index(request), scope_of(data))
+            report = await build_report(db_of(request), log, event_index(request), scope_of(data),
+                                        settings=app_settings_of(request))
             document = await render_report(log, report, fmt, actor_of(request),
                                            objects=objects_of(request))
         except (ValueError, LedgerError, AppError) as e:
@@ -165,7 +167,7 @@ class ReportsController(Controller):
             built = await build_bundle(db_of(request), log_of(request), Scope.from_json(scope),
                                        evidence_key=keyring_of(request).evidence_signer,
                                        actor=actor_of(request), index=event_index(request),
-                                       objects=objects_of(request))
+                                       objects=objects_of(request), settings=app_settings_of(request))
         except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=400, **await _context(request),
                         may_report=_may(request), form=data,
@@ -193,7 +195,7 @@ class ReportsController(Controller):
             frozen = await freeze_evidence(
                 db_of(request), log_of(request), scope, data.get("reason"), actor_of(request),
                 objects=objects, evidence_key=keyring_of(request).evidence_signer, index=index,
-                halt=data.get("halt") == "yes")
+                halt=data.get("halt") == "yes", settings=app_settings_of(request))
         except (ValueError, LedgerError, AppError) as e:
             return page(request, "reports.html", status_code=_freeze_status(e), **await _context(request),
                         may_report=_may(request), form={}, freeze_form=data, frozen=None,
@@ -219,7 +221,7 @@ class ReportsController(Controller):
             raise NotFoundException(f"no frozen bundle of incident {incident} on the log")
         try:
             data, digest = await asyncio.to_thread(_read_checked, objects, found["object_key"])
-        except (NotFound, LedgerError) as e:
+        except AppError as e:  # the store's: no such object, unreachable, misconfigured
             raise NotFoundException(f"the frozen bundle of {incident} is not in the object store: "
                                     f"{client_detail(e)}") from e
         if digest != found.get("sha256"):

@@ -13,6 +13,7 @@ import pytest
 
 from app.compliance.config import ComplianceConfig
 from app.core.database import migrate_home, open_home
+from app.core.settings import Settings
 from ledger.errors import ConfigError
 from ledger.home import ENV_TSA_ROOTS, ENV_TSA_URLS, LogHome
 from tests.support.cli_run import cli, cli_env
@@ -131,7 +132,7 @@ async def test_one_roots_setting_for_verify_and_compliance(
         home.local_tsa().root_certificate.subject.rfc4514_string(), "CN=Test Root CA"]
     db, log = await open_home(home)
     try:
-        config = await ComplianceConfig.load(db, log)
+        config = await ComplianceConfig.load(db, log, Settings.load(home.path))
     finally:
         await log.close()
         await db.close()

@@ -130,13 +130,14 @@ async def wait_status(log: Log, run: str, statuses: tuple[str, ...], timeout: fl
 
 
 @asynccontextmanager
-async def serving(log: Log, keyring: Keyring, queue: Any = None) -> AsyncIterator[Any]:
-    """The app (lifespan on this loop) with ``queue`` on its state, and an httpx client over ASGI."""
+async def serving(log: Log, keyring: Keyring, queue: Any = None, home: Any = None) -> AsyncIterator[Any]:
+    """The app (lifespan on this loop) with ``queue`` on its state, and an httpx client over ASGI;
+    ``home``: the ``--home`` it serves (its ``config.toml`` gives the app's settings)."""
     import httpx
 
     from app.server.core import create_app
 
-    app = create_app(db=database_of(log), log=log, keyring=keyring)
+    app = create_app(home, db=database_of(log), log=log, keyring=keyring)
     app.state.queue = queue
     started, stop = asyncio.Event(), asyncio.Event()
 

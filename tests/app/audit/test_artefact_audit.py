@@ -21,6 +21,7 @@ from app.audit.artefacts import audit_artefacts, expected_objects
 from app.compliance.reports import build_report, render_report
 from app.core.database import Database, open_home
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.datasets import import_dataset
 from app.events.recording import Actor, record
 from app.evidence.builder import build_bundle
@@ -57,10 +58,10 @@ async def _story(db: Database, log: Log, objects: ObjectStore, keyring: Keyring,
                  files={"m.bin": "sha256:" + "0" * 64}, root="sha256:00")  # a team's script: stored elsewhere
     imported = await import_dataset(db, log, keyring, "helpful", jsonl(rows(6)), objects=objects)
     await log.integrate()
-    report = await build_report(db, log, None, {"kind": "all"})
+    report = await build_report(db, log, None, {"kind": "all"}, settings=Settings.load())
     await render_report(log, report, "json", objects=objects)
     bundle = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=Ed25519PrivateKey.generate(),
-                                objects=objects)
+                                objects=objects, settings=Settings.load())
     await log.integrate()
     await log.timestamp_pending(force=True)
     return {"checkpoint_leaf": ckpt.leaf_index, "dataset_leaf": imported.leaf_index, "bundle": bundle}

@@ -128,7 +128,9 @@ def test_home_option_before_the_command(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("error", "code"), [
     ("app.core.errors:Missing", 3), ("ledger.errors:NotFound", 3), ("app.core.errors:Conflict", 1),
-    ("app.core.errors:Unavailable", 1), ("ledger.errors:StorageError", 1), ("builtins:RuntimeError", 70),
+    ("app.core.errors:Unavailable", 1), ("ledger.errors:StorageError", 1),
+    ("app.core.errors:Misconfigured", 1), ("ledger.errors:ConfigError", 1), ("app.objects:ObjectMissing", 3),
+    ("builtins:RuntimeError", 70),
 ])
 def test_app_and_ledger_errors_end_as_one_line(error: str, code: int, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:

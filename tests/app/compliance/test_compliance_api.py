@@ -19,13 +19,15 @@ from pypdf import PdfReader
 
 from app.compliance import ComplianceConfig, list_alerts, run_checks
 from app.compliance.alerts import deliver
-from app.compliance.config import ENV_WEBHOOK
+from app.compliance.config import ENV_RETENTION, ENV_WEBHOOK
 from app.compliance.schedule import ENV_REDIS
 from app.config.runtime import RuntimeSettings, change
 from app.core.database import Database
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.events.index import EventIndex
 from app.events.recording import Actor, event
+from ledger.home import LogHome
 from ledger.log import Log
 from tests.support.compliance_log import ALICE, build_log, dataset_events, run_events
 from tests.support.jobs import is_problem, serving, token
@@ -197,7 +199,7 @@ async def test_a_webhook_that_is_down_slow_or_failing_never_breaks_a_check(db: D
                                                                           hook: Hook) -> None:
     await build_log(log)
     await _unsheeted_run(log)
-    base = await ComplianceConfig.load(db, log)
+    base = await ComplianceConfig.load(db, log, Settings.load())
     down = f"http://127.0.0.1:{_free_port()}/nobody"
     config = ComplianceConfig(**{**base.__dict__, "webhook_url": down, "webhook_timeout_s": 0.5})
     run = await run_checks(db, log, EventIndex(db, log), config=config)
@@ -223,15 +225,16 @@ async def test_a_webhook_that_is_down_slow_or_failing_never_breaks_a_check(db: D
 async def test_webhook_from_the_run_time_setting(db: Database, log: Log, hook: Hook,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_WEBHOOK, raising=False)
-    assert (await ComplianceConfig.load(db, log)).webhook_url is None
+    assert (await ComplianceConfig.load(db, log, Settings.load())).webhook_url is None
     await change(RuntimeSettings(db, log), "alert_webhook_url", hook.url, by=ALICE)
-    assert (await ComplianceConfig.load(db, log)).webhook_url == hook.url
+    assert (await ComplianceConfig.load(db, log, Settings.load())).webhook_url == hook.url
     monkeypatch.setenv(ENV_WEBHOOK, "http://127.0.0.1:9/elsewhere")
-    assert (await ComplianceConfig.load(db, log)).webhook_url == "http://127.0.0.1:9/elsewhere"
+    assert (await ComplianceConfig.load(db, log, Settings.load())).webhook_url == "http://127.0.0.1:9/elsewhere"
     monkeypatch.delenv(ENV_WEBHOOK)
     await build_log(log)
     await _unsheeted_run(log)
-    run = await run_checks(db, log, EventIndex(db, log), actor=Actor("system", "system"))
+    run = await run_checks(db, log, EventIndex(db, log), actor=Actor("system", "system"),
+                           settings=Settings.load())
     assert [b["alert"]["rule"] for b in hook.bodies] == [a.rule for a in run.opened]
     assert [a.rule for a in run.opened] == ["ai-act.art10.datasheet"]
 
@@ -254,3 +257,32 @@ async def test_the_server_checks_on_a_schedule_without_redis(db: Database, log: 
         assert checked == []
     else:
         assert checked and checked[0].event["actor"] == "system"
+
+
+async def test_an_on_demand_check_uses_the_served_homes_settings(log: Log, keyring: Keyring, hook: Hook,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's ``--home`` decides (its config.toml), not whatever $RLHF_AUDIT_HOME names."""
+    served, elsewhere = LogHome(tmp_path / "served"), LogHome(tmp_path / "elsewhere")
+    other = Hook()
+    try:
+        for home, url, days in ((served, hook.url, 200), (elsewhere, other.url, 30)):
+            home.init()
+            with home.config_file.open("a") as f:
+                f.write(f'alert_webhook = "{url}"\nretention_days = {days}\n')
+        for name in (ENV_WEBHOOK, ENV_RETENTION, ENV_REDIS):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("RLHF_AUDIT_HOME", str(elsewhere.path))
+        await build_log(log)
+        await _unsheeted_run(log)
+        admin = await token(log, keyring, "adm", "admin")
+        async with serving(log, keyring, home=served) as client:
+            r = await client.post("/api/v1/compliance/checks", headers=admin)
+        assert r.status_code == 201, r.text
+        status = {x["rule"]: x["status"] for x in r.json()["results"]}
+        assert status["ai-act.art19.retention"] == "pass"  # 200 days (served), not 30 (elsewhere)
+        assert [k for k, v in status.items() if v == "fail"] == ["ai-act.art10.datasheet"]
+        assert [b["alert"]["rule"] for b in hook.bodies] == ["ai-act.art10.datasheet"]
+        assert other.bodies == []
+    finally:
+        other.close()

@@ -14,6 +14,7 @@ from pypdf import PdfReader
 from app.compliance import run_checks
 from app.compliance.reports import Report, ReportScope, ScopeError, build_report, render_report
 from app.core.database import Database
+from app.core.settings import Settings
 from app.events.index import EventIndex
 from ledger.errors import NotFound
 from ledger.log import Log
@@ -21,7 +22,7 @@ from tests.support.compliance_log import ALICE, BOB, build_log, decision, settle
 
 
 async def _report(db: Database, log: Log, scope: object) -> tuple[Report, dict]:  # type: ignore[type-arg]
-    report = await build_report(db, log, EventIndex(db, log), scope)
+    report = await build_report(db, log, EventIndex(db, log), scope, settings=Settings.load())
     return report, orjson.loads(report.json_bytes())
 
 
@@ -44,7 +45,7 @@ def _cited(data: object) -> set[int]:
 
 async def test_model_release_report_has_every_section_backed_by_entries(db: Database, log: Log) -> None:
     built = await build_log(log)
-    check = await run_checks(db, log, EventIndex(db, log))
+    check = await run_checks(db, log, EventIndex(db, log), settings=Settings.load())
     size = await settle(log)
     report, data = await _report(db, log, {"kind": "release", "model": "model_a"})
     assert report.tree_size == size == data["log"]["tree_size"]
@@ -137,9 +138,10 @@ async def test_time_range_dataset_and_whole_log_scopes(db: Database, log: Log) -
 async def test_bad_scopes(db: Database, log: Log) -> None:
     await build_log(log)
     with pytest.raises(NotFound, match="model_nope"):
-        await build_report(db, log, EventIndex(db, log), {"model": "model_nope"})
+        await build_report(db, log, EventIndex(db, log), {"model": "model_nope"}, settings=Settings())
     with pytest.raises(NotFound, match="run_nope"):
-        await build_report(db, log, EventIndex(db, log), {"kind": "run", "run": "run_nope"})
+        await build_report(db, log, EventIndex(db, log), {"kind": "run", "run": "run_nope"},
+                           settings=Settings())
     for bad, words in [({"kind": "planet"}, "scope kind"), ({"kind": "run"}, "needs a non-empty 'run'"),
                        ({"since": "yesterday", "until": "2026-01-01T00:00:00Z"}, "RFC 3339"),
                        ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "earlier"),

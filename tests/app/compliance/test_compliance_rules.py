@@ -16,9 +16,10 @@ from app.compliance import DEFAULT_PACK, ComplianceConfig, Outcome, Pack, Rule, 
 from app.compliance.config import ENV_RETENTION
 from app.compliance.schedule import checks_every, compliance_check
 from app.core.database import Database
+from app.core.errors import Misconfigured
+from app.core.settings import Settings
 from app.events.index import EventIndex
 from app.events.recording import event
-from ledger.errors import ConfigError
 from ledger.log import Log
 from tests.support.compliance_log import (
     ALICE,
@@ -34,7 +35,7 @@ from tests.support.entry_rows import set_entry
 
 
 async def _config(db: Database, log: Log, **changes: object) -> ComplianceConfig:
-    base = await ComplianceConfig.load(db, log)
+    base = await ComplianceConfig.load(db, log, Settings.load())
     return ComplianceConfig(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
 
@@ -252,13 +253,13 @@ async def test_art19_retention_setting(db: Database, log: Log, monkeypatch: pyte
     res = (await _results(db, log, retention_days=30))["ai-act.art19.retention"]
     assert res.status == "fail" and "30 days" in res.summary
     monkeypatch.setenv(ENV_RETENTION, "200")
-    config = await ComplianceConfig.load(db, log)
+    config = await ComplianceConfig.load(db, log, Settings.load())
     assert config.retention_days == 200
     results, _ = await evaluate(db, log, EventIndex(db, log), config=config)
     assert {r.rule: r.status for r in results}["ai-act.art19.retention"] == "pass"
     monkeypatch.setenv(ENV_RETENTION, "half a year")
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_RETENTION_DAYS"):
-        await ComplianceConfig.load(db, log)
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_RETENTION_DAYS"):
+        await ComplianceConfig.load(db, log, Settings.load())
 
 
 async def test_a_broken_rule_fails_instead_of_crashing_and_packs_compose(db: Database, log: Log) -> None:
@@ -284,7 +285,8 @@ async def test_a_broken_rule_fails_instead_of_crashing_and_packs_compose(db: Dat
 async def test_scheduled_checks_arq_job_and_loop(db: Database, log: Log) -> None:
     await build_log(log)
     index = EventIndex(db, log)
-    summary = await compliance_check({"db": db, "log": log, "event_index": index})
+    ctx = {"db": db, "log": log, "event_index": index, "settings": Settings.load()}  # the worker's
+    summary = await compliance_check(ctx)
     assert summary["ok"] is True and summary["counts"]["fail"] == 0
 
     class State:
@@ -292,6 +294,7 @@ async def test_scheduled_checks_arq_job_and_loop(db: Database, log: Log) -> None
 
     state = State()
     state.db, state.log, state.event_index = db, log, index  # type: ignore[attr-defined]
+    state.app_settings = Settings.load()  # type: ignore[attr-defined]
     async with checks_every(state, 0.05):
         for _ in range(200):
             if len(await index.query(kind="compliance.checked")) >= 3:

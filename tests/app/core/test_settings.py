@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import Misconfigured
 from app.core.settings import SETTINGS, Settings
-from ledger.errors import ConfigError
 from ledger.home import LogHome
 
 
@@ -55,17 +55,17 @@ def test_the_table_and_the_dataclass_list_the_same_settings() -> None:
 
 def test_a_bad_value_names_where_it_came_from(tmp_path: Path) -> None:
     home = _home(tmp_path, "compliance_interval = -5\n")
-    with pytest.raises(ConfigError, match="compliance_interval in config.toml"):
+    with pytest.raises(Misconfigured, match="compliance_interval in config.toml"):
         Settings.load(home, env={})
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_SECURE"):
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_SECURE"):
         Settings.load(home, env={"RLHF_AUDIT_S3_SECURE": "maybe", "RLHF_AUDIT_COMPLIANCE_INTERVAL": "5"})
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_RETENTION_DAYS=30"):
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_RETENTION_DAYS=30"):
         Settings.load(home, env={"RLHF_AUDIT_S3_RETENTION_DAYS": "30", "RLHF_AUDIT_COMPLIANCE_INTERVAL": "5"})
 
 
 def test_proxies_from_the_file_are_checked_as_the_flag_is(tmp_path: Path) -> None:
     home = _home(tmp_path, 'trusted_proxies = ["10.0.0.0/8", "proxy.example"]\n')
-    with pytest.raises(ConfigError, match="trusted_proxies in config.toml: 'proxy.example' is not an IP"):
+    with pytest.raises(Misconfigured, match="trusted_proxies in config.toml: 'proxy.example' is not an IP"):
         Settings.load(home, env={})
 
 
@@ -135,7 +135,7 @@ def test_the_keyring_and_the_object_store_follow_the_settings(tmp_path: Path) ->
     assert Keyring.of(ledger_home, Settings()).directory == home / "keys"  # the defaults: the home's
     assert object_store(ledger_home, Settings()).root == home / "objects"  # type: ignore[attr-defined]
     s3 = Settings(s3_endpoint="127.0.0.1:9", s3_bucket="rlhf-bucket", s3_access_key="a")
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_ENDPOINT is set but RLHF_AUDIT_S3_SECRET_KEY"):
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_ENDPOINT is set but RLHF_AUDIT_S3_SECRET_KEY"):
         object_store(ledger_home, s3)
     store = object_store(ledger_home, dataclasses.replace(s3, s3_secret_key="s", s3_retention_days=365,
                                                           s3_allow_unlocked=True, s3_secure=False))

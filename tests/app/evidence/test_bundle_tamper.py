@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.core.database import Database
+from app.core.settings import Settings
 from app.evidence import dsse
 from app.evidence.builder import build_bundle
 from app.evidence.scope import Scope
@@ -156,7 +157,8 @@ CASES: list[tuple[str, Callable[[Files], None], bool, set[str]]] = [
 async def bundle(db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -> tuple[bytes, Pins]:
     await write_story(log)
     key = Ed25519PrivateKey.generate()
-    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
+    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False,
+                               settings=Settings.load())
     return built.data, pins(tmp_path, log, local_tsa, key)
 
 

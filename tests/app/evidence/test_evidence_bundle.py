@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.accounts import create_account, create_token
 from app.core.database import Database
 from app.core.keyring import Keyring
+from app.core.settings import Settings
 from app.events.recording import event
 from app.evidence.builder import build_bundle
 from app.evidence.dsse import public_key_pem
@@ -78,7 +79,7 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
     since = json.loads(await log.entry(story.at["run_a"][0]))["at"]
     scopes = [*SCOPES, (Scope("time", since=since, until="2999-01-01T00:00:00Z"), None)]
     for scope, names in scopes:
-        built = await build_bundle(db, log, scope, evidence_key=key)
+        built = await build_bundle(db, log, scope, evidence_key=key, settings=Settings.load())
         got = _indices(built.data)
         if names is not None:
             assert got == story.of(*names), scope
@@ -106,7 +107,8 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
 async def test_manifest_and_attestation_shape(db: Database, log: Log, local_tsa: LocalTSA) -> None:
     await write_story(log)
     key = Ed25519PrivateKey.generate()
-    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False)
+    built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False,
+                               settings=Settings.load())
     files = members(built.data)
     manifest = json.loads(files["manifest.json"])
     assert set(files) - set(manifest["files"]) == {"manifest.json", "attestation.dsse.json"}
@@ -145,7 +147,7 @@ async def test_scope_errors(db: Database, log: Log) -> None:
                   Scope("dataset", dataset="ds_nope"),
                   Scope("time", since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")):
         with pytest.raises(NotFound):
-            await build_bundle(db, log, scope, evidence_key=key)
+            await build_bundle(db, log, scope, evidence_key=key, settings=Settings.load())
     from app.evidence.scope import ScopeError
 
     for bad in ({"kind": "galaxy"}, {"kind": "run"}, {"kind": "dataset", "dataset": "d", "version": 0},
@@ -158,7 +160,8 @@ async def test_scope_errors(db: Database, log: Log) -> None:
 async def test_openssl_verifies_the_bundled_timestamp(db: Database, log: Log, local_tsa: LocalTSA,
                                                       tmp_path: Path) -> None:
     await write_story(log)
-    built = await build_bundle(db, log, Scope("run", run="run_b"), evidence_key=Ed25519PrivateKey.generate())
+    built = await build_bundle(db, log, Scope("run", run="run_b"), evidence_key=Ed25519PrivateKey.generate(),
+                               settings=Settings.load())
     files = members(built.data)
     manifest = json.loads(files["manifest.json"])
     pins(tmp_path, log, local_tsa, Ed25519PrivateKey.generate())  # writes the TSA root, known out of band
@@ -263,7 +266,7 @@ async def test_third_party_tsa_needs_its_root_pinned(db: Database, store: Store,
         await write_story(log)
         key = Ed25519PrivateKey.generate()
         built = await build_bundle(db, log, Scope("dataset", dataset="ds_helpful"), evidence_key=key,
-                                   record_event=False)
+                                   record_event=False, settings=Settings.load())
     finally:
         await tsa.aclose()
     files = members(built.data)

@@ -186,7 +186,7 @@ async def test_s3_freeze_sets_legal_holds(db: Database, log: Log, tmp_path: Path
                       secure=s3_server.secure, retention_days=1 if s3_server.real else 183)
     held = await _story(db, log, objects, Keyring(tmp_path / "keys"), tmp_path)
     frozen = await freeze_evidence(db, log, Scope("run", run="run_a"), WHY, OVERSEER, objects=objects,
-                                   evidence_key=Ed25519PrivateKey.generate())
+                                   evidence_key=Ed25519PrivateKey.generate(), settings=Settings.load())
     assert frozen.held == sorted(held) and frozen.held_root == directory_root(held)
     client = s3_server.client()
 

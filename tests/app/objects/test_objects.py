@@ -17,9 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.errors import Misconfigured
 from app.core.settings import Settings
-from app.objects import FileStore, ObjectError, ObjectStore, S3Store, Stored, object_store
-from ledger.errors import ConfigError, NotFound, StorageError
+from app.objects import (
+    FileStore,
+    ObjectError,
+    ObjectMissing,
+    ObjectStore,
+    ObjectStoreUnavailable,
+    S3Store,
+    Stored,
+    object_store,
+)
 from ledger.home import LogHome
 from tests.support.s3_server import S3Server, _free_port
 
@@ -66,13 +75,13 @@ def _exercise(store: ObjectStore, tmp_path: Path) -> None:
     assert (blob.key, blob.size, store.read("reports/r.json")) == ("reports/r.json", 3, b"{}\n")
     assert blob.sha256 == "sha256:" + hashlib.sha256(b"{}\n").hexdigest()
     assert store.url("runs/run_x/checkpoint-2/config.json")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectMissing):
         store.read("runs/run_x/nothing")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectMissing):
         store.sha256("runs/run_x/nothing")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectMissing):
         store.get_dir("runs/none", tmp_path / "none")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectMissing):
         store.put_file("a/b", tmp_path / "missing")
     for bad in ("", "/etc/passwd", "../x", "a/../../x", "a//b", "./a"):
         with pytest.raises(ObjectError):
@@ -105,7 +114,7 @@ def test_default_store_is_the_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     store = _configured(LogHome(tmp_path / "home"))
     assert isinstance(store, FileStore) and store.root == tmp_path / "elsewhere"
     monkeypatch.setenv("RLHF_AUDIT_S3_ENDPOINT", "127.0.0.1:9")
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_BUCKET"):
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_BUCKET"):
         _configured(LogHome(tmp_path / "home"))
 
 
@@ -140,13 +149,13 @@ def test_s3_configuration(tmp_path: Path, s3_server: S3Server, monkeypatch: pyte
     assert _configured(home).retention_days == 3650  # type: ignore[attr-defined]
     for bad in ("30", "182", "0", "-5", "six months", "1e3", "99999"):
         monkeypatch.setenv("RLHF_AUDIT_S3_RETENTION_DAYS", bad)
-        with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_RETENTION_DAYS"):
+        with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_RETENTION_DAYS"):
             _configured(home)
     monkeypatch.delenv("RLHF_AUDIT_S3_RETENTION_DAYS")
     monkeypatch.setenv("RLHF_AUDIT_S3_ALLOW_UNLOCKED", "1")
     assert _configured(home).object_lock is False  # type: ignore[attr-defined]
     monkeypatch.setenv("RLHF_AUDIT_S3_ALLOW_UNLOCKED", "perhaps")
-    with pytest.raises(ConfigError, match="RLHF_AUDIT_S3_ALLOW_UNLOCKED"):
+    with pytest.raises(Misconfigured, match="RLHF_AUDIT_S3_ALLOW_UNLOCKED"):
         _configured(home)
 
 
@@ -198,7 +207,7 @@ def test_s3_objects_are_locked_in_compliance_mode(s3_server: S3Server) -> None:
     # a legal hold (incident freeze) on the newest version
     store.legal_hold(first.key)
     assert _lock_headers(s3_server, bucket, first.key)["x-amz-object-lock-legal-hold"] == "ON"
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectMissing):
         store.legal_hold("runs/r/none")
 
 
@@ -226,7 +235,7 @@ def test_s3_puts_carry_a_sha256_checksum(tmp_path: Path, s3_server: S3Server) ->
 def test_s3_bucket_without_object_lock_is_refused(s3_server: S3Server) -> None:
     bucket = s3_server.bucket_name("plain")
     s3_server.client().make_bucket(bucket)
-    with pytest.raises(ConfigError, match=f"bucket {bucket} has no object lock.*ALLOW_UNLOCKED"):
+    with pytest.raises(Misconfigured, match=f"bucket {bucket} has no object lock.*ALLOW_UNLOCKED"):
         _store(s3_server, bucket).put_bytes("a", b"x")
     assert s3_server.client().list_objects(bucket) is not None
     assert list(s3_server.client().list_objects(bucket)) == []  # nothing was written
@@ -237,9 +246,20 @@ def test_s3_bucket_without_object_lock_is_refused(s3_server: S3Server) -> None:
 
 
 def test_s3_store_unreachable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="bucket"):
+    with pytest.raises(Misconfigured, match="bucket"):
         S3Store("127.0.0.1:9000", "No_Such/Bucket", "k", "s", secure=False)
     store = S3Store(f"127.0.0.1:{_free_port()}", "bucket", "k", "s", secure=False)  # nothing listens
     (tmp_path / "f").write_bytes(b"x")
-    with pytest.raises(StorageError, match="unreachable"):
+    with pytest.raises(ObjectStoreUnavailable, match="unreachable"):
         store.put_file("a/f", tmp_path / "f")
+
+
+def test_store_errors_answer_as_the_ledger_errors_they_replace() -> None:
+    """The store's errors are the application's kinds now; the API and the CLI answer them as they
+    answered the ledger's errors the store raised before (same status, same client detail)."""
+    from app.core.problems import classify
+    from ledger.errors import ConfigError, EntryError, NotFound, StorageError
+
+    for ours, theirs in ((ObjectMissing, NotFound), (ObjectError, EntryError),
+                         (ObjectStoreUnavailable, StorageError), (Misconfigured, ConfigError)):
+        assert classify(ours("no object 'a' in b")) == classify(theirs("no object 'a' in b")), ours

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from app.compliance import Outcome, Pack, Rule, run_checks
 from app.compliance.config import ENV_WEBHOOK
 from app.core.database import Database
+from app.core.settings import Settings
 from app.events.index import EventIndex
 from app.server.metrics import Metrics
 from app.server.observability import configure_logging
@@ -94,14 +95,14 @@ async def test_compliance_gauges_follow_checks_and_alerts(db: Database, log: Log
 
     alerts, age = await scraped()
     assert alerts == 0 and math.isnan(age)  # no check has run: no alert can fire on the age
-    await run_checks(db, log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack, settings=Settings.load())
     alerts, age = await scraped()
     assert alerts == 2 and 0 <= age < 60
     failing.discard("t.a")
-    await run_checks(db, log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack, settings=Settings.load())
     assert (await scraped())[0] == 1
     failing.clear()
-    await run_checks(db, log, index, pack=pack)
+    await run_checks(db, log, index, pack=pack, settings=Settings.load())
     assert (await scraped())[0] == 0
 
 
