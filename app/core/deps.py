@@ -10,6 +10,10 @@ The objects themselves are made once, in the app's lifespan (``app/server/core.p
 on ``app.state``; this module is the only reader of those names. ``principal`` is the
 authenticated caller the guards (:mod:`app.auth`) put on the request, ``caller`` the same as the
 log records it (an Actor: pseudonym and role); a handler behind no guard must not ask for them.
+``app_settings`` is the frozen :class:`~app.core.settings.Settings` the app was built with,
+``settings`` the run-time layer (:mod:`app.config.runtime`), ``objects`` the object store (None
+when none is configured). Code that holds a connection rather than declaring parameters (guards,
+portal pages) uses the ``*_of`` helpers.
 """
 
 from __future__ import annotations
