@@ -3,22 +3,25 @@
 The server imports this module (to validate a submitted spec and check the privacy budget
 before a job starts), so it imports no ML library at module level; only
 :meth:`TrainingSpec.planned_epsilon` with a noise multiplier imports Opacus' accountant, lazily.
-A spec that does not validate raises :class:`JobSpecError` with a message naming the field.
+A spec that does not validate raises :class:`JobSpecError` with a message naming the field; a
+``base_model`` path that exists here must be a model directory (with its ``config.json``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from ledger.errors import EntryError
 
-__all__ = ["ACCOUNTANTS", "JOB_KINDS", "DPSettings", "JobSpecError", "TrainingSpec", "dp_schedule",
-           "epsilon_after"]
+__all__ = ["ACCOUNTANTS", "JOB_KINDS", "MAX_BASE_MODEL", "DPSettings", "JobSpecError", "TrainingSpec",
+           "dp_schedule", "epsilon_after"]
 
 JOB_KINDS = ("reward_model", "dpo")
 ACCOUNTANTS = ("prv", "rdp")
+MAX_BASE_MODEL = 4096  # PATH_MAX on Linux; a hub id is far shorter
 
 
 class JobSpecError(EntryError):
@@ -52,6 +55,28 @@ def _string(d: dict[str, Any], key: str, *, optional: bool = False) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise JobSpecError(f"{key} must be a non-empty string, not {value!r}")
     return value
+
+
+def _base_model(name: str) -> str:
+    """``base_model`` as ``from_pretrained`` takes it: a hub id, or a local model directory. A path
+    that exists here must be a directory holding the model's ``config.json`` (``from_pretrained``
+    reads it before anything else); anything else fails now, not when the job starts."""
+    if len(name) > MAX_BASE_MODEL:
+        raise JobSpecError(f"base_model is {len(name):,} characters long; a model directory or id may have "
+                           f"at most {MAX_BASE_MODEL:,}")
+    path = Path(name).expanduser()
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        has_config = is_dir and (path / "config.json").is_file()
+    except OSError:  # a name the OS refuses to look up (too long...): not a local path
+        return name
+    if exists and not is_dir:
+        raise JobSpecError(f"base_model {name!r} is a file: name a model directory (one holding "
+                           "config.json) or a model id")
+    if is_dir and not has_config:
+        raise JobSpecError(f"base_model {name!r} is a directory without a model's config.json: name "
+                           "the directory a model was saved to (save_pretrained) or a model id")
+    return name
 
 
 def _unknown(d: dict[str, Any], cls: type, where: str) -> None:
@@ -141,7 +166,7 @@ class TrainingSpec:
         dp = d.get("dp")
         return cls(
             kind=kind,
-            base_model=_string(d, "base_model"),
+            base_model=_base_model(_string(d, "base_model")),
             dataset=_string(d, "dataset"),
             dataset_version=_number(d, "dataset_version", int, minimum=1, optional=True),
             learning_rate=_number(d, "learning_rate", float, above=0, below=1),

@@ -3,11 +3,16 @@
 - ``POST /auth/login`` (form: ``username``, ``password``, ``totp`` when enrolled, ``next``; the
   CSRF token as ``_csrf_token`` or ``X-CSRFToken``): with ``Accept: application/json`` answers
   JSON (200, or a 401/429 problem detail); otherwise a 303 redirect, to ``next`` (a local path)
-  on success and to ``/login?error=invalid|totp_required|throttled&next=...`` on failure.
-  A code is required for every account with a confirmed factor. Admins and overseers without one
+  on success and to ``/login?error=invalid|throttled&next=...`` on failure.
+  A code is required for every account with a confirmed factor. A right password without the
+  code (or with a wrong one) gets exactly the answer a wrong password gets, and counts as a
+  failed sign-in like one: nothing tells a guesser that a password was right, nor which accounts
+  have a factor (the sign-in page always offers the code field). Admins and overseers without one
   may sign in, flagged ``needs_totp_enrolment``: the portal sends them to enrolment and the
   guards grant them nothing else until they confirm (we chose this over refusing sign-in, which
   would lock out the first admin, who can only enrol once signed in).
+- ``GET /auth/login``: a browser (``Accept: text/html``) is sent to the portal's sign-in page
+  (``/login``, keeping a local ``next``); anyone else gets the 405 problem detail as before.
 - ``POST /auth/logout``: ends the session (JSON 200, or 303 to ``/login``).
 - ``GET /auth/session``: who is signed in, and the CSRF token for scripts and htmx.
 - ``POST /auth/totp/enroll`` -> ``{secret, otpauth_uri}`` once; ``POST /auth/totp/confirm``
@@ -30,7 +35,7 @@ from urllib.parse import quote
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import MethodNotAllowedException, NotAuthorizedException
 from litestar.params import Body
 from litestar.response import Redirect
 from litestar.utils.scope.state import ScopeState
@@ -41,7 +46,6 @@ from ..core.database import Database
 # Litestar reads the handlers' annotations at run time: these are real imports.
 from ..core.deps import CallerDep, DbDep, KeyringDep, LogDep, PrincipalDep, SettingsDep
 from ..core.keyring import Keyring
-from ..core.problems import problem
 from ..core.roles import TOTP_ROLES
 from .principal import current_principal, enrolment_allowed
 from .sessions import rotate
@@ -52,6 +56,8 @@ __all__ = ["AuthController", "LoginForm", "SessionInfo", "TotpCode", "TotpEnrolm
 
 Req = Request[Any, Any, Any]
 _NO_STORE = {"Cache-Control": "no-store"}
+_INVALID = ("wrong account name, password or code (an account with a second factor needs its "
+            "current code as 'totp')")
 
 
 class LoginForm(msgspec.Struct):
@@ -104,15 +110,15 @@ def _csrf(request: Req) -> str:
 
 
 async def _check_credentials(db: Database, keyring: Keyring, form: LoginForm) -> str | None:
-    """None when the name, password and (if enrolled) code are right; else the error code."""
+    """None when the name, password and (if enrolled) code are right; else ``"invalid"``.
+
+    A missing code is as ``"invalid"`` as a wrong password: a distinct answer would confirm a
+    guessed password (issue 15)."""
     if not await verify_password(db, form.username, form.password):
         return "invalid"
     account = await get_account(db, form.username)
-    if account.totp_enrolled:
-        if not form.totp:
-            return "totp_required"
-        if not await verify(db, keyring, account.id, form.totp):
-            return "invalid"
+    if account.totp_enrolled and not (form.totp and await verify(db, keyring, account.id, form.totp)):
+        return "invalid"
     return None
 
 
@@ -142,10 +148,7 @@ class AuthController(Controller):
                 what, wait = held
                 raise too_many("too many failed sign-ins for this account"
                                + (" from this address" if what == "address" else ""), wait)
-            if error == "totp_required":
-                return problem(401, "this account has a second factor: send its current code as 'totp'",
-                               totp_required=True)
-            raise NotAuthorizedException("wrong account name, password or code")
+            raise NotAuthorizedException(_INVALID)
         failures.succeeded(data.username, client)
         account = await get_account(db, data.username)
         await rotate(request)
@@ -157,6 +160,15 @@ class AuthController(Controller):
             return Redirect(_local(data.next), status_code=303, headers=_NO_STORE)
         return Response({"account": account.name, "role": account.role, "needs_totp_enrolment": needs},
                         headers=_NO_STORE)
+
+    @get("/login", opt={"public": True}, include_in_schema=False)  # a browser convenience, not API
+    async def login_page(self, request: Req) -> Response[Any]:
+        """Browsers asking for the sign-in URL get the portal's sign-in page; scripts the 405."""
+        if "text/html" not in request.headers.get("accept", ""):
+            raise MethodNotAllowedException(headers={"Allow": "OPTIONS, POST"})
+        wanted = _local(request.query_params.get("next") or "/")
+        target = "/login" if wanted == "/" else f"/login?next={quote(wanted, safe='/')}"
+        return Redirect(target, status_code=303, headers=_NO_STORE)
 
     @post("/logout", opt={"public": True}, status_code=200)
     async def logout(self, request: Req) -> Response[Any]:

@@ -1,7 +1,9 @@
 """TOTP second factors (RFC 6238, authenticator apps) for any account with a password.
 
-Enrolment is two steps: :func:`begin` makes a secret and returns it once (with the ``otpauth://``
-URI for a QR code), :func:`confirm` checks a first code and only then makes the factor count.
+Enrolment is two steps: :func:`begin` makes a secret and returns it (with the ``otpauth://``
+URI, which :func:`qr_svg` draws as a QR code), :func:`confirm` checks a first code and only then
+makes the factor count. A refused first code leaves the pending secret in place: :func:`pending`
+gives it back to the same account so it can retry with the entry already in its app.
 Secrets are stored AES-256-GCM encrypted under a key derived from the off-log keyring
 (``app.auth.keys``), bound to the account id, and never logged; the log gets
 ``account.totp_enrolled`` {``subject``} only. A code is accepted within one 30-second step either
@@ -18,6 +20,7 @@ import time
 from datetime import UTC, datetime
 
 import pyotp
+import segno
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,7 +36,7 @@ from ..core.roles import is_service
 from ..events.recording import Actor, record
 from .keys import totp_key
 
-__all__ = ["ISSUER", "begin", "confirm", "open_secret", "reset", "seal_secret", "verify"]
+__all__ = ["ISSUER", "begin", "confirm", "open_secret", "pending", "qr_svg", "reset", "seal_secret", "verify"]
 
 ISSUER = "RLHF Audit Trail"
 _CODE = re.compile(r"\d{6}")
@@ -94,7 +97,7 @@ def _step(secret: str, code: str, now: float) -> int | None:
 
 
 async def begin(db: Database, keyring: Keyring, account: AccountInfo) -> tuple[str, str]:
-    """A new, unconfirmed secret for ``account``: (secret, otpauth URI). Shown once."""
+    """A new, unconfirmed secret for ``account``: (secret, otpauth URI), replacing any pending one."""
     if is_service(account.role):
         raise AccountError("service accounts sign in with tokens only; they have no second factor")
     if account.totp_enrolled:
@@ -105,8 +108,28 @@ async def begin(db: Database, keyring: Keyring, account: AccountInfo) -> tuple[s
                    sa.delete(table).where(table.c.account_id == account.id),
                    sa.insert(table).values(account_id=account.id, secret=_seal(keyring, account.id, secret),
                                            created_at=datetime.now(UTC)))
-    uri = pyotp.TOTP(secret).provisioning_uri(name=account.name, issuer_name=ISSUER)
-    return secret, uri
+    return secret, _uri(account, secret)
+
+
+def _uri(account: AccountInfo, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=account.name, issuer_name=ISSUER)
+
+
+def qr_svg(uri: str) -> str:
+    """``uri`` as a QR code (error correction M, 4 px black modules on white, the standard
+    4-module quiet zone): an inline ``<svg>`` drawn here with segno, so nothing is fetched."""
+    return str(segno.make_qr(uri, error="m").svg_inline(scale=4, border=4, dark="#000", light="#fff"))
+
+
+async def pending(db: Database, keyring: Keyring, account: AccountInfo) -> tuple[str, str] | None:
+    """The (secret, otpauth URI) of ``account``'s unconfirmed enrolment, if one is pending."""
+    if account.totp_enrolled:
+        return None
+    row = await _row(db, account.id)
+    if row is None or row.confirmed_at is not None:
+        return None
+    secret = _open(keyring, account.id, row.secret)
+    return secret, _uri(account, secret)
 
 
 async def confirm(db: Database, log: Log, keyring: Keyring, account: AccountInfo, code: str, *,
@@ -117,7 +140,8 @@ async def confirm(db: Database, log: Log, keyring: Keyring, account: AccountInfo
         raise AccountError("no TOTP enrolment is pending for this account; start one first")
     step = _step(_open(keyring, account.id, row.secret), code, time.time())
     if step is None:
-        raise AccountError("that code is not valid now: check the authenticator app's clock and try again")
+        raise AccountError("that code is not valid now: check the authenticator app's clock and try again "
+                           "with the same entry (the enrolment stays pending)")
     table = account_totp
     [done] = await _execute(db, "confirming TOTP enrolment", sa.update(table).where(
         table.c.account_id == account.id, table.c.confirmed_at.is_(None)).values(

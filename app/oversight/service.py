@@ -13,11 +13,16 @@ is required: Art. 14 asks for the reason, not only the act.
   records, out of every later job.
 - ``rollback`` points a model at one of its run's earlier checkpoints.
 - ``approve_release`` / ``veto_release``; :func:`release_model` refuses (409) without an approval
-  that no later veto overrides, or while the run is halted.
+  that no later veto overrides, or while the run is halted. A model has one release state
+  (:func:`release_state`): undecided, approved, vetoed or released. A second approval while one
+  stands, a second veto while one stands, and any approval or veto of a released model are refused
+  (409, naming the standing decision's or the release's log entry); a veto overrides a standing
+  approval, and an approval a standing veto; a rollback makes the model undecided again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +43,10 @@ from .schema import decisions, model_releases
 
 __all__ = [
     "ACTIONS",
+    "MAX_JUSTIFICATION",
     "MIN_JUSTIFICATION",
     "Decision",
+    "ReleaseState",
     "approve_release",
     "get_model",
     "halt",
@@ -47,12 +54,14 @@ __all__ = [
     "release_model",
     "reject_annotator",
     "reject_dataset",
+    "release_state",
     "resume",
     "rollback",
     "veto_release",
 ]
 
 MIN_JUSTIFICATION = 10
+MAX_JUSTIFICATION = 10_000  # a reason, not a document: the form says so before anyone hits it
 ACTIONS = ("halt", "resume", "reject_dataset", "reject_annotator", "rollback", "approve_release",
            "veto_release")
 
@@ -89,6 +98,9 @@ def _check(actor: Actor, justification: str) -> str:
     if len(text) < MIN_JUSTIFICATION:
         raise JobError(f"a decision needs a written justification of at least {MIN_JUSTIFICATION} "
                        "characters (Art. 14: who decided, and why)")
+    if len(text) > MAX_JUSTIFICATION:
+        raise JobError(f"the justification is {len(text):,} characters long; a justification may have at "
+                       f"most {MAX_JUSTIFICATION:,} characters")
     return text
 
 
@@ -208,37 +220,105 @@ async def rollback(db: Database, log: Log, model_or_run: str, to_checkpoint: str
     return decision
 
 
+@dataclass(frozen=True)
+class ReleaseState:
+    """Where a model stands: the latest approve/veto/rollback on it, and its release if any."""
+
+    model: str
+    run: str
+    decision: Decision | None  # the latest approve_release, veto_release or rollback
+    release: dict[str, Any] | None  # approval, root, leaf_index, released_by, released_at
+
+    @property
+    def state(self) -> str:
+        """``released``, ``approved`` (awaiting release), ``vetoed`` or ``undecided``."""
+        if self.release is not None:
+            return "released"
+        if self.decision is not None and self.decision.action == "approve_release":
+            return "approved"
+        if self.decision is not None and self.decision.action == "veto_release":
+            return "vetoed"
+        return "undecided"
+
+
+_RELEASE_ACTIONS = ("approve_release", "veto_release", "rollback")
+_deciding = asyncio.Lock()  # one release decision at a time in this process: check, then record
+
+
+async def release_state(db: Database, model_or_run: str) -> ReleaseState:
+    job = await get_model(db, model_or_run)
+    assert job.model is not None
+    row = (await db.execute("reading releases", sa.select(model_releases).where(
+        model_releases.c.model == job.model))).first()
+    release = None if row is None else {
+        "approval": row.approval, "root": row.root, "leaf_index": int(row.leaf_index),
+        "released_by": row.released_by, "released_at": row.released_at}
+    latest = next(iter(d for d in await list_decisions(db, model=job.model) if d.action in _RELEASE_ACTIONS),
+                  None)
+    return ReleaseState(job.model, job.run, latest, release)
+
+
+def _refuse_when_settled(state: ReleaseState, action: str) -> None:
+    if state.release is not None:
+        raise Conflict(f"model {state.model} is already released (log entry {state.release['leaf_index']}); "
+                       f"{action} no longer applies", model=state.model,
+                       leaf_index=state.release["leaf_index"])
+    d = state.decision
+    if d is not None and d.action == action:
+        done = "approved" if action == "approve_release" else "vetoed"
+        raise Conflict(f"model {state.model} is already {done} by {d.actor} (decision {d.decision_id}, "
+                       f"log entry {d.leaf_index})", model=state.model, decision=d.decision_id,
+                       leaf_index=d.leaf_index)
+
+
 async def approve_release(db: Database, log: Log, model: str, justification: str, actor: Actor) -> Decision:
-    job = await get_model(db, model)
-    return await _decide(db, log, "approve_release", actor, justification,
-                         {"model": job.model, "run": job.run}, root=job.model_root)
+    """Approve a model for release; refused (409) while an approval stands or once it is released."""
+    _check(actor, justification)
+    async with _deciding:
+        job = await get_model(db, model)
+        _refuse_when_settled(await release_state(db, job.run), "approve_release")
+        return await _decide(db, log, "approve_release", actor, justification,
+                             {"model": job.model, "run": job.run}, root=job.model_root)
 
 
 async def veto_release(db: Database, log: Log, model: str, justification: str, actor: Actor) -> Decision:
-    job = await get_model(db, model)
-    return await _decide(db, log, "veto_release", actor, justification, {"model": job.model, "run": job.run})
+    """Veto a model's release; refused (409) while a veto stands or once it is released."""
+    _check(actor, justification)
+    async with _deciding:
+        job = await get_model(db, model)
+        _refuse_when_settled(await release_state(db, job.run), "veto_release")
+        return await _decide(db, log, "veto_release", actor, justification,
+                             {"model": job.model, "run": job.run})
 
 
-async def release_model(db: Database, log: Log, model: str, actor: Actor) -> dict[str, Any]:
-    """Mark a model released: only with an approval on the log that no later veto overrides."""
+async def release_model(db: Database, log: Log, model: str, actor: Actor,
+                        justification: str | None = None) -> dict[str, Any]:
+    """Mark a model released: only with an approval on the log that no later veto overrides.
+
+    A ``justification`` (the portal asks for one) is checked like a decision's and recorded on the
+    ``model.released`` event."""
     if actor.role not in OVERSIGHT_ROLES:
         raise Forbidden(f"releasing a model needs the overseer or admin role, not {actor.role!r}")
+    why = {} if justification is None else {"justification": _check(actor, justification)}
+    async with _deciding:
+        return await _release(db, log, model, actor, why)
+
+
+async def _release(db: Database, log: Log, model: str, actor: Actor, why: dict[str, str]) -> dict[str, Any]:
     job = await get_model(db, model)
     assert job.model is not None and job.model_root is not None
-    released = (await db.execute("reading releases", sa.select(model_releases.c.leaf_index).where(
-        model_releases.c.model == job.model))).scalar()
-    if released is not None:
-        raise Conflict(f"model {job.model} is already released (entry {released})")
+    state = await release_state(db, job.run)
+    if state.release is not None:
+        raise Conflict(f"model {job.model} is already released (entry {state.release['leaf_index']})")
     if job.halted or job.status == "halted":
         raise Conflict(f"model {job.model} cannot be released: its run {job.run} is halted")
-    latest = next(iter(d for d in await list_decisions(db, model=job.model)
-                       if d.action in ("approve_release", "veto_release", "rollback")), None)
+    latest = state.decision
     if latest is None or latest.action != "approve_release":
-        why = ("no approve_release decision exists" if latest is None else
-               f"the latest decision on it is {latest.action} ({latest.decision_id}); approve it again")
-        raise Conflict(f"model {job.model} cannot be released: {why}", model=job.model)
+        why_not = ("no approve_release decision exists" if latest is None else
+                   f"the latest decision on it is {latest.action} ({latest.decision_id}); approve it again")
+        raise Conflict(f"model {job.model} cannot be released: {why_not}", model=job.model)
     entry = await record(log, "model.released", actor, model=job.model, run=job.run,
-                         approval=latest.decision_id, root=job.model_root)
+                         approval=latest.decision_id, root=job.model_root, **why)
     try:
         await db.execute("recording a release", sa.insert(model_releases).values(
             model=job.model, run=job.run, approval=latest.decision_id, root=job.model_root,

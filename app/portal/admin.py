@@ -2,8 +2,9 @@
 
 Admins only. Every change goes through the owning module (``app.accounts``, ``app.datasets``,
 ``app.config.runtime``), which validates it and records it on the log with the admin as actor; a
-refusal is shown in the page with the module's own message. A new token's secret is rendered
-once, in the answer to the POST that created it, and never again.
+refusal is shown in the page with the module's own message. Every change redirects (POST-redirect-
+GET): a new token's secret is kept in the server-side session and rendered once, on the page the
+POST redirects to, and never again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .web import Req, actor_of, db_of, log_of, page, redirect, role_guard
 __all__ = ["AdminController"]
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+_NEW_TOKEN = "_admin_new_token"  # the session key holding a new token's secret until the next page
 
 
 async def _context(request: Req) -> dict[str, Any]:
@@ -43,7 +45,10 @@ async def _context(request: Req) -> dict[str, Any]:
     settings = getattr(request.app.state, "settings", None)
     return {"accounts": listed, "tokens": tokens, "roles": ROLES, "scopes": ALL_SCOPES,
             "datasets": await list_datasets(db),
-            "settings": None if settings is None else settings.snapshot(),
+            # each value as the JSON the form posts back; autoescape writes it into the attribute
+            # (``|tojson`` would not: its output is marked safe and keeps its double quotes)
+            "settings": None if settings is None else {
+                k: json.dumps(v, ensure_ascii=False) for k, v in settings.snapshot().items()},
             "descriptions": {k: s.description for k, s in SETTINGS.items()}}
 
 
@@ -109,7 +114,10 @@ class AdminController(Controller):
 
     @get("/")
     async def admin(self, request: Req) -> Template:
-        return page(request, "admin.html", title="Administration", **await _context(request))
+        session = request.scope.get("session")
+        created = session.pop(_NEW_TOKEN, None) if isinstance(session, dict) else None
+        return page(request, "admin.html", title="Administration", created_token=created,
+                    token_account=(created or {}).get("account", ""), **await _context(request))
 
     @post("/{what:str}")
     async def change(self, request: Req, what: Annotated[str, PathParameter()],
@@ -124,5 +132,11 @@ class AdminController(Controller):
                         **await _context(request))
         if isinstance(done, str):
             return redirect("/admin", done, "success", request)
-        return page(request, "admin.html", created_token=done, token_account=data.get("name", ""),
-                    **await _context(request))
+        # POST-redirect-GET: the secret waits in the (server-side) session for the next page only,
+        # so a reload shows the page without it and creates nothing
+        session = request.scope.get("session")
+        if isinstance(session, dict):
+            expires = None if done.expires_at is None else done.expires_at.isoformat()
+            session[_NEW_TOKEN] = {"token": done.token, "scopes": list(done.scopes), "expires_at": expires,
+                                   "account": data.get("name", "").strip()}
+        return redirect("/admin#newtoken-h", f"Token {done.prefix} created.", "success", request)

@@ -13,7 +13,7 @@ from litestar.params import PathParameter
 from litestar.response import Template
 
 from ..datasets import describe_dataset, list_datasets
-from ..oversight.service import MIN_JUSTIFICATION
+from ..oversight.service import MAX_JUSTIFICATION, MIN_JUSTIFICATION
 from .web import OVERSIGHT_ROLES, Req, db_of, page, signed_in, viewer
 
 __all__ = ["DatasetsController"]
@@ -33,4 +33,4 @@ class DatasetsController(Controller):
         described = await describe_dataset(db_of(request), dataset)  # UnknownDataset -> 404 page
         who = viewer(request)
         return page(request, "dataset.html", d=described, may_oversee=bool(who and who.may(*OVERSIGHT_ROLES)),
-                    min_justification=MIN_JUSTIFICATION)
+                    min_justification=MIN_JUSTIFICATION, max_justification=MAX_JUSTIFICATION)

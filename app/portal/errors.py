@@ -62,8 +62,15 @@ def _page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
             target = sign_in_url(request.url.path, reason)
             return Response(b"", status_code=200, headers={"HX-Redirect": target})
         return redirect(sign_in_url(request.url.path, reason))
-    return page(request, "error.html", status_code=status, status=status,
-                title=HTTPStatus(status).phrase, detail=detail)
+    title = HTTPStatus(status).phrase
+    if detail.strip().lower() == title.lower():  # Litestar's own (no route): say it once, in words
+        detail = _PLAIN.get(status, "").format(path=request.url.path[:200])
+    return page(request, "error.html", status_code=status, status=status, title=title, detail=detail)
+
+
+_PLAIN = {404: "There is no page at {path}: check the address, or start from the dashboard.",
+          405: "{path} does not answer that kind of request.",
+          400: "The request for {path} could not be understood."}
 
 
 def error_pages(handlers: ExceptionHandlersMap) -> ExceptionHandlersMap:

@@ -1,11 +1,15 @@
 """Oversight actions from the browser (EU AI Act Art. 14): halt, resume, reject, roll back,
-approve or veto a release.
+approve or veto a release, and release an approved model.
 
 Each form asks for a written justification and an explicit confirmation (a required checkbox:
 it works without JavaScript, and the server checks it too), is offered only to the roles that
 may act, and posts with the CSRF token. The decision itself is ``app.oversight``'s: it checks
 the role again, the four-eyes rule on resume and the run's state, and records the event. After
-recording, the page shows the decision's log entry (leaf index, link to the explorer).
+recording, the page shows the decision's log entry (leaf index, link to the explorer). A
+refused decision shows its form again with what was typed, so it can be fixed and sent again.
+
+``release`` is not an ``oversight.decision``: it records ``model.released`` (with the
+justification), under the same rules as ``POST /api/v1/models/{model}/release``.
 """
 
 from __future__ import annotations
@@ -33,12 +37,27 @@ ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "rollback": ("Roll back", "run", ("run", "to_checkpoint")),
     "approve_release": ("Approve release", "model", ("model",)),
     "veto_release": ("Veto release", "model", ("model",)),
+    "release": ("Release model", "model", ("model",)),
     "reject_dataset": ("Reject dataset version", "dataset", ("dataset", "dataset_version")),
     "reject_annotator": ("Reject annotator's records", "annotator", ("annotator",)),
 }
 
+DANGEROUS = ("halt", "rollback", "veto_release", "reject_dataset", "reject_annotator")
 
-async def _decide(request: Req, action: str, form: dict[str, str]) -> Any:
+
+async def _decide(request: Req, action: str, form: dict[str, str]) -> tuple[int, str]:
+    """Record the action; its log entry's leaf index, and what to call it in the message."""
+    from app.oversight import service
+
+    if action == "release":
+        done = await service.release_model(db_of(request), log_of(request), form["model"], actor_of(request),
+                                           form.get("justification", ""))
+        return done["leaf_index"], f"release of model {done['model']}"
+    decision = await _decision(request, action, form)
+    return decision.leaf_index, f"decision {decision.decision_id}"
+
+
+async def _decision(request: Req, action: str, form: dict[str, str]) -> Any:
     from app.jobs.errors import JobError
     from app.oversight import service
 
@@ -85,15 +104,24 @@ class OversightController(Controller):
             return _refused(request, data, f"{label}: tick the confirmation box to record this decision "
                                            "(it goes on the permanent log)", 400)
         try:
-            decision = await _decide(request, action, {k: v.strip() for k, v in data.items()})
+            leaf_index, what = await _decide(request, action, {k: v.strip() for k, v in data.items()})
         except (LedgerError, AppError) as e:
             return _refused(request, data, f"{label} refused: {client_detail(e)}", classify(e)[0])
         back = _back(data)
         sep = "&" if "?" in back else "?"
-        message = f"{label} recorded as log entry {decision.leaf_index} (decision {decision.decision_id})."
-        return redirect(f"{back}{sep}recorded={decision.leaf_index}", message, "success", request)
+        message = f"{label} recorded as log entry {leaf_index} ({what})."
+        return redirect(f"{back}{sep}recorded={leaf_index}", message, "success", request)
 
 
 def _refused(request: Req, data: dict[str, str], message: str, status: int) -> Template:
+    """The reason, and the form again as it was sent (justification included) when the action exists."""
+    from app.oversight.service import MAX_JUSTIFICATION, MIN_JUSTIFICATION
+
+    action = request.path_params.get("action", "")
+    known = ACTIONS.get(action)
+    again = None if known is None else {
+        "action": action, "label": known[0], "danger": action in DANGEROUS,
+        "hidden": {f: data.get(f, "") for f in known[2]}, "justification": data.get("justification", "")}
     return page(request, "oversight_refused.html", status_code=status, title="Decision not recorded",
-                message=message, form=data, back=_back(data))
+                message=message, form=data, again=again, back=_back(data),
+                min_justification=MIN_JUSTIFICATION, max_justification=MAX_JUSTIFICATION)

@@ -53,10 +53,15 @@ from .web import (
     viewer,
 )
 
-__all__ = ["FREEZE_KINDS", "ReportsController", "scope_of"]
+__all__ = ["FREEZE_KINDS", "MAX_REASON", "ReportsController", "scope_of"]
 
 FREEZE_KINDS = ("run", "model", "time")  # what `rlhf-audit incident freeze` offers
-IncidentId = Annotated[str, PathParameter(pattern=r"^inc_[0-9A-Z]{26}$")]
+# The form's bound on a freeze's reason, stated next to the field: the reason goes into one log
+# entry (at most 65,535 bytes, with the scope and the rest), so a longer text would be refused there
+# with words about entry bundles; here it is refused first, in words about its length.
+MAX_REASON = 10_000
+INCIDENT_ID = re.compile(r"inc_[0-9A-Z]{26}")
+IncidentId = Annotated[str, PathParameter()]  # a malformed id names no incident: 404, in the handler
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 SCOPE_FIELDS = {"model": ("model",), "run": ("run",), "dataset": ("dataset", "version"),
                 "time": ("since", "until"), "all": ()}
@@ -108,7 +113,7 @@ async def _incidents(request: Req) -> dict[str, Any]:
     for i in found:
         i["scope_text"] = _scope_text(i.get("scope"))
     return {"incidents": found, "may_freeze": bool(who and who.may(*OVERSIGHT_ROLES)),
-            "min_reason": MIN_REASON,
+            "min_reason": MIN_REASON, "max_reason": MAX_REASON,
             "downloads": objects_of(request) is not None}
 
 
@@ -185,6 +190,9 @@ class ReportsController(Controller):
         try:
             if data.get("kind") not in FREEZE_KINDS:
                 raise ValueError("choose what to freeze: a training run, a model release or a time range")
+            if len(reason := data.get("reason", "")) > MAX_REASON:
+                raise ValueError(f"the reason is {len(reason):,} characters long; a reason may have at most "
+                                 f"{MAX_REASON:,} characters")
             scope = Scope.from_json(scope_of(data))
             if data.get("confirm") != "yes":
                 raise ValueError("tick the confirmation box to freeze (it goes on the permanent log)")
@@ -214,6 +222,9 @@ class ReportsController(Controller):
     @get("/incidents/{incident:str}/bundle")
     async def frozen_bundle(self, request: Req, incident: IncidentId) -> Response[bytes]:
         """The frozen bundle of a recorded incident, if the store still has it as the log says."""
+        if not INCIDENT_ID.fullmatch(incident):
+            raise NotFoundException(f"no incident {incident[:64]}: incident ids look like inc_ and 26 "
+                                    "letters and digits")
         found = next((i for i in await list_incidents(event_index(request), limit=1000)
                       if i.get("incident") == incident), None)
         objects = objects_of(request)

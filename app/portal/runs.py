@@ -24,6 +24,7 @@ from ..core.errors import AppError
 from ..core.params import QueryIndex
 from ..core.problems import client_detail
 from ..core.roles import JOB_SUBMITTERS
+from ..datasets import list_datasets
 from ..jobs import service as jobs
 from ..oversight import service as oversight
 from .explorer import event_index
@@ -97,10 +98,12 @@ class RunsController(Controller):
 
     @get("/")
     async def runs(self, request: Req) -> Template:
-        listed = await jobs.list_jobs(db_of(request), limit=200)
+        db = db_of(request)
+        listed = await jobs.list_jobs(db, limit=200)
         who = viewer(request)
-        return page(request, "runs.html", jobs=listed,
-                    may_submit=bool(who and who.may(*JOB_SUBMITTERS)), spec_text=_example_spec())
+        known = [d["dataset"] for d in await list_datasets(db)]
+        return page(request, "runs.html", jobs=listed, may_submit=bool(who and who.may(*JOB_SUBMITTERS)),
+                    spec_text=_example_spec(known[-1] if known else None))
 
     @post("/", guards=[role_guard(*JOB_SUBMITTERS)])
     async def submit(self, request: Req, data: Form) -> Template | Redirect:
@@ -137,14 +140,46 @@ async def _run_extras(request: Req, run: str) -> dict[str, Any]:
     who = viewer(request)
     events = await event_index(request).query(run=run, limit=25, descending=True)
     saved = await jobs.checkpoints(db, run)
+    may_oversee = bool(who and who.may(*OVERSIGHT_ROLES))
     return {
         "checkpoints": saved,
         "rollback_options": [(c["root"], f"step {c['step']}: {str(c['root'])[:24]}…") for c in saved],
         "decisions": await oversight.list_decisions(db, run=run),
         "events": events,
-        "may_oversee": bool(who and who.may(*OVERSIGHT_ROLES)),
+        "may_oversee": may_oversee,
         "min_justification": oversight.MIN_JUSTIFICATION,
+        "max_justification": oversight.MAX_JUSTIFICATION,
+        **await _oversight_state(request, run, may_oversee),
     }
+
+
+async def _oversight_state(request: Req, run: str, may_oversee: bool) -> dict[str, Any]:
+    """Which oversight actions apply to this run, this person and this state, and the release state.
+
+    ``actions``: ``halt`` (queued or running), ``resume`` (halted, for an overseer other than the
+    one who halted), ``approve_release`` / ``veto_release`` (a model not yet decided), ``release``
+    (approved, not released; ``veto_release`` still applies), ``rollback`` (a model with checkpoints,
+    not released). The service checks each again when the form is sent."""
+    db = db_of(request)
+    job = await jobs.get_job(db, run)
+    halted_by = None
+    if (job.halted or job.status == "halted") and job.halt_decision:
+        halted_by = await oversight.get_decision(db, job.halt_decision)
+    release = await oversight.release_state(db, run) if job.model else None
+    me = actor_of(request).pseudonym if may_oversee else None
+    actions: list[str] = []
+    if may_oversee:
+        if job.status in ("queued", "running") and not job.halted:
+            actions.append("halt")
+        if job.status == "halted" and (halted_by is None or halted_by.actor != me):
+            actions.append("resume")
+        if release is not None:
+            actions += {"undecided": ["approve_release", "veto_release"],
+                        "approved": ["release", "veto_release"], "vetoed": [], "released": []}[release.state]
+            if release.state != "released" and await jobs.checkpoints(db, run):
+                actions.append("rollback")
+    return {"actions": actions, "halted_by": halted_by, "release": release,
+            "halted_by_me": bool(halted_by and halted_by.actor == me)}
 
 
 def _submit_error(request: Req, text: str, message: str, status: int) -> Template:
@@ -152,7 +187,8 @@ def _submit_error(request: Req, text: str, message: str, status: int) -> Templat
                 error=message)
 
 
-def _example_spec() -> str:
+def _example_spec(dataset: str | None) -> str:
+    """A spec to start from: an imported dataset of this log (the newest by name), never an invented one."""
     return json.dumps({"kind": "reward_model", "base_model": "<path to a local model directory>",
-                       "dataset": "ds_example", "learning_rate": 5e-5, "epochs": 1, "batch_size": 8,
-                       "dp": {"target_epsilon": 8.0, "delta": 1e-5}}, indent=2)
+                       "dataset": dataset or "<import a dataset first: /datasets>", "learning_rate": 5e-5,
+                       "epochs": 1, "batch_size": 8, "dp": {"target_epsilon": 8.0, "delta": 1e-5}}, indent=2)

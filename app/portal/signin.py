@@ -2,9 +2,13 @@
 
 The portal only draws the forms: checking passwords and codes, the session and its expiry are
 ``app.auth``'s. The sign-in form posts to ``/auth/login``, which redirects back here with
-``?error=invalid|totp_required|throttled`` on failure; an expired session comes here with
-``error=expired`` (see ``app.portal.errors``) and the page it was on as ``next``.
-Enrolment calls ``app.auth.totp`` (``begin``, ``confirm``) so it works without JavaScript.
+``?error=invalid|throttled`` on failure; an expired session comes here with
+``error=expired`` (see ``app.portal.errors``) and the page it was on as ``next``. The code field
+is always on the form and a missing code reads like a wrong password, so the page never tells
+whether a password was right or which accounts have a second factor.
+Enrolment calls ``app.auth.totp`` (``begin``, ``confirm``, ``pending``) so it works without
+JavaScript: the otpauth URI is shown as text, as a link and as a QR code (inline SVG drawn on the
+server), and a refused first code shows the same pending secret again to retry with.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ Text = Annotated[str | None, QueryParameter(required=False)]
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MESSAGES = {
     "expired": ("info", "Your session has ended; please sign in again."),
-    "invalid": ("error", "The account name, password or one-time code is not right. Try again."),
-    "totp_required": ("error", "This account has a second factor: enter the 6-digit code from your "
-                               "authenticator app."),
+    "invalid": ("error", "The account name, password or one-time code is not right. Accounts with "
+                         "a second factor need the 6-digit code from the authenticator app too. "
+                         "Try again."),
     "throttled": ("error", "Too many failed sign-ins for this account; wait a minute and try "
                            "again."),
 }
@@ -71,9 +75,10 @@ class SignInController(Controller):
         """The sign-in form (already signed in: straight on to ``next``)."""
         if viewer(request) is not None and error != "expired":
             return Redirect(safe_next(next), status_code=303)
-        category, message = MESSAGES.get(error or "", ("", None))
+        # an old link's ``totp_required`` reads as ``invalid``: the same words for every failure
+        category, message = MESSAGES.get("invalid" if error == "totp_required" else error or "", ("", None))
         return page(request, "sign_in.html", title="Sign in", next=safe_next(next), message=message,
-                    category=category, ask_code=error == "totp_required")
+                    category=category)
 
     @get("/account", guards=[_any_signed_in])
     async def account(self, request: Req) -> Template:
@@ -88,7 +93,8 @@ class SignInController(Controller):
             secret, uri = await totp.begin(db_of(request), keyring_of(request), account)
         except (AppError, LedgerError) as e:
             return page(request, "account.html", status_code=400, account=account, error=client_detail(e))
-        return page(request, "account.html", account=account, secret=secret, otpauth_uri=uri)
+        return page(request, "account.html", account=account, secret=secret, otpauth_uri=uri,
+                    qr_svg=totp.qr_svg(uri))
 
     @post("/account/totp/confirm", guards=[_any_signed_in])
     async def confirm(self, request: Req, data: Form) -> Template | Redirect:
@@ -98,8 +104,15 @@ class SignInController(Controller):
             await totp.confirm(db_of(request), log_of(request), keyring_of(request), account,
                                data.get("code", "").strip(), by=actor_of(request))
         except (AppError, LedgerError) as e:
-            return page(request, "account.html", status_code=400, account=account,
-                        error=f"The code was not accepted: {client_detail(e)}. "
-                              "Start again if the secret is lost.")
+            still = await totp.pending(db_of(request), keyring_of(request), account)
+            if still is None:
+                return page(request, "account.html", status_code=400, account=account,
+                            error=f"The code was not accepted: {client_detail(e)}.")
+            secret, uri = still
+            return page(request, "account.html", status_code=400, account=account, secret=secret,
+                        otpauth_uri=uri, qr_svg=totp.qr_svg(uri),
+                        error="The code was not accepted: it is not the current code for this secret. "
+                              "Keep the same entry in your authenticator app (the secret below is "
+                              "unchanged), check the phone's clock, and enter the code it shows now.")
         return redirect("/account", "Second factor enrolled: sign-in now asks for a code.", "success",
                         request)

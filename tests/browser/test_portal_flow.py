@@ -280,10 +280,10 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
 
     assert wait_for_status(ov1, run, ("halted",)) == "halted"
     assert ov1.locator("table").filter(has_text="Root").locator("tbody tr").count() >= 1  # halt checkpoint
-    decide(ov1, "Resume", "Data checked, resuming the run myself (must be refused).")
-    assert "Decision not recorded" in ov1.locator("h1").inner_text()
-    refusal = ov1.locator("#decision-error").inner_text()
-    assert "Resume refused" in refusal, refusal
+    # the overseer who halted is not offered the resume form: a second overseer must resume
+    ov1.reload()
+    assert ov1.get_by_role("button", name="Resume", exact=True).count() == 0
+    assert "a second overseer must resume it" in ov1.locator("#halted-note").inner_text()
     shot(ov1, artefacts, "resume-refused")
 
     ov2 = sign_in(browser, server, "ov2")
@@ -293,6 +293,12 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
     assert wait_for_status(ov2, run, ("completed",)) == "completed"
     decide(ov2, "Approve release", "Metrics and privacy spend reviewed; release approved.")
     assert "Approve release recorded as log entry" in ov2.locator(".flashes").inner_text()
+    assert ov2.locator("#release-state").inner_text().endswith("awaiting release")
+    assert ov2.get_by_role("button", name="Approve release", exact=True).count() == 0
+    ov1.goto(f"/runs/{run}")
+    decide(ov1, "Release model", "Approved by a second overseer; releasing the reviewed model.")
+    assert "Release model recorded as log entry" in ov1.locator(".flashes").inner_text()
+    assert ov1.locator("#release-state").inner_text().startswith("released")
     actions = ov2.locator("ul.decisions").inner_text()
     for action in ("halt", "resume", "approve release"):
         assert action in actions

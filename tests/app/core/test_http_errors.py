@@ -174,6 +174,8 @@ async def test_token_expiry_out_of_range_is_a_form_error(sqlite_log: Log, tmp_pa
                               headers={"X-CSRFToken": csrf(client), "Content-Type": "application/json"})
         clean(r, 400)
         made = await client.post("/admin/create_token", data={**form, "expires_days": "3650"})
+        assert made.status_code == 303  # POST-redirect-GET: the secret is shown once, on the next page
+        made = await client.get(made.headers["location"])
         assert made.status_code == 200 and 'id="new-token"' in made.text, made.text[-2000:]
 
 

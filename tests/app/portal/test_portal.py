@@ -175,8 +175,10 @@ async def test_administration(log: Log, tmp_path: Path) -> None:
         assert bad.status_code == 400 and "unknown role" in bad.text
         created = await client.post("/admin/create_token",
                                     data={"name": "svc", "scopes": "events:write", **token})
-        secret = re.search(r'id="new-token">(rat_[A-Za-z0-9_-]+)<', created.text)
-        assert created.status_code == 200 and secret, created.text[-3000:]
+        assert created.status_code == 303  # POST-redirect-GET: the secret is on the next page
+        shown = await client.get(created.headers["location"])
+        secret = re.search(r'id="new-token">(rat_[A-Za-z0-9_-]+)<', shown.text)
+        assert secret, shown.text[-3000:]
         again = (await client.get("/admin")).text
         assert secret.group(1) not in again and secret.group(1)[4:12] in again  # shown once, then the prefix
         who = await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {secret.group(1)}",
