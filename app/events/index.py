@@ -11,6 +11,9 @@ batch is written in one transaction that first locks that row, writes only the r
 watermark it then sees and raises the watermark to the batch's end: so no duplicates and no
 gaps (SQLite's inserts also say ``ON CONFLICT DO NOTHING``, for good measure).
 
+An ``oversight.decision`` is indexed by the run, model, dataset version or annotator its
+``target`` names (changing what is extracted means existing indexes need ``rlhf-audit reindex``).
+
 Indexing never fails on an entry: one that is not a JSON object, or lacks the envelope of
 ``app.events.recording``, is indexed with kind ``""`` and no fields. A value that a database index
 cannot hold (over 200 characters, a NUL, a number beyond 64 bits) is left unindexed, and a
@@ -156,8 +159,16 @@ def index_row(idx: int, data: bytes) -> tuple[Row, set[bytes]]:
         return (idx, "", None, None, None, None, None, None, None), set()
     g = doc.get
     kind = _text(g("kind")) or ""
-    row: Row = (idx, kind, _text(g("run")), _text(g("dataset")), _int(g("dataset_version")),
-                _text(g("model")), _text(g("actor")), _text(g("annotator")), _at(g("at")))
+    # An oversight decision names what it is about in ``target`` (a run, a model and its run, a
+    # dataset version, an annotator): indexed as that run, model, ... so "every event of run X"
+    # holds its halts, resumes and approvals. A field at the top level, if any, comes first.
+    target = g("target") if kind == "oversight.decision" else None
+    t = target.get if type(target) is dict else (lambda _k: None)
+    row: Row = (idx, kind, _text(g("run")) or _text(t("run")), _text(g("dataset")) or _text(t("dataset")),
+                _int(g("dataset_version")) if _int(g("dataset_version")) is not None
+                else _int(t("dataset_version")),
+                _text(g("model")) or _text(t("model")), _text(g("actor")),
+                _text(g("annotator")) or _text(t("annotator")), _at(g("at")))
     # The substring test skips the walk for the (many) events that carry no commitment.
     return row, (commitments_of(doc) if b"commitment" in data else set())
 

@@ -12,7 +12,8 @@ into the sorted leaf indices of the entries that belong to it:
 - ``time``: every event whose ``at`` lies in [since, until).
 
 Queries go through ``app.events.index.EventIndex`` (kind, run, dataset, model, time); oversight
-decisions are matched on their ``target`` here, since the index does not hold targets.
+decisions are matched on their ``target`` here too, which also covers logs indexed before the index
+held decisions by their targets.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _target(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _decisions(index: EventIndex, size: int, **target: object) -> dict[int, IndexedEvent]:
-    """Oversight decisions whose ``target`` has these fields (the index does not hold targets)."""
+    """Oversight decisions whose ``target`` has these fields (read from the events themselves)."""
     found = await _all(index, size, kind="oversight.decision")
     return {i: e for i, e in found.items()
             if all(_target(e.event).get(k) == v for k, v in target.items() if v is not None)}

@@ -111,7 +111,7 @@ def test_sign_in_with_totp_and_sign_out(browser: Any, server: Server, artefacts:
 def test_explorer_verifies_proofs_in_the_browser(browser: Any, server: Server, artefacts: Path) -> None:
     page = sign_in(browser, server, "aud1")
     page.get_by_role("link", name="Log explorer").click()
-    page.get_by_label("Kind").fill("account.created")
+    page.get_by_label("Kind").select_option("account.created")
     page.get_by_role("button", name="Search").click()
     rows = page.locator("table.results tbody tr")
     assert rows.count() >= 5
