@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # it imports the ledger's log (SQLAlchemy): imported where a 
     from ..events.recording import Actor
     from .settings import Settings
 
-__all__ = ["Opened", "acting_as", "on_home", "on_home_log", "run", "settings_of"]
+__all__ = ["Opened", "acting_as", "on_home", "run", "settings_of"]
 
 T = TypeVar("T")
 
@@ -121,11 +121,6 @@ def on_home(ctx: click.Context, body: Callable[[Opened], Awaitable[T]], *, settl
             await db.close()
 
     return asyncio.run(go())
-
-
-def on_home_log(ctx: click.Context, body: Callable[[Any, Any], Awaitable[T]], *, settle: bool = True) -> T:
-    """:func:`on_home` for a body that needs only ``(log, keyring)``."""
-    return on_home(ctx, lambda opened: body(opened.log, opened.keyring), settle=settle)
 
 
 async def acting_as(db: Any, keyring: Any, name: str | None,

@@ -77,10 +77,6 @@ def _log(state: State) -> Log:
 
 
 def _keyring(state: State) -> Keyring:
-    return _state_keyring(state)
-
-
-def _state_keyring(state: State) -> Keyring:
     keyring: Keyring | None = getattr(state, "keyring", None)
     if keyring is None:  # an app built without one: the home's, made once
         from ledger.home import LogHome
@@ -89,17 +85,13 @@ def _state_keyring(state: State) -> Keyring:
     return keyring
 
 
-def _state_queue(state: State) -> Queue:
+def _queue(state: State) -> Queue:
     queue: Queue | None = getattr(state, "queue", None)
     if queue is None:  # before the jobs lifespan ran (a test app): the configured one, made once
         from ..jobs.queue import queue_from_env
 
         queue = state.queue = queue_from_env(_app_settings(state))
     return queue
-
-
-def _queue(state: State) -> Queue:
-    return _state_queue(state)
 
 
 def _event_index(state: State) -> EventIndex:
@@ -121,13 +113,9 @@ def _principal(request: Req) -> Principal:
     return principal
 
 
-def _actor(request: Req) -> Actor:
-    return actor_of(request)
-
-
 def keyring_of(request: Req) -> Keyring:
     """The app's keyring, for code that holds a request rather than declaring a dependency."""
-    return _state_keyring(request.app.state)
+    return _keyring(request.app.state)
 
 
 def db_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Database:
@@ -149,7 +137,7 @@ def objects_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ObjectStore | 
 
 
 def queue_of(request: Req) -> Queue:
-    return _state_queue(request.app.state)
+    return _queue(request.app.state)
 
 
 def actor_of(request: Req) -> Actor:
@@ -175,7 +163,7 @@ def dependencies() -> dict[str, Provide]:
         "queue": Provide(_queue, sync_to_thread=False),
         "event_index": Provide(_event_index, sync_to_thread=False),
         "principal": Provide(_principal, sync_to_thread=False),
-        "caller": Provide(_actor, sync_to_thread=False),
+        "caller": Provide(actor_of, sync_to_thread=False),
         "settings": Provide(_settings, sync_to_thread=False),
         "app_settings": Provide(_app_settings, sync_to_thread=False),
         "objects": Provide(_objects, sync_to_thread=False),

@@ -137,26 +137,13 @@ async def serving(log: Log, keyring: Keyring, queue: Any = None, home: Any = Non
 
     from app.server.core import create_app
 
+    from .asgi import lifespan_of
+
     app = create_app(home, db=database_of(log), log=log, keyring=keyring)
     app.state.queue = queue
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    while not started.is_set():
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            yield client
-    finally:
-        stop.set()
-        await task
+    async with lifespan_of(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                   base_url="http://t") as client:
+        yield client
 
 
 async def token(log: Log, keyring: Keyring, name: str, role: str) -> dict[str, str]:
