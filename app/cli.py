@@ -97,8 +97,10 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 # The ledger's commands, with the product's `verify` and `reindex` mounted where the ledger's would
-# be (they run the ledger's, then check what the app derives and stores).
-_PRODUCT_AUDIT = {c.name: c for c in (audit_commands.verify, audit_commands.reindex)}
+# be (they run the ledger's, then check what the app derives and stores), and its `public-keys`
+# (the ledger's keys and the evidence-signing key).
+_PRODUCT_AUDIT = {c.name: c for c in (audit_commands.verify, audit_commands.reindex,
+                                      key_commands.public_keys)}
 for _command in ledger_cli.COMMANDS:
     cli.add_command(_PRODUCT_AUDIT.get(_command.name, _command))
 cli.add_command(click.Group(

@@ -6,10 +6,12 @@
 
 It records (``docs/events.md``): ``run.started`` (spec, config hash, library and code
 versions, base-model hashes, dataset version root, DP terms and the notice that metrics are
-not covered by DP), ``run.metrics`` in batches (so a step costs a list append, not a log
-write), ``run.privacy`` for each logged ε, ``run.checkpoint`` with every file's SHA-256 and a
-Merkle root at each save, and the run's end: ``run.completed``, ``run.halted`` or
-``run.failed``. The project's DP loop drives the very same hooks, so both paths audit alike.
+not covered by DP; the segment's number and, for a resumed one, the checkpoint it resumes
+from, the base model staying the run's original one), ``run.metrics`` in batches (so a step
+costs a list append, not a log write), ``run.privacy`` for each logged ε, ``run.checkpoint``
+with every file's SHA-256 and a Merkle root at each save, and the run's end:
+``run.completed``, ``run.halted`` or ``run.failed``; steps are the run's global steps. The
+project's DP loop drives the very same hooks, so both paths audit alike.
 
 Each record is put in the log's event envelope by an injected :class:`Envelope`: the app's job
 runtime passes the one ``app.events.recording`` builds, a team's own script gets
@@ -127,7 +129,8 @@ class AuditCallback(TrainerCallback):
         dataset_version: int | None = None, dataset_root: str | None = None,
         base_model: str | Path | None = None, dp: Mapping[str, Any] | None = None,
         envelope: Envelope = worker_envelope, metrics_every: int = 50, metrics_seconds: float = 5.0,
-        checkpoint_hook: CheckpointHook | None = None, auto_complete: bool = True,
+        checkpoint_hook: CheckpointHook | None = None, auto_complete: bool = True, segment: int = 1,
+        resumed_from: Mapping[str, Any] | None = None,
     ) -> None:
         self.sink = sink
         self.run = run
@@ -142,7 +145,9 @@ class AuditCallback(TrainerCallback):
         self.metrics_seconds = metrics_seconds
         self.checkpoint_hook = checkpoint_hook
         self.auto_complete = auto_complete
-        self.step = 0
+        self.segment = segment
+        self.resumed_from: dict[str, Any] | None = dict(resumed_from) if resumed_from else None
+        self.step = 0  # the run's global step: a resumed segment goes on counting
         self.epsilon: float | None = None
         self.started = False
         self.ended: str | None = None
@@ -207,7 +212,8 @@ class AuditCallback(TrainerCallback):
             libraries=library_versions(), code_version=code_version(), base_model=base_model,
             dataset=self.dataset or getattr(self.spec, "dataset", None),
             dataset_version=self.dataset_version or getattr(self.spec, "dataset_version", None),
-            dataset_root=self.dataset_root, dp=dp, notice=DP_NOTICE if self.dp_enabled else None)
+            dataset_root=self.dataset_root, dp=dp, notice=DP_NOTICE if self.dp_enabled else None,
+            segment=self.segment, resumed_from=self.resumed_from)
         # Wait for this one delivery: a wrong URL, a refused token or a down log stops the run
         # before its first step, not some steps later when the writer thread gets an answer.
         self.sink.flush()

@@ -19,6 +19,15 @@ Other measured pitfalls handled here: ``wrap_model=False`` (the model stays a
 accountant asked once per logged step (ε = 0 before the first step); no gradient norm in the
 logged metrics; DPO's ``lm_head`` frozen. With AdamW (scale-invariant) the summed, noised
 gradient needs no division by the batch size.
+
+**Resume.** Each checkpoint holds what an exact resume needs: the weights, the inner AdamW's
+state (``optimizer.pt``), torch's global RNG states (``rng_state.pth``: Opacus draws both the
+Poisson batches and the noise from the default generators, CPU and, for noise on a GPU, CUDA),
+and in ``dp_state.json`` the global step and the accountant's history. A resume prepares the run
+from the original spec (DPO's reference model stays the base model), loads the weights, makes it
+private with the same σ (calibrated for the same planned steps), restores the rest and goes on
+to the planned end: the weights, ε and step numbers are those of the run without the halt, and
+ε stays cumulative over the segments.
 """
 
 from __future__ import annotations
@@ -86,8 +95,68 @@ def _privatize(spec: TrainingSpec, model: Any, optimizer: Any, n: int, sample_ra
     return engine, hooks, dp_optimizer, dp_loader, float(sigma)
 
 
+def _load_weights(model: Any, checkpoint: Path) -> None:
+    """The checkpoint's weights into ``model`` (every tensor, strictly)."""
+    from transformers.trainer_utils import load_sharded_checkpoint
+
+    single = checkpoint / "model.safetensors"
+    if single.is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(single, device=str(next(model.parameters()).device)), strict=True)
+    else:
+        load_sharded_checkpoint(model, str(checkpoint), strict=True)
+
+
+def _rng_states() -> dict[str, Any]:
+    import torch
+
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _save(path: Path, model: Any, tokenizer: Any, optimizer: Any, engine: Any, step: int,
+          plan: dict[str, Any], delta: float, resumable: bool) -> None:
+    """The model and ``dp_state.json``; for a checkpoint (``resumable``) also what a resume restores."""
+    import torch
+
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    epsilon = engine.accountant.get_epsilon(delta) if step else 0.0
+    history = [list(h) for h in engine.accountant.history]
+    (Path(path) / "dp_state.json").write_text(json.dumps(
+        {"step": step, "epsilon": epsilon, "accountant_history": history, **plan}, indent=1, sort_keys=True))
+    if resumable:
+        torch.save(optimizer.state_dict(), Path(path) / "optimizer.pt")
+        torch.save(_rng_states(), Path(path) / "rng_state.pth")
+
+
+def _restore(checkpoint: Path, model: Any, plan: dict[str, Any], optimizer: Any, engine: Any) -> int:
+    """Restore the weights, optimizer, RNG and accountant from ``checkpoint``; its global step.
+
+    Refuses a checkpoint planned otherwise (another σ, sample rate or number of steps, e.g. the
+    data changed since): that would not be the same run."""
+    import torch
+
+    saved = json.loads((checkpoint / "dp_state.json").read_text())
+    for key in ("noise_multiplier", "sample_rate", "planned_steps", "pairs"):
+        if saved.get(key) != plan[key]:
+            raise ValueError(f"checkpoint {checkpoint} cannot be resumed exactly: its {key} is "
+                             f"{saved.get(key)!r}, this run's is {plan[key]!r}")
+    _load_weights(model, checkpoint)
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
+    rng = torch.load(checkpoint / "rng_state.pth", weights_only=True)
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    engine.accountant.history = [(float(s), float(q), int(n)) for s, q, n in saved["accountant_history"]]
+    return int(saved["step"])
+
+
 def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Path, audit: AuditCallback,
-             control: RunControl | None) -> tuple[str, int, Any]:
+             control: RunControl | None, resume_from: Path | None = None) -> tuple[str, int, Any]:
     """The DP loop; returns (status, steps, save function) for :func:`trainers.training.train`."""
     import torch
     from transformers import TrainerControl, TrainerState
@@ -115,22 +184,23 @@ def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Pa
                 "accountant": spec.dp.accountant, "pairs": len(rows), "planned_steps": steps_total}
     args, state, ctl = trainer.args, TrainerState(), TrainerControl()
     state.max_steps, state.num_train_epochs = steps_total, spec.epochs
+    batches_per_epoch = len(dp_loader)
+    if resume_from is not None:  # the weights into the hooked model: Opacus' hooks stay on its modules
+        state.global_step = _restore(resume_from, model, audit.dp, optimizer, engine)
+        state.epoch = state.global_step / batches_per_epoch
     audit.on_train_begin(args, state, ctl, model=model)
 
-    def save(path: Path) -> None:
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-        epsilon = engine.accountant.get_epsilon(spec.dp.delta) if state.global_step else 0.0
-        (Path(path) / "dp_state.json").write_text(json.dumps(
-            {"step": state.global_step, "epsilon": epsilon, **audit.dp}, indent=1, sort_keys=True))
+    def save(path: Path, resumable: bool = False) -> None:
+        assert spec.dp is not None
+        _save(path, model, tokenizer, optimizer, engine, state.global_step, audit.dp, spec.dp.delta,
+              resumable)
 
     def checkpoint() -> None:
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        save(path)
+        save(path, resumable=True)
         audit.on_save(args, state, ctl)
 
     status = "completed"
-    batches_per_epoch = len(dp_loader)
     try:
         while state.global_step < steps_total:
             for indices in dp_loader.batch_sampler:

@@ -10,6 +10,12 @@ checkpointing) with the audit callback added. With DP it is the plain loop of
   ``run.completed`` with every file's hash and the directory's Merkle root;
 * an exception records ``run.failed`` (class and message) and is raised again.
 
+``resume_from`` (a halted checkpoint's directory, under any name) makes the call a true resume of
+the same spec: TRL's Trainer resumes from its own checkpoint (optimizer, scheduler, RNG, data
+position, ``global_step``), the DP loop from the state it saves with each checkpoint (see
+:mod:`trainers.dp`). Steps on the events are the run's global steps; ``run.started`` says which
+segment this is and what it resumes from, and names the original base model.
+
 Heavy imports (torch, transformers, TRL, Opacus) happen inside the functions.
 """
 
@@ -105,7 +111,8 @@ def prepared_rows(trainer: Any, kind: str) -> list[dict[str, Any]]:
 
 
 def train(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Path, *,
-          audit: AuditCallback, control: RunControl | None = None) -> TrainingResult:
+          audit: AuditCallback, control: RunControl | None = None,
+          resume_from: Path | None = None) -> TrainingResult:
     """Run ``spec`` on ``pairs``, audited by ``audit``; see the module docstring."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -113,12 +120,15 @@ def train(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Path,
     if audit.spec is None:
         audit.spec = spec
     try:
+        if resume_from is not None:
+            resume_from = Path(resume_from)
+            _resuming(audit, resume_from, spec.dp is not None)
         if spec.dp is not None:
             from .dp import train_dp
 
-            status, steps, checkpoint = train_dp(spec, pairs, output_dir, audit, control)
+            status, steps, checkpoint = train_dp(spec, pairs, output_dir, audit, control, resume_from)
         else:
-            status, steps, checkpoint = _train_trl(spec, pairs, output_dir, audit, control)
+            status, steps, checkpoint = _train_trl(spec, pairs, output_dir, audit, control, resume_from)
         result = _finish(audit, status, steps, checkpoint, output_dir, control)
         audit.sink.flush()
         return result
@@ -130,6 +140,32 @@ def train(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Path,
             except Exception as sink_error:
                 e.add_note(f"run.failed could not be recorded: {sink_error}")
         raise
+
+
+RESUME_FILES = {"dp": ("dp_state.json", "optimizer.pt", "rng_state.pth"),
+                "trl": ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")}
+
+
+def _resuming(audit: AuditCallback, checkpoint: Path, dp: bool) -> None:
+    """Check ``checkpoint`` holds a resumable state; tell ``audit`` the segment resumes from it."""
+    import json
+
+    from .hashing import hash_directory
+
+    missing = [f for f in RESUME_FILES["dp" if dp else "trl"] if not (checkpoint / f).is_file()]
+    if missing:
+        raise ValueError(f"checkpoint {checkpoint} cannot be resumed exactly: it has no {', '.join(missing)} "
+                         f"(a {'DP' if dp else 'TRL'} run's halted checkpoint holds them)")
+    state = json.loads((checkpoint / ("dp_state.json" if dp else "trainer_state.json")).read_text())
+    step = int(state["step"] if dp else state["global_step"])
+    _, root = hash_directory(checkpoint)
+    decision = (audit.resumed_from or {}).get("decision")
+    audit.resumed_from = {"step": step, "checkpoint_root": root,
+                          **({"decision": decision} if decision is not None else {})}
+    audit.segment = max(audit.segment, 2)  # a resume is at least the run's second segment
+    audit.step = step
+    if dp:
+        audit.epsilon = state.get("epsilon")
 
 
 def _finish(audit: AuditCallback, status: str, steps: int, checkpoint: Any, output_dir: Path,
@@ -150,7 +186,8 @@ def _finish(audit: AuditCallback, status: str, steps: int, checkpoint: Any, outp
 
 
 def _train_trl(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Path,
-               audit: AuditCallback, control: RunControl | None) -> tuple[str, int, Any]:
+               audit: AuditCallback, control: RunControl | None,
+               resume_from: Path | None = None) -> tuple[str, int, Any]:
     from transformers import PrinterCallback, TrainerCallback
 
     class Halt(TrainerCallback):
@@ -167,5 +204,7 @@ def _train_trl(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: 
     trainer.remove_callback(PrinterCallback)  # logs go to the log, not stdout
     trainer.add_callback(audit)
     trainer.add_callback(halt)
-    trainer.train()
+    # From the original spec: the Trainer loads the checkpoint's weights over the base model (DPO's
+    # reference model stays the base), then its optimizer, scheduler, RNG and trainer_state.json.
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     return ("halted" if halt.halted else "completed"), trainer.state.global_step, trainer.save_model

@@ -27,6 +27,10 @@ __all__ = [
     "CheckContext",
     "body",
     "Outcome",
+    "by_run",
+    "describe_segments",
+    "segment_entries",
+    "segments",
     "Pack",
     "Rule",
     "RuleResult",
@@ -88,6 +92,49 @@ def body(indexed: Any) -> dict[str, Any]:
     """The event an index hit carries, as a dict (an entry that is not a JSON object: empty)."""
     event = indexed.event
     return event if isinstance(event, dict) else {}
+
+
+def by_run(started: Sequence[Any]) -> dict[Any, list[Any]]:
+    """``run.started`` events grouped by run, in log order: a halted run that was resumed records
+    one per segment under the same ``run``, and is still one run (docs/events.md)."""
+    out: dict[Any, list[Any]] = {}
+    for e in sorted(started, key=lambda e: e.index):
+        out.setdefault(body(e).get("run"), []).append(e)
+    return out
+
+
+def segments(starts: Sequence[Any]) -> list[dict[str, Any]]:
+    """A run's segments from its ``run.started`` events: number, first global step, and the decision
+    (a leaf index, or an id on older entries) that resumed it with the checkpoint it resumed from."""
+    out = []
+    for n, e in enumerate(starts, 1):
+        b = body(e)
+        resumed = b.get("resumed_from") if isinstance(b.get("resumed_from"), dict) else {}
+        step = resumed.get("step")
+        out.append({"segment": b.get("segment") or n, "index": e.index,
+                    "from_step": step if isinstance(step, int) and not isinstance(step, bool) else 0,
+                    "resumed_by": resumed.get("decision"), "checkpoint_root": resumed.get("checkpoint_root")})
+    return out
+
+
+def segment_entries(segs: Sequence[dict[str, Any]]) -> list[int]:
+    """The entries behind a run's segments: each ``run.started`` and each resuming decision."""
+    by = [s["resumed_by"] for s in segs]
+    return [s["index"] for s in segs] + [i for i in by if isinstance(i, int) and not isinstance(i, bool)]
+
+
+def describe_segments(segs: Sequence[dict[str, Any]]) -> str:
+    """'' for a run of one segment, else e.g. 'in 2 segments (segment 2 from step 119, resumed by
+    decision #40)'."""
+    if len(segs) < 2:
+        return ""
+    parts = []
+    for s in segs[1:]:
+        by = s["resumed_by"]
+        who = (f", resumed by decision #{by}" if isinstance(by, int) and not isinstance(by, bool)
+               else f", resumed by decision {by}" if by else "")
+        parts.append(f"segment {s['segment']} from step {s['from_step']}{who}")
+    return f"in {len(segs)} segments ({'; '.join(parts)})"
 
 
 Check = Callable[["CheckContext"], Awaitable[Outcome]]

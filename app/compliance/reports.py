@@ -4,8 +4,9 @@
 scope (a model release, a run, a dataset version, a time range or the whole log), evaluates the
 regulation pack at that size and assembles the sections: the Annex IV draft, the Art. 12 log
 summary with its completeness statement, the Art. 14 oversight register, the Art. 10
-datasheets, the DP budget statement, the retention attestation and the rule results. Every
-statement carries the leaf indices behind it and their proof URLs (``/log/v1/proof/<i>``).
+datasheets, the DP budget statement, the retention attestation, the Art. 73 evidence freezes
+and the rule results. Every statement carries the leaf indices behind it and their proof URLs
+(``/log/v1/proof/<i>``).
 
 The three formats render one data tree. :func:`render_report` renders one, archives it in the
 object store when given one (``reports/...``, write-once on a locked bucket) and records
@@ -41,6 +42,7 @@ from .rules import DEFAULT_PACK
 from .scope import ReportScope, ScopeError
 from .sections import (
     annex_iv,
+    art73_incidents,
     datasheets,
     dp_statement,
     gather,
@@ -61,10 +63,14 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "reports"
 NOT_COVERED = [
     "Art. 9 risk management system, Art. 17 quality management procedures and Art. 72 post-market "
     "monitoring are not recorded on the log and not checked.",
-    "Art. 73 serious incidents (deadlines, evidence freeze) are not tracked.",
+    "Art. 73 serious incidents: tracked is the evidence freeze (incident.frozen: the scope's evidence "
+    "bundle archived, the stored artefacts it names under legal hold, halts taken first where asked; "
+    "the Art. 73 section). Not tracked: the notification deadlines to the authorities (Art. 73(2)-(4)), the "
+    "report to the market surveillance authority itself, and the investigation that follows.",
     "Art. 26(2) assignment and competence of overseers is not recorded.",
     "Validation and test reports (Annex IV 2(g)) are not recorded; only training metrics are.",
-    "Retention is checked as configured and as the oldest entry's presence; legal holds are not tracked.",
+    "Retention is checked as configured and as the oldest entry's presence; legal holds appear only as "
+    "incident freezes record them.",
 ]
 
 
@@ -167,6 +173,7 @@ async def build_report(
         "art10_datasheets": datasheets(facts),
         "dp_budget": await dp_statement(ctx, sel),
         "retention": await retention(ctx, facts),
+        "art73_incidents": art73_incidents(facts),
         "not_covered": NOT_COVERED,
     }
     return Report(data, scope, size)

@@ -17,12 +17,13 @@ from typing import Any
 from ledger.errors import NotFound
 
 from .config import MIN_RETENTION_DAYS
-from .pack import CheckContext, body
+from .pack import CheckContext, body, by_run, describe_segments, segment_entries, segments
 from .rules.eu_ai_act import datasheet_gaps, log_audit, oldest_entry
 from .rules.gdpr import privacy_ledger
-from .scope import ReportScope
+from .scope import ReportScope, ScopeError
 
-__all__ = ["NOT_RECORDED", "Facts", "Selection", "annex_iv", "datasheets", "dp_statement", "gather",
+__all__ = ["NOT_RECORDED", "Facts", "Selection", "annex_iv", "art73_incidents", "datasheets", "dp_statement",
+           "gather",
            "log_summary", "oversight_register", "retention", "select", "statement"]
 
 NOT_RECORDED = "Not recorded on the log."
@@ -31,7 +32,7 @@ INTERVENTIONS = ("halt", "rollback", "reject_dataset", "reject_annotator", "veto
 KINDS = ("job.submitted", "job.refused", "run.started", "run.privacy", "run.checkpoint", "run.halted",
          "run.completed", "run.failed", "oversight.decision", "model.released", "dataset.version",
          "dataset.datasheet", "dataset.budget_set", "privacy.erased", "compliance.checked",
-         "report.generated", "bundle.created", "config.changed")
+         "report.generated", "bundle.created", "config.changed", "incident.frozen")
 
 
 def statement(text: str, entries: Iterable[int] = ()) -> dict[str, Any]:
@@ -80,6 +81,9 @@ class Selection:
         b = body(e)
         if e.kind == "oversight.decision":
             return self._target(b.get("target"))
+        if e.kind == "incident.frozen":  # its scope names what was frozen (a bundle's scope)
+            frozen = b.get("scope") if isinstance(b.get("scope"), dict) else {}
+            return self._target({**frozen, "dataset_version": frozen.get("version")})
         if b.get("run") is not None:
             return b["run"] in self.runs
         if b.get("model") is not None:
@@ -154,8 +158,13 @@ def _general(facts: Facts) -> list[dict[str, Any]]:
     out = [statement(f"Model {body(e).get('model')} was released from run {body(e).get('run')} "
                      f"(weights root {body(e).get('root')}) under approval {body(e).get('approval')}.",
                      [e.index]) for e in facts["model.released"]]
-    out += [statement(f"Run {body(e).get('run')} produced model {body(e).get('model')} after "
-                      f"{body(e).get('steps')} steps.", [e.index]) for e in facts["run.completed"]]
+    runs = by_run(facts["run.started"])
+    for e in facts["run.completed"]:
+        segs = segments(runs.get(body(e).get("run"), []))
+        more = describe_segments(segs)
+        out.append(statement(f"Run {body(e).get('run')} produced model {body(e).get('model')} after "
+                             f"{body(e).get('steps')} steps" + (f" {more}" if more else "") + ".",
+                             [e.index, *(segment_entries(segs) if more else [])]))
     return (out or [statement("No model in this scope was completed or released.")]) + [
         statement("Intended purpose, provider and deployment context: " + NOT_RECORDED)]
 
@@ -167,18 +176,23 @@ def _development(facts: Facts) -> list[dict[str, Any]]:
         out.append(statement(f"Run {b.get('run')}: method {b.get('job_kind')} on {b.get('dataset')} "
                              f"v{b.get('dataset_version')}, job specification sha256 {b.get('spec_sha256')}, "
                              f"planned ε {_fmt(b.get('planned_epsilon'))}.", [e.index]))
-    for e in facts["run.started"]:
-        b = body(e)
+    for starts in by_run(facts["run.started"]).values():
+        b = body(starts[0])  # the first segment names the pre-trained model; later ones resume
         base = b.get("base_model") if isinstance(b.get("base_model"), dict) else {}
         libs = b.get("libraries") if isinstance(b.get("libraries"), dict) else {}
         files = base.get("files")
         count = len(files) if isinstance(files, dict | list) else "an unrecorded number of"
+        segs = segments(starts)
+        more = describe_segments(segs)
+        resumed = "; ".join(f"segment {g['segment']} resumed from checkpoint root "
+                            f"{_fmt(g['checkpoint_root'])}" for g in segs[1:])
         out.append(statement(
             f"Run {b.get('run')}: pre-trained base model with root {_fmt(base.get('root'))} ({count} files); "
             f"code version {_fmt(b.get('code_version'))}; "
             f"configuration sha256 {_fmt(b.get('config_sha256'))}; "
-            f"libraries {', '.join(f'{k} {v}' for k, v in sorted(libs.items())) or 'not recorded'}.",
-            [e.index]))
+            f"libraries {', '.join(f'{k} {v}' for k, v in sorted(libs.items())) or 'not recorded'}"
+            + (f"; trained {more}; {resumed}" if more else "") + ".",
+            segment_entries(segs)))
     for e in facts["dataset.version"]:
         b = body(e)
         out.append(statement(f"Training data: {b.get('dataset')} v{b.get('dataset_version')} with "
@@ -196,16 +210,20 @@ def _monitoring(facts: Facts) -> list[dict[str, Any]]:
     decisions = facts["oversight.decision"]
     out = [statement(f"{len(decisions)} human-oversight decisions are recorded in scope (register in the "
                      "Art. 14 section).", _idx(decisions))]
-    for e in facts["run.started"]:
-        b = body(e)
+    for starts in by_run(facts["run.started"]).values():
+        b = body(starts[-1])
         dp = b.get("dp") if isinstance(b.get("dp"), dict) else {}
+        segs = segments(starts)
+        more = describe_segments(segs)
+        more = f" It trained {more}." if more else ""
         if dp.get("enabled"):
             text = (f"Run {b.get('run')} trained with DP-SGD: target ε {_fmt(dp.get('target_epsilon'))}, "
                     f"δ {_fmt(dp.get('delta'))}, unit of privacy {_fmt(dp.get('unit'))}, "
-                    f"accountant {_fmt(dp.get('accountant'))}. {b.get('notice') or ''}")
-            out.append(statement(text.strip(), [e.index]))
+                    f"accountant {_fmt(dp.get('accountant'))}.{more} {b.get('notice') or ''}")
+            out.append(statement(text.strip(), segment_entries(segs)))
         else:
-            out.append(statement(f"Run {b.get('run')} trained without differential privacy.", [e.index]))
+            out.append(statement(f"Run {b.get('run')} trained without differential privacy.{more}",
+                                 segment_entries(segs)))
     out += [statement(f"Run {body(e).get('run')} failed at step {body(e).get('step')}: "
                       f"{body(e).get('error')}", [e.index]) for e in facts["run.failed"]]
     return out
@@ -229,8 +247,9 @@ def _lifecycle(facts: Facts) -> list[dict[str, Any]]:
     by_run = Counter(body(e).get("run") for e in facts["run.checkpoint"])
     for run, n in sorted(by_run.items(), key=lambda kv: str(kv[0])):
         cps = [e for e in facts["run.checkpoint"] if body(e).get("run") == run]
-        out.append(statement(f"Run {run} saved {n} training checkpoints (steps "
-                             f"{body(cps[0]).get('step')} to {body(cps[-1]).get('step')}).", _idx(cps)))
+        steps = [st for st in (body(e).get("step") for e in cps) if isinstance(st, int)]  # global steps
+        span = f" (steps {min(steps)} to {max(steps)})" if steps else ""
+        out.append(statement(f"Run {run} saved {n} training checkpoints{span}.", _idx(cps)))
     changes = [e for e in facts["oversight.decision"]
                if body(e).get("action") in ("halt", "resume", "rollback", "approve_release", "veto_release")]
     changes += facts["model.released"]
@@ -397,8 +416,10 @@ async def dp_statement(ctx: CheckContext, sel: Selection) -> dict[str, Any]:
     datasets = [d for d in ledger["datasets"].values() if sel.everything or d["dataset"] in names]
     out = []
     for r in runs:
+        more = describe_segments(r["segments"])
         out.append(statement(
-            f"Run {r['run']} on {r['dataset']} v{r['dataset_version']}: "
+            f"Run {r['run']} on {r['dataset']} v{r['dataset_version']}"
+            + (f", trained {more}" if more else "") + ": "
             + (f"ε = {_fmt(r['epsilon'])} ({r['source']}), δ = {_fmt(r['delta'])}, unit of privacy "
                f"{_fmt(r['unit'])}, accountant {_fmt(r['accountant'])}, noise multiplier "
                f"{_fmt(r['noise_multiplier'])}, max grad norm {_fmt(r['max_grad_norm'])}."
@@ -415,6 +436,40 @@ async def dp_statement(ctx: CheckContext, sel: Selection) -> dict[str, Any]:
               "unit of privacy); metrics and checkpoints logged during training are outside it.")
     return {"unit": "preference pair", "runs": [{k: v for k, v in r.items()} for r in runs],
             "datasets": datasets, "statements": out + [statement(notice)]}
+
+
+# -- Art. 73: incidents ------------------------------------------------------------------------------
+
+
+def _scope_words(scope: Any) -> str:
+    try:
+        return ReportScope.parse(scope).describe()
+    except ScopeError:
+        return "an unreadable scope"
+
+
+def art73_incidents(facts: Facts) -> dict[str, Any]:
+    """The evidence freezes in scope (``incident.frozen``): what the product does for Art. 73.
+    The notification deadlines and the report to the authority are not on the log; "not covered"
+    says so."""
+    out = []
+    for e in facts["incident.frozen"]:
+        b = body(e)
+        halted = b.get("halted") if isinstance(b.get("halted"), list) else []
+        out.append(statement(
+            f"{b.get('at')}: incident {b.get('incident')} froze the evidence of "
+            f"{_scope_words(b.get('scope'))} ({_fmt(b.get('reason'))}): bundle {_fmt(b.get('object_key'))} "
+            f"(sha256 {_fmt(b.get('sha256'))}) of {_fmt(b.get('entries'))} entries against tree size "
+            f"{_fmt(b.get('tree_size'))}; {_fmt(b.get('held'))} stored artefact(s) put under legal hold "
+            f"(root {_fmt(b.get('held_root'))}), {_fmt(b.get('missing'))} missing, "
+            f"{_fmt(b.get('changed'))} changed"
+            + (f"; halted first: {', '.join(str(h) for h in halted)}" if halted else "") + ".", [e.index]))
+    if not out:
+        out.append(statement("No incident was frozen in this scope (no incident.frozen entry)."))
+    rows = [{"index": e.index, "proof": f"/log/v1/proof/{e.index}",
+             **{k: body(e).get(k) for k in ("incident", "at", "reason", "scope", "held", "object_key")}}
+            for e in facts["incident.frozen"]]
+    return {"incidents": rows, "statements": out}
 
 
 # -- Art. 19: retention ------------------------------------------------------------------------------------

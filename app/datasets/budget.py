@@ -6,7 +6,9 @@ giving the numbers, when the plan does not fit in what is neither spent nor rese
 and the reservation are one conditional UPDATE, so concurrent reservations cannot both pass when
 only one fits (PostgreSQL re-checks the condition on the locked row; SQLite serialises writers).
 When the job ends, :func:`settle` turns the reservation into what the accountant actually spent
-(which may be less); a job refused or failed before it started is :func:`release`\\ d.
+(which may be less); a job refused or failed before it started is :func:`release`\\ d. A halted
+run that is resumed keeps its reservation; should its plan need more, :func:`reserve_more` raises
+it, under the same atomic check.
 
 The spend itself is on the log in the training events (``run.privacy``, ``run.completed``);
 these rows are the working state that makes the check fast and atomic.
@@ -30,7 +32,8 @@ from .records import dataset_id, now
 from .schema import budget_reservations, dataset_budgets
 from .versions import version_row
 
-__all__ = ["Budget", "Reservation", "get_budget", "release", "remaining", "reserve", "set_budget", "settle"]
+__all__ = ["Budget", "Reservation", "get_budget", "get_reservation", "release", "remaining", "reserve",
+           "reserve_more", "set_budget", "settle"]
 
 _SLACK = 1e-9  # floating-point slack when comparing epsilons
 
@@ -148,6 +151,49 @@ async def reserve(db: Database, dataset: str, run: str, planned_epsilon: float) 
 
 class _Refused(Exception):
     pass
+
+
+async def get_reservation(db: Database, run: str) -> Reservation:
+    """The run's reservation (any state), or UnknownReservation."""
+    async with db.connect("reading a reservation") as conn:
+        row = (await conn.execute(sa.select(budget_reservations).where(
+            budget_reservations.c.run == _run(run)))).first()
+    if row is None:
+        raise UnknownReservation(f"run {run} has no budget reservation")
+    return _reservation(row)
+
+
+async def reserve_more(db: Database, run: str, planned_epsilon: float) -> Reservation:
+    """Raise ``run``'s standing reservation to ``planned_epsilon`` (no change when it holds that
+    much already), taking the difference from its dataset's budget in one transaction: BudgetExceeded
+    when the difference does not fit, BudgetError when the reservation is no longer ``reserved``."""
+    planned = _epsilon(planned_epsilon, "planned epsilon")
+    r, b = budget_reservations.c, dataset_budgets.c
+    try:
+        async with db.transaction("reserving more budget") as conn:
+            # Write before reading: this locks the reservation's row (PostgreSQL) or takes the write
+            # lock (SQLite, where a read lock upgraded later fails as "database is locked").
+            touch = sa.update(budget_reservations).where(r.run == _run(run)).values(updated_at=now())
+            await conn.execute(touch)
+            row = (await conn.execute(sa.select(budget_reservations).where(r.run == run))).first()
+            if row is None:
+                raise UnknownReservation(f"run {run} has no budget reservation")
+            if row.state != "reserved":
+                raise BudgetError(f"the reservation of run {run} is {row.state}, not reserved")
+            extra = planned - row.planned
+            if extra <= _SLACK:
+                return _reservation(row)
+            await conn.execute(sa.update(budget_reservations).where(r.run == run).values(planned=planned))
+            took = await conn.execute(sa.update(dataset_budgets).where(
+                b.dataset == row.dataset, b.epsilon_total - b.spent - b.reserved >= extra - _SLACK).values(
+                reserved=b.reserved + extra, updated_at=now()))
+            if took.rowcount != 1:
+                raise _Refused
+    except _Refused:
+        budget = await get_budget(db, row.dataset)
+        raise BudgetExceeded(row.dataset, extra, budget.epsilon_total, budget.spent,
+                             budget.reserved) from None
+    return Reservation(run, row.dataset, planned, "reserved", None)
 
 
 async def _close(db: Database, run: str, state: str, spent: float | None) -> Reservation:

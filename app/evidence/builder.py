@@ -12,11 +12,14 @@ The layout is specified byte for byte in ``docs/evidence.md``; in short::
     keys/log.vkey              the log's C2SP verifier key
     keys/tsa-chain.pem         the TSA certificate chain, signer first
     keys/evidence-key.pem      the operator's evidence-signing key (Ed25519, SPKI PEM)
-    report.json [report.html]  the compliance report for the scope
+    report.json [report.html]  the compliance report for the scope, its links pointing into the bundle
     verify.py  README.md       the standalone verifier and the auditor's instructions
 
-All proofs go to ONE checkpoint, the first that covers every entry in scope, so one timestamp
-dates them all; a consistency proof then ties it to the newest checkpoint at build time.
+Besides the scope's entries the bundle holds the ``keys.evidence_key`` entry that puts the
+attestation's key on the log (recorded here the first time a key signs a bundle) and every entry
+the report cites. All proofs go to ONE checkpoint, the first that covers every entry in the
+bundle, so one timestamp dates them all; a consistency proof then ties it to the newest
+checkpoint at build time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import time
 import zipfile
 from collections.abc import Sequence
@@ -50,12 +54,15 @@ from ..events.recording import SYSTEM, Actor, record
 from ..objects import ObjectStore, Stored
 from . import dsse
 from .scope import Scope, select
+from .verify import EVIDENCE_KEY_EVENT, report_citations
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Bundle", "build_bundle"]
+__all__ = ["EVIDENCE_KEY_EVENT", "FORMAT", "FORMAT_VERSION", "Bundle", "build_bundle", "record_evidence_key"]
 
 FORMAT = "https://rlhf-audit-trail.dev/evidence-bundle"
 FORMAT_VERSION = 1
 _HERE = Path(__file__).resolve().parent
+# What a report links to on the server, and what the same thing is called inside the bundle.
+_SERVER_LINK = re.compile(rb"/log/v1/(?:proof/(\d+|&lt;index&gt;|<index>)|checkpoints/(\d+)(/timestamp)?)")
 
 
 @dataclass(frozen=True)
@@ -103,9 +110,54 @@ def _tsa_chain(log: Log, responses: Sequence[bytes]) -> bytes:
     return b"".join(pem.armor("CERTIFICATE", der) for der in seen)
 
 
+async def record_evidence_key(log: Log, index: EventIndex, key: Ed25519PrivateKey) -> int:
+    """The leaf index of the first ``keys.evidence_key`` event naming ``key``; recorded (by the
+    system) when the log has none, e.g. for a new home's key or a replaced one (a rotation).
+
+    :func:`build_bundle` calls it; recorded earlier, when the key is set up, the event does not
+    push a bundle's proofs to the checkpoint that first holds it."""
+    pem, kid = dsse.public_key_pem(key.public_key()).decode(), dsse.key_id(key.public_key())
+    after = None
+    while True:
+        page = await index.query(kind=EVIDENCE_KEY_EVENT, after=after, limit=100)
+        for e in page:
+            if e.event.get("key_id") == kid and e.event.get("key") == pem:
+                return e.index
+        if len(page) < 100:
+            break
+        after = page[-1].index
+    return (await record(log, EVIDENCE_KEY_EVENT, SYSTEM, key=pem, key_id=kid)).leaf_index
+
+
+def _bundle_links(data: bytes, files: dict[str, bytes]) -> bytes:
+    """The report's server links as the bundle's member names, so they work in an unzipped bundle:
+    ``/log/v1/proof/N`` is ``entries/N.json`` (its proof beside it), the prose's
+    ``/log/v1/proof/<index>`` is ``proofs/<index>.tlog-proof``, a checkpoint and its timestamp
+    their files (left as they are if the bundle has no such file)."""
+    def inside(m: re.Match[bytes]) -> bytes:
+        if m[1] is not None:  # an entry, or the pattern the report's prose names
+            return b"entries/%s.json" % m[1] if m[1].isdigit() else b"proofs/%s.tlog-proof" % m[1]
+        name = f"timestamps/{int(m[2])}.tsr" if m[3] else f"checkpoints/{int(m[2])}.note"
+        return name.encode() if name in files else m[0]
+
+    return _SERVER_LINK.sub(inside, data)
+
+
+async def _cited(log: Log, report: dict[str, bytes], size: int,
+                 entries: dict[int, bytes]) -> dict[int, bytes]:
+    """The entries the report cites that are not in ``entries`` yet, so that every citation can be
+    checked inside the bundle."""
+    cited = report_citations(report, list(report))  # as the verifiers will read them
+    beyond = sorted(i for i in cited if i >= size)
+    if beyond:  # the report is built at the bundle's tree size: a rule citing past it is a bug there
+        raise RuntimeError(f"the report cites entries {beyond} at or beyond the bundle's tree size {size}")
+    return await log.entries_at(sorted(cited - set(entries)))
+
+
 async def _report(db: Database, log: Log, index: EventIndex, scope: Scope,
                   tree_size: int, settings: Settings) -> dict[str, bytes]:
-    """The compliance report's files for the scope, over the tree the proofs are against."""
+    """The compliance report's files for the scope, over the tree the proofs are against (so it
+    cites nothing beyond it)."""
     report = await build_report(db, log, index, scope, tree_size=tree_size, settings=settings)
     return {"report.json": report.json_bytes(), "report.html": report.html_bytes()}
 
@@ -133,7 +185,7 @@ def _zip(files: dict[str, bytes], when: datetime) -> bytes:
 
 def _manifest(log: Log, scope: Scope, created_at: str, cp: SignedCheckpoint, latest: SignedCheckpoint,
               stamps: dict[int, tuple[str, bytes] | None], count: int, files: dict[str, bytes],
-              report: list[str]) -> bytes:
+              report: list[str], key_entry: int) -> bytes:
     checkpoints = []
     for c in (cp, latest) if latest.size != cp.size else (cp,):
         stamp = stamps[c.size]
@@ -158,6 +210,7 @@ def _manifest(log: Log, scope: Scope, created_at: str, cp: SignedCheckpoint, lat
             "first": cp.size, "second": latest.size,
             "proof": f"consistency/{cp.size}-{latest.size}.json"}],
         "entries": count,
+        "evidence_key_entry": key_entry,
         "report": report,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
@@ -190,9 +243,19 @@ async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed
         timings[phase] = clock[-1] - clock[-2]
 
     entries = await select(log, scope, latest.size, index)
+    key_entry = await record_evidence_key(log, index, evidence_key)
+    if key_entry >= latest.size:  # just recorded: into a checkpoint with it
+        await log.integrate()
+        latest = await log.latest_checkpoint()
+        assert latest is not None and key_entry < latest.size
+    if key_entry not in entries:
+        entries[key_entry] = await log.entry(key_entry)
     lap("select")
-    indices = list(entries)
-    cp = await log.checkpoint_covering(indices[-1])
+    cp = await log.checkpoint_covering(max(entries))
+    report = await _report(db, log, index, scope, cp.size, settings)
+    lap("report")
+    entries.update(await _cited(log, report, cp.size, entries))
+    indices = sorted(entries)
     sizes = sorted({cp.size, latest.size})
     stamps = {s: await _timestamp(log, s) for s in sizes}
     if log.tsas and None in stamps.values():  # timestamping runs behind integration: catch up
@@ -217,17 +280,17 @@ async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed
     for i, proof in zip(indices, proofs, strict=True):
         files[f"entries/{i}.json"] = entries[i]
         files[f"proofs/{i}.tlog-proof"] = format_tlog_proof(i, proof, cp.note)
-    lap("files")
-    report = await _report(db, log, index, scope, cp.size, settings)
-    lap("report")
+    report = {name: _bundle_links(data, files) for name, data in report.items()}
     files.update(report)
+    lap("files")
     files["verify.py"] = (_HERE / "standalone_verify.py").read_bytes()
     files["README.md"] = _readme({
         "origin": log.origin, "scope": json.dumps(scope.to_json()), "created_at": created_at,
         "entries": str(len(indices)), "tree_size": str(cp.size), "latest_tree_size": str(latest.size),
         "log_vkey": log.signer.verifier.vkey, "evidence_key_id": dsse.key_id(evidence_key.public_key()),
     })
-    manifest = _manifest(log, scope, created_at, cp, latest, stamps, len(indices), files, list(report))
+    manifest = _manifest(log, scope, created_at, cp, latest, stamps, len(indices), files, list(report),
+                         key_entry)
     predicate = {
         "origin": log.origin, "scope": scope.to_json(), "created_at": created_at,
         "tree_size": cp.size, "latest_tree_size": latest.size, "entries": len(indices),

@@ -12,10 +12,15 @@ the product that wrote the bundle. It re-implements, from the public specificati
   messageDigest attribute, the TSA certificate's timeStamping usage and validity at genTime,
   and its chain to a root. Also run `openssl ts -verify` (see README.md) for a second opinion.
 
+It also checks that the key which signed the attestation is the one the log records (the
+bundle's keys.evidence_key entry, proven below its tree size) and that every entry the report
+cites is in the bundle, below its tree size.
+
 Usage:
     python verify.py BUNDLE.zip [--log-key VKEY|FILE] [--tsa-root PEM] [--evidence-key PEM]
 
-Exit status 0 when every check passes, 1 when any fails (the account names which), 2 on usage.
+Exit status 0 when every check passes, 1 when any fails (the account names which), 2 on usage,
+including a pinned key that is empty, unreadable or not a key: a pin is never skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -43,6 +49,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://rlhf-audit-trail.dev/evidence/v1"
 UNLISTED = ("manifest.json", "attestation.dsse.json")
+EVIDENCE_KEY_EVENT = "keys.evidence_key"
+CITATION = re.compile(rb"/log/v1/proof/(\d+)|entries/(\d+)\.json")
 TLOG_PROOF_HEADER = b"c2sp.org/tlog-proof@v1"
 DASH = "\u2014 ".encode()
 
@@ -432,6 +440,7 @@ class Verifier:
     def __init__(self, files, log_key, tsa_roots, evidence_key):
         self.files, self.pin_log, self.pin_roots, self.pin_evidence = files, log_key, tsa_roots, evidence_key
         self.m, self.key, self.notes, self.cps, self.warnings = {}, None, {}, {}, []
+        self.signer, self.proven = None, set()  # the attestation's raw key; entries whose proof verified
 
     def manifest(self):
         if "manifest.json" not in self.files:
@@ -464,8 +473,9 @@ class Verifier:
         return f"{len(listed)} files match their SHA-256 in the manifest ({total:,} bytes)"
 
     def evidence_key(self):
-        pem = self.pin_evidence or self.files.get("keys/evidence-key.pem", b"")
-        if self.pin_evidence is None:
+        pinned = self.pin_evidence is not None  # an empty pin is a pin that matches nothing
+        pem = self.pin_evidence if pinned else self.files.get("keys/evidence-key.pem", b"")
+        if not pinned:
             self.warnings.append("the evidence key was taken from the bundle itself: "
                                  "pass --evidence-key to pin it")
         try:
@@ -506,7 +516,8 @@ class Verifier:
             if pred.get(k) != self.m.get(k):
                 raise Fail(f"the signed predicate's {k} differs from the manifest's")
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        source = "pinned" if self.pin_evidence else "from the bundle"
+        self.signer = raw
+        source = "pinned" if self.pin_evidence is not None else "from the bundle"
         return (f"DSSE signature by evidence key {hashlib.sha256(raw).hexdigest()[:16]}… ({source}); "
                 f"subjects {', '.join(sorted(map(str, subjects)))} match")
 
@@ -523,7 +534,7 @@ class Verifier:
         if key.name != self.m["origin"]:
             raise Fail(f"the log key is named {key.name!r}, the origin is {self.m['origin']!r}")
         self.key = key
-        return f"{key.vkey} ({'pinned' if self.pin_log else 'from the bundle'})"
+        return f"{key.vkey} ({'pinned' if self.pin_log is not None else 'from the bundle'})"
 
     def checkpoints(self):
         if self.key is None:
@@ -621,8 +632,68 @@ class Verifier:
                 verify_inclusion(index, size, leaf, path_hashes, root)
             except Fail as e:
                 raise Fail(f"entry {index}: {e}") from e
+        self.proven = set(indices)
         span = f"indices {min(indices)}..{max(indices)}" if indices else "none"
         return f"{len(indices)} entries are in checkpoint {size} ({span})"
+
+
+    def evidence_key_entry(self):
+        """The attestation's key is the one the bundle's keys.evidence_key entry records."""
+        at, size = self.m.get("evidence_key_entry"), self.m["tree_size"]
+        if at is None:
+            self.warnings.append("the evidence key is not bound to the log: the bundle carries no "
+                                 f"{EVIDENCE_KEY_EVENT} entry (a bundle made before keys were recorded "
+                                 "on the log)")
+            return "not bound to the log: the bundle names no keys.evidence_key entry"
+        if self.signer is None:
+            raise Fail("not checked: the attestation did not verify")
+        if type(at) is not int or not 0 <= at < size:
+            raise Fail(f"evidence_key_entry {at!r} is not a leaf index below the tree size {size}")
+        if at not in self.proven:
+            raise Fail(f"not checked: the evidence key's entry {at} is not in the bundle with a "
+                       "verified proof")
+        event = load_json(self.files[f"entries/{at}.json"], f"entries/{at}.json")
+        if not isinstance(event, dict) or event.get("kind") != EVIDENCE_KEY_EVENT:
+            raise Fail(f"entry {at} is not a {EVIDENCE_KEY_EVENT} event")
+        try:
+            recorded = serialization.load_pem_public_key(str(event.get("key", "")).encode())
+        except (ValueError, TypeError) as e:
+            raise Fail(f"the key of entry {at} is not a PEM public key: {e}") from e
+        kid = hashlib.sha256(self.signer).hexdigest()
+        raw = recorded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) \
+            if isinstance(recorded, ed25519.Ed25519PublicKey) else None
+        if raw != self.signer or event.get("key_id") != kid:
+            raise Fail(f"the attestation was signed by key {kid[:16]}…, not by the key the log records at "
+                       f"entry {at} ({str(event.get('key_id'))[:16]}…)")
+        return f"the attestation's key {kid[:16]}… is the one the log records at entry {at}"
+
+    def citations(self):
+        """Every entry the report cites (links to entries/N.json or /log/v1/proof/N, and the integers
+        of each "entries" list in report JSON) is in the bundle and below its tree size."""
+        size, cited = self.m["tree_size"], set()
+
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "entries" and isinstance(value, list):
+                        cited.update(v for v in value if type(v) is int)
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        for name in map(str, self.m["report"]):
+            data = self.files.get(name, b"")
+            cited.update(int(a or b) for a, b in CITATION.findall(data))
+            if name.endswith(".json"):
+                walk(load_json(data, name))
+        problems = [f"#{i} lies at or beyond the tree size {size}" for i in sorted(cited) if i >= size]
+        problems += [f"#{i} is not in the bundle" for i in sorted(cited)
+                     if i < size and f"entries/{i}.json" not in self.files]
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise Fail("the report cites " + "; ".join(problems[:5]) + more)
+        return f"the {len(cited)} entries the report cites are in the bundle, below tree size {size}"
 
 
 def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
@@ -636,7 +707,8 @@ def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
     v = Verifier(files, log_key, list(tsa_roots), evidence_key)
     steps = [("manifest", v.manifest), ("files", v.file_hashes), ("attestation", v.attestation),
              ("log-key", v.log_key), ("checkpoints", v.checkpoints), ("consistency", v.consistency),
-             ("timestamps", v.timestamps), ("entries", v.entries)]
+             ("timestamps", v.timestamps), ("entries", v.entries),
+             ("evidence-key", v.evidence_key_entry), ("citations", v.citations)]
     for name, step in steps:
         try:
             results.append((name, True, step()))
@@ -650,8 +722,42 @@ def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
     return results, v.warnings
 
 
-def _arg_text(value):
-    return Path(value).read_text() if value and os.path.isfile(value) else value
+class PinError(Exception):
+    """A pinned key that cannot be used: a usage error, never a reason to use the bundle's copy."""
+
+
+def log_key_pin(value):
+    """The pinned verifier key: the file's text when ``value`` names a file, else ``value``."""
+    text, what = value, "the value"
+    if os.path.isfile(value):
+        try:
+            text, what = Path(value).read_text(), f"the file {value}"
+        except (OSError, UnicodeDecodeError) as e:
+            raise PinError(f"--log-key: cannot read {value}: {e}") from e
+    if not text.strip():
+        raise PinError(f"--log-key: {what} is empty: a pinned key must be the key")
+    try:
+        NoteKey(text)
+    except Fail as e:
+        raise PinError(f"--log-key: {what} is not a C2SP verifier key: {e}") from e
+    return text
+
+
+def evidence_key_pin(path):
+    """The pinned evidence key's PEM bytes, once they read as an Ed25519 public key."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as e:
+        raise PinError(f"--evidence-key: cannot read {path}: {e}") from e
+    if not pem.strip():
+        raise PinError(f"--evidence-key: the file {path} is empty: a pinned key must be the key")
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as e:
+        raise PinError(f"--evidence-key: {path} is not a PEM public key: {e}") from e
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise PinError(f"--evidence-key: {path} is not an Ed25519 key")
+    return pem
 
 
 def main(argv=None):
@@ -665,11 +771,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         roots = [Path(p).read_bytes() for p in args.tsa_root]
-        evidence = Path(args.evidence_key).read_bytes() if args.evidence_key else None
+        evidence = None if args.evidence_key is None else evidence_key_pin(args.evidence_key)
+        log_key = None if args.log_key is None else log_key_pin(args.log_key)
     except OSError as e:
+        print(f"error: --tsa-root: {e}", file=sys.stderr)
+        return 2
+    except PinError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results, warnings = verify(args.bundle, _arg_text(args.log_key), roots, evidence)
+    results, warnings = verify(args.bundle, log_key, roots, evidence)
     print(f"bundle: {args.bundle}")
     for name, ok, detail in results:
         print(f"{'OK' if ok else 'FAIL':<5} {name:<12} {detail}")

@@ -7,8 +7,9 @@ writer, no database, nothing else of the app, so an auditor can run it alone.
 
 Each check has a stable name, the same in the bundle's standalone ``verify.py``:
 ``archive``, ``manifest``, ``files``, ``attestation``, ``log-key``, ``checkpoints``,
-``consistency``, ``timestamps``, ``entries``. A check that cannot run because an earlier one
-failed is reported as failed too, so the account always names what was not established.
+``consistency``, ``timestamps``, ``entries``, ``evidence-key``, ``citations``. A check that
+cannot run because an earlier one failed is reported as failed too, so the account always names
+what was not established.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from ledger.proofs import ConsistencyProof, b64, unb64
 from ledger.timestamp_verify import verify_timestamp
 from ledger.tlog_proof import parse_tlog_proof
 
-__all__ = ["FORMAT", "BundleCheck", "BundleReport", "verify_bundle"]
+__all__ = ["EVIDENCE_KEY_EVENT", "FORMAT", "BundleCheck", "BundleReport", "report_citations", "verify_bundle"]
 
 FORMAT = "https://rlhf-audit-trail.dev/evidence-bundle"
 FORMAT_VERSION = 1
@@ -44,7 +46,9 @@ PREDICATE_TYPE = "https://rlhf-audit-trail.dev/evidence/v1"
 UNLISTED = ("manifest.json", "attestation.dsse.json")  # the two files the manifest cannot list
 _MAX_TOTAL = 4 << 30  # uncompressed bytes: refuse zip bombs before inflating anything
 CHECKS = ("archive", "manifest", "files", "attestation", "log-key", "checkpoints", "consistency",
-          "timestamps", "entries")
+          "timestamps", "entries", "evidence-key", "citations")
+EVIDENCE_KEY_EVENT = "keys.evidence_key"
+_CITATION = re.compile(rb"/log/v1/proof/(\d+)|entries/(\d+)\.json")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class _Bundle:
     log_key: Verifier | None = None
     notes: dict[int, bytes] = field(default_factory=dict)
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    signer: bytes | None = None  # the raw evidence key the attestation verified with
+    proven: set[int] = field(default_factory=set)  # entries whose inclusion verified
 
 
 def _read_zip(data: bytes) -> dict[str, bytes]:
@@ -219,6 +225,7 @@ def _check_attestation(b: _Bundle, pinned: bytes | None, warnings: list[str]) ->
         if pred.get(key_name) != b.manifest.get(key_name):
             raise _Fail(f"the signed predicate's {key_name} differs from the manifest's")
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    b.signer = raw
     return (f"DSSE signature by evidence key {hashlib.sha256(raw).hexdigest()[:16]}… ({source}); "
             f"subjects {', '.join(sorted(subjects))} match")
 
@@ -353,8 +360,72 @@ def _check_entries(b: _Bundle) -> str:
             verify_inclusion(index, size, leaf_hash(b.files[f"entries/{index}.json"]), hashes, cp.root_hash)
         except VerificationError as e:
             raise _Fail(f"entry {index}: {e}") from e
+    b.proven = set(indices)
     span = f"indices {min(indices)}..{max(indices)}" if indices else "none"
     return f"{len(indices)} entries are in checkpoint {size} ({span})"
+
+
+def _check_evidence_key(b: _Bundle, warnings: list[str]) -> str:
+    """The attestation's key is the one a ``keys.evidence_key`` entry in the bundle records,
+    proven on the log below the bundle's tree size."""
+    at = b.manifest.get("evidence_key_entry")
+    if at is None:
+        warnings.append("the evidence key is not bound to the log: the bundle carries no "
+                        f"{EVIDENCE_KEY_EVENT} entry (a bundle made before keys were recorded on the log)")
+        return "not bound to the log: the bundle names no keys.evidence_key entry"
+    if b.signer is None:
+        raise _Fail("not checked: the attestation did not verify")
+    size = b.manifest["tree_size"]
+    if type(at) is not int or not 0 <= at < size:
+        raise _Fail(f"evidence_key_entry {at!r} is not a leaf index below the tree size {size}")
+    if at not in b.proven:
+        raise _Fail(f"not checked: the evidence key's entry {at} is not in the bundle with a verified proof")
+    event = _json(b.files[f"entries/{at}.json"], f"entries/{at}.json")
+    kid = hashlib.sha256(b.signer).hexdigest()
+    if not isinstance(event, dict) or event.get("kind") != EVIDENCE_KEY_EVENT:
+        raise _Fail(f"entry {at} is not a {EVIDENCE_KEY_EVENT} event")
+    recorded = _load_evidence_key(str(event.get("key", "")).encode(), f"the key of entry {at}")
+    raw = recorded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if raw != b.signer or event.get("key_id") != kid:
+        raise _Fail(f"the attestation was signed by key {kid[:16]}…, not by the key the log records at "
+                    f"entry {at} ({str(event.get('key_id'))[:16]}…)")
+    return f"the attestation's key {kid[:16]}… is the one the log records at entry {at}"
+
+
+def report_citations(files: dict[str, bytes], members: Sequence[str]) -> set[int]:
+    """The leaf indices the report members cite: every link to an entry (``entries/N.json``,
+    ``/log/v1/proof/N``) and every integer in an ``entries`` list of a JSON member."""
+    out: set[int] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "entries" and isinstance(value, list):
+                    out.update(v for v in value if type(v) is int)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for name in members:
+        data = files.get(name, b"")
+        out.update(int(a or c) for a, c in _CITATION.findall(data))
+        if name.endswith(".json"):
+            walk(_json(data, name))
+    return out
+
+
+def _check_citations(b: _Bundle) -> str:
+    size = b.manifest["tree_size"]
+    cited = report_citations(b.files, [str(n) for n in b.manifest["report"]])
+    beyond = [i for i in sorted(cited) if i >= size]
+    absent = [i for i in sorted(cited) if i < size and f"entries/{i}.json" not in b.files]
+    problems = ([f"#{i} lies at or beyond the tree size {size}" for i in beyond]
+                + [f"#{i} is not in the bundle" for i in absent])
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise _Fail("the report cites " + "; ".join(problems[:5]) + more)
+    return f"the {len(cited)} entries the report cites are in the bundle, below tree size {size}"
 
 
 def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequence[bytes] = (),
@@ -381,6 +452,8 @@ def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequenc
         ("consistency", lambda: _check_consistency(b)),
         ("timestamps", lambda: _check_timestamps(b, tsa_roots, report.warnings)),
         ("entries", lambda: _check_entries(b)),
+        ("evidence-key", lambda: _check_evidence_key(b, report.warnings)),
+        ("citations", lambda: _check_citations(b)),
     ]
     for name, step in steps:
         try:

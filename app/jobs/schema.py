@@ -1,4 +1,5 @@
-"""The jobs tables as SQLAlchemy Core, mirroring ``migrations/versions/0006_jobs.py``.
+"""The jobs tables as SQLAlchemy Core, mirroring ``migrations/versions/0006_jobs.py`` (and 0009's
+``segment`` and ``pairs``).
 
 The log is the record; these rows are the working state a worker polls (status, the halt
 flag) and a fast index for listing. The migration is the source of truth for the database.
@@ -30,6 +31,8 @@ jobs = sa.Table(
     sa.Column("halt_decision", sa.String(40), nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("resume_from", sa.String(512), nullable=True),
+    sa.Column("segment", sa.Integer, nullable=False, server_default="0"),  # 0009: claims so far
+    sa.Column("pairs", sa.Integer, nullable=True),  # 0009: the pairs the run's schedule is over
     sa.Column("model", sa.String(64), nullable=True, unique=True),
     sa.Column("model_root", sa.String(128), nullable=True),
     sa.Column("model_prefix", sa.String(512), nullable=True),

@@ -7,7 +7,8 @@ the queue. The row carries the flags oversight sets (``halted``, ``cancel_reques
 running job polls.
 
 Status: ``queued`` -> ``running`` -> ``completed`` | ``failed`` | ``halted`` | ``cancelled``;
-``halted`` -> ``queued`` again on resume.
+``halted`` -> ``queued`` again on resume. Each claim by a worker starts a segment (``segment``
+counts them); ``steps`` and ``epsilon`` are the run's global step and cumulative ε.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class Job:
     submitted_by: str
     created_at: str | None
     updated_at: str | None
+    segment: int = 0  # the times a worker claimed it: 1 once it started, 2 once resumed, ...
+    pairs: int | None = None  # the preference pairs its schedule is over (set when it first starts)
 
     @classmethod
     def of(cls, row: Any) -> Job:
@@ -137,10 +140,11 @@ async def update_job(db: Database, run: str, *, where_status: tuple[str, ...] | 
 
 
 async def claim(db: Database, run: str) -> Job | None:
-    """Move a queued, unhalted job to running; None if another worker has it or it was stopped."""
+    """Move a queued, unhalted job to running, starting its next segment; None if another worker
+    has it or it was stopped."""
     stmt = (sa.update(jobs).where(jobs.c.run == run, jobs.c.status == "queued", jobs.c.halted.is_(False),
                                   jobs.c.cancel_requested.is_(False))
-            .values(status="running", updated_at=_now()))
+            .values(status="running", segment=jobs.c.segment + 1, updated_at=_now()))
     if not (await db.execute("claiming a job", stmt)).rowcount:
         return None
     return await get_job(db, run)

@@ -1,5 +1,6 @@
 """``rlhf-audit keys rotate-records-kek``: mounted by ``app.cli`` in the ``keys`` group, beside the ledger's
-``rotate-log-key``."""
+``rotate-log-key``; and the product's ``rlhf-audit public-keys``, mounted where the ledger's would be:
+the ledger's keys plus the evidence-signing key."""
 
 from __future__ import annotations
 
@@ -7,10 +8,32 @@ from typing import Any
 
 import click
 
-from ..core.commands import Opened, acting_as, on_home
+from ..core.commands import Opened, acting_as, on_home, settings_of
 from ..core.roles import ADMINS
 
-__all__ = ["rotate_records_kek_command"]
+__all__ = ["public_keys", "rotate_records_kek_command"]
+
+
+@click.command("public-keys")
+@click.pass_context
+def public_keys(ctx: click.Context) -> None:
+    """Print the log's verifier key, the TSA certificate chain and the evidence-signing key as JSON.
+
+    ``evidence_key`` is the key that signs evidence bundles (SubjectPublicKeyInfo PEM) and
+    ``evidence_key_id`` the hex SHA-256 of its raw bytes (the DSSE keyid); the log records it as
+    ``keys.evidence_key`` the first time it signs a bundle."""
+    import orjson
+
+    from ledger.home import LogHome
+
+    from ..core.keyring import Keyring
+    from ..evidence.dsse import key_id, public_key_pem
+
+    home = LogHome.resolve(ctx.obj.get("home"))
+    keys = home.public_keys()
+    evidence = Keyring.of(home, settings_of(ctx)).evidence_signer.public_key()
+    keys |= {"evidence_key": public_key_pem(evidence).decode(), "evidence_key_id": key_id(evidence)}
+    click.echo(orjson.dumps(keys).decode())
 
 
 @click.command("rotate-records-kek")

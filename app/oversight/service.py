@@ -7,8 +7,11 @@ is required: Art. 14 asks for the reason, not only the act.
 - ``halt`` sets the run's halt flag; the running job stops at its next step, saves a checkpoint and
   records ``run.halted`` naming this decision.
 - ``resume`` must come from someone other than the overseer who halted (four eyes, 403 otherwise).
-  The run is queued again under the same run id and continues from the halted checkpoint's weights
-  for the remaining steps (see ``app.worker.runtime``: optimizer state and data order start afresh).
+  The run is queued again under the same run id and continues exactly from the halted checkpoint
+  (weights, optimizer, schedule, data position, privacy accountant; see ``app.worker.runtime``).
+  A DP run is resumed only within its privacy budget: the ε it will have spent at its end (its
+  plan) must fit its reservation, raised from the dataset's budget if need be; otherwise, or when
+  the reservation is no longer held, 409 with the numbers, no decision recorded, the run halted.
 - ``reject_dataset`` / ``reject_annotator`` keep a version, or one pseudonymous annotator's
   records, out of every later job.
 - ``rollback`` points a model at one of its run's earlier checkpoints.
@@ -163,11 +166,47 @@ async def resume(db: Database, log: Log, queue: Queue, run: str, justification: 
     if halted_by is not None and halted_by.actor == actor.pseudonym:
         raise Forbidden("a run must be resumed by an overseer other than the one who halted it "
                         f"(decision {halted_by.decision_id}); ask a second overseer")
+    await _hold_budget(db, job)
     decision = await _decide(db, log, "resume", actor, justification, {"run": run},
                              halted_by=job.halt_decision)
     await update_job(db, run, where_status=("halted",), status="queued", halted=False)
     await queue.enqueue(run, f"{run}.{decision.decision_id}")
     return decision
+
+
+async def _hold_budget(db: Database, job: Job) -> None:
+    """Make sure a DP run's reservation covers the ε it will have spent at its end if resumed (its
+    plan over the pairs its schedule is over, as at submission), taking any difference from the
+    dataset's budget; 409 with the numbers when it does not fit or the reservation is gone."""
+    if job.planned_epsilon is None:
+        return  # not a DP run: nothing is reserved
+    from trainers.spec import TrainingSpec
+
+    from ..datasets.budget import get_reservation, reserve_more
+    from ..datasets.errors import BudgetError, BudgetExceeded, UnknownReservation
+
+    try:
+        held = await get_reservation(db, job.run)
+    except UnknownReservation:
+        raise Conflict(f"run {job.run} has no privacy budget reservation, so it cannot be resumed",
+                       run=job.run) from None
+    if held.state != "reserved":
+        raise Conflict(f"run {job.run} cannot be resumed: its privacy budget reservation is {held.state}, "
+                       "no longer reserved", run=job.run, reservation=held.state)
+    spec = TrainingSpec.from_dict(job.spec)
+    planned = spec.planned_epsilon(job.pairs) if job.pairs else job.planned_epsilon
+    assert planned is not None
+    try:
+        await reserve_more(db, job.run, planned)
+    except BudgetExceeded as e:
+        raise Conflict(
+            f"run {job.run} cannot be resumed: it will have spent epsilon {planned:g} at its end, its "
+            f"reservation holds {held.planned:g} and the privacy budget of {e.dataset} has {e.remaining:g} "
+            f"left (total {e.total:g}, spent {e.spent:g}, reserved {e.reserved:g})",
+            run=job.run, planned_epsilon=planned, reserved_epsilon=held.planned,
+            remaining_epsilon=e.remaining) from None
+    except BudgetError as e:
+        raise Conflict(f"run {job.run} cannot be resumed: {e}", run=job.run) from None
 
 
 async def reject_dataset(db: Database, log: Log, dataset: str, version: int, justification: str,

@@ -23,6 +23,7 @@ from .dashboard import DashboardController
 from .datasets import DatasetsController
 from .errors import error_pages
 from .explorer import ExplorerController
+from .job_form import JobFormController
 from .oversight import OversightController
 from .reports import ReportsController
 from .runs import RunsController
@@ -66,5 +67,5 @@ def static_files() -> Router:
 
 def portal_router() -> Router:
     return Router(path="/", include_in_schema=False, before_request=before_request, route_handlers=[
-        DashboardController, ExplorerController, SignInController, RunsController, OversightController,
-        DatasetsController, ReportsController, AdminController])
+        DashboardController, ExplorerController, SignInController, JobFormController, RunsController,
+        OversightController, DatasetsController, ReportsController, AdminController])

@@ -1,7 +1,11 @@
 """The dashboard: what needs attention now, refreshing itself with htmx polling.
 
-Each panel is a partial (``templates/partials/``) rendered both in the full page and by its own
-endpoint that htmx polls.
+The overseer's "needs attention" panels (``partials/attention.html``): halted runs waiting for a
+second overseer, models waiting for approval or release, failing compliance rules and the age of
+the check, privacy budgets per dataset, timestamps behind and witnesses; then the activity and the
+log health. Each panel says how many items it has, links to where to act, and says plainly when
+nothing waits. Each group is a partial rendered both in the full page and by its own endpoint
+that htmx polls.
 """
 
 from __future__ import annotations
@@ -48,7 +52,12 @@ class DashboardController(Controller):
     async def index(self, request: Req) -> Template:
         """The dashboard (the guard sends people not signed in to the sign-in page)."""
         return page(request, "dashboard.html", title="Dashboard", health=await log_health(request),
-                    **await sources.dashboard(request))
+                    attention=await sources.attention(request), **await sources.dashboard(request))
+
+    @get("/dashboard/attention", guards=[signed_in])
+    async def attention(self, request: Req) -> Template:
+        return page(request, "partials/attention.html", health=await log_health(request),
+                    attention=await sources.attention(request))
 
     @get("/dashboard/health", guards=[signed_in])
     async def health(self, request: Req) -> Template:

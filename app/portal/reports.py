@@ -39,6 +39,7 @@ from ..evidence.builder import build_bundle
 from ..evidence.scope import Scope
 from ..incidents.freeze import MIN_REASON, freeze_evidence, list_incidents
 from .explorer import event_index
+from .pickers import scope_pickers
 from .web import (
     OVERSIGHT_ROLES,
     Req,
@@ -94,7 +95,7 @@ def scope_of(form: dict[str, str]) -> dict[str, Any]:
 async def _context(request: Req) -> dict[str, Any]:
     db = db_of(request)
     return {"check": await latest_check(db), "alerts": await list_alerts(db, "open"), "bundles": True,
-            **await _incidents(request)}
+            "pickers": await scope_pickers(db), **await _incidents(request)}
 
 
 def _scope_text(scope: Any) -> str:

@@ -19,12 +19,14 @@ and ``objects`` (opened by :func:`app.worker.settings.startup`, or handed in). I
 5. on any exception records ``run.failed`` (unless ``train()`` already did), gives back or
    settles the budget and marks the row failed, so the log stays consistent.
 
-Resume, exactly: a resumed run (a second overseer's decision) trains again under the same run id,
-with the halted checkpoint's weights as its base model (``run.started`` #2 shows that root) for
-the steps that remain (``max_steps`` minus the steps done). The optimizer state, learning-rate
-schedule and data order start afresh; step numbers on the segment's events restart at 1 while the
-object-store prefixes keep counting from the run's start. A DP run's ε is the sum of its
-segments' ε (basic composition) when the budget is settled.
+Resume, exactly: a resumed run (a second overseer's decision) is the next segment of the same
+run (``jobs.segment``, counted by :func:`claim`). The worker downloads the halted checkpoint and
+calls ``train()`` with the run's original spec and ``resume_from``: the weights, optimizer, LR
+schedule, RNG, data position and (under DP) the privacy accountant continue from where the halt
+left them, so steps on the events, checkpoint names and the row's ``steps`` are the run's global
+steps, and ε is the accountant's cumulative ε. ``run.started`` of the segment names its number
+and what it resumed from (step, checkpoint root, the halt decision); its ``base_model`` stays the
+original model. The budget is settled once, at the run's end, with that ε.
 
 The callback is ``trainers``' (which imports nothing from ``app``); its events get the envelope
 :func:`envelope` builds with :mod:`app.events.recording`, as the ``worker`` actor.
@@ -38,14 +40,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ledger.home import LogHome
 from ledger.log import Log
 from trainers.sinks import LogSink
-from trainers.spec import TrainingSpec, dp_schedule
+from trainers.spec import TrainingSpec
 from trainers.training import PreferencePair, TrainingResult, train
 
 from ..core.database import Database
@@ -134,17 +136,16 @@ class CheckpointStore:
     """The callback's checkpoint hook: store each checkpoint as it is saved, return its prefix.
 
     Runs in the training thread; the job row's checkpoint list is written on the worker's loop.
-    Steps in the prefix count from the run's start, across resumed segments.
+    A checkpoint's directory is named by the run's global step, which the prefix and row keep.
     """
 
-    def __init__(self, db: Database, objects: ObjectStore, run: str, loop: asyncio.AbstractEventLoop,
-                 offset: int = 0) -> None:
-        self.db, self.objects, self.run, self.loop, self.offset = db, objects, run, loop, offset
+    def __init__(self, db: Database, objects: ObjectStore, run: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.db, self.objects, self.run, self.loop = db, objects, run, loop
         self.saved: list[dict[str, Any]] = []
 
     def __call__(self, path: Path, files: dict[str, str], root: str) -> str:
         suffix = path.name.removeprefix("checkpoint-")
-        step = self.offset + (int(suffix) if suffix.isdigit() else 0)
+        step = int(suffix) if suffix.isdigit() else 0
         prefix = f"runs/{self.run}/checkpoint-{step}"
         self.objects.put_dir(prefix, path)
         asyncio.run_coroutine_threadsafe(add_checkpoint(self.db, self.run, step, prefix, root),
@@ -160,18 +161,14 @@ async def _pairs(home: _Home, spec: TrainingSpec) -> tuple[DatasetVersion, list[
     return version, pairs
 
 
-async def _resumed_spec(objects: ObjectStore, job: Job, spec: TrainingSpec, n_pairs: int,
-                        workdir: Path) -> TrainingSpec:
-    """The spec of a resumed segment: the halted checkpoint's weights, the steps that remain."""
+async def _resume_point(home: _Home, job: Job, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """The halted checkpoint, downloaded, and what ``run.started`` says of it beyond its step and
+    root (which ``train()`` reads from the checkpoint): the halt decision's leaf index."""
     assert job.resume_from is not None
     start = workdir / "resume"
-    await asyncio.to_thread(objects.get_dir, job.resume_from, start)
-    if spec.dp is None and spec.max_steps:  # the Trainer lets max_steps override epochs
-        planned = spec.max_steps
-    else:  # the DP loop runs the Poisson schedule, capped by max_steps
-        _, planned = dp_schedule(n_pairs, spec.batch_size, spec.epochs, spec.max_steps)
-    remaining = max(1, planned - (job.steps or 0))
-    return replace(spec, base_model=str(start), max_steps=remaining)
+    await asyncio.to_thread(home.objects.get_dir, job.resume_from, start)
+    decision = (await get_decision(home.db, job.halt_decision)).leaf_index if job.halt_decision else None
+    return start, {"decision": decision}
 
 
 class _Attempt:
@@ -221,18 +218,19 @@ async def _train(home: _Home, job: Job, workdir: Path, attempt: _Attempt) -> str
     loop = asyncio.get_running_loop()
     spec = TrainingSpec.from_dict(job.spec)
     version, pairs = await _pairs(home, spec)
-    if job.resume_from:
-        spec = await _resumed_spec(home.objects, job, spec, len(pairs), workdir)
+    if job.pairs is None:  # the first segment fixes the schedule a resume is checked against
+        await update_job(home.db, job.run, pairs=len(pairs))
+    resume_from, resumed = await _resume_point(home, job, workdir) if job.resume_from else (None, None)
     sink = LogSink(home.log, loop)
     attempt.control = JobControl(home.db, job.run, loop)
     attempt.audit = _audit_callback(
         home.objects, f"runs/{job.run}/final", workdir / "out" / "final",
         sink, run=job.run, spec=spec, dataset=version.dataset, dataset_version=version.version,
-        dataset_root=version.root,
-        checkpoint_hook=CheckpointStore(home.db, home.objects, job.run, loop, offset=job.steps or 0))
+        dataset_root=version.root, segment=max(job.segment, 1), resumed_from=resumed,
+        checkpoint_hook=CheckpointStore(home.db, home.objects, job.run, loop))
     try:
         result = await asyncio.to_thread(train, spec, pairs, workdir / "out", audit=attempt.audit,
-                                         control=attempt.control)
+                                         control=attempt.control, resume_from=resume_from)
     finally:
         await asyncio.to_thread(sink.close)
     if result.status == "halted":
@@ -245,18 +243,16 @@ async def _completed(home: _Home, job: Job, result: TrainingResult) -> str:
     settle ε, update the row."""
     model = "model_" + job.run.removeprefix("run_")
     prefix = f"runs/{job.run}/final"
-    epsilon = _total_epsilon(job, result.epsilon)
-    await _settle(home, job, epsilon)
+    await _settle(home, job, result.epsilon)
     await update_job(home.db, job.run, status="completed", model=model, model_root=result.root,
-                     model_prefix=prefix, steps=(job.steps or 0) + result.steps, epsilon=epsilon)
+                     model_prefix=prefix, steps=result.steps, epsilon=result.epsilon)
     return "completed"
 
 
 async def _stopped(home: _Home, job: Job, result: TrainingResult) -> str:
     """Halted by an overseer (``run.halted``, the callback's) or cancelled (``job.cancelled``)."""
     now = await get_job(home.db, job.run)
-    steps = (job.steps or 0) + result.steps
-    epsilon = _total_epsilon(job, result.epsilon)
+    steps, epsilon = result.steps, result.epsilon  # global step, cumulative ε
     saved = await checkpoints(home.db, job.run)
     if now.cancel_requested:
         await _close_budget(home, job, epsilon)
@@ -266,12 +262,6 @@ async def _stopped(home: _Home, job: Job, result: TrainingResult) -> str:
     await update_job(home.db, job.run, status="halted", steps=steps, epsilon=epsilon,
                      resume_from=saved[-1]["object_prefix"] if saved else job.resume_from)
     return "halted"
-
-
-def _total_epsilon(job: Job, spent: float | None) -> float | None:
-    if spent is None:
-        return job.epsilon
-    return (job.epsilon or 0.0) + float(spent)
 
 
 async def _settle(home: _Home, job: Job, epsilon: float | None) -> None:
@@ -292,10 +282,11 @@ async def _failed(home: _Home, job: Job, attempt: _Attempt, error: Exception) ->
     _log.warning("run %s failed: %s: %s", job.run, type(error).__name__, error)
     message = f"{type(error).__name__}: {error}"[:2000]
     audit = attempt.audit
-    step = (job.steps or 0) + (audit.step if audit is not None else 0)
+    step = max(job.steps or 0, audit.step if audit is not None else 0)  # global steps
     if audit is None or audit.ended != "failed":
         await record(home.log, "run.failed", WORKER, run=job.run, step=step, error=message)
-    spent = _total_epsilon(job, audit.epsilon if audit is not None else None)
+    # the accountant's ε is cumulative (a resumed segment starts from the halted one's)
+    spent = audit.epsilon if audit is not None and audit.epsilon is not None else job.epsilon
     await _close_budget(home, job, spent)
     await update_job(home.db, job.run, status="failed", error=message, steps=step, epsilon=spent)
     return "failed"

@@ -1,6 +1,6 @@
 """The portal's layout in a real browser: at 800 px and 1400 px no page scrolls sideways.
 
-Pages: the dashboard (with a job running or queued), the runs list, a run page, the explorer,
+Pages: the dashboard (with a job running or queued), the runs list, the job form, a run page, the explorer,
 the datasets list and the admin page, with the longest account name and dataset id the services
 allow (64 and 64 characters: longer ones are refused), so that long unbroken tokens are in the tables.
 The dashboard's running-jobs table must show its status and dataset columns (inside the viewport,
@@ -133,7 +133,7 @@ def test_no_page_scrolls_sideways(browser: Any, server: Server, training: Any, a
     dataset = f"ds_{LONG_SLUG}"
 
     op = _sign_in(browser, server, "op1")
-    op.goto("/runs")
+    op.goto("/runs/new?edit=json")
     spec = {"kind": "reward_model", "base_model": str(training.model), "dataset": dataset,
             "learning_rate": 0.001, "epochs": 1, "batch_size": 4, "max_steps": 4, "save_steps": 100,
             "logging_steps": 1}
@@ -152,15 +152,17 @@ def test_no_page_scrolls_sideways(browser: Any, server: Server, training: Any, a
         _shot(op, artefacts, f"dashboard-{width}")
 
     for width in WIDTHS:
-        for path in ("/runs", f"/runs/{run}", "/explorer", f"/explorer?dataset={dataset}", "/datasets",
-                     f"/datasets/{dataset}"):
+        for path in ("/runs", "/runs/new", f"/runs/{run}", "/explorer", f"/explorer?dataset={dataset}",
+                     "/datasets", f"/datasets/{dataset}"):
             _no_sideways_scroll(op, width, path)
-            if path == "/runs":
-                _shot(op, artefacts, f"runs-{width}")
+            if path in ("/runs", "/runs/new"):
+                _shot(op, artefacts, f"{path[1:].replace('/', '-')}-{width}")
     op.context.close()
 
     admin = _sign_in(browser, server, "admin1")
     for width in WIDTHS:
         _no_sideways_scroll(admin, width, "/admin")
         assert admin.get_by_text(LONG_ACCOUNT, exact=True).count() >= 1
+        _no_sideways_scroll(admin, width, f"/runs/{run}")  # an overseer's cockpit: the action links too
+        _shot(admin, artefacts, f"run-cockpit-{width}")
     admin.context.close()

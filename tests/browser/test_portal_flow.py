@@ -232,6 +232,42 @@ def wait_for_status(page: Any, run: str, wanted: tuple[str, ...], timeout: float
         time.sleep(2)
 
 
+def column(page: Any, run: str, header: str) -> str:
+    """The text of ``run``'s cell under the column whose header contains ``header`` on /runs."""
+    page.goto("/runs")
+    table = page.locator("table").filter(has=page.locator(f"a[href='/runs/{run}']")).first
+    headers = [h.inner_text() for h in table.locator("thead th").all()]
+    at = next(i for i, h in enumerate(headers) if header in h)
+    row = table.locator("tbody tr").filter(has=page.locator(f"a[href='/runs/{run}']"))
+    return row.locator("td").nth(at).inner_text()
+
+
+def one_truth(overseer: Any, auditor: Any, run: str, dataset: str, artefacts: Path) -> tuple[int, float]:
+    """Steps and ε of ``run`` as the run page shows them, checked against the runs list, the
+    dataset page (its only run) and the JSON compliance report, which must all say the same."""
+    overseer.goto(f"/runs/{run}")
+    steps = int(overseer.locator("#steps").inner_text())
+    shown = overseer.locator("#epsilon").inner_text().strip()
+    assert column(overseer, run, "ε").split("/")[-1].strip() == shown
+    overseer.goto(f"/datasets/{dataset}")
+    spent = re.search(r"spent ([0-9.e+-]+)", overseer.locator("main").inner_text())
+    assert spent and spent.group(1) == shown, (spent, shown)
+    auditor.goto("/reports")
+    form = auditor.locator("form[action='/reports/report']")
+    form.get_by_label("Scope").select_option("run")
+    form.get_by_label("Run").fill(run)
+    form.get_by_label("Format").select_option("json")
+    with auditor.expect_download() as download:
+        form.get_by_role("button", name="Generate report").click()
+    path = artefacts / "report-one-truth.json"
+    download.value.save_as(path)
+    report = json.loads(path.read_text())
+    runs = [r for r in report["dp_budget"]["runs"] if r["run"] == run]
+    assert len(runs) == 1, runs  # one run, however many segments
+    assert f"{runs[0]['epsilon']:.3g}" == shown, (runs[0], shown)
+    return steps, float(shown)
+
+
 def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any, artefacts: Path) -> None:
     """Submit a tiny job, watch its metrics, halt it, resume it (four eyes), approve the release."""
     admin = sign_in(browser, server, "admin1")
@@ -244,7 +280,7 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
     shot(admin, artefacts, "admin")
 
     op = sign_in(browser, server, "op1")
-    op.goto("/runs")
+    op.goto("/runs/new?edit=json")
     # max_steps: long enough that the overseer halts it while it runs, even on an idle machine
     spec = {"kind": "reward_model", "base_model": str(training.model), "dataset": training.dataset,
             "learning_rate": 0.001, "epochs": 100, "batch_size": 4, "max_steps": 200, "save_steps": 5,
@@ -303,6 +339,17 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
     for action in ("halt", "resume", "approve release"):
         assert action in actions
     shot(ov2, artefacts, "run-completed")
+
+    # the explorer answers "what happened to this run": its filter lists the human decisions too
+    ov2.goto(f"/explorer?run={run}")
+    listed = [row.inner_text() for row in ov2.locator("table tbody tr").all()]
+    for action in ("halt", "resume"):
+        assert any("oversight.decision" in r and action in r for r in listed), (action, listed[:5])
+
+    # one truth for the run across the halt and the resume: global steps, and one ε everywhere
+    steps, epsilon = one_truth(ov2, auditor, run, training.dataset, artefacts)
+    assert steps == 200, steps
+    assert epsilon > 0
 
     # an auditor downloads the run's evidence bundle and checks it offline with the CLI
     auditor.goto("/reports")

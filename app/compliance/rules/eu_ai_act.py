@@ -18,7 +18,7 @@ from ledger.errors import LedgerError
 from ledger.timestamp_verify import parse_timestamp
 
 from ..config import MIN_RETENTION_DAYS
-from ..pack import CheckContext, Outcome, Rule, body, failed, not_applicable, passed
+from ..pack import CheckContext, Outcome, Rule, body, by_run, failed, not_applicable, passed
 
 __all__ = [
     "EU_AI_ACT",
@@ -56,7 +56,7 @@ def datasheet_gaps(sheet: Any) -> list[str]:
 
 
 async def _datasheets(ctx: CheckContext) -> Outcome:
-    runs = await ctx.events(kind="run.started")
+    runs = by_run(await ctx.events(kind="run.started"))  # a resumed run is one run
     if not runs:
         return not_applicable("no training run has started on this log")
     sheets: dict[tuple[Any, Any], Any] = {}
@@ -66,20 +66,22 @@ async def _datasheets(ctx: CheckContext) -> Outcome:
     problems: list[str] = []
     bad: list[int] = []
     backing: list[int] = []
-    for r in runs:
-        d = body(r)
+    for starts in runs.values():
+        d = body(starts[-1])
+        started = [r.index for r in starts]
+        at = ("entry " if len(started) == 1 else "entries ") + ", ".join(str(i) for i in started)
         version = f"{d.get('dataset')} v{d.get('dataset_version')}"
         sheet = sheets.get((d.get("dataset"), d.get("dataset_version")))
         gaps = datasheet_gaps(body(sheet).get("datasheet")) if sheet is not None else []
         if sheet is None:
-            problems.append(f"{d.get('run')} (entry {r.index}) used {version}, which has no datasheet")
-            bad.append(r.index)
+            problems.append(f"{d.get('run')} ({at}) used {version}, which has no datasheet")
+            bad += started
         elif gaps:
-            problems.append(f"{d.get('run')} (entry {r.index}) used {version}, whose datasheet (entry "
+            problems.append(f"{d.get('run')} ({at}) used {version}, whose datasheet (entry "
                             f"{sheet.index}) does not state {', '.join(gaps)}")
-            bad += [r.index, sheet.index]
+            bad += [*started, sheet.index]
         else:
-            backing += [r.index, sheet.index]
+            backing += [*started, sheet.index]
     if problems:
         return failed(f"{len(problems)} of {len(runs)} training runs used a dataset version without a "
                       f"complete datasheet: {'; '.join(problems[:SHOWN])}", bad)
@@ -118,7 +120,7 @@ async def _log_integrity(ctx: CheckContext) -> Outcome:
                       + "; ".join(report.problems[:SHOWN]))
     return passed(f"the self-audit recomputed the tree over {what}: no gaps, every checkpoint's "
                   "signature and root match, each is consistent with the one before, every "
-                  "timestamp verifies", [report.tree_size - 1])
+                  "timestamp verifies", [min(report.tree_size, ctx.tree_size) - 1])
 
 
 async def checkpoint_times(ctx: CheckContext) -> list[tuple[int, datetime, list[datetime]]]:

@@ -10,23 +10,36 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..pack import CheckContext, Outcome, Rule, body, failed, not_applicable, passed
+from ..pack import (
+    CheckContext,
+    Outcome,
+    Rule,
+    body,
+    by_run,
+    failed,
+    not_applicable,
+    passed,
+    segment_entries,
+    segments,
+)
 
 __all__ = ["GDPR", "personal_data", "privacy_ledger"]
 
 SHOWN = 5
-EPS_SLACK = 1e-9  # float sums of per-run epsilons
+EPS_SLACK = 1e-9  # float sums of per-run epsilons (each run counted once, however many segments)
 
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _run_spend(started: Any, completed: Any | None, privacy: Any | None) -> dict[str, Any]:
-    """One run's privacy as the log states it: final ε from run.completed, else the last run.privacy."""
-    s = body(started)
+def _run_spend(starts: list[Any], completed: Any | None, privacy: Any | None) -> dict[str, Any]:
+    """One run's privacy as the log states it, over all its segments: ε is cumulative on every
+    entry, so the run's ε is run.completed's, else the run.privacy of the highest step, never a sum."""
+    s = body(starts[-1])  # a resumed segment repeats the run's configuration
     dp = s.get("dp") if isinstance(s.get("dp"), dict) else {}
-    entries = [started.index]
+    segs = segments(starts)
+    entries = segment_entries(segs)
     epsilon = delta = None
     accountant = dp.get("accountant")
     source = "none recorded yet"
@@ -46,7 +59,7 @@ def _run_spend(started: Any, completed: Any | None, privacy: Any | None) -> dict
         "delta": delta if delta is not None else _float(dp.get("delta")), "accountant": accountant,
         "target_epsilon": _float(dp.get("target_epsilon")), "noise_multiplier": dp.get("noise_multiplier"),
         "max_grad_norm": dp.get("max_grad_norm"), "source": source,
-        "completed": completed is not None, "entries": entries,
+        "completed": completed is not None, "segments": segs, "entries": entries,
     }
 
 
@@ -66,10 +79,10 @@ async def privacy_ledger(ctx: CheckContext) -> dict[str, Any]:
     for e in await ctx.events(kind="run.privacy"):
         run, step = body(e).get("run"), body(e).get("step") or 0
         prev = last_privacy.get(run)
-        if prev is None or (body(prev).get("step") or 0) <= step:
+        if prev is None or (body(prev).get("step") or 0) <= step:  # a tie: the later entry
             last_privacy[run] = e
-    runs = [_run_spend(r, completed.get(body(r).get("run")), last_privacy.get(body(r).get("run")))
-            for r in await ctx.events(kind="run.started")]
+    runs = [_run_spend(starts, completed.get(run), last_privacy.get(run))
+            for run, starts in by_run(await ctx.events(kind="run.started")).items()]
     datasets: dict[Any, dict[str, Any]] = {}
     for ds in {r["dataset"] for r in runs} | set(budgets):
         budget = body(budgets[ds]) if ds in budgets else {}

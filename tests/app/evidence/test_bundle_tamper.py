@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.core.database import Database
 from app.core.settings import Settings
+from app.events.index import EventIndex
 from app.evidence import dsse
-from app.evidence.builder import build_bundle
+from app.evidence.builder import build_bundle, record_evidence_key
 from app.evidence.scope import Scope
 from app.evidence.verify import verify_bundle
 from ledger._internal.local_tsa import LocalTSA
@@ -155,8 +156,9 @@ CASES: list[tuple[str, Callable[[Files], None], bool, set[str]]] = [
 
 @pytest.fixture
 async def bundle(db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -> tuple[bytes, Pins]:
-    await write_story(log)
     key = Ed25519PrivateKey.generate()
+    await record_evidence_key(log, EventIndex(db, log), key)  # as when the home was set up
+    await write_story(log)
     built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False,
                                settings=Settings.load())
     return built.data, pins(tmp_path, log, local_tsa, key)

@@ -21,8 +21,9 @@ from app.accounts import create_account, create_token
 from app.core.database import Database
 from app.core.keyring import Keyring
 from app.core.settings import Settings
+from app.events.index import EventIndex
 from app.events.recording import event
-from app.evidence.builder import build_bundle
+from app.evidence.builder import build_bundle, record_evidence_key
 from app.evidence.dsse import public_key_pem
 from app.evidence.scope import Scope
 from app.evidence.verify import verify_bundle
@@ -32,6 +33,7 @@ from ledger.errors import NotFound
 from ledger.log import Log
 from ledger.note import Signer
 from ledger.timestamping import HttpTSA
+from tests.app.evidence.test_bundle_trust import cited
 from tests.support.asgi import serving
 from tests.support.evidence import STANDALONE, WORKER, Pins, members, pins, standalone, write_story
 from tests.support.paths import ROOT
@@ -73,18 +75,23 @@ def _indices(bundle: bytes) -> set[int]:
 
 async def test_each_scope_builds_and_verifies_with_both_verifiers(
         db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -> None:
-    story = await write_story(log)
     key = Ed25519PrivateKey.generate()
+    key_entry = await record_evidence_key(log, EventIndex(db, log), key)  # as when the home was set up
+    story = await write_story(log)
     p = pins(tmp_path, log, local_tsa, key)
     since = json.loads(await log.entry(story.at["run_a"][0]))["at"]
     scopes = [*SCOPES, (Scope("time", since=since, until="2999-01-01T00:00:00Z"), None)]
     for scope, names in scopes:
         built = await build_bundle(db, log, scope, evidence_key=key, settings=Settings.load())
         got = _indices(built.data)
+        files = members(built.data)
+        extra = {key_entry, *cited(files)}  # besides the scope: the key's entry, the citations
+        assert json.loads(files["manifest.json"])["evidence_key_entry"] == key_entry
         if names is not None:
-            assert got == story.of(*names), scope
+            assert story.of(*names) <= got and got - story.of(*names) <= extra, scope
         else:  # a time range: everything from run_a on, including the bundle.created events since
-            assert story.of("run_a", "noise") <= got and min(got) == story.at["run_a"][0]
+            assert story.of("run_a", "noise") <= got
+            assert {i for i in got if i < story.at["run_a"][0]} <= extra
         assert built.entries == len(got)
         cp = await log.checkpoint_covering(max(got))  # the proofs' checkpoint is the first covering all
         assert built.tree_size == cp.size and built.latest_tree_size >= cp.size
@@ -94,6 +101,8 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
         assert "VERIFIED" in proc.stdout and "WARN" not in proc.stdout  # everything was pinned
         for check in ("archive", "manifest", "files", "attestation", "log-key", "checkpoints",
                       "consistency", "timestamps", "entries"):
+            assert f"OK    {check}" in proc.stdout and f"OK    {check}" in report.text()
+        for check in ("evidence-key", "citations"):
             assert f"OK    {check}" in proc.stdout and f"OK    {check}" in report.text()
         assert f"{built.entries} entries are in checkpoint {built.tree_size}" in proc.stdout
         # creating it is on the log, with the manifest's hash
@@ -105,8 +114,9 @@ async def test_each_scope_builds_and_verifies_with_both_verifiers(
 
 
 async def test_manifest_and_attestation_shape(db: Database, log: Log, local_tsa: LocalTSA) -> None:
-    await write_story(log)
     key = Ed25519PrivateKey.generate()
+    await record_evidence_key(log, EventIndex(db, log), key)
+    await write_story(log)
     built = await build_bundle(db, log, Scope("run", run="run_a"), evidence_key=key, record_event=False,
                                settings=Settings.load())
     files = members(built.data)
@@ -233,13 +243,14 @@ def test_cli_creates_and_verifies_bundles(tmp_path: Path) -> None:
     assert appended.returncode == 0, appended.stderr
     made = _cli(home, "bundle", "create", "--run", "run_cli", "-o", "b.zip")
     assert made.returncode == 0, made.stderr
-    assert "20 entries" in made.stderr
+    assert "21 entries" in made.stderr  # the run's 20 and the evidence key's (recorded by the build)
     vkey = (home / "log.vkey").read_text().strip()
     ok = _cli(home, "verify-bundle", "b.zip", "--log-key", vkey, "--tsa-root", str(home / "tsa" / "root.pem"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "VERIFIED" in ok.stdout and "20 entries are in checkpoint" in ok.stdout
+    assert "VERIFIED" in ok.stdout and "21 entries are in checkpoint" in ok.stdout
     assert "evidence key was taken from the bundle" in ok.stdout  # not pinned: it says so
-    other = _cli(home, "verify-bundle", "b.zip", "--log-key", "other.example/log+00000000+" + "A" * 44)
+    stranger = Signer.generate("other.example/log").verifier.vkey  # a well-formed key, not the log's
+    other = _cli(home, "verify-bundle", "b.zip", "--log-key", stranger)
     assert other.returncode == 1 and "FAIL  log-key" in other.stdout
     missing = _cli(home, "bundle", "create", "--run", "run_missing")
     assert missing.returncode != 0 and "run_missing" in missing.stderr and "Traceback" not in missing.stderr

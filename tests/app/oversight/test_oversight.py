@@ -101,9 +101,10 @@ async def test_halt_stops_a_running_job_and_resume_needs_a_second_overseer(
         await queue.close()
     done = await get_job(db, job.run)
     assert done.status == "completed", done.error
-    assert done.steps == max_steps  # the remaining steps, from the halted checkpoint's weights
+    assert done.steps == max_steps and done.segment == 2  # the run's global step, resumed exactly
     started = await events(log, job.run, "run.started")
-    assert len(started) == 2 and started[1]["base_model"]["root"] == saved["root"]
+    assert len(started) == 2 and started[1]["resumed_from"]["checkpoint_root"] == saved["root"]
+    assert started[1]["base_model"] == started[0]["base_model"]  # the original base model
     resume = [e for e in await events(log, kind="oversight.decision") if e["action"] == "resume"]
     assert [(e["target"], e["actor"], e["halted_by"]) for e in resume] == [
         ({"run": job.run}, r.json()["actor"], decision["decision_id"])]

@@ -116,7 +116,7 @@ async def test_job_spec_base_model_must_be_a_model(log: Log, tmp_path: Path) -> 
                            "learning_rate": 0.001, "batch_size": 4, "max_steps": 2})
         r = await client.post("/runs", data={"spec": spec, "_csrf_token": csrf(client)})
         assert r.status_code == 400 and "at most 4,096" in r.text, r.text[-2000:]
-        form = (await client.get("/runs")).text
+        form = (await client.get("/runs/new")).text
         limit = re.search(r'<textarea id="spec"[^>]*maxlength="(\d+)"', form)
         assert limit and f"at most {int(limit.group(1)):,} characters" in form
 
