@@ -29,7 +29,7 @@ from app.core.database import Database  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.events.index import EventIndex  # noqa: E402
 from app.events.recording import Actor, event  # noqa: E402
-from app.evidence.builder import build_bundle  # noqa: E402
+from app.evidence.builder import build_bundle, record_evidence_key  # noqa: E402
 from app.evidence.dsse import public_key_pem  # noqa: E402
 from app.evidence.scope import Scope  # noqa: E402
 from app.evidence.verify import verify_bundle  # noqa: E402
@@ -55,6 +55,8 @@ async def main(n: int) -> None:
     ours = [event("run.metrics", WORKER, run="run_bench", steps=[{"step": i, "epoch": i // 1000,
                                                                    "loss": 1.0 / (i + 1)}])
             for i in range(n)]
+    key = Ed25519PrivateKey.generate()
+    await record_evidence_key(log, EventIndex(db, log), key)  # on the log as when the home was set up
     await log.append(other)
     for k in range(0, n, 1000):
         await log.append(ours[k : k + 1000])
@@ -64,13 +66,12 @@ async def main(n: int) -> None:
     await log.timestamp_pending(force=True)
     index = EventIndex(db, log)
     await index.catch_up()  # the server keeps the index warm; the bundle build only queries it
-    key = Ed25519PrivateKey.generate()
 
     t0 = time.perf_counter()
     built = await build_bundle(db, log, Scope("run", run="run_bench"), evidence_key=key, index=index,
                                settings=Settings())
     build_s = time.perf_counter() - t0
-    assert built.entries == n, built.entries
+    assert built.entries >= n, built.entries  # with the evidence key's entry and the report's citations
 
     t0 = time.perf_counter()
     root = tsa.root_certificate.public_bytes(Encoding.PEM)

@@ -124,12 +124,12 @@ def segment_entries(segs: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def describe_segments(segs: Sequence[dict[str, Any]]) -> str:
-    """'' for a run of one segment, else e.g. 'in 2 segments (segment 2 from step 119, resumed by
-    decision #40)'."""
+    """'' for a run of one segment, else e.g. 'in 2 segments (segment 1 from step 0; segment 2 from
+    step 119, resumed by decision #40)'."""
     if len(segs) < 2:
         return ""
     parts = []
-    for s in segs[1:]:
+    for s in segs:
         by = s["resumed_by"]
         who = (f", resumed by decision #{by}" if isinstance(by, int) and not isinstance(by, bool)
                else f", resumed by decision {by}" if by else "")

@@ -61,7 +61,7 @@ def _log_key_pin(value: str) -> str:
         Verifier.from_vkey(text.strip())
     except VerificationError as e:
         raise click.BadParameter(f"{what} is not a C2SP verifier key: {e}", param_hint="--log-key") from None
-    return text
+    return text.strip()
 
 
 def _evidence_key_pin(path: str) -> bytes:

@@ -266,6 +266,11 @@ async def cancel(db: Database, log: Log, queue: Queue, run: str, actor: Actor) -
                             cancel_requested=True):
         return await cancel(db, log, queue, run, actor)  # it started meanwhile
     await queue.abort(run)
-    await release_budget(db, run, job.planned_epsilon)
+    if job.planned_epsilon is not None and job.epsilon:  # halted after spending: that ε stays spent
+        from ..datasets.budget import settle
+
+        await settle(db, run, job.epsilon)
+    else:
+        await release_budget(db, run, job.planned_epsilon)
     await record(log, "job.cancelled", actor, run=run, step=job.steps or 0)
     return await get_job(db, run)

@@ -44,10 +44,10 @@ def _step(x: float) -> str:
     return str(int(x)) if x == int(x) else _fmt(x)
 
 
-def _thinned(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _thinned(pts: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """At most MAX_POINTS of ``pts`` (sorted), evenly spread, always the first and the last."""
     if len(pts) <= MAX_POINTS:
-        return pts
+        return list(pts)
     last = len(pts) - 1
     return [pts[round(i * last / (MAX_POINTS - 1))] for i in range(MAX_POINTS)]
 

@@ -39,7 +39,7 @@ from .web import (
     viewer,
 )
 
-__all__ = ["Progress", "RunsController", "metric_series", "progress"]
+__all__ = ["Progress", "RunsController", "metric_series", "progress", "segments"]
 
 LIVE = ("queued", "running")
 SHOWN = ("loss", "accuracy", "reward_accuracy", "margin")  # the figures named under the charts
@@ -93,11 +93,15 @@ def progress(job: jobs.Job, started: list[Any], *, last_step: float = 0,
                     job.planned_epsilon)
 
 
-def segments(started: list[Any]) -> list[dict[str, Any]]:
+def segments(started: list[Any], resumes: list[oversight.Decision]) -> list[dict[str, Any]]:
     """The run's segments, one a ``run.started`` (log order): the first from the start, each later
-    one resumed from a step and checkpoint by an oversight decision (``resumed_from``)."""
-    out = []
+    one from a step and checkpoint (``resumed_from``), resumed by the ``resume`` decision (of
+    ``resumes``) recorded between the previous segment's start and its own."""
+    out: list[dict[str, Any]] = []
     for n, e in enumerate(started, 1):
+        after = out[-1]["index"] if out else -1
+        resumed_by = max((d for d in resumes if after < d.leaf_index < e.index), default=None,
+                         key=lambda d: d.leaf_index) if out else None
         resumed = e.event.get("resumed_from")
         resumed = resumed if isinstance(resumed, dict) else {}
         segment = e.event.get("segment")
@@ -105,7 +109,7 @@ def segments(started: list[Any]) -> list[dict[str, Any]]:
         out.append({"segment": segment if isinstance(segment, int) and not isinstance(segment, bool) else n,
                     "from_step": None if from_step is None else int(from_step),
                     "decision": resumed.get("decision"), "checkpoint_root": resumed.get("checkpoint_root"),
-                    "index": e.index})
+                    "resumed_by": resumed_by, "index": e.index})
     return out
 
 
@@ -146,7 +150,8 @@ async def run_context(request: Req, run: str) -> dict[str, Any]:
             budget = await get_budget(db, job.dataset)
         except BudgetError:  # no budget set for the dataset (a run without DP needs none)
             budget = None
-    parts = segments(started)
+    parts = segments(started, await oversight.list_decisions(db, run=run, action="resume")
+                     if len(started) > 1 else [])
     resumes = [(float(s["from_step"]), "resumed") for s in parts[1:] if s["from_step"] is not None]
     return {"run": run, "job": job, "live": job.status in LIVE, "progress": now, "segments": parts,
             "charts": _charts(series, privacy, job.planned_epsilon,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..compliance import latest_check
 from ..datasets import list_datasets
-from ..jobs.service import Job, list_jobs
+from ..jobs.service import TERMINAL, Job, list_jobs
 from ..oversight.service import Decision, list_decisions, release_state
 from .web import Conn, db_of
 
@@ -65,11 +65,12 @@ async def halted_runs(connection: Conn, jobs: list[Job]) -> list[dict[str, Any]]
     db = db_of(connection)
     out = []
     for j in jobs:
-        if not j.halted or j.status in ("completed", "failed", "cancelled"):
+        if not j.halted or j.status in TERMINAL:
             continue
         halt = next(iter(await list_decisions(db, run=j.run, action="halt", limit=1)), None)
         out.append({"run": j.run, "dataset": j.dataset, "steps": j.steps, "stopping": j.status != "halted",
-                    "by": halt.actor if halt else None, "at": _at(halt.created_at) if halt else "",
+                    "by": halt.actor if halt else None, "iso": halt.created_at if halt else "",
+                    "at": _at(halt.created_at) if halt else "",
                     "ago": ago(halt.created_at) if halt else "",
                     "entry": halt.leaf_index if halt else None})
     return out
@@ -90,8 +91,8 @@ async def models_waiting(connection: Conn, jobs: list[Job]) -> dict[str, list[di
             out["approval"].append(row)
         elif state.state == "approved" and state.decision is not None:
             d = state.decision
-            out["release"].append({**row, "by": d.actor, "at": _at(d.created_at), "ago": ago(d.created_at),
-                                   "entry": d.leaf_index})
+            out["release"].append({**row, "by": d.actor, "iso": d.created_at, "at": _at(d.created_at),
+                                   "ago": ago(d.created_at), "entry": d.leaf_index})
     return out
 
 

@@ -165,4 +165,8 @@ def test_no_page_scrolls_sideways(browser: Any, server: Server, training: Any, a
         assert admin.get_by_text(LONG_ACCOUNT, exact=True).count() >= 1
         _no_sideways_scroll(admin, width, f"/runs/{run}")  # an overseer's cockpit: the action links too
         _shot(admin, artefacts, f"run-cockpit-{width}")
+        admin.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the cockpit stays in view
+        assert admin.evaluate("document.body.scrollHeight > window.innerHeight + 200")
+        top = admin.locator("#cockpit").evaluate("e => e.getBoundingClientRect().top")
+        assert 0 <= top <= 1, f"the run cockpit scrolled away at {width} px: top {top}"
     admin.context.close()

@@ -91,7 +91,7 @@ async def test_a_resumed_run_is_one_entry_with_its_segments(db: Database, log: L
     assert abs(ds["epsilon_spent"] - (2.9 + 3.0 + 0.996)) < 1e-9 and ds["runs"].count(RUN) == 1
     dp = _texts(data["dp_budget"]["statements"])
     assert dp.count(f"Run {RUN} ") == 1 and "ε = 0.996" in dp and "10.98" not in dp
-    assert "segment 2 from step 119" in dp
+    assert f"in 2 segments (segment 1 from step 0; segment 2 from step 119, resumed by decision #{at['resume']})" in dp
     annex = {s["number"]: s["statements"] for s in data["annex_iv"]}
     general = _texts(annex[1])
     assert f"Run {RUN} produced model model_c after 200 steps" in general
@@ -141,5 +141,9 @@ async def test_art73_says_what_is_tracked_and_lists_the_scope_freezes(db: Databa
     assert "incident.frozen" in covered and "legal hold" in covered
     assert "notification deadlines" in covered and "market surveillance authority" in covered
     assert "are not tracked" not in covered.split("Art. 73")[1].split(".")[0]
+    report = await build_report(db, log, EventIndex(db, log), {"model": "model_a"}, settings=Settings.load())
+    page = report.html_bytes().decode()
+    assert 'id="incidents"' in page and "Art. 73 serious incidents: evidence freezes" in page
+    assert "inc_" + "a" * 26 in page and f'href="/log/v1/proof/{frozen.leaf_index}"' in page
     other = await _data(db, log, {"run": "run_bbbb"})
     assert "No incident was frozen" in _texts(other["art73_incidents"]["statements"])

@@ -153,8 +153,8 @@ async def test_the_cockpit_follows_a_run_through_halt_resume_and_release(log: Lo
             # resumed by bob: segment 2 from step 90, global steps, cumulative ε
             resume = await oversight.resume(db, log, LocalQueue(), run, WHY, bob_is)
             assert await claim(db, run)
-            await log.append([started(run, ds, segment=2, resumed_from={
-                "step": 90, "checkpoint_root": ROOT_81, "decision": resume.leaf_index}),
+            await log.append([started(run, ds, segment=2, resumed_from={  # the worker names the halt
+                "step": 90, "checkpoint_root": ROOT_81, "decision": halt.leaf_index}),
                 metrics(run, range(91, 161)), privacy(run, 120, 0.8), privacy(run, 160, 0.9)])
             seen = await page(aud)
             assert "step 160 of 200" in text(cockpit(seen))
@@ -162,7 +162,8 @@ async def test_the_cockpit_follows_a_run_through_halt_resume_and_release(log: Lo
             segments = re.search(r'<ol class="segments".*?</ol>', seen.text, re.S)
             assert segments, seen.text
             said = text(segments.group(0))
-            assert f"segment 2 from step 90, resumed by log entry {resume.leaf_index}" in said, said
+            by = f"resumed by {bob_is.pseudonym} (log entry {resume.leaf_index})"
+            assert f"segment 2 from step 90, {by}" in said, said
             assert f'href="/explorer/entries/{resume.leaf_index}"' in segments.group(0)
             charts = re.findall(r'<svg class="chart".*?</svg>', seen.text, re.S)
             assert len(charts) == 3

@@ -12,8 +12,9 @@ import pytest
 
 from app.core.database import Database
 from app.core.keyring import Keyring
+from app.datasets import get_budget
 from app.datasets.budget import get_reservation
-from app.jobs import get_job, submit
+from app.jobs import cancel, get_job, submit
 from app.jobs.queue import LocalQueue
 from app.jobs.service import checkpoints
 from app.oversight import halt, resume
@@ -95,3 +96,23 @@ async def test_a_halted_dp_run_resumed_by_a_second_overseer_is_one_run(
     assert all(r["object_prefix"] == f"runs/{job.run}/checkpoint-{r['step']}" for r in rows)
     metrics = [s["step"] for e in await events(log, job.run, "run.metrics") for s in e["steps"]]
     assert metrics == sorted(metrics) and sorted(set(metrics)) == list(range(1, PLANNED + 1))
+
+
+async def test_a_halted_dp_run_cancelled_keeps_what_it_spent(db: Database, log: Log, keyring: Keyring,
+                                                             tmp_path: Path) -> None:
+    """The first segment's ε was spent: cancelling the halted run settles it, never gives it back."""
+    ds = await dataset(log, keyring, 16, budget=50.0)
+    doc = spec(ds, epochs=2, max_steps=PLANNED, save_steps=None, dp={"noise_multiplier": 1.0})
+    job = await submit(db, log, keyring, LocalQueue(), doc, ADMIN)
+    first = asyncio.create_task(run_training(worker_ctx(log, keyring, tmp_path), job.run))
+    await wait_status(log, job.run, ("running",))
+    await halt(db, log, job.run, "the reward probe fired, stop it", OVERSEER_A)
+    assert await first == "halted"
+    spent = (await get_job(db, job.run)).epsilon
+    assert spent is not None and spent > 0
+
+    await cancel(db, log, LocalQueue(), job.run, ADMIN)
+    reservation = await get_reservation(db, job.run)
+    assert reservation.state == "settled" and reservation.spent == spent
+    budget = await get_budget(db, ds)
+    assert budget.spent == pytest.approx(spent) and budget.reserved == pytest.approx(0.0, abs=1e-9)
