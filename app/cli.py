@@ -25,6 +25,7 @@ from .audit import commands as audit_commands
 from .core.commands import Opened, on_home, run, settings_of
 from .core.roles import ROLES as ROLE_NAMES  # the roles table (app/core/roles.py): light, no SQLAlchemy
 from .core.roles import is_service
+from .events import commands as event_commands
 from .keys import commands as key_commands
 
 __all__ = ["LAZY_COMMANDS", "cli", "main"]
@@ -97,10 +98,11 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 # The ledger's commands, with the product's `verify` and `reindex` mounted where the ledger's would
-# be (they run the ledger's, then check what the app derives and stores), and its `public-keys`
-# (the ledger's keys and the evidence-signing key).
+# be (they run the ledger's, then check what the app derives and stores), its `public-keys`
+# (the ledger's keys and the evidence-signing key) and its `append` (each event in the product's
+# envelope: who appended it, when).
 _PRODUCT_AUDIT = {c.name: c for c in (audit_commands.verify, audit_commands.reindex,
-                                      key_commands.public_keys)}
+                                      key_commands.public_keys, event_commands.append)}
 for _command in ledger_cli.COMMANDS:
     cli.add_command(_PRODUCT_AUDIT.get(_command.name, _command))
 cli.add_command(click.Group(

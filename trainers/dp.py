@@ -111,7 +111,7 @@ def _load_weights(model: Any, checkpoint: Path) -> None:
 def _rng_states() -> dict[str, Any]:
     import torch
 
-    states = {"cpu": torch.get_rng_state()}
+    states: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -179,21 +179,20 @@ def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Pa
     engine, hooks, dp_optimizer, dp_loader, sigma = _privatize(spec, model, optimizer, len(rows),
                                                                sample_rate, steps_total)
 
-    audit.dp = {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": spec.dp.max_grad_norm,
-                "target_epsilon": spec.dp.target_epsilon, "delta": spec.dp.delta, "sample_rate": sample_rate,
-                "accountant": spec.dp.accountant, "pairs": len(rows), "planned_steps": steps_total}
+    plan = {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": spec.dp.max_grad_norm,
+            "target_epsilon": spec.dp.target_epsilon, "delta": spec.dp.delta, "sample_rate": sample_rate,
+            "accountant": spec.dp.accountant, "pairs": len(rows), "planned_steps": steps_total}
+    audit.dp, delta = plan, spec.dp.delta
     args, state, ctl = trainer.args, TrainerState(), TrainerControl()
     state.max_steps, state.num_train_epochs = steps_total, spec.epochs
     batches_per_epoch = len(dp_loader)
     if resume_from is not None:  # the weights into the hooked model: Opacus' hooks stay on its modules
-        state.global_step = _restore(resume_from, model, audit.dp, optimizer, engine)
+        state.global_step = _restore(resume_from, model, plan, optimizer, engine)
         state.epoch = state.global_step / batches_per_epoch
     audit.on_train_begin(args, state, ctl, model=model)
 
     def save(path: Path, resumable: bool = False) -> None:
-        assert spec.dp is not None
-        _save(path, model, tokenizer, optimizer, engine, state.global_step, audit.dp, spec.dp.delta,
-              resumable)
+        _save(path, model, tokenizer, optimizer, engine, state.global_step, plan, delta, resumable)
 
     def checkpoint() -> None:
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"

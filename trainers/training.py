@@ -159,9 +159,8 @@ def _resuming(audit: AuditCallback, checkpoint: Path, dp: bool) -> None:
     state = json.loads((checkpoint / ("dp_state.json" if dp else "trainer_state.json")).read_text())
     step = int(state["step"] if dp else state["global_step"])
     _, root = hash_directory(checkpoint)
-    decision = (audit.resumed_from or {}).get("decision")
-    audit.resumed_from = {"step": step, "checkpoint_root": root,
-                          **({"decision": decision} if decision is not None else {})}
+    given = {k: v for k, v in (audit.resumed_from or {}).items() if v is not None}  # e.g. the decisions
+    audit.resumed_from = {**given, "step": step, "checkpoint_root": root}
     audit.segment = max(audit.segment, 2)  # a resume is at least the run's second segment
     audit.step = step
     if dp:

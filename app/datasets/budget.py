@@ -180,20 +180,19 @@ async def reserve_more(db: Database, run: str, planned_epsilon: float) -> Reserv
                 raise UnknownReservation(f"run {run} has no budget reservation")
             if row.state != "reserved":
                 raise BudgetError(f"the reservation of run {run} is {row.state}, not reserved")
-            extra = planned - row.planned
+            dataset, extra = row.dataset, planned - row.planned
             if extra <= _SLACK:
                 return _reservation(row)
             await conn.execute(sa.update(budget_reservations).where(r.run == run).values(planned=planned))
             took = await conn.execute(sa.update(dataset_budgets).where(
-                b.dataset == row.dataset, b.epsilon_total - b.spent - b.reserved >= extra - _SLACK).values(
+                b.dataset == dataset, b.epsilon_total - b.spent - b.reserved >= extra - _SLACK).values(
                 reserved=b.reserved + extra, updated_at=now()))
             if took.rowcount != 1:
                 raise _Refused
     except _Refused:
-        budget = await get_budget(db, row.dataset)
-        raise BudgetExceeded(row.dataset, extra, budget.epsilon_total, budget.spent,
-                             budget.reserved) from None
-    return Reservation(run, row.dataset, planned, "reserved", None)
+        budget = await get_budget(db, dataset)
+        raise BudgetExceeded(dataset, extra, budget.epsilon_total, budget.spent, budget.reserved) from None
+    return Reservation(run, dataset, planned, "reserved", None)
 
 
 async def _close(db: Database, run: str, state: str, spent: float | None) -> Reservation:

@@ -22,7 +22,7 @@ from typing import Any
 from ledger.events import Pseudonymizer
 from ledger.log import Log, SequencedEntries, SequencedEntry
 
-__all__ = ["SYSTEM", "Actor", "event", "record", "record_many", "utc_now"]
+__all__ = ["SYSTEM", "Actor", "event", "record", "record_many", "stamped", "utc_now"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ def event(kind: str, actor: Actor, /, v: int = 1, **fields: Any) -> dict[str, An
     "absent", and readers should not have to tell null from missing)."""
     body = {k: val for k, val in fields.items() if val is not None}
     return {"kind": kind, "v": v, "at": utc_now(), "actor": actor.pseudonym, "role": actor.role, **body}
+
+
+def stamped(submitted: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """An event from outside the product (a line of ``rlhf-audit append``) in the envelope: ``at``,
+    ``actor`` and ``role`` are when it was recorded and by whom, whatever the line said; ``v`` is
+    the line's, else 1. Its kind is left to the ledger's check for submitted events."""
+    return {**submitted, "v": submitted.get("v", 1), "at": utc_now(), "actor": actor.pseudonym,
+            "role": actor.role}
 
 
 async def record(log: Log, kind: str, actor: Actor, /, **fields: Any) -> SequencedEntry:

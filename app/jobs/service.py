@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.canonical import canonicalize
 from ledger.log import Log
 
 from ..core.database import Database
@@ -74,8 +75,8 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def spec_sha256(spec: dict[str, Any]) -> str:
-    data = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """SHA-256 of the spec's RFC 8785 bytes: recomputable from the spec as the log holds it."""
+    return "sha256:" + hashlib.sha256(canonicalize(spec)).hexdigest()
 
 
 @dataclass(frozen=True)

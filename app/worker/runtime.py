@@ -25,8 +25,8 @@ calls ``train()`` with the run's original spec and ``resume_from``: the weights,
 schedule, RNG, data position and (under DP) the privacy accountant continue from where the halt
 left them, so steps on the events, checkpoint names and the row's ``steps`` are the run's global
 steps, and ε is the accountant's cumulative ε. ``run.started`` of the segment names its number
-and what it resumed from (step, checkpoint root, the halt decision); its ``base_model`` stays the
-original model. The budget is settled once, at the run's end, with that ε.
+and what it resumed from (step, checkpoint root, the halt and resume decisions); its
+``base_model`` stays the original model. The budget is settled once, at the run's end, with that ε.
 
 The callback is ``trainers``' (which imports nothing from ``app``); its events get the envelope
 :func:`envelope` builds with :mod:`app.events.recording`, as the ``worker`` actor.
@@ -58,7 +58,7 @@ from ..datasets.budget import settle
 from ..events.recording import Actor, event, record
 from ..jobs.service import Job, add_checkpoint, checkpoints, claim, get_job, release_budget, update_job
 from ..objects import ObjectStore
-from ..oversight.service import get_decision
+from ..oversight.service import get_decision, list_decisions
 
 if TYPE_CHECKING:
     from trainers.callback import AuditCallback
@@ -163,12 +163,14 @@ async def _pairs(home: _Home, spec: TrainingSpec) -> tuple[DatasetVersion, list[
 
 async def _resume_point(home: _Home, job: Job, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """The halted checkpoint, downloaded, and what ``run.started`` says of it beyond its step and
-    root (which ``train()`` reads from the checkpoint): the halt decision's leaf index."""
+    root (which ``train()`` reads from the checkpoint): the leaf indices of the halt decision
+    (``decision``) and of the decision that resumed the run (``resume_decision``)."""
     assert job.resume_from is not None
     start = workdir / "resume"
     await asyncio.to_thread(home.objects.get_dir, job.resume_from, start)
-    decision = (await get_decision(home.db, job.halt_decision)).leaf_index if job.halt_decision else None
-    return start, {"decision": decision}
+    halted_by = (await get_decision(home.db, job.halt_decision)).leaf_index if job.halt_decision else None
+    resumed_by = await list_decisions(home.db, run=job.run, action="resume", limit=1)
+    return start, {"decision": halted_by, "resume_decision": resumed_by[0].leaf_index if resumed_by else None}
 
 
 class _Attempt:

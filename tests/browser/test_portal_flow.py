@@ -340,11 +340,19 @@ def test_oversight_of_a_training_run(browser: Any, server: Server, training: Any
         assert action in actions
     shot(ov2, artefacts, "run-completed")
 
-    # the explorer answers "what happened to this run": its filter lists the human decisions too
-    ov2.goto(f"/explorer?run={run}")
-    listed = [row.inner_text() for row in ov2.locator("table tbody tr").all()]
-    for action in ("halt", "resume"):
-        assert any("oversight.decision" in r and action in r for r in listed), (action, listed[:5])
+    # the explorer answers "what happened to this run": its run filter finds the human decisions too
+    # (the newest entries first: the kind picker narrows the run's 200 steps to its decisions)
+    # (the index follows the log within seconds: the approval just made may need a moment)
+    deadline = time.monotonic() + 60
+    while True:
+        ov2.goto(f"/explorer?run={run}&kind=oversight.decision")
+        listed = [row.inner_text() for row in ov2.locator("table tbody tr").all()]
+        missing = [a for a in ("halt", "resume", "approve_release")
+                   if not any("oversight.decision" in r and a in r for r in listed)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, (missing, listed)
 
     # one truth for the run across the halt and the resume: global steps, and one ε everywhere
     steps, epsilon = one_truth(ov2, auditor, run, training.dataset, artefacts)

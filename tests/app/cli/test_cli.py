@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from ledger.merkle import leaf_hash
 from ledger.note import Verifier, open_note
@@ -55,7 +56,9 @@ def test_cli_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out]
     assert [r["leaf_index"] for r in rows] == [0, 1]
     entry1 = run(cli_env, "entry", "1").stdout
-    assert entry1 == b'{"kind":"b","n":2.5}'  # RFC 8785 canonical bytes
+    e1 = json.loads(entry1)  # in the product's envelope (who appended it, when), RFC 8785 canonical bytes
+    assert entry1 == rfc8785.dumps(e1) and (e1["kind"], e1["n"], e1["actor"], e1["role"]) == ("b", 2.5, "system",
+                                                                                               "system")
     assert base64.b64decode(rows[1]["leaf_hash"]) == leaf_hash(entry1)
 
     (tmp_path / "more.jsonl").write_bytes(b"".join(b'{"kind":"c","i":%d}\n' % i for i in range(5)))

@@ -91,7 +91,9 @@ async def test_a_resumed_run_is_one_entry_with_its_segments(db: Database, log: L
     assert abs(ds["epsilon_spent"] - (2.9 + 3.0 + 0.996)) < 1e-9 and ds["runs"].count(RUN) == 1
     dp = _texts(data["dp_budget"]["statements"])
     assert dp.count(f"Run {RUN} ") == 1 and "ε = 0.996" in dp and "10.98" not in dp
-    assert f"in 2 segments (segment 1 from step 0; segment 2 from step 119, resumed by decision #{at['resume']})" in dp
+    said = ("in 2 segments (segment 1 from step 0; segment 2 from step 119, resumed by decision "
+            f"#{at['resume']})")
+    assert said in dp
     annex = {s["number"]: s["statements"] for s in data["annex_iv"]}
     general = _texts(annex[1])
     assert f"Run {RUN} produced model model_c after 200 steps" in general

@@ -5,6 +5,7 @@ PostgreSQL, and once as the real ``rlhf-audit serve`` process."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -234,7 +235,10 @@ def test_serve_runs_the_real_server(tmp_path: Path) -> None:
         note = _poll(f"{base}/log/checkpoint", time.monotonic() + 30).content
         assert _checkpoint(note, verifier).size == 1
         proof = _poll(f"{base}/log/v1/proof/0", time.monotonic() + 10).content
-        verify_tlog_proof(proof, b'{"kind":"serve.test","n":1}', verifier)
+        entry = subprocess.run([sys.executable, "-m", "app.cli", "--home", home, "entry", "0"], env=env,
+                               check=True, capture_output=True, timeout=120).stdout  # in the envelope
+        assert json.loads(entry)["kind"] == "serve.test"
+        verify_tlog_proof(proof, entry, verifier)
     finally:
         server.terminate()
         try:

@@ -63,7 +63,7 @@ async def test_a_halted_dp_run_resumed_by_a_second_overseer_is_one_run(
     halted = await get_job(db, job.run)
     assert 0 < halted.steps < PLANNED and halted.segment == 1 and halted.epsilon is not None
     [stopped] = await events(log, job.run, "run.halted")
-    await resume(db, log, LocalQueue(), job.run, "checked the probe set: a data glitch", OVERSEER_B)
+    resumed = await resume(db, log, LocalQueue(), job.run, "checked the probe set: a data glitch", OVERSEER_B)
     assert await run_training(ctx, job.run) == "completed"
 
     done = await get_job(db, job.run)
@@ -73,8 +73,9 @@ async def test_a_halted_dp_run_resumed_by_a_second_overseer_is_one_run(
     started = await events(log, job.run, "run.started")
     assert [s["segment"] for s in started] == [1, 2]
     assert "resumed_from" not in started[0]
-    assert started[1]["resumed_from"] == {"step": halted.steps, "checkpoint_root": stopped["checkpoint_root"],
-                                          "decision": decision.leaf_index}
+    assert started[1]["resumed_from"] == {
+        "step": halted.steps, "checkpoint_root": stopped["checkpoint_root"], "decision": decision.leaf_index,
+        "resume_decision": resumed.leaf_index}
     base_root = hash_directory(tiny_model())[1]
     assert started[0]["base_model"]["root"] == started[1]["base_model"]["root"] == base_root
 
