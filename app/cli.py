@@ -44,6 +44,8 @@ LAZY_COMMANDS = {
     "oversight": ("app.oversight.commands",
                   "Human oversight (AI Act Article 14): each decision justified and recorded on the log."),
     "models": ("app.oversight.commands", "Trained models."),
+    "releases": ("app.releases.commands",
+                 "Released models: model signature, SLSA provenance and COSE receipt of the release."),
     "verify-bundle": ("app.evidence.commands",
                       "Check an evidence bundle offline (no database, no server) and print every check."),
 }

@@ -15,6 +15,9 @@ so these keys are files in the home (owner-only, 0600), never rows next to the l
   ``app.keys.kek_rotation.settle_records_kek`` has seen which key the database is under;
 - ``keys/evidence.key``: the Ed25519 seed of the operator's evidence-signing key, which signs the
   DSSE attestation of evidence bundles (``app.evidence``).
+- ``keys/release.key``: the 32-byte seed of the release-signing key, ECDSA P-256 (``model_signing
+  verify key`` takes no Ed25519), which signs each released model's OpenSSF model-signing signature
+  and its SLSA provenance (``app.releases``; rotated by ``rlhf-audit releases rotate-key``).
 
 ``RLHF_AUDIT_KEYS_DIR`` points elsewhere (a mounted secret volume in production).
 """
@@ -30,6 +33,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.events import Pseudonymizer
@@ -38,12 +42,14 @@ from ledger.home import LogHome
 from .errors import Misconfigured, Unavailable
 from .settings import Settings
 
-__all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "Keyring", "RecordsKekPending",
-           "records_kek_id"]
+__all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "RELEASE_KEY", "Keyring", "RecordsKekPending",
+           "records_kek_id", "release_key_from_seed"]
 
 ENV_KEYS_DIR = "RLHF_AUDIT_KEYS_DIR"  # read into Settings.keys_dir (app.core.settings)
 RECORDS_KEY = "records.key"
 RECORDS_KEY_NEXT = "records.key.next"  # a staged KEK: a rotation is under way or was interrupted
+RELEASE_KEY = "release.key"
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # the group order
 
 
 class RecordsKekPending(Unavailable):
@@ -54,6 +60,12 @@ class RecordsKekPending(Unavailable):
 def records_kek_id(kek: bytes) -> str:
     """16 hex digits naming a records KEK (retired files, the rotation event); not the key."""
     return hashlib.sha256(b"rlhf-audit records-kek id\x00" + kek).hexdigest()[:16]
+
+
+def release_key_from_seed(seed: bytes) -> ec.EllipticCurvePrivateKey:
+    """The P-256 key whose scalar is the seed reduced into [1, n-1] (bias below 2^-128)."""
+    scalar = int.from_bytes(hashlib.sha512(b"rlhf-audit release key\x00" + seed).digest()) % (_P256_N - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -133,6 +145,11 @@ class Keyring:
     def evidence_signer(self) -> Ed25519PrivateKey:
         """The Ed25519 key that signs evidence bundles' attestations (``app.evidence``)."""
         return Ed25519PrivateKey.from_private_bytes(self._key("evidence.key"))
+
+    @cached_property
+    def release_signer(self) -> ec.EllipticCurvePrivateKey:
+        """The ECDSA P-256 key that signs model releases (``app.releases``), from its seed."""
+        return release_key_from_seed(self._key(RELEASE_KEY))
 
     @property
     def records_kek(self) -> bytes:

@@ -12,7 +12,7 @@ The layout is specified byte for byte in ``docs/evidence.md``; in short::
     keys/log.vkey              the log's C2SP verifier key
     keys/tsa-chain.pem         the TSA certificate chain, signer first
     keys/evidence-key.pem      the operator's evidence-signing key (Ed25519, SPKI PEM)
-    report.json [report.html]  the compliance report for the scope, its links pointing into the bundle
+    report.json .html .pdf     the compliance report for the scope, its links pointing into the bundle
     verify.py  README.md       the standalone verifier and the auditor's instructions
 
 Besides the scope's entries the bundle holds the ``keys.evidence_key`` entry that puts the
@@ -46,7 +46,7 @@ from ledger.log import Log, SignedCheckpoint
 from ledger.timestamping import LocalTSAClient, token_certificates
 from ledger.tlog_proof import format_tlog_proof
 
-from ..compliance.reports import build_report
+from ..compliance.reports import Report, build_report
 from ..core.database import Database
 from ..core.settings import Settings
 from ..events.index import EventIndex
@@ -155,11 +155,17 @@ async def _cited(log: Log, report: dict[str, bytes], size: int,
 
 
 async def _report(db: Database, log: Log, index: EventIndex, scope: Scope,
-                  tree_size: int, settings: Settings) -> dict[str, bytes]:
-    """The compliance report's files for the scope, over the tree the proofs are against (so it
-    cites nothing beyond it)."""
+                  tree_size: int, settings: Settings) -> tuple[Report, dict[str, bytes]]:
+    """The compliance report for the scope, over the tree the proofs are against (so it cites
+    nothing beyond it), and its text files (the PDF comes once the links are known: :func:`_pdf`)."""
     report = await build_report(db, log, index, scope, tree_size=tree_size, settings=settings)
-    return {"report.json": report.json_bytes(), "report.html": report.html_bytes()}
+    return report, {"report.json": report.json_bytes(), "report.html": report.html_bytes()}
+
+
+def _pdf(report: Report, bundled_json: bytes) -> bytes:
+    """The report's PDF, rendered from the data of the bundle's ``report.json``, whose links
+    already point into the bundle: a PDF's links cannot be rewritten in its bytes."""
+    return replace(report, data=json.loads(bundled_json)).render("pdf")
 
 
 def _readme(values: dict[str, str]) -> bytes:
@@ -252,7 +258,7 @@ async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed
         entries[key_entry] = await log.entry(key_entry)
     lap("select")
     cp = await log.checkpoint_covering(max(entries))
-    report = await _report(db, log, index, scope, cp.size, settings)
+    built_report, report = await _report(db, log, index, scope, cp.size, settings)
     lap("report")
     entries.update(await _cited(log, report, cp.size, entries))
     indices = sorted(entries)
@@ -281,8 +287,10 @@ async def build_bundle(db: Database, log: Log, scope: Scope, *, evidence_key: Ed
         files[f"entries/{i}.json"] = entries[i]
         files[f"proofs/{i}.tlog-proof"] = format_tlog_proof(i, proof, cp.note)
     report = {name: _bundle_links(data, files) for name, data in report.items()}
-    files.update(report)
     lap("files")
+    report["report.pdf"] = await asyncio.to_thread(_pdf, built_report, report["report.json"])
+    files.update(report)
+    lap("pdf")
     files["verify.py"] = (_HERE / "standalone_verify.py").read_bytes()
     files["README.md"] = _readme({
         "origin": log.origin, "scope": json.dumps(scope.to_json()), "created_at": created_at,

@@ -25,19 +25,23 @@ __all__ = ["verify_bundle"]
               metavar="PEM", help="A trusted TSA root certificate (PEM file; repeatable).")
 @click.option("--evidence-key", default=None, type=click.Path(exists=True, dir_okay=False),
               metavar="PEM", help="The operator's evidence-signing public key (PEM file).")
+@click.option("--allow-untimestamped", is_flag=True,
+              help="Accept checkpoints without an RFC 3161 timestamp (a warning, not a failure).")
 def verify_bundle(file: str, log_key: str | None, tsa_roots: tuple[str, ...],
-                  evidence_key: str | None) -> None:
+                  evidence_key: str | None, allow_untimestamped: bool) -> None:
     """Check an evidence bundle offline (no database, no server) and print every check.
 
     Without --log-key/--tsa-root/--evidence-key it trusts the copies inside the bundle, and says
-    so. Exits 1 when any check fails, naming it.
+    so. A checkpoint without an RFC 3161 timestamp fails unless --allow-untimestamped. Exits 1
+    when any check fails, naming it.
     """
     from .verify import verify_bundle as verify
 
     data = Path(file).read_bytes()
     report = verify(data, log_key=None if log_key is None else _log_key_pin(log_key),
                     tsa_roots=[Path(p).read_bytes() for p in tsa_roots],
-                    evidence_key=None if evidence_key is None else _evidence_key_pin(evidence_key))
+                    evidence_key=None if evidence_key is None else _evidence_key_pin(evidence_key),
+                    allow_untimestamped=allow_untimestamped)
     click.echo(f"bundle: {file}")
     click.echo(report.text(), nl=False)
     if not report.ok:

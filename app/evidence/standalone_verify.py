@@ -16,8 +16,11 @@ It also checks that the key which signed the attestation is the one the log reco
 bundle's keys.evidence_key entry, proven below its tree size) and that every entry the report
 cites is in the bundle, below its tree size.
 
+A checkpoint without a timestamp fails unless --allow-untimestamped makes it a warning.
+
 Usage:
     python verify.py BUNDLE.zip [--log-key VKEY|FILE] [--tsa-root PEM] [--evidence-key PEM]
+                     [--allow-untimestamped]
 
 Exit status 0 when every check passes, 1 when any fails (the account names which), 2 on usage,
 including a pinned key that is empty, unreadable or not a key: a pin is never skipped.
@@ -437,8 +440,9 @@ def load_json(data, what):
 
 
 class Verifier:
-    def __init__(self, files, log_key, tsa_roots, evidence_key):
+    def __init__(self, files, log_key, tsa_roots, evidence_key, allow_untimestamped=False):
         self.files, self.pin_log, self.pin_roots, self.pin_evidence = files, log_key, tsa_roots, evidence_key
+        self.allow_untimestamped = allow_untimestamped
         self.m, self.key, self.notes, self.cps, self.warnings = {}, None, {}, {}, []
         self.signer, self.proven = None, set()  # the attestation's raw key; entries whose proof verified
 
@@ -580,11 +584,11 @@ class Verifier:
         else:
             roots, source = [c for c in chain if c.subject == c.issuer], "root from the bundle"
             self.warnings.append("the TSA root was taken from the bundle itself: pin it with --tsa-root")
-        out = []
+        out, unstamped = [], []
         for c in self.m["checkpoints"]:
             size, path = c.get("size"), c.get("timestamp")
             if path is None:
-                self.warnings.append(f"checkpoint {size} carries no RFC 3161 timestamp")
+                unstamped.append(f"checkpoint {size} carries no RFC 3161 timestamp")
                 continue
             if path not in self.files or size not in self.notes:
                 raise Fail(f"{path} or its checkpoint is missing")
@@ -595,8 +599,12 @@ class Verifier:
             except (Fail, IndexError, ValueError) as e:
                 raise Fail(f"{path}: {e}") from e
             out.append(f"checkpoint {size} at {when.isoformat()} by {cert.subject.rfc4514_string()}")
+        if unstamped and not self.allow_untimestamped:
+            raise Fail("; ".join(unstamped)
+                       + ": nothing dates it (pass --allow-untimestamped to accept that)")
+        self.warnings += [f"{u}: accepted with --allow-untimestamped, so nothing dates it" for u in unstamped]
         if not out:
-            return "no timestamps in the bundle"
+            return "no timestamps in the bundle (allowed with --allow-untimestamped)"
         return "; ".join(out) + f" ({source}: {root.subject.rfc4514_string()}); also run openssl ts -verify"
 
     @staticmethod
@@ -696,7 +704,7 @@ class Verifier:
         return f"the {len(cited)} entries the report cites are in the bundle, below tree size {size}"
 
 
-def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
+def verify(path, log_key=None, tsa_roots=(), evidence_key=None, allow_untimestamped=False):
     """[(check, ok, detail)], warnings."""
     results = []
     try:
@@ -704,7 +712,7 @@ def verify(path, log_key=None, tsa_roots=(), evidence_key=None):
         results.append(("archive", True, f"{len(files)} members, {os.path.getsize(path):,} bytes"))
     except Fail as e:
         return [("archive", False, str(e))], []
-    v = Verifier(files, log_key, list(tsa_roots), evidence_key)
+    v = Verifier(files, log_key, list(tsa_roots), evidence_key, allow_untimestamped)
     steps = [("manifest", v.manifest), ("files", v.file_hashes), ("attestation", v.attestation),
              ("log-key", v.log_key), ("checkpoints", v.checkpoints), ("consistency", v.consistency),
              ("timestamps", v.timestamps), ("entries", v.entries),
@@ -768,6 +776,8 @@ def main(argv=None):
     parser.add_argument("--tsa-root", action="append", default=[],
                         help="trusted TSA root certificate (PEM file); repeatable")
     parser.add_argument("--evidence-key", help="the operator's evidence-signing public key (PEM file)")
+    parser.add_argument("--allow-untimestamped", action="store_true",
+                        help="accept checkpoints without an RFC 3161 timestamp (a warning, not a failure)")
     args = parser.parse_args(argv)
     try:
         roots = [Path(p).read_bytes() for p in args.tsa_root]
@@ -779,7 +789,7 @@ def main(argv=None):
     except PinError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results, warnings = verify(args.bundle, log_key, roots, evidence)
+    results, warnings = verify(args.bundle, log_key, roots, evidence, args.allow_untimestamped)
     print(f"bundle: {args.bundle}")
     for name, ok, detail in results:
         print(f"{'OK' if ok else 'FAIL':<5} {name:<12} {detail}")

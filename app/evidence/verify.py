@@ -302,7 +302,8 @@ def _split_chain(pem: bytes) -> list[x509.Certificate]:
         raise _Fail(f"unreadable TSA certificate: {e}") from e
 
 
-def _check_timestamps(b: _Bundle, roots_pem: Sequence[bytes], warnings: list[str]) -> str:
+def _check_timestamps(b: _Bundle, roots_pem: Sequence[bytes], warnings: list[str],
+                      allow_untimestamped: bool = False) -> str:
     chain = _split_chain(b.files.get("keys/tsa-chain.pem", b""))
     if roots_pem:
         roots = [c for pem in roots_pem for c in _split_chain(pem)]
@@ -312,11 +313,11 @@ def _check_timestamps(b: _Bundle, roots_pem: Sequence[bytes], warnings: list[str
         source = "root from the bundle"
         warnings.append("the TSA root was taken from the bundle itself: pin it with --tsa-root")
     intermediates = [c for c in chain if c.subject != c.issuer]
-    out = []
+    out, unstamped = [], []
     for c in b.manifest["checkpoints"]:
         size, path = c.get("size"), c.get("timestamp")
         if path is None:
-            warnings.append(f"checkpoint {size} carries no RFC 3161 timestamp")
+            unstamped.append(f"checkpoint {size} carries no RFC 3161 timestamp")
             continue
         if str(path) not in b.files or size not in b.notes:
             raise _Fail(f"{path} or its checkpoint is missing")
@@ -328,8 +329,11 @@ def _check_timestamps(b: _Bundle, roots_pem: Sequence[bytes], warnings: list[str
         except VerificationError as e:
             raise _Fail(f"{path}: {e}") from e
         out.append(f"checkpoint {size} at {info.gen_time.isoformat()} by {info.tsa_name or c.get('tsa')}")
+    if unstamped and not allow_untimestamped:
+        raise _Fail("; ".join(unstamped) + ": nothing dates it (pass --allow-untimestamped to accept that)")
+    warnings += [f"{u}: accepted with --allow-untimestamped, so nothing dates it" for u in unstamped]
     if not out:
-        return "no timestamps in the bundle"
+        return "no timestamps in the bundle (allowed with --allow-untimestamped)"
     return "; ".join(out) + f" ({source}: {roots[0].subject.rfc4514_string()})"
 
 
@@ -429,11 +433,13 @@ def _check_citations(b: _Bundle) -> str:
 
 
 def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequence[bytes] = (),
-                  evidence_key: bytes | None = None) -> BundleReport:
+                  evidence_key: bytes | None = None, allow_untimestamped: bool = False) -> BundleReport:
     """Check an evidence bundle (zip bytes) and return the account of every check.
 
     ``log_key`` (a C2SP verifier key string), ``tsa_roots`` (PEM) and ``evidence_key`` (SPKI PEM)
-    pin trust; without them the copies inside the bundle are used and a warning says so.
+    pin trust; without them the copies inside the bundle are used and a warning says so. A
+    checkpoint without an RFC 3161 timestamp fails ``timestamps`` unless ``allow_untimestamped``,
+    which makes it a warning.
     """
     report = BundleReport()
     try:
@@ -450,7 +456,7 @@ def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequenc
         ("log-key", lambda: _check_log_key(b, log_key, report.warnings)),
         ("checkpoints", lambda: _check_checkpoints(b)),
         ("consistency", lambda: _check_consistency(b)),
-        ("timestamps", lambda: _check_timestamps(b, tsa_roots, report.warnings)),
+        ("timestamps", lambda: _check_timestamps(b, tsa_roots, report.warnings, allow_untimestamped)),
         ("entries", lambda: _check_entries(b)),
         ("evidence-key", lambda: _check_evidence_key(b, report.warnings)),
         ("citations", lambda: _check_citations(b)),

@@ -17,11 +17,13 @@ __all__ = ["public_keys", "rotate_records_kek_command"]
 @click.command("public-keys")
 @click.pass_context
 def public_keys(ctx: click.Context) -> None:
-    """Print the log's verifier key, the TSA certificate chain and the evidence-signing key as JSON.
+    """Print the log's verifier key, the TSA certificate chain, the evidence- and release-signing keys (JSON).
 
     ``evidence_key`` is the key that signs evidence bundles (SubjectPublicKeyInfo PEM) and
     ``evidence_key_id`` the hex SHA-256 of its raw bytes (the DSSE keyid); the log records it as
-    ``keys.evidence_key`` the first time it signs a bundle."""
+    ``keys.evidence_key`` the first time it signs a bundle. ``release_key`` (ECDSA P-256, SPKI PEM) signs
+    released models' model-signing signatures and provenance, ``release_key_id`` the hex SHA-256 of that
+    PEM (model-signing's key hint); the log records it as ``keys.release_key``."""
     import orjson
 
     from ledger.home import LogHome
@@ -33,6 +35,10 @@ def public_keys(ctx: click.Context) -> None:
     keys = home.public_keys()
     evidence = Keyring.of(home, settings_of(ctx)).evidence_signer.public_key()
     keys |= {"evidence_key": public_key_pem(evidence).decode(), "evidence_key_id": key_id(evidence)}
+    from ..releases import keys as release
+
+    signer = Keyring.of(home, settings_of(ctx)).release_signer.public_key()
+    keys |= {"release_key": release.public_key_pem(signer).decode(), "release_key_id": release.key_id(signer)}
     click.echo(orjson.dumps(keys).decode())
 
 

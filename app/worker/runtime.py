@@ -163,14 +163,14 @@ async def _pairs(home: _Home, spec: TrainingSpec) -> tuple[DatasetVersion, list[
 
 async def _resume_point(home: _Home, job: Job, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """The halted checkpoint, downloaded, and what ``run.started`` says of it beyond its step and
-    root (which ``train()`` reads from the checkpoint): the leaf indices of the halt decision
-    (``decision``) and of the decision that resumed the run (``resume_decision``)."""
+    root (which ``train()`` reads from the checkpoint): the leaf indices of the decision that
+    resumed the run (``decision``) and of the halt it lifted (``halted_by``)."""
     assert job.resume_from is not None
     start = workdir / "resume"
     await asyncio.to_thread(home.objects.get_dir, job.resume_from, start)
     halted_by = (await get_decision(home.db, job.halt_decision)).leaf_index if job.halt_decision else None
     resumed_by = await list_decisions(home.db, run=job.run, action="resume", limit=1)
-    return start, {"decision": halted_by, "resume_decision": resumed_by[0].leaf_index if resumed_by else None}
+    return start, {"decision": resumed_by[0].leaf_index if resumed_by else None, "halted_by": halted_by}
 
 
 class _Attempt:

@@ -25,6 +25,7 @@ __all__ = [
     "build_log",
     "dataset_events",
     "decision",
+    "doc",
     "pseud",
     "run_events",
     "settle",
@@ -105,6 +106,7 @@ def dataset_events(ds: str, version: int, *, datasheet: bool = True, first: int 
                     "records": 6,
                     "agreement": {"pairs": 4, "rate": 0.75},
                     "known_gaps": ["no non-English items"],
+                    "lawful_basis": "consent",
                 },
             )
         )
@@ -200,6 +202,11 @@ def decision(
     )
 
 
+def doc(topic: str, text: str = "", actor: Actor = OPERATOR, **about: Any) -> dict[str, Any]:
+    """A documentation event (``doc.recorded``) as an operator records it."""
+    return event("doc.recorded", actor, topic=topic, **({"text": text} if text else {}), **about)
+
+
 async def settle(log: Log) -> int:
     """Integrate everything appended, timestamp it; return the tree size."""
     cp = await log.integrate()
@@ -226,7 +233,18 @@ async def build_log(log: Log) -> Built:
             event("account.created", SYS, subject=BOB.pseudonym, subject_role="overseer"),
         ]
     )
-    await append(log, b, "ds_v1", dataset_events(DS, 1, first=2))
+    await append(
+        log,
+        b,
+        "docs",
+        [
+            doc("dpia", "DPIA for preference data of pseudonymous annotators", dataset=DS),
+            doc("intended_purpose", "A helpful-assistant policy for customer questions"),
+            doc("instructions_for_use", "Deployers: read the model card; human review of escalations"),
+            doc("cybersecurity", "Signed checkpoints, RFC 3161 timestamps, TLS, encrypted records"),
+        ],
+    )
+    await append(log, b, "ds_v1", dataset_events(DS, 1, first=6))
     await append(
         log, b, "budget", [event("dataset.budget_set", ALICE, dataset=DS, epsilon_total=8.0, delta=1e-5)]
     )
@@ -252,6 +270,10 @@ async def build_log(log: Log) -> Built:
                 root=_digest("model_b root"),
             )
         ],
+    )
+    await append(
+        log, b, "validation", [doc("validation", "Held-out preference accuracy", run="run_aaaa",
+                                   metrics={"preference_accuracy": 0.71})]
     )
     await append(
         log,

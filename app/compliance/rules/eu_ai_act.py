@@ -1,4 +1,4 @@
-"""Rules for Regulation (EU) 2024/1689 (the AI Act): Art. 10, 12, 14 and 19 as the log shows them.
+"""Rules for Regulation (EU) 2024/1689 (the AI Act): Art. 10, 12, 13, 14, 15, 19 and 53 as the log shows them.
 
 Each rule reads the log and says pass, fail or not applicable, with the leaf indices of the
 entries behind the verdict. What the log cannot show (risk management, post-market monitoring,
@@ -18,12 +18,14 @@ from ledger.errors import LedgerError
 from ledger.timestamp_verify import parse_timestamp
 
 from ..config import MIN_RETENTION_DAYS
+from ..documentation import covering, documents
 from ..pack import CheckContext, Outcome, Rule, body, by_run, failed, not_applicable, passed
 
 __all__ = [
     "EU_AI_ACT",
     "checkpoint_times",
     "datasheet_gaps",
+    "gpai_runs",
     "log_audit",
     "oldest_entry",
     "oversight_state",
@@ -278,6 +280,183 @@ async def _retention(ctx: CheckContext) -> Outcome:
                   f"{days:g} days (at least {MIN_RETENTION_DAYS})", [0])
 
 
+# -- Art. 10(5): special categories of personal data --------------------------------------------
+
+
+def special_categories(sheet: Any) -> list[str]:
+    """The special categories of personal data (GDPR Art. 9(1)) a datasheet declares, if any."""
+    declared = sheet.get("special_categories") if isinstance(sheet, dict) else None
+    if isinstance(declared, str):
+        declared = [declared]
+    if not isinstance(declared, list):
+        return []
+    return [str(c) for c in declared if str(c).strip() and str(c).strip().lower() not in ("none", "not stated")]
+
+
+async def _special_categories(ctx: CheckContext) -> Outcome:
+    sheets: dict[tuple[Any, Any], Any] = {}
+    for e in await ctx.events(kind="dataset.datasheet"):
+        sheets[(body(e).get("dataset"), body(e).get("dataset_version"))] = e  # the latest stands
+    declaring = {k: e for k, e in sheets.items() if special_categories(body(e).get("datasheet"))}
+    if not declaring:
+        return not_applicable("no datasheet declares special categories of personal data (special_categories), "
+                              "so Art. 10(5) does not apply")
+    reasons = await documents(ctx, "special_categories")
+    runs = by_run(await ctx.events(kind="run.started"))
+    problems, bad, backing = [], [], []
+    for (ds, version), sheet in sorted(declaring.items(), key=lambda kv: kv[1].index):
+        why = covering(reasons, dataset=ds, system_wide=False)
+        on_it = [s for s in runs.values() if (body(s[-1]).get("dataset"), body(s[-1]).get("dataset_version"))
+                 == (ds, version)]
+        no_dp = [s for s in on_it if not (body(s[-1]).get("dp") or {}).get("enabled")]
+        found = []
+        if not why:
+            found.append("no special_categories documentation event states why they are strictly necessary "
+                         "for bias detection and the safeguards (Art. 10(5)(a), (f))")
+        if no_dp:
+            found.append(f"run(s) {', '.join(str(body(s[-1]).get('run')) for s in no_dp)} trained on it without "
+                         "differential privacy (Art. 10(5)(b): state-of-the-art privacy-preserving measures)")
+        entries = [sheet.index, *(d.index for d in why), *(s[-1].index for s in (no_dp if found else on_it))]
+        if found:
+            problems.append(f"{ds} v{version} (datasheet entry {sheet.index}): " + "; ".join(found))
+            bad += entries
+        else:
+            backing += entries
+    if problems:
+        return failed(f"{len(problems)} of {len(declaring)} dataset versions with special categories of personal "
+                      "data lack the Art. 10(5) conditions: " + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"the {len(declaring)} dataset version(s) declaring special categories each have a recorded "
+                  "justification, and every run on them used differential privacy", backing)
+
+
+# -- Art. 13: transparency and instructions for use ---------------------------------------------
+
+ART13_TOPICS = ("intended_purpose", "instructions_for_use")
+
+
+def _documented(releases: list[Any], docs: list[Any], topics: tuple[str, ...], *,
+                system_wide: bool = True) -> tuple[list[str], list[int], list[int]]:
+    """Per release: which ``topics`` no documentation event covering its model or run records."""
+    problems: list[str] = []
+    bad: list[int] = []
+    backing: list[int] = []
+    for rel in releases:
+        model, run = body(rel).get("model"), body(rel).get("run")
+        cover = covering(docs, model=model, run=run, system_wide=system_wide)
+        have = {body(d).get("topic") for d in cover}
+        missing = [t for t in topics if t not in have]
+        if missing:
+            problems.append(f"{model} (entry {rel.index}) has no {' or '.join(missing)} documentation event")
+            bad.append(rel.index)
+        else:
+            backing += [rel.index, *(d.index for d in cover)]
+    return problems, bad, backing
+
+
+async def _instructions(ctx: CheckContext) -> Outcome:
+    releases = await ctx.events(kind="model.released")
+    if not releases:
+        return not_applicable("no model has been released: Art. 13 concerns a system placed on the market "
+                              "or put into service")
+    problems, bad, backing = _documented(releases, await documents(ctx, *ART13_TOPICS), ART13_TOPICS)
+    if problems:
+        return failed(f"{len(problems)} of {len(releases)} releases lack recorded transparency information: "
+                      + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"all {len(releases)} released models have an intended purpose and instructions for use "
+                  "recorded (doc.recorded), for the model, its run or the whole system", backing)
+
+
+# -- Art. 15: accuracy, robustness, cybersecurity ------------------------------------------------
+
+
+def _metrics(doc: Any) -> dict[str, float]:
+    m = body(doc).get("metrics")
+    if not isinstance(m, dict):
+        return {}
+    return {str(k): v for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+async def _accuracy(ctx: CheckContext) -> Outcome:
+    releases = await ctx.events(kind="model.released")
+    if not releases:
+        return not_applicable("no model has been released")
+    validations = [d for d in await documents(ctx, "validation") if _metrics(d)]
+    # accuracy is a property of one model: a validation must name the model or its run
+    problems, bad, backing = _documented(releases, validations, ("validation",), system_wide=False)
+    if problems:
+        return failed(f"{len(problems)} of {len(releases)} releases have no evaluation metrics on the log "
+                      "(a validation doc.recorded naming the model or run, with metrics): "
+                      + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"all {len(releases)} released models have a validation record with declared accuracy "
+                  "metrics (Art. 15(3)) naming the model or its run", backing)
+
+
+async def _cybersecurity(ctx: CheckContext) -> Outcome:
+    releases = await ctx.events(kind="model.released")
+    if not releases:
+        return not_applicable("no model has been released")
+    problems, bad, backing = _documented(releases, await documents(ctx, "cybersecurity"), ("cybersecurity",))
+    report = await log_audit(ctx)
+    if report.problems:
+        problems.append(f"the log's self-audit found {len(report.problems)} problem(s), so its record cannot be "
+                        "relied on to resist tampering (Art. 15(5))")
+    elif report.checkpoints_checked == 0:
+        problems.append("no signed checkpoint has been verified yet")
+    if problems:
+        return failed("; ".join(problems[:SHOWN]), bad)
+    return passed(f"cybersecurity measures are recorded for all {len(releases)} released models, and the "
+                  f"record resists tampering: {report.checkpoints_checked} signed checkpoints verified, "
+                  f"{report.entries_checked} entries re-hashed with no problem (network and host measures "
+                  "such as TLS are not visible on the log)", backing)
+
+
+# -- Art. 53: general-purpose AI models ----------------------------------------------------------
+
+GPAI_TOPICS = ("gpai_technical_documentation", "gpai_downstream_information", "copyright_policy",
+               "training_content_summary")
+
+
+async def gpai_runs(ctx: CheckContext) -> dict[Any, list[int]]:
+    """The runs whose base model is declared general-purpose, with the entries that declare it: the
+    run's spec (``base_model_general_purpose``), its ``run.started`` ``base_model.general_purpose``,
+    or a ``gpai_base_model`` documentation event (``general_purpose``: true) for the run, its model
+    or the whole system."""
+    out: dict[Any, list[int]] = {}
+    for e in await ctx.events(kind="job.submitted"):
+        spec = body(e).get("spec")
+        if isinstance(spec, dict) and spec.get("base_model_general_purpose") is True:
+            out.setdefault(body(e).get("run"), []).append(e.index)
+    models: dict[Any, Any] = {}
+    for e in await ctx.events(kind=["run.completed", "model.released"]):
+        models[body(e).get("run")] = body(e).get("model")
+    declared = [d for d in await documents(ctx, "gpai_base_model") if body(d).get("general_purpose") is True]
+    for run, starts in by_run(await ctx.events(kind="run.started")).items():
+        base = body(starts[0]).get("base_model")
+        if isinstance(base, dict) and base.get("general_purpose") is True:
+            out.setdefault(run, []).append(starts[0].index)
+        for d in covering(declared, model=models.get(run), run=run):
+            out.setdefault(run, []).append(d.index)
+    return out
+
+
+async def _gpai(ctx: CheckContext) -> Outcome:
+    runs = await gpai_runs(ctx)
+    releases = [r for r in await ctx.events(kind="model.released") if body(r).get("run") in runs]
+    if not releases:
+        return not_applicable("no released model was fine-tuned from a base model declared general-purpose "
+                              "(spec base_model_general_purpose, base_model.general_purpose or a gpai_base_model "
+                              "documentation event)")
+    problems, bad, backing = _documented(releases, await documents(ctx, *GPAI_TOPICS), GPAI_TOPICS)
+    bad += [i for r in releases if r.index in bad for i in runs[body(r).get("run")]]
+    backing += [i for r in releases if r.index not in bad for i in runs[body(r).get("run")]]
+    if problems:
+        return failed(f"{len(problems)} of {len(releases)} releases of fine-tuned general-purpose models lack "
+                      "the Art. 53 documentation: " + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"all {len(releases)} releases of fine-tuned general-purpose models have technical "
+                  "documentation (Annex XI), downstream information (Annex XII), a copyright policy and a "
+                  "training content summary recorded", backing)
+
+
 EU_AI_ACT: tuple[Rule, ...] = (
     Rule("ai-act.art10.datasheet", "EU AI Act Art. 10(2)-(3)",
          "Every training run used a dataset version with a datasheet", _datasheets),
@@ -290,4 +469,15 @@ EU_AI_ACT: tuple[Rule, ...] = (
          _release_oversight),
     Rule("ai-act.art19.retention", "EU AI Act Art. 19(1), 26(6)",
          "Logs are retained at least six months", _retention),
+    Rule("ai-act.art10-5.special-categories", "EU AI Act Art. 10(5)(a), (b), (f)",
+         "Special categories of personal data are processed for bias detection only with the recorded "
+         "justification and privacy-preserving measures", _special_categories),
+    Rule("ai-act.art13.instructions", "EU AI Act Art. 13(1)-(3)",
+         "Every released model has its intended purpose and instructions for use recorded", _instructions),
+    Rule("ai-act.art15.accuracy", "EU AI Act Art. 15(1), (3)",
+         "Every released model has evaluation metrics recorded", _accuracy),
+    Rule("ai-act.art15.cybersecurity", "EU AI Act Art. 15(4)-(5)",
+         "Cybersecurity measures are recorded and the record itself is tamper-evident", _cybersecurity),
+    Rule("ai-act.art53.gpai", "EU AI Act Art. 53(1)(a)-(d), Annex XI, XII",
+         "A fine-tuned general-purpose model is released with its Art. 53 documentation", _gpai),
 )

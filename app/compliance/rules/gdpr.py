@@ -1,4 +1,5 @@
-"""Rules for the GDPR (Regulation (EU) 2016/679) as the log shows them: DP budgets, no personal data.
+"""Rules for the GDPR (Regulation (EU) 2016/679) as the log shows them: DP budgets, no personal data,
+lawful basis (Art. 6), erasure (Art. 17), records of processing (Art. 30), security (Art. 32), DPIA (Art. 35).
 
 The privacy accounting (:func:`privacy_ledger`) is shared with the report's DP budget
 statement, so the rule and the statement can never disagree.
@@ -10,6 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ..documentation import LAWFUL_BASES, covering, documents
 from ..pack import (
     CheckContext,
     Outcome,
@@ -221,13 +223,18 @@ def candidate(data: bytes) -> bool:
 
 
 async def personal_data(ctx: CheckContext) -> list[tuple[int, str, str]]:
-    """(leaf index, field, what) for every suspected piece of personal data on the log."""
+    """(leaf index, field, what) for every suspected piece of personal data on the log (one scan per
+    check: Art. 5 and Art. 32 share it)."""
+    cached = ctx.memo.get("personal_data")
+    if cached is not None:
+        return list(cached)
     found: list[tuple[int, str, str]] = []
     async for page in ctx.pages():
         for e in page:
             if candidate(e.data):
                 found += [(e.index, path, what) for path, what in _walk(body(e), "")]
-    return found
+    ctx.memo["personal_data"] = found
+    return list(found)
 
 
 async def _no_personal_data(ctx: CheckContext) -> Outcome:
@@ -246,9 +253,219 @@ async def _no_personal_data(ctx: CheckContext) -> Outcome:
                   f"{ctx.tree_size} entries of the log")
 
 
+# -- Art. 6: lawful basis per dataset ---------------------------------------------------------------
+
+_BASIS_POINT = re.compile(r"6\s*\(1\)\s*\(([a-f])\)")
+
+
+def lawful_basis(value: Any) -> str | None:
+    """A stated lawful basis as one of Art. 6(1)(a)-(f) (``consent`` ... ``legitimate_interests``), or None
+    for anything else (empty, 'not stated', free text that names no basis)."""
+    if not isinstance(value, str):
+        return None
+    low = value.strip().lower()
+    point = _BASIS_POINT.search(low)
+    if point:
+        return LAWFUL_BASES["abcdef".index(point[1])]
+    word = re.sub(r"[\s-]+", "_", low)
+    return word if word in LAWFUL_BASES else None
+
+
+async def _versions(ctx: CheckContext) -> tuple[dict[tuple[Any, Any], Any], dict[tuple[Any, Any], Any]]:
+    """Dataset versions and their (latest) datasheets, by (dataset, version)."""
+    versions = {(body(e).get("dataset"), body(e).get("dataset_version")): e
+                for e in await ctx.events(kind="dataset.version")}
+    sheets = {(body(e).get("dataset"), body(e).get("dataset_version")): e
+              for e in await ctx.events(kind="dataset.datasheet")}
+    return versions, sheets
+
+
+def _sheet(e: Any) -> dict[str, Any]:
+    sheet = body(e).get("datasheet") if e is not None else None
+    return sheet if isinstance(sheet, dict) else {}
+
+
+async def _lawful_basis(ctx: CheckContext) -> Outcome:
+    versions, sheets = await _versions(ctx)
+    if not versions:
+        return not_applicable("no dataset (personal data of annotators) has been imported")
+    docs = [d for d in await documents(ctx, "lawful_basis") if lawful_basis(body(d).get("basis"))]
+    problems, bad, backing = [], [], []
+    for (ds, version), v in sorted(versions.items(), key=lambda kv: kv[1].index):
+        sheet = sheets.get((ds, version))
+        stated = lawful_basis(_sheet(sheet).get("lawful_basis"))
+        recorded = [d for d in covering(docs, dataset=ds, system_wide=False)
+                    if body(d).get("dataset_version") in (None, version)]
+        if stated and sheet is not None:
+            backing += [v.index, sheet.index]
+        elif recorded:
+            backing += [v.index, recorded[-1].index]
+        else:
+            problems.append(f"{ds} v{version} (entry {v.index})")
+            bad += [v.index] + ([sheet.index] if sheet is not None else [])
+    if problems:
+        return failed(f"{len(problems)} of {len(versions)} dataset versions have no lawful basis (Art. 6(1)(a)-(f)) "
+                      "stated in their datasheet (lawful_basis) or a lawful_basis documentation event: "
+                      + ", ".join(problems[:SHOWN]), bad)
+    return passed(f"all {len(versions)} dataset versions state a lawful basis under Art. 6(1)", backing)
+
+
+# -- Art. 17: erasure honoured -------------------------------------------------------------------
+
+
+async def _erasure(ctx: CheckContext) -> Outcome:
+    erasures = await ctx.events(kind="privacy.erased")
+    if not erasures:
+        return not_applicable("no erasure request has been carried out (no privacy.erased)")
+    versions, _ = await _versions(ctx)
+    # what each erased subject had in each version: its dataset.record entries, counted per version
+    held: dict[Any, dict[tuple[Any, Any], int]] = {}
+    for er in erasures:
+        who = body(er).get("annotator")
+        if isinstance(who, str) and who not in held:
+            per: dict[tuple[Any, Any], int] = {}
+            for rec in await ctx.events(kind="dataset.record", annotator=who):
+                key = (body(rec).get("dataset"), body(rec).get("dataset_version"))
+                per[key] = per.get(key, 0) + 1
+            held[who] = per
+    problems, bad, backing = [], [], []
+    for er in erasures:
+        b = body(er)
+        if not isinstance(b.get("legal_basis"), str) or not b["legal_basis"].strip():
+            problems.append(f"erasure entry {er.index} records no legal basis")
+            bad.append(er.index)
+        else:
+            backing.append(er.index)
+    for run, starts in by_run(await ctx.events(kind="run.started")).items():
+        first = starts[0]
+        s = body(first)
+        key = (s.get("dataset"), s.get("dataset_version"))
+        before = [er for er in erasures if er.index < first.index and held.get(body(er).get("annotator"), {}).get(key)]
+        if not before:
+            continue
+        erased = sum(held[body(er).get("annotator")][key] for er in before)
+        version = versions.get(key)
+        records = body(version).get("records") if version is not None else None
+        pairs = (s.get("dp") or {}).get("pairs") if isinstance(s.get("dp"), dict) else None
+        cited = [first.index, *(er.index for er in before)] + ([version.index] if version is not None else [])
+        if not isinstance(records, int) or not isinstance(pairs, int) or isinstance(pairs, bool):
+            problems.append(f"run {run} (entry {first.index}) started after the erasure of {erased} of its "
+                            "records but records no pair count, so the log cannot show they were left out")
+            bad += cited
+        elif pairs > records - erased:
+            problems.append(f"run {run} (entry {first.index}) trained on {pairs} pairs of {key[0]} v{key[1]}, "
+                            f"more than the {records - erased} left after {erased} were erased")
+            bad += cited
+        else:
+            backing += cited
+    if problems:
+        return failed(f"{len(problems)} erasure problem(s): " + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"{len(erasures)} erasure(s) carried out with a legal basis; every later run on a version that "
+                  "held erased records trained on no more pairs than were left", backing)
+
+
+# -- Art. 30: records of processing ----------------------------------------------------------------
+
+
+async def _records_of_processing(ctx: CheckContext) -> Outcome:
+    versions, sheets = await _versions(ctx)
+    if not versions:
+        return not_applicable("no dataset (personal data of annotators) has been imported")
+    problems, bad, backing = [], [], []
+    for (ds, version), v in sorted(versions.items(), key=lambda kv: kv[1].index):
+        sheet = sheets.get((ds, version))
+        missing = [f for f in ("purpose", "origin") if not isinstance(_sheet(sheet).get(f), str)
+                   or _sheet(sheet)[f].strip().lower() in ("", "not stated")]
+        if missing:
+            problems.append(f"{ds} v{version} (entry {v.index}) does not state {' or '.join(missing)}")
+            bad += [v.index] + ([sheet.index] if sheet is not None else [])
+        else:
+            backing += [v.index, sheet.index]
+    if problems:
+        return failed(f"{len(problems)} of {len(versions)} processing records are incomplete: "
+                      + "; ".join(problems[:SHOWN]), bad)
+    runs = len(by_run(await ctx.events(kind="run.started")))
+    erased = len(await ctx.events(kind="privacy.erased"))
+    return passed(f"the log is the record of processing: {len(versions)} dataset version(s) with purpose and "
+                  f"origin in their datasheets, {runs} training run(s) and {erased} erasure(s), each with who "
+                  "(pseudonym, role) and when; the controller's identity and contact are kept off the log", backing)
+
+
+# -- Art. 32: security of processing ---------------------------------------------------------------
+
+
+async def _security(ctx: CheckContext) -> Outcome:
+    from .eu_ai_act import log_audit  # the self-audit is shared with Art. 12, run once per check
+
+    if not await ctx.events(kind="dataset.version"):
+        return not_applicable("no personal data (annotators' records) has been imported")
+    problems, bad, backing = [], [], []
+    report = await log_audit(ctx)
+    if report.problems or report.checkpoints_checked == 0:
+        problems.append("the self-audit could not show the record's integrity (Art. 32(1)(b)): "
+                        + ("; ".join(report.problems[:2]) or "no signed checkpoint verified yet"))
+    identities = [(i, path) for i, path, what in await personal_data(ctx) if "pseudonym" in what]
+    if identities:
+        problems.append(f"{len(identities)} identities on the log are not pseudonyms (Art. 32(1)(a)): "
+                        + ", ".join(f"entry {i} {path}" for i, path in identities[:SHOWN]))
+        bad += [i for i, _ in identities]
+    measures = await documents(ctx, "cybersecurity")
+    if not measures:
+        problems.append("no cybersecurity documentation event describes the technical and organisational "
+                        "measures (Art. 32(1))")
+    else:
+        backing.append(measures[-1].index)
+    if problems:
+        return failed("; ".join(problems), bad)
+    return passed(f"identities are pseudonymised, the record's integrity verifies ({report.checkpoints_checked} "
+                  "signed checkpoints) and the security measures are recorded; transport security (TLS), "
+                  "access control and encryption at rest are not visible on the log", backing)
+
+
+# -- Art. 35: data protection impact assessment --------------------------------------------------------
+
+
+async def _dpia(ctx: CheckContext) -> Outcome:
+    runs = by_run(await ctx.events(kind="run.started"))
+    if not runs:
+        return not_applicable("no personal data has been processed for training yet")
+    first: dict[Any, Any] = {}
+    for starts in runs.values():
+        ds = body(starts[0]).get("dataset")
+        if ds not in first or starts[0].index < first[ds].index:
+            first[ds] = starts[0]
+    assessments = await documents(ctx, "dpia")
+    problems, bad, backing = [], [], []
+    for ds, start in sorted(first.items(), key=lambda kv: kv[1].index):
+        cover = covering(assessments, dataset=ds)
+        prior = [d for d in cover if d.index < start.index]
+        if prior:
+            backing += [prior[-1].index, start.index]
+        elif cover:
+            problems.append(f"the DPIA for {ds} (entry {cover[0].index}) was recorded after training on it began "
+                            f"(entry {start.index}); Art. 35(1) asks for it prior to the processing")
+            bad += [cover[0].index, start.index]
+        else:
+            problems.append(f"{ds} was trained on (entry {start.index}) without a recorded DPIA")
+            bad.append(start.index)
+    if problems:
+        return failed("; ".join(problems[:SHOWN]), bad)
+    return passed(f"a DPIA was recorded before training began on each of the {len(first)} dataset(s)", backing)
+
+
 GDPR: tuple[Rule, ...] = (
-    Rule("gdpr.art25.dp-budget", "GDPR Art. 25(1); EU AI Act Art. 10(5)",
+    Rule("gdpr.art25.dp-budget", "GDPR Art. 5(1)(c), 25(1)",
          "Differential-privacy budgets per dataset were respected", _dp_budget),
     Rule("gdpr.art5.no-personal-data", "GDPR Art. 5(1)(c), 25(2)",
          "No personal data sits on the log (data minimisation, pseudonyms only)", _no_personal_data),
+    Rule("gdpr.art6.lawful-basis", "GDPR Art. 6(1)",
+         "Every dataset version states its lawful basis", _lawful_basis),
+    Rule("gdpr.art17.erasure", "GDPR Art. 17(1)",
+         "Erasures carry a legal basis and later runs left the erased records out", _erasure),
+    Rule("gdpr.art30.records", "GDPR Art. 30(1)",
+         "Every processing of annotators' data is recorded with its purpose and origin", _records_of_processing),
+    Rule("gdpr.art32.security", "GDPR Art. 32(1)(a)-(b)",
+         "Pseudonymisation, an intact record and documented security measures", _security),
+    Rule("gdpr.art35.dpia", "GDPR Art. 35(1), (7)",
+         "A DPIA was recorded before training on each dataset began", _dpia),
 )

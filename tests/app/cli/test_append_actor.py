@@ -33,7 +33,8 @@ def test_append_records_at_actor_and_role(tmp_path: Path) -> None:
     run(env, "users", "create", "op", "--role", "operator", "--password-stdin", input=b"pw-op-1234567\n")
     run(env, "users", "create", "aud", "--role", "auditor", "--password-stdin", input=b"pw-aud-1234567\n")
     size = json.loads(run(env, "status").stdout)["sequenced"]
-    line = b'{"kind":"feedback.note","n":1,"actor":"pseud:forged","role":"admin","at":"1999-01-01T00:00:00Z"}\n'
+    line = (b'{"kind":"feedback.note","n":1,"actor":"pseud:forged","role":"admin",'
+            b'"at":"1999-01-01T00:00:00Z"}\n')
 
     [row] = [json.loads(x) for x in run(env, "append", input=line).stdout.splitlines()]
     assert row["leaf_index"] == size

@@ -57,8 +57,8 @@ def test_cli_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert [r["leaf_index"] for r in rows] == [0, 1]
     entry1 = run(cli_env, "entry", "1").stdout
     e1 = json.loads(entry1)  # in the product's envelope (who appended it, when), RFC 8785 canonical bytes
-    assert entry1 == rfc8785.dumps(e1) and (e1["kind"], e1["n"], e1["actor"], e1["role"]) == ("b", 2.5, "system",
-                                                                                               "system")
+    assert entry1 == rfc8785.dumps(e1)
+    assert (e1["kind"], e1["n"], e1["actor"], e1["role"]) == ("b", 2.5, "system", "system")
     assert base64.b64decode(rows[1]["leaf_hash"]) == leaf_hash(entry1)
 
     (tmp_path / "more.jsonl").write_bytes(b"".join(b'{"kind":"c","i":%d}\n' % i for i in range(5)))

@@ -82,7 +82,7 @@ async def test_model_release_report_has_every_section_backed_by_entries(db: Data
     # Art. 10 datasheet, DP statement (ε, δ, unit, accountant) and retention
     (sheet,) = data["art10_datasheets"]
     assert sheet["dataset"] == "ds_helpful_prefs" and sheet["datasheet"]["guideline_version"] == "guide-v3"
-    assert sheet["version"]["first_record"] == 2 and len(sheet["entries"]) == 2
+    assert sheet["version"]["first_record"] == 6 and len(sheet["entries"]) == 2
     dp = data["dp_budget"]
     assert dp["unit"] == "preference pair" and [r["run"] for r in dp["runs"]] == ["run_aaaa"]
     run_a = dp["runs"][0]

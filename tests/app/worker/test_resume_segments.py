@@ -74,8 +74,8 @@ async def test_a_halted_dp_run_resumed_by_a_second_overseer_is_one_run(
     assert [s["segment"] for s in started] == [1, 2]
     assert "resumed_from" not in started[0]
     assert started[1]["resumed_from"] == {
-        "step": halted.steps, "checkpoint_root": stopped["checkpoint_root"], "decision": decision.leaf_index,
-        "resume_decision": resumed.leaf_index}
+        "step": halted.steps, "checkpoint_root": stopped["checkpoint_root"], "decision": resumed.leaf_index,
+        "halted_by": decision.leaf_index}
     base_root = hash_directory(tiny_model())[1]
     assert started[0]["base_model"]["root"] == started[1]["base_model"]["root"] == base_root
 
