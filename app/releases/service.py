@@ -108,7 +108,7 @@ async def attest_release(db: Database, log: Log, keyring: Keyring, objects: Obje
     state = await release_state(db, model)
     if state.release is None:
         raise Conflict(f"model {state.model} is not released ({state.state}): only a released model is "
-                       "attested", model=state.model)
+                       "attested")
     at = state.release["leaf_index"]
     released = LoggedEntry(at, await log.entry(at))
     root = released.event["root"]

@@ -24,6 +24,7 @@ from ..pack import (
     segment_entries,
     segments,
 )
+from .eu_ai_act import log_audit
 
 __all__ = ["GDPR", "personal_data", "privacy_ledger"]
 
@@ -368,35 +369,46 @@ async def _erasure(ctx: CheckContext) -> Outcome:
 
 
 async def _records_of_processing(ctx: CheckContext) -> Outcome:
+    """Art. 30(1): each processing of annotators' data is on the log (imports as ``dataset.version``
+    with what was processed, training as ``run.started`` naming a recorded version, erasures), each
+    with who and when, and states its purpose: the datasheet's, else the system's intended purpose."""
     versions, sheets = await _versions(ctx)
     if not versions:
         return not_applicable("no dataset (personal data of annotators) has been imported")
+    purposes = await documents(ctx, "intended_purpose")
     problems, bad, backing = [], [], []
     for (ds, version), v in sorted(versions.items(), key=lambda kv: kv[1].index):
         sheet = sheets.get((ds, version))
-        missing = [f for f in ("purpose", "origin") if not isinstance(_sheet(sheet).get(f), str)
-                   or _sheet(sheet)[f].strip().lower() in ("", "not stated")]
-        if missing:
-            problems.append(f"{ds} v{version} (entry {v.index}) does not state {' or '.join(missing)}")
-            bad += [v.index] + ([sheet.index] if sheet is not None else [])
-        else:
+        stated = _sheet(sheet).get("purpose")
+        purpose = covering(purposes, dataset=ds)
+        if isinstance(stated, str) and stated.strip().lower() not in ("", "not stated"):
             backing += [v.index, sheet.index]
+        elif purpose:
+            backing += [v.index, purpose[-1].index]
+        else:
+            problems.append(f"{ds} v{version} (entry {v.index}) states no purpose (datasheet purpose or an "
+                            "intended_purpose documentation event)")
+            bad.append(v.index)
+    runs = by_run(await ctx.events(kind="run.started"))
+    for run, starts in runs.items():
+        s = body(starts[0])
+        if (s.get("dataset"), s.get("dataset_version")) not in versions:
+            problems.append(f"run {run} (entry {starts[0].index}) trained on {s.get('dataset')} "
+                            f"v{s.get('dataset_version')}, whose import is not on the log")
+            bad.append(starts[0].index)
     if problems:
-        return failed(f"{len(problems)} of {len(versions)} processing records are incomplete: "
-                      + "; ".join(problems[:SHOWN]), bad)
-    runs = len(by_run(await ctx.events(kind="run.started")))
+        return failed(f"{len(problems)} processing record problem(s): " + "; ".join(problems[:SHOWN]), bad)
     erased = len(await ctx.events(kind="privacy.erased"))
-    return passed(f"the log is the record of processing: {len(versions)} dataset version(s) with purpose and "
-                  f"origin in their datasheets, {runs} training run(s) and {erased} erasure(s), each with who "
-                  "(pseudonym, role) and when; the controller's identity and contact are kept off the log", backing)
+    return passed(f"the log is the record of processing: {len(versions)} dataset version(s) imported with "
+                  f"their purpose, {len(runs)} training run(s) on recorded versions and {erased} erasure(s), "
+                  "each with who (pseudonym, role) and when; the controller's identity and contact are kept "
+                  "off the log", backing)
 
 
 # -- Art. 32: security of processing ---------------------------------------------------------------
 
 
 async def _security(ctx: CheckContext) -> Outcome:
-    from .eu_ai_act import log_audit  # the self-audit is shared with Art. 12, run once per check
-
     if not await ctx.events(kind="dataset.version"):
         return not_applicable("no personal data (annotators' records) has been imported")
     problems, bad, backing = [], [], []

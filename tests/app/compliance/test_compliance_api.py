@@ -29,7 +29,7 @@ from app.events.index import EventIndex
 from app.events.recording import Actor, event
 from ledger.home import LogHome
 from ledger.log import Log
-from tests.support.compliance_log import ALICE, build_log, dataset_events, run_events
+from tests.support.compliance_log import ALICE, build_log, dataset_events, doc, run_events
 from tests.support.jobs import is_problem, serving, token
 
 
@@ -82,10 +82,13 @@ def _free_port() -> int:
 
 
 async def _unsheeted_run(log: Log) -> None:
-    """A run on a dataset version without datasheet (but with a budget): fails Art. 10 only."""
+    """A run on a dataset version without datasheet (but with a budget, a DPIA and a lawful basis):
+    fails Art. 10 only."""
     await log.append(dataset_events("ds_unsheeted", 1, datasheet=False)
                      + [event("dataset.budget_set", ALICE, dataset="ds_unsheeted", epsilon_total=1.0,
-                              delta=1e-5)])
+                              delta=1e-5),
+                        doc("dpia", "DPIA for the second campaign", dataset="ds_unsheeted"),
+                        doc("lawful_basis", "consent form v2", dataset="ds_unsheeted", basis="consent")])
     await log.append(run_events("run_nosheet", "ds_unsheeted", 1, "model_x", eps=[0.5]))
 
 
