@@ -61,7 +61,8 @@ def valid(doc: dict[str, Any]) -> bool:
     text, uri, digest = doc.get("text"), doc.get("uri"), doc.get("sha256")
     if isinstance(text, str) and text.strip():
         return True
-    return isinstance(uri, str) and bool(uri.strip()) and isinstance(digest, str) and bool(SHA256.fullmatch(digest))
+    return (isinstance(uri, str) and bool(uri.strip())
+            and isinstance(digest, str) and bool(SHA256.fullmatch(digest)))
 
 
 async def documents(ctx: CheckContext, *topics: str) -> list[Any]:
@@ -80,7 +81,8 @@ def covering(docs: Iterable[Any], *, model: Any = None, run: Any = None, dataset
         if not named:
             if system_wide:
                 out.append(e)
-        elif ((model is not None and named.get("model") == model) or (run is not None and named.get("run") == run)
+        elif ((model is not None and named.get("model") == model)
+              or (run is not None and named.get("run") == run)
               or (dataset is not None and named.get("dataset") == dataset)):
             out.append(e)
     return out
@@ -94,6 +96,10 @@ def describe(e: Any) -> str:
         what = text.strip() if len(text) <= 400 else text.strip()[:397] + "..."
     else:
         what = f"document {b.get('uri')} (sha256 {b.get('sha256')})"
+    metrics = b.get("metrics")
+    if isinstance(metrics, dict) and metrics:
+        shown = sorted(metrics.items(), key=lambda kv: str(kv[0]))
+        what += "; metrics: " + ", ".join(f"{k} {v}" for k, v in shown)
     about = ", ".join(f"{k} {b[k]}" for k in ("model", "run", "dataset") if b.get(k) is not None)
     return (f"{what} [recorded {b.get('at') or 'at an unknown time'} by a {b.get('role') or 'unknown'} role"
             + (f", for {about}" if about else "") + "]")

@@ -2,7 +2,7 @@
 
 A rule is a small object: an id, the article it enforces, a title, and an async ``check``
 that reads the log through a :class:`CheckContext` and returns an :class:`Outcome`. A pack
-names the regulations and a version (``eu-ai-act-2024-1689+gdpr@2026.11``) so that every
+names the regulations and a version (``eu-ai-act-2024-1689+gdpr@2026.12``) so that every
 result on the log says exactly which rules produced it. Packs compose: ``Pack(..., rules=
 EU_AI_ACT + GDPR)``.
 
@@ -175,6 +175,8 @@ class Pack:
     version: str
     rules: tuple[Rule, ...]
     description: str = ""
+    #: what each obligation is, from when it applies, what covers it (``obligations.Obligation``)
+    obligations: tuple[Any, ...] = ()
 
     @property
     def id(self) -> str:

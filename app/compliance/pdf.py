@@ -276,6 +276,8 @@ def _rules(pdf: _Doc, r: dict[str, Any]) -> None:
     with pdf.tag("/Table"):
         table.render()
     pdf.ln(2)
+    pdf.heading("Obligations, articles and application dates", 2)
+    pdf.statements(r["obligations"]["statements"])
 
 
 def _register(pdf: _Doc, reg: dict[str, Any]) -> None:

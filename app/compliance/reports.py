@@ -47,6 +47,7 @@ from .sections import (
     dp_statement,
     gather,
     log_summary,
+    obligations,
     oversight_register,
     retention,
     select,
@@ -62,13 +63,15 @@ MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "js
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "reports"
 NOT_COVERED = [
     "Art. 9 risk management system, Art. 17 quality management procedures and Art. 72 post-market "
-    "monitoring are not recorded on the log and not checked.",
+    "monitoring are only shown as the operator records them (doc.recorded, Annex IV points 5 and 9), "
+    "not checked.",
     "Art. 73 serious incidents: tracked is the evidence freeze (incident.frozen: the scope's evidence "
     "bundle archived, the stored artefacts it names under legal hold, halts taken first where asked; "
     "the Art. 73 section). Not tracked: the notification deadlines to the authorities (Art. 73(2)-(4)), the "
     "report to the market surveillance authority itself, and the investigation that follows.",
     "Art. 26(2) assignment and competence of overseers is not recorded.",
-    "Validation and test reports (Annex IV 2(g)) are not recorded; only training metrics are.",
+    "Documentation events (doc.recorded) are the operator's statements: the report shows and hashes "
+    "them, and the rules check that they exist and what they cover, not that they are true.",
     "Retention is checked as configured and as the oldest entry's presence; legal holds appear only as "
     "incident freezes record them.",
 ]
@@ -167,6 +170,7 @@ async def build_report(
                                                     if failing else "") + ".",
                 [recorded["leaf_index"]] if recorded else [])],
         },
+        "obligations": obligations(pack, results),
         "annex_iv": annex_iv(facts),
         "art12_log": await log_summary(ctx, facts, in_scope),
         "art14_oversight": oversight_register(facts),

@@ -17,13 +17,15 @@ from typing import Any
 from ledger.errors import NotFound
 
 from .config import MIN_RETENTION_DAYS
+from .documentation import KIND as DOC_KIND
+from .documentation import describe, valid
 from .pack import CheckContext, body, by_run, describe_segments, segment_entries, segments
 from .rules.eu_ai_act import datasheet_gaps, log_audit, oldest_entry
 from .rules.gdpr import privacy_ledger
 from .scope import ReportScope, ScopeError
 
 __all__ = ["NOT_RECORDED", "Facts", "Selection", "annex_iv", "art73_incidents", "datasheets", "dp_statement",
-           "gather",
+           "gather", "obligations",
            "log_summary", "oversight_register", "retention", "select", "statement"]
 
 NOT_RECORDED = "Not recorded on the log."
@@ -32,7 +34,7 @@ INTERVENTIONS = ("halt", "rollback", "reject_dataset", "reject_annotator", "veto
 KINDS = ("job.submitted", "job.refused", "run.started", "run.privacy", "run.checkpoint", "run.halted",
          "run.completed", "run.failed", "oversight.decision", "model.released", "dataset.version",
          "dataset.datasheet", "dataset.budget_set", "privacy.erased", "compliance.checked",
-         "report.generated", "bundle.created", "config.changed", "incident.frozen")
+         "report.generated", "bundle.created", "config.changed", "incident.frozen", DOC_KIND)
 
 
 def statement(text: str, entries: Iterable[int] = ()) -> dict[str, Any]:
@@ -79,6 +81,8 @@ class Selection:
         if self.everything:
             return True
         b = body(e)
+        if e.kind == DOC_KIND and all(b.get(k) is None for k in ("run", "model", "dataset")):
+            return True  # documentation of the whole system belongs to every scope
         if e.kind == "oversight.decision":
             return self._target(b.get("target"))
         if e.kind == "incident.frozen":  # its scope names what was frozen (a bundle's scope)
@@ -154,6 +158,16 @@ def _idx(events: Iterable[Any]) -> list[int]:
 # -- Annex IV ------------------------------------------------------------------------------------
 
 
+def _documented(facts: Facts, point: str, label: str, *topics: str) -> list[dict[str, Any]]:
+    """The operator's documentation events (``doc.recorded``) for one Annex IV point, each cited; or
+    the gap, naming the point and the topic that would fill it."""
+    found = [e for e in facts.get(DOC_KIND, []) if valid(body(e)) and body(e).get("topic") in topics]
+    if not found:
+        return [statement(f"{point} {label}: {NOT_RECORDED[:-1]} (no doc.recorded event with topic "
+                          f"{' or '.join(topics)}).")]
+    return [statement(f"{point} {label}: {describe(e)}", [e.index]) for e in found]
+
+
 def _general(facts: Facts) -> list[dict[str, Any]]:
     out = [statement(f"Model {body(e).get('model')} was released from run {body(e).get('run')} "
                      f"(weights root {body(e).get('root')}) under approval {body(e).get('approval')}.",
@@ -165,8 +179,11 @@ def _general(facts: Facts) -> list[dict[str, Any]]:
         out.append(statement(f"Run {body(e).get('run')} produced model {body(e).get('model')} after "
                              f"{body(e).get('steps')} steps" + (f" {more}" if more else "") + ".",
                              [e.index, *(segment_entries(segs) if more else [])]))
-    return (out or [statement("No model in this scope was completed or released.")]) + [
-        statement("Intended purpose, provider and deployment context: " + NOT_RECORDED)]
+    return ((out or [statement("No model in this scope was completed or released.")])
+            + _documented(facts, "1(a)", "Intended purpose, provider and version", "intended_purpose")
+            + _documented(facts, "1(b)-(g)", "Description of the system, its interaction with other hardware "
+                          "and software, and its user interface", "system_description")
+            + _documented(facts, "1(h)", "Instructions for use", "instructions_for_use"))
 
 
 def _development(facts: Facts) -> list[dict[str, Any]]:
@@ -201,9 +218,14 @@ def _development(facts: Facts) -> list[dict[str, Any]]:
                              "the Art. 10 section.", [e.index]))
     if not out:
         out.append(statement("Methods, base models and training data: " + NOT_RECORDED))
-    return out + [statement("Design choices and their rationale, system architecture and computational "
-                            "resources beyond the recorded configuration hash: " + NOT_RECORDED),
-                  statement("Pre-determined changes: " + NOT_RECORDED)]
+    return (out
+            + _documented(facts, "2(b)", "Design specifications, key design choices and their rationale",
+                          "design_choices")
+            + _documented(facts, "2(c)", "System architecture and computational resources", "architecture")
+            + _documented(facts, "2(f)", "Pre-determined changes", "changes")
+            + _documented(facts, "2(g)", "Validation and testing procedures, metrics and reports",
+                          "validation")
+            + _documented(facts, "2(h)", "Cybersecurity measures", "cybersecurity"))
 
 
 def _monitoring(facts: Facts) -> list[dict[str, Any]]:
@@ -237,9 +259,8 @@ def _metrics(facts: Facts) -> list[dict[str, Any]]:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(last.items()))
         out.append(statement(f"Run {body(e).get('run')}: last recorded training metrics: {shown or 'none'}.",
                              [e.index]))
-    return (out or [statement("Training metrics: " + NOT_RECORDED)]) + [
-        statement("Validation and test procedures, their reports and the appropriateness of the metrics: "
-                  + NOT_RECORDED)]
+    return ((out or [statement("Training metrics: " + NOT_RECORDED)])
+            + _documented(facts, "4", "Appropriateness of the performance metrics", "metrics_rationale"))
 
 
 def _lifecycle(facts: Facts) -> list[dict[str, Any]]:
@@ -262,8 +283,9 @@ def _lifecycle(facts: Facts) -> list[dict[str, Any]]:
 
 def _post_market(facts: Facts) -> list[dict[str, Any]]:
     checks = facts["compliance.checked"]
-    return [statement("Post-market monitoring plan (Art. 72): " + NOT_RECORDED),
-            statement(f"{len(checks)} automated compliance checks of the log are recorded.", _idx(checks))]
+    return (_documented(facts, "9", "Post-market monitoring plan (Art. 72(3))", "post_market_monitoring")
+            + [statement(f"{len(checks)} automated compliance checks of the log are recorded.",
+                         _idx(checks))])
 
 
 def annex_iv(facts: Facts) -> list[dict[str, Any]]:
@@ -273,15 +295,16 @@ def annex_iv(facts: Facts) -> list[dict[str, Any]]:
         ("Elements of the AI system and the process for its development", _development(facts)),
         ("Monitoring, functioning and control of the AI system", _monitoring(facts)),
         ("Appropriateness of the performance metrics", _metrics(facts)),
-        ("Risk management system (Art. 9)", [statement(
-            "The risk management system: " + NOT_RECORDED + " The DP budgets and the oversight register "
-            "below are risk controls the log does record.")]),
+        ("Risk management system (Art. 9)",
+         _documented(facts, "5", "The risk management system", "risk_management") + [statement(
+             "The DP budgets and the oversight register below are risk controls the log itself records.")]),
         ("Relevant changes through the lifecycle", _lifecycle(facts)),
-        ("Harmonised standards applied", [statement(
-            "Harmonised standards: " + NOT_RECORDED + " The record itself follows RFC 6962 (Merkle tree "
-            "log), C2SP signed checkpoints and tiles, RFC 3161 timestamps and RFC 8785 canonical JSON.")]),
+        ("Harmonised standards applied",
+         _documented(facts, "7", "Harmonised standards or other specifications applied", "standards")
+         + [statement("The record itself follows RFC 6962 (Merkle tree log), C2SP signed checkpoints and "
+                      "tiles, RFC 3161 timestamps and RFC 8785 canonical JSON.")]),
         ("EU declaration of conformity (Art. 47)",
-         [statement("The declaration of conformity: " + NOT_RECORDED)]),
+         _documented(facts, "8", "The EU declaration of conformity", "declaration_of_conformity")),
         ("Post-market monitoring (Art. 72)", _post_market(facts)),
     ]
     return [{"number": i, "title": title, "statements": st} for i, (title, st) in enumerate(sections, 1)]
@@ -491,3 +514,25 @@ async def retention(ctx: CheckContext, facts: Facts) -> dict[str, Any]:
     out.append(statement(f"{len(erased)} GDPR erasure(s) destroyed off-log records and keys; the log "
                          "entries and their proofs stay intact (crypto-shredding).", _idx(erased)))
     return {"retention_days": days, "minimum_days": MIN_RETENTION_DAYS, "statements": out}
+
+
+# -- the pack's obligations ----------------------------------------------------------------------------
+
+
+def obligations(pack: Any, results: Iterable[Any]) -> dict[str, Any]:
+    """Each obligation of the pack (``packs/eu.toml``): its article, the legal text version the pack
+    follows, the date it applies from, and what covers it with those rules' results in this report."""
+    status = {r.rule: r.status for r in results}
+    rows, out = [], []
+    for o in pack.obligations:
+        covered = {c: status.get(c.removeprefix("rule:"), "missing") if c.startswith("rule:") else "section"
+                   for c in o.covered_by}
+        rows.append({**o.to_json(), "results": {c.removeprefix("rule:"): v for c, v in covered.items()
+                                                if v != "section"}})
+        note = f" ({o.date_note})" if o.date_note else ""
+        cover = ", ".join(c.removeprefix("rule:") + f" {v.replace('_', ' ')}" if v != "section"
+                          else "report section " + c.removeprefix("section:") for c, v in covered.items())
+        out.append(statement(f"{o.article} of {o.regulation}, {o.title}: applies from "
+                             f"{o.applies_from.isoformat()}{note}; text followed: {o.text_version}; "
+                             f"covered by {cover}."))
+    return {"rows": rows, "statements": out}

@@ -12,8 +12,8 @@ signature; the log's Merkle root over the directory rides along as an annotation
 - ``runDetails``: ``builder.id`` the log's origin under :data:`BUILDER`; ``metadata.invocationId``
   the run id, ``startedOn``/``finishedOn`` from the events; ``byproducts`` the log entries this
   release rests on (each ``run.started``, ``run.completed``, the approval, ``model.released``,
-  the ``keys.release_key`` entry): the entry's SHA-256 and its RFC 6962 leaf hash, its leaf index
-  and kind as annotations.
+  the ``keys.release_key`` entry): the entry's SHA-256 and its RFC 6962 leaf hash, the log's
+  origin, the leaf index and the kind as annotations.
 
 Signed like the evidence attestation (DSSE v1 PAE), by the release-signing key (ECDSA P-256,
 DER signature), keyid :func:`app.releases.keys.key_id`.
@@ -49,11 +49,12 @@ class LoggedEntry:
         self.event: dict[str, Any] = json.loads(data)
 
     def descriptor(self, origin: str) -> dict[str, Any]:
-        return {"name": f"log-entry-{self.index}", "uri": f"{origin}/entries/{self.index}",
+        return {"name": f"log-entry-{self.index}",
                 "digest": {"sha256": hashlib.sha256(self.data).hexdigest(),
                            "rfc6962LeafHash": hashlib.sha256(b"\x00" + self.data).hexdigest()},
                 "mediaType": "application/json",
-                "annotations": {"leafIndex": self.index, "kind": self.event.get("kind", "")}}
+                "annotations": {"logOrigin": origin, "leafIndex": self.index,
+                                "kind": self.event.get("kind", "")}}
 
 
 def _hex(digest: str) -> str:
@@ -69,7 +70,6 @@ def _dependencies(started: list[LoggedEntry]) -> list[dict[str, Any]]:
                      "annotations": {"baseModelRoot": base.get("root")}})
     if first.get("dataset"):
         deps.append({"name": f"dataset/{first['dataset']}/v{first.get('dataset_version')}",
-                     "uri": f"rlhf-audit:dataset/{first['dataset']}/{first.get('dataset_version')}",
                      "digest": {"rlhfAuditMerkleRoot": str(first.get("dataset_root"))}})
     return deps
 

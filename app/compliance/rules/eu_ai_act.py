@@ -290,7 +290,8 @@ def special_categories(sheet: Any) -> list[str]:
         declared = [declared]
     if not isinstance(declared, list):
         return []
-    return [str(c) for c in declared if str(c).strip() and str(c).strip().lower() not in ("none", "not stated")]
+    return [str(c) for c in declared
+            if str(c).strip() and str(c).strip().lower() not in ("none", "not stated")]
 
 
 async def _special_categories(ctx: CheckContext) -> Outcome:
@@ -299,8 +300,8 @@ async def _special_categories(ctx: CheckContext) -> Outcome:
         sheets[(body(e).get("dataset"), body(e).get("dataset_version"))] = e  # the latest stands
     declaring = {k: e for k, e in sheets.items() if special_categories(body(e).get("datasheet"))}
     if not declaring:
-        return not_applicable("no datasheet declares special categories of personal data (special_categories), "
-                              "so Art. 10(5) does not apply")
+        return not_applicable("no datasheet declares special categories of personal data "
+                              "(special_categories), so Art. 10(5) does not apply")
     reasons = await documents(ctx, "special_categories")
     runs = by_run(await ctx.events(kind="run.started"))
     problems, bad, backing = [], [], []
@@ -314,8 +315,9 @@ async def _special_categories(ctx: CheckContext) -> Outcome:
             found.append("no special_categories documentation event states why they are strictly necessary "
                          "for bias detection and the safeguards (Art. 10(5)(a), (f))")
         if no_dp:
-            found.append(f"run(s) {', '.join(str(body(s[-1]).get('run')) for s in no_dp)} trained on it without "
-                         "differential privacy (Art. 10(5)(b): state-of-the-art privacy-preserving measures)")
+            found.append(f"run(s) {', '.join(str(body(s[-1]).get('run')) for s in no_dp)} trained on it "
+                         "without differential privacy (Art. 10(5)(b): state-of-the-art privacy-preserving "
+                         "measures)")
         entries = [sheet.index, *(d.index for d in why), *(s[-1].index for s in (no_dp if found else on_it))]
         if found:
             problems.append(f"{ds} v{version} (datasheet entry {sheet.index}): " + "; ".join(found))
@@ -323,10 +325,10 @@ async def _special_categories(ctx: CheckContext) -> Outcome:
         else:
             backing += entries
     if problems:
-        return failed(f"{len(problems)} of {len(declaring)} dataset versions with special categories of personal "
-                      "data lack the Art. 10(5) conditions: " + "; ".join(problems[:SHOWN]), bad)
-    return passed(f"the {len(declaring)} dataset version(s) declaring special categories each have a recorded "
-                  "justification, and every run on them used differential privacy", backing)
+        return failed(f"{len(problems)} of {len(declaring)} dataset versions with special categories of "
+                      "personal data lack the Art. 10(5) conditions: " + "; ".join(problems[:SHOWN]), bad)
+    return passed(f"the {len(declaring)} dataset version(s) declaring special categories each have a "
+                  "recorded justification, and every run on them used differential privacy", backing)
 
 
 # -- Art. 13: transparency and instructions for use ---------------------------------------------
@@ -398,8 +400,8 @@ async def _cybersecurity(ctx: CheckContext) -> Outcome:
     problems, bad, backing = _documented(releases, await documents(ctx, "cybersecurity"), ("cybersecurity",))
     report = await log_audit(ctx)
     if report.problems:
-        problems.append(f"the log's self-audit found {len(report.problems)} problem(s), so its record cannot be "
-                        "relied on to resist tampering (Art. 15(5))")
+        problems.append(f"the log's self-audit found {len(report.problems)} problem(s), so its record "
+                        "cannot be relied on to resist tampering (Art. 15(5))")
     elif report.checkpoints_checked == 0:
         problems.append("no signed checkpoint has been verified yet")
     if problems:
@@ -444,14 +446,15 @@ async def _gpai(ctx: CheckContext) -> Outcome:
     releases = [r for r in await ctx.events(kind="model.released") if body(r).get("run") in runs]
     if not releases:
         return not_applicable("no released model was fine-tuned from a base model declared general-purpose "
-                              "(spec base_model_general_purpose, base_model.general_purpose or a gpai_base_model "
+                              "(spec base_model_general_purpose, base_model.general_purpose or a "
+                              "gpai_base_model "
                               "documentation event)")
     problems, bad, backing = _documented(releases, await documents(ctx, *GPAI_TOPICS), GPAI_TOPICS)
     bad += [i for r in releases if r.index in bad for i in runs[body(r).get("run")]]
     backing += [i for r in releases if r.index not in bad for i in runs[body(r).get("run")]]
     if problems:
-        return failed(f"{len(problems)} of {len(releases)} releases of fine-tuned general-purpose models lack "
-                      "the Art. 53 documentation: " + "; ".join(problems[:SHOWN]), bad)
+        return failed(f"{len(problems)} of {len(releases)} releases of fine-tuned general-purpose "
+                      "models lack the Art. 53 documentation: " + "; ".join(problems[:SHOWN]), bad)
     return passed(f"all {len(releases)} releases of fine-tuned general-purpose models have technical "
                   "documentation (Annex XI), downstream information (Annex XII), a copyright policy and a "
                   "training content summary recorded", backing)

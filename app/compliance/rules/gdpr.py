@@ -305,9 +305,9 @@ async def _lawful_basis(ctx: CheckContext) -> Outcome:
             problems.append(f"{ds} v{version} (entry {v.index})")
             bad += [v.index] + ([sheet.index] if sheet is not None else [])
     if problems:
-        return failed(f"{len(problems)} of {len(versions)} dataset versions have no lawful basis (Art. 6(1)(a)-(f)) "
-                      "stated in their datasheet (lawful_basis) or a lawful_basis documentation event: "
-                      + ", ".join(problems[:SHOWN]), bad)
+        return failed(f"{len(problems)} of {len(versions)} dataset versions have no lawful basis "
+                      "(Art. 6(1)(a)-(f)) stated in their datasheet (lawful_basis) or a lawful_basis "
+                      "documentation event: " + ", ".join(problems[:SHOWN]), bad)
     return passed(f"all {len(versions)} dataset versions state a lawful basis under Art. 6(1)", backing)
 
 
@@ -341,7 +341,8 @@ async def _erasure(ctx: CheckContext) -> Outcome:
         first = starts[0]
         s = body(first)
         key = (s.get("dataset"), s.get("dataset_version"))
-        before = [er for er in erasures if er.index < first.index and held.get(body(er).get("annotator"), {}).get(key)]
+        before = [er for er in erasures
+                  if er.index < first.index and held.get(body(er).get("annotator"), {}).get(key)]
         if not before:
             continue
         erased = sum(held[body(er).get("annotator")][key] for er in before)
@@ -354,15 +355,16 @@ async def _erasure(ctx: CheckContext) -> Outcome:
                             "records but records no pair count, so the log cannot show they were left out")
             bad += cited
         elif pairs > records - erased:
-            problems.append(f"run {run} (entry {first.index}) trained on {pairs} pairs of {key[0]} v{key[1]}, "
+            problems.append(f"run {run} (entry {first.index}) trained on {pairs} pairs of {key[0]} "
+                            f"v{key[1]}, "
                             f"more than the {records - erased} left after {erased} were erased")
             bad += cited
         else:
             backing += cited
     if problems:
         return failed(f"{len(problems)} erasure problem(s): " + "; ".join(problems[:SHOWN]), bad)
-    return passed(f"{len(erasures)} erasure(s) carried out with a legal basis; every later run on a version that "
-                  "held erased records trained on no more pairs than were left", backing)
+    return passed(f"{len(erasures)} erasure(s) carried out with a legal basis; every later run on a "
+                  "version that held erased records trained on no more pairs than were left", backing)
 
 
 # -- Art. 30: records of processing ----------------------------------------------------------------
@@ -429,7 +431,8 @@ async def _security(ctx: CheckContext) -> Outcome:
         backing.append(measures[-1].index)
     if problems:
         return failed("; ".join(problems), bad)
-    return passed(f"identities are pseudonymised, the record's integrity verifies ({report.checkpoints_checked} "
+    return passed(f"identities are pseudonymised, the record's integrity verifies "
+                  f"({report.checkpoints_checked} "
                   "signed checkpoints) and the security measures are recorded; transport security (TLS), "
                   "access control and encryption at rest are not visible on the log", backing)
 
@@ -454,15 +457,16 @@ async def _dpia(ctx: CheckContext) -> Outcome:
         if prior:
             backing += [prior[-1].index, start.index]
         elif cover:
-            problems.append(f"the DPIA for {ds} (entry {cover[0].index}) was recorded after training on it began "
-                            f"(entry {start.index}); Art. 35(1) asks for it prior to the processing")
+            problems.append(f"the DPIA for {ds} (entry {cover[0].index}) was recorded after training on "
+                            f"it began (entry {start.index}); Art. 35(1) asks for it prior to the processing")
             bad += [cover[0].index, start.index]
         else:
             problems.append(f"{ds} was trained on (entry {start.index}) without a recorded DPIA")
             bad.append(start.index)
     if problems:
         return failed("; ".join(problems[:SHOWN]), bad)
-    return passed(f"a DPIA was recorded before training began on each of the {len(first)} dataset(s)", backing)
+    return passed(f"a DPIA was recorded before training began on each of the {len(first)} dataset(s)",
+                  backing)
 
 
 GDPR: tuple[Rule, ...] = (
@@ -475,7 +479,7 @@ GDPR: tuple[Rule, ...] = (
     Rule("gdpr.art17.erasure", "GDPR Art. 17(1)",
          "Erasures carry a legal basis and later runs left the erased records out", _erasure),
     Rule("gdpr.art30.records", "GDPR Art. 30(1)",
-         "Every processing of annotators' data is recorded with its purpose and origin", _records_of_processing),
+         "Every processing of annotators' data is on the log with its purpose", _records_of_processing),
     Rule("gdpr.art32.security", "GDPR Art. 32(1)(a)-(b)",
          "Pseudonymisation, an intact record and documented security measures", _security),
     Rule("gdpr.art35.dpia", "GDPR Art. 35(1), (7)",

@@ -176,7 +176,7 @@ async def test_alerts_open_once_resolve_and_reach_the_webhook(log: Log, keyring:
         assert body["type"] == "rlhf-audit.compliance.alert" and body["state"] == "open"
         assert body["alert"]["rule"] == "ai-act.art10.datasheet"
         assert body["alert"]["article"].startswith("EU AI Act")
-        assert body["pack"] == "eu-ai-act-2024-1689+gdpr@2026.11"
+        assert body["pack"] == "eu-ai-act-2024-1689+gdpr@2026.12"
         assert body["check"]["leaf_index"] == first["leaf_index"] and body["alert"]["entries"]
         alerts = (await client.get("/api/v1/compliance/alerts?state=open", headers=admin)).json()["alerts"]
         assert len(alerts) == 1 and alerts[0]["delivery"] == "delivered: HTTP 200"

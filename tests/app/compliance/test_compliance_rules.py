@@ -69,10 +69,10 @@ async def test_compliant_log_passes_every_rule_and_records_one_event(db: Databas
     assert [e.index for e in checked] == [run.leaf_index]
     ev = checked[0].event
     assert ev["actor"] == BOB.pseudonym and ev["role"] == "overseer"
-    assert (ev["pack"], ev["pack_version"]) == ("eu-ai-act-2024-1689+gdpr", "2026.11")
+    assert (ev["pack"], ev["pack_version"]) == ("eu-ai-act-2024-1689+gdpr", "2026.12")
     assert ev["tree_size"] == run.tree_size == built.size
     assert ev["results"] == [r.to_json() for r in run.results]
-    assert DEFAULT_PACK.id == "eu-ai-act-2024-1689+gdpr@2026.11"
+    assert DEFAULT_PACK.id == "eu-ai-act-2024-1689+gdpr@2026.12"
 
 
 async def test_an_empty_log_has_nothing_to_check(db: Database, log: Log) -> None:

@@ -133,6 +133,7 @@ async def test_a_release_is_signed_attested_and_proved_for_other_ecosystems(log:
         <= set(byproducts)
     for i, b in byproducts.items():
         assert b["digest"]["sha256"] == hashlib.sha256(await log.entry(i)).hexdigest()
+        assert b["annotations"]["logOrigin"] == log.origin
     forged = {**raw, "payload": base64.b64encode(json.dumps({**body, "subject": []}).encode()).decode()}
     with pytest.raises(VerificationError):
         Envelope.from_dict(forged).verify([key], 1)
