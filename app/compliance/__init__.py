@@ -2,10 +2,13 @@
 
 - ``pack``: rules, packs and the context rules read the log through;
 - ``rules``: the EU AI Act (2024/1689) and GDPR rules, and ``DEFAULT_PACK``;
+- ``obligations``: the pack file (``packs/eu.toml``): each obligation's article, legal text version,
+  application date and the rules and sections covering it;
+- ``documentation``: the operator's documentation events (``doc.recorded``) rules and Annex IV read;
 - ``engine``: ``run_checks`` (evaluate, record ``compliance.checked``, store, alert);
 - ``alerts``: open/resolved alerts and the webhook;
 - ``schedule``: the ARQ cron job and the in-process loop;
-- ``reports``: ``build_report`` (Annex IV draft, Art. 12/14/10 sections, DP, retention) as
+- ``reports``: ``build_report`` (obligations, Annex IV draft, Art. 12/14/10 sections, DP, retention) as
   HTML, PDF and JSON; ``api``: the HTTP endpoints.
 """
 

@@ -197,10 +197,14 @@ async def test_three_formats_and_the_report_generated_event(db: Database, log: L
     assert f'href="/log/v1/proof/{built.at["release"]}"' in html
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "run_aaaa" in html and "halt" in html  # the new halt is on model_a's run: in the register
+    # the obligations table: article, application date, legal text, and the covering rules' results
+    assert 'id="obligations"' in html and '<time datetime="2027-12-02">' in html
+    assert "<code>rule:gdpr.art35.dpia</code> (pass)" in html and "Regulation (EU) 2026/1744" in html
     pdf = report.pdf_bytes()
     assert pdf.startswith(b"%PDF-")
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     for words in ("Annex IV technical documentation", "Art. 14 human oversight register", "epsilon = 2.9",
+                  "Obligations, articles and application dates", "applies from 2025-08-02",
                   f"#{built.at['release']}", "Art. 19 retention attestation", data["log"]["origin"]):
         assert words in text, words
     assert orjson.loads(report.json_bytes()) == data

@@ -83,6 +83,10 @@ async def test_each_panel_lists_what_waits_with_links(log: Log, tmp_path: Path) 
                      model_root="sha256:" + "8" * 64)
     approval = await oversight.approve_release(db, log, "model_approved", WHY, ann)
     (personal,) = await log.append([event("test.note", ann, note="write to someone@example.com")])
+    # the documentation the GDPR Art. 6 and 32 rules ask for, so that only the personal data fails
+    await log.append([event("doc.recorded", ADMIN, topic="lawful_basis", text="consent", basis="consent",
+                            dataset=d) for d in (ds, bare)]
+                     + [event("doc.recorded", ADMIN, topic="cybersecurity", text="signed log, TLS")])
     await settle(log)
     check = await run_checks(db, log, EventIndex(db, log), settings=Settings.load())
     assert not check.ok
