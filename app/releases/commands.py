@@ -30,7 +30,12 @@ def releases_attest(ctx: click.Context, model: str) -> None:
     from ledger.home import LogHome
 
     from ..objects import object_store
-    from .service import attest_release
+
+    try:
+        from .service import attest_release
+    except ImportError as e:  # the optional packages (model-signing, pycose) are not installed
+        raise click.ClickException(f"releases attest needs the release-signing extra ({e.name} is missing): "
+                                   "pip install 'rlhf-audit-trail[release-signing]'") from None
 
     async def body(opened: Opened) -> Any:
         objects = object_store(LogHome.resolve(ctx.obj.get("home")), settings_of(ctx))
