@@ -4,10 +4,11 @@
     with trainer_audit.guard():                                    # optional: records run.failed
         trainer.train()
 
-It records (``docs/events.md``): ``run.started`` (spec, config hash, library and code
-versions, base-model hashes, dataset version root, DP terms and the notice that metrics are
-not covered by DP; the segment's number and, for a resumed one, the checkpoint it resumes
-from, the base model staying the run's original one), ``run.metrics`` in batches (so a step
+It records (``docs/events.md``): ``run.started`` (spec, config hash, library versions, the
+code's full commit and repository, base-model hashes and upstream id, dataset version root, DP
+terms with the accountant's parameters and the notice that metrics are not covered by DP;
+the segment's number and, for a resumed one, the checkpoint it resumes from, the base model
+staying the run's original one), ``run.metrics`` in batches (so a step
 costs a list append, not a log write), ``run.privacy`` for each logged ε, ``run.checkpoint``
 with every file's SHA-256 and a Merkle root at each save, and the run's end:
 ``run.completed``, ``run.halted`` or ``run.failed``; steps are the run's global steps. The
@@ -29,8 +30,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +42,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from transformers import TrainerCallback
 
@@ -47,7 +51,8 @@ from ledger.canonical import encode_event
 from .hashing import hash_directory
 from .sinks import AuditSink, HttpSink
 
-__all__ = ["DP_NOTICE", "AuditCallback", "Envelope", "code_version", "library_versions", "worker_envelope"]
+__all__ = ["DP_NOTICE", "AuditCallback", "Envelope", "code_identity", "code_version", "library_versions",
+           "model_upstream", "public_url", "worker_envelope"]
 
 DP_NOTICE = ("Differential privacy (unit: one preference pair) covers the trained model's parameters only. "
              "Metrics recorded during training (loss, accuracy, rewards, margins) are computed on the "
@@ -55,6 +60,8 @@ DP_NOTICE = ("Differential privacy (unit: one preference pair) covers the traine
 LIBRARIES = ("torch", "transformers", "trl", "opacus", "datasets", "accelerate", "tokenizers",
              "rlhf-audit-trail")
 _LEAKY = ("grad_norm",)  # non-private under DP: the raw gradient's norm
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")  # org/name or name
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 CheckpointHook = Callable[[Path, dict[str, str], str], "str | None"]
 
@@ -88,21 +95,104 @@ def library_versions() -> dict[str, str]:
     return dict(_versions())
 
 
+def public_url(url: str) -> str:
+    """A repository URL as it may go on the log: no user or password (``https://user:token@``
+    is how a token often sits in a clone's remote), query or fragment; an scp-like remote keeps
+    a bare user name (``git@host:org/repo``: no secret there), never a ``user:password``."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    user, at, rest = url.partition("@")
+    if at and ":" in rest and "/" not in user:  # scp-like user@host:path
+        return rest if ":" in user else url
+    return url
+
+
+def _git(where: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=5,
+                              check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _checkout(where: Path) -> dict[str, Any]:
+    """The commit a directory is checked out at: full SHA, dirty or not, the public origin URL."""
+    commit = _git(where, "rev-parse", "--verify", "HEAD")
+    if not commit:
+        return {}
+    status = _git(where, "status", "--porcelain", "--untracked-files=no")
+    remote = _git(where, "remote", "get-url", "origin")
+    code: dict[str, Any] = {"commit": commit, "dirty": bool(status) if status is not None else None,
+                            "repository": public_url(remote) if remote else None,
+                            "describe": _git(where, "describe", "--always", "--dirty", "--tags")}
+    return {k: v for k, v in code.items() if v is not None}
+
+
 @functools.cache
+def _own_code() -> tuple[tuple[str, Any], ...]:
+    code = _checkout(Path(__file__).resolve().parent)
+    if not code:  # installed, not a checkout: the package's version is what identifies it
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            code["package_version"] = metadata.version("rlhf-audit-trail")
+    return tuple(code.items())
+
+
+def code_identity(where: str | Path | None = None) -> dict[str, Any]:
+    """What code a run ran: ``commit`` (full SHA), ``dirty`` (tracked files changed since),
+    ``repository`` (``origin``, credentials stripped) and ``describe``, of the checkout holding
+    ``where`` (a team's script or its directory); by default this package's own, once per
+    process, with ``package_version`` when it is installed rather than checked out."""
+    if where is None:
+        return dict(_own_code())
+    path = Path(where).expanduser().resolve()
+    return _checkout(path if path.is_dir() else path.parent)
+
+
+def _code_version(code: Mapping[str, Any]) -> str:
+    """The older one-string form (``run.started.code_version``)."""
+    if code.get("describe") or code.get("commit"):
+        return "git:" + str(code.get("describe") or code["commit"])
+    if code.get("package_version"):
+        return f"rlhf-audit-trail {code['package_version']}"
+    return "unknown"
+
+
 def code_version() -> str:
     """``git describe`` of the checkout this code runs from, else the package version (once per process)."""
-    here = Path(__file__).resolve().parent
+    return _code_version(code_identity())
+
+
+def _hub_cache(path: Path) -> dict[str, str] | None:
+    """``.../models--org--name/snapshots/<commit>``: the Hugging Face cache's own record of a download."""
+    for p in dict.fromkeys((path.absolute(), path.resolve())):
+        repo, snapshots = p.parent.parent.name, p.parent.name
+        if snapshots == "snapshots" and repo.startswith("models--") and _COMMIT.fullmatch(p.name):
+            model_id = repo.removeprefix("models--").replace("--", "/")
+            if _HUB_ID.fullmatch(model_id):
+                return {"id": model_id, "revision": p.name, "source": "hub_cache"}
+    return None
+
+
+def _config_name(path: Path) -> dict[str, str] | None:
+    """``_name_or_path`` in ``config.json`` when it is a hub id, not a path on someone's machine."""
     try:
-        done = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
-                              capture_output=True, text=True, timeout=5, check=True)
-        if done.stdout.strip():
-            return "git:" + done.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return "rlhf-audit-trail " + metadata.version("rlhf-audit-trail")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+        name = json.loads((path / "config.json").read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str) or not _HUB_ID.fullmatch(name):
+        return None
+    if Path(name).exists() or (path.parent / name).exists():  # a relative path after all
+        return None
+    return {"id": name, "source": "config"}
+
+
+def model_upstream(path: str | Path) -> dict[str, str] | None:
+    """Where a local model directory came from, when its layout or config says so (``id``,
+    ``revision`` when known, and the ``source`` it was read from); ``None`` rather than a guess."""
+    return _hub_cache(Path(path)) or _config_name(Path(path))
 
 
 def _clean(logs: Mapping[str, Any], dp: bool) -> dict[str, Any]:
@@ -130,7 +220,8 @@ class AuditCallback(TrainerCallback):
         base_model: str | Path | None = None, dp: Mapping[str, Any] | None = None,
         envelope: Envelope = worker_envelope, metrics_every: int = 50, metrics_seconds: float = 5.0,
         checkpoint_hook: CheckpointHook | None = None, auto_complete: bool = True, segment: int = 1,
-        resumed_from: Mapping[str, Any] | None = None,
+        resumed_from: Mapping[str, Any] | None = None, code: Mapping[str, Any] | str | Path | None = None,
+        base_model_upstream: Mapping[str, str] | None = None,
     ) -> None:
         self.sink = sink
         self.run = run
@@ -139,6 +230,8 @@ class AuditCallback(TrainerCallback):
         self.dataset_version = dataset_version
         self.dataset_root = dataset_root
         self.base_model = base_model
+        self.base_model_upstream = dict(base_model_upstream) if base_model_upstream else None
+        self.code = code
         self.dp: dict[str, Any] | None = dict(dp) if dp else None
         self.envelope = envelope
         self.metrics_every = metrics_every
@@ -191,6 +284,23 @@ class AuditCallback(TrainerCallback):
                                                                  "_name_or_path", None)
         return Path(name) if name and Path(name).exists() else None
 
+    def _code(self) -> dict[str, Any]:
+        if self.code is None or isinstance(self.code, str | Path):
+            return code_identity(self.code)
+        code = {k: v for k, v in self.code.items() if v is not None}
+        if isinstance(code.get("repository"), str):
+            code["repository"] = public_url(code["repository"])
+        return code
+
+    def _upstream(self, base: Path | None) -> dict[str, str] | None:
+        """Stated (the constructor's, else the spec's ``base_model_id``/``_revision``), else read."""
+        stated = self.base_model_upstream or {"id": getattr(self.spec, "base_model_id", None),
+                                              "revision": getattr(self.spec, "base_model_revision", None)}
+        stated = {k: v for k, v in stated.items() if v is not None}
+        if stated:
+            return {**stated, "source": "stated"}
+        return model_upstream(base) if base is not None else None
+
     def record_started(self, args: Any = None, model: Any = None) -> None:
         """Record ``run.started`` (once) and wait until it is delivered; called from ``on_train_begin``."""
         self.sink.check()
@@ -199,17 +309,22 @@ class AuditCallback(TrainerCallback):
         self.started = True
         config = self._config(args)
         base = self._base_model_path(model)
-        base_model = None
+        base_model: dict[str, Any] | None = None
         if base is not None:
             files, root = hash_directory(base)
             base_model = {"root": root, "files": files}
+        upstream = self._upstream(base)
+        if upstream:
+            base_model = {**(base_model or {}), "upstream": upstream}
+        code = self._code()
         dp = {"enabled": False} if not self.dp_enabled else {
             "enabled": True, "unit": "preference_pair", **{k: v for k, v in (self.dp or {}).items()
                                                            if k != "enabled" and v is not None}}
         self._emit(
             "run.started", spec=config if self.spec is not None else None,
             config_sha256="sha256:" + hashlib.sha256(encode_event(config)).hexdigest(),
-            libraries=library_versions(), code_version=code_version(), base_model=base_model,
+            libraries=library_versions(), code=code or None, code_version=_code_version(code),
+            base_model=base_model,
             dataset=self.dataset or getattr(self.spec, "dataset", None),
             dataset_version=self.dataset_version or getattr(self.spec, "dataset_version", None),
             dataset_root=self.dataset_root, dp=dp, notice=DP_NOTICE if self.dp_enabled else None,

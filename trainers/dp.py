@@ -45,7 +45,22 @@ if TYPE_CHECKING:
     from .callback import AuditCallback
     from .training import PreferencePair, RunControl
 
-__all__ = ["fold_pairs", "train_dp"]
+__all__ = ["accountant_parameters", "fold_pairs", "train_dp"]
+
+
+def accountant_parameters(accountant: Any, delta: float) -> dict[str, Any]:
+    """The parameters every ε of the run is asked with, explicit rather than Opacus' defaults, so
+    they go on ``run.started`` and a third party recomputes ε with Opacus from (σ, q, steps, δ,
+    accountant, these): PRV's ``eps_error`` and ``delta_error``, RDP's orders (``alphas``)."""
+    import inspect
+
+    mechanism = accountant.mechanism()
+    if mechanism == "prv":
+        default = inspect.signature(accountant.get_epsilon).parameters["eps_error"].default
+        return {"eps_error": float(default), "delta_error": delta / 1000}  # Opacus' own defaults
+    if mechanism == "rdp":
+        return {"alphas": [float(a) for a in accountant.DEFAULT_ALPHAS]}
+    raise ValueError(f"no recorded parameters for the {mechanism!r} accountant")
 
 
 def fold_pairs(params: Sequence[Any], pairs: int) -> None:
@@ -124,7 +139,7 @@ def _save(path: Path, model: Any, tokenizer: Any, optimizer: Any, engine: Any, s
 
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    epsilon = engine.accountant.get_epsilon(delta) if step else 0.0
+    epsilon = engine.accountant.get_epsilon(delta, **plan["accountant_parameters"]) if step else 0.0
     history = [list(h) for h in engine.accountant.history]
     (Path(path) / "dp_state.json").write_text(json.dumps(
         {"step": step, "epsilon": epsilon, "accountant_history": history, **plan}, indent=1, sort_keys=True))
@@ -181,7 +196,9 @@ def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Pa
 
     plan = {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": spec.dp.max_grad_norm,
             "target_epsilon": spec.dp.target_epsilon, "delta": spec.dp.delta, "sample_rate": sample_rate,
-            "accountant": spec.dp.accountant, "pairs": len(rows), "planned_steps": steps_total}
+            "accountant": spec.dp.accountant,
+            "accountant_parameters": accountant_parameters(engine.accountant, spec.dp.delta),
+            "pairs": len(rows), "planned_steps": steps_total}
     audit.dp, delta = plan, spec.dp.delta
     args, state, ctl = trainer.args, TrainerState(), TrainerControl()
     state.max_steps, state.num_train_epochs = steps_total, spec.epochs
@@ -223,7 +240,7 @@ def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Pa
                 last = state.global_step >= steps_total
                 if state.global_step % spec.logging_steps == 0 or last:
                     logs = {**metrics, "pairs": len(indices),
-                            "epsilon": engine.accountant.get_epsilon(spec.dp.delta)}
+                            "epsilon": engine.accountant.get_epsilon(delta, **plan["accountant_parameters"])}
                     audit.on_log(args, state, ctl, logs=logs)
                 if control is not None and control.should_halt():
                     status = "halted"

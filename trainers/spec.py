@@ -79,6 +79,17 @@ def _base_model(name: str) -> str:
     return name
 
 
+def _label(d: dict[str, Any], key: str) -> str | None:
+    """An optional short name (a model id, a revision): no spaces, as a hub or git names things."""
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256 or any(c.isspace() for c in value):
+        raise JobSpecError(f"{key} must be a non-empty name without spaces (at most 256 characters), "
+                           f"not {value!r}")
+    return value
+
+
 def _unknown(d: dict[str, Any], cls: type, where: str) -> None:
     known = {f.name for f in fields(cls)}
     extra = sorted(set(d) - known)
@@ -137,7 +148,9 @@ class DPSettings:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """One training job. ``base_model`` is a local directory (or whatever ``from_pretrained`` takes)."""
+    """One training job. ``base_model`` is a local directory (or whatever ``from_pretrained`` takes);
+    ``base_model_id`` and ``base_model_revision`` state where that directory came from upstream
+    (recorded as stated on ``run.started``; training loads ``base_model`` either way)."""
 
     kind: Literal["reward_model", "dpo"]
     base_model: str
@@ -153,6 +166,8 @@ class TrainingSpec:
     save_steps: int | None = None
     max_steps: int | None = None
     beta: float = 0.1
+    base_model_id: str | None = None
+    base_model_revision: str | None = None
 
     @classmethod
     def from_dict(cls, d: Any) -> TrainingSpec:
@@ -164,6 +179,8 @@ class TrainingSpec:
         if kind not in JOB_KINDS:
             raise JobSpecError(f"kind must be one of {', '.join(JOB_KINDS)}, not {kind!r}")
         dp = d.get("dp")
+        if d.get("base_model_revision") is not None and d.get("base_model_id") is None:
+            raise JobSpecError("base_model_revision needs base_model_id: a revision of which model?")
         return cls(
             kind=kind,
             base_model=_base_model(_string(d, "base_model")),
@@ -180,6 +197,8 @@ class TrainingSpec:
             save_steps=_number(d, "save_steps", int, minimum=1, optional=True),
             max_steps=_number(d, "max_steps", int, minimum=1, optional=True),
             beta=_number({"beta": d.get("beta", 0.1)}, "beta", float, above=0),
+            base_model_id=_label(d, "base_model_id"),
+            base_model_revision=_label(d, "base_model_revision"),
         )
 
     def to_dict(self) -> dict[str, Any]:

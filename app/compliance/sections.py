@@ -324,7 +324,7 @@ async def log_summary(ctx: CheckContext, facts: Facts, in_scope: int) -> dict[st
                "timestamps_verified": audit.timestamps_checked, "tiles_checked": audit.tiles_checked,
                "problems": list(audit.problems)}
     if audit.ok:
-        text = (f"Complete: the log's {audit.tree_size} integrated entries were re-hashed from storage "
+        text = (f"Complete: every integrated entry of the log was re-hashed from storage "
                 f"with no gap; all {audit.checkpoints_checked} published checkpoints carry a valid "
                 f"signature and the root recomputed from the entries; each is consistent with the one before "
                 f"({figures['consistency_proofs_verified']} consistency proofs verified); "

@@ -3,7 +3,9 @@
 Everything goes through the product's own services, so what the portal then shows is what a
 real deployment records: a tiny model and tokenizer built locally (no hub), a synthetic
 preference dataset by several annotators imported with a datasheet, a privacy budget, the demo
-accounts, a DP reward-model job and a DPO job submitted to the configured queue and run by the
+accounts, the system's documentation as an operator records it (``doc.recorded``: purpose,
+instructions, security measures, a DPIA before training, the reward model's validation), a
+DP reward-model job and a DPO job submitted to the configured queue and run by the
 one job function (``app.worker.runtime.run_training``: an in-process ARQ worker when
 ``RLHF_AUDIT_REDIS_URL`` is set, else the local worker loop), an overseer's approval and the
 release of the reward model, one compliance check, and a timestamped checkpoint over all of it.
@@ -45,7 +47,21 @@ SHEET = {
     "collection_process": f"{ANNOTATORS} simulated annotators; a quarter of the items judged twice",
     "purpose": "demonstrating the audit trail; not for any real model",
     "known_gaps": ["no real people took part", "prompts cover twelve everyday topics only"],
+    "lawful_basis": "legitimate_interests",  # GDPR Art. 6(1)(f): no real person's data, a demonstration
 }
+# What an operator documents before training (Annex IV, AI Act Art. 13 and 15, GDPR Art. 32 and 35);
+# the demo's own words, true of the demo and of nothing else.
+DOCUMENTS = {
+    "intended_purpose": "Demonstration of RLHF Audit Trail: a tiny reward model and DPO policy trained "
+                        "on synthetic preferences. Not for any use beyond showing the audit trail.",
+    "instructions_for_use": "Do not deploy the demo models: they are untrained toys. To inspect the "
+                            "audit trail, open the portal and check the log with rlhf-audit verify.",
+    "cybersecurity": "Signed, timestamped append-only log; TOTP for admins and overseers; API tokens "
+                     "hashed at rest; annotators pseudonymised; records encrypted per data subject.",
+    "dpia": "The demo data are synthetic: no personal data are processed, so the residual risk to "
+            "data subjects is nil. Differential privacy is applied all the same, as in production.",
+}
+
 JOB_TIMEOUT = 300.0  # seconds to wait for a job another worker may have claimed
 
 
@@ -200,6 +216,35 @@ async def _train(db: Database, log: Log, keyring: Keyring, home: LogHome, settin
             f"{result.checkpoints[done.kind]} checkpoints" + (f" ({done.error})" if done.error else ""))
 
 
+async def _document(db: Database, log: Log, dataset: str, operator: Actor,
+                    say: Callable[[str], None]) -> None:
+    """Record the documentation a first demo run needs (a rerun finds it on the log already)."""
+    from ..events.index import EventIndex
+    from ..events.recording import record
+
+    seen = {e.event.get("topic") for e in await EventIndex(db, log).query(kind="doc.recorded", limit=1000)}
+    for topic, text in DOCUMENTS.items():
+        if topic not in seen:
+            about = {"dataset": dataset} if topic == "dpia" else {}
+            await record(log, "doc.recorded", operator, topic=topic, text=text, **about)
+    say(f"docs:     {', '.join(DOCUMENTS)} documented")
+
+
+async def _validate(db: Database, log: Log, run: Any, operator: Actor) -> None:
+    """Record the reward model's validation: its last logged metrics (training data: a demo only)."""
+    from ..events.index import EventIndex
+    from ..events.recording import record
+
+    logged = await EventIndex(db, log).query(kind="run.metrics", run=run.run, limit=1, descending=True)
+    steps = logged[0].event.get("steps", []) if logged else []
+    last = steps[-1] if steps and isinstance(steps[-1], dict) else {}
+    metrics = {k: v for k, v in last.items() if k != "step" and isinstance(v, int | float)
+               and not isinstance(v, bool)}
+    await record(log, "doc.recorded", operator, topic="validation", model=run.model, run=run.run,
+                 metrics=metrics, text="The demo validates on its training metrics only (the last logged "
+                 "step); a real release is validated on held-out data.")
+
+
 async def _oversee(db: Database, log: Log, result: DemoResult, actors: dict[str, Actor],
                    say: Callable[[str], None]) -> None:
     from ..oversight import service as oversight
@@ -208,6 +253,7 @@ async def _oversee(db: Database, log: Log, result: DemoResult, actors: dict[str,
     if reward is None or reward.status != "completed" or reward.model is None:
         say("oversight: skipped (the reward model did not complete)")
         return
+    await _validate(db, log, reward, actors["demo-operator"])
     result.approval = await oversight.approve_release(
         db, log, reward.model, "Demo: reward model trained under DP on the approved demo dataset; "
         "metrics reviewed, release approved.", actors["demo-overseer-1"])
@@ -244,6 +290,7 @@ async def _demo(home: LogHome, settings: Settings, password: str | None,
         say(f"dataset:  {imported.dataset} version {imported.version}: {imported.records} records by "
             f"{imported.annotators} annotators " + ("imported" if imported.created else "(imported before)"))
         result.budget_remaining = await _budget(db, log, imported.dataset, 2 * RUN_EPSILON, admin, say)
+        await _document(db, log, imported.dataset, actors["demo-operator"], say)
         await _train(db, log, keyring, home, settings, _specs(model, imported.dataset, imported.version),
                      actors["demo-operator"], result, say)
         await _oversee(db, log, result, actors, say)

@@ -11,6 +11,10 @@ into the sorted leaf indices of the entries that belong to it:
   events and the oversight decisions that target it;
 - ``time``: every event whose ``at`` lies in [since, until).
 
+A run, model or dataset scope also holds the evidence freezes (``incident.frozen``, Art. 73) whose
+frozen scope touches it: names one of its runs, a model it names, or a dataset version it holds
+(a frozen dataset scope without a version touches every version).
+
 Queries go through ``app.events.index.EventIndex`` (kind, run, dataset, model, time); oversight
 decisions are matched on their ``target`` here too, which also covers logs indexed before the index
 held decisions by their targets.
@@ -122,6 +126,29 @@ async def _model(index: EventIndex, size: int, model: str) -> dict[int, IndexedE
     return out
 
 
+async def _incidents(index: EventIndex, size: int,
+                     found: dict[int, IndexedEvent]) -> dict[int, IndexedEvent]:
+    """The ``incident.frozen`` events whose frozen scope names a run, model or dataset version
+    that the events ``found`` name."""
+    names = {k: {e.event.get(k) for e in found.values() if isinstance(e.event.get(k), str)}
+             for k in ("run", "model")}
+    versions = {(e.event["dataset"], e.event.get("dataset_version")) for e in found.values()
+                if isinstance(e.event.get("dataset"), str)}
+
+    def touches(frozen: object) -> bool:
+        if not isinstance(frozen, dict):
+            return False
+        kind = frozen.get("kind")
+        if kind in names:
+            return frozen.get(kind) in names[kind]
+        version = frozen.get("version")
+        return kind == "dataset" and any(d == frozen.get("dataset") and (version is None or v == version)
+                                         for d, v in versions)
+
+    return {i: e for i, e in (await _all(index, size, kind="incident.frozen")).items()
+            if touches(e.event.get("scope"))}
+
+
 async def select(log: Log, scope: Scope, size: int, index: EventIndex) -> dict[int, bytes]:
     """The entries below ``size`` that belong to ``scope``: canonical bytes by index, in log order.
 
@@ -141,4 +168,6 @@ async def select(log: Log, scope: Scope, size: int, index: EventIndex) -> dict[i
         found = await _all(index, size, since=since, until=until)
         if not found:
             raise NotFound(f"the log has no event in [{scope.since}, {scope.until})")
+    if scope.kind != "time":
+        found |= await _incidents(index, size, found)
     return {i: found[i].data for i in sorted(found)}

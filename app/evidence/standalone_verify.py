@@ -14,7 +14,10 @@ the product that wrote the bundle. It re-implements, from the public specificati
 
 It also checks that the key which signed the attestation is the one the log records (the
 bundle's keys.evidence_key entry, proven below its tree size) and that every entry the report
-cites is in the bundle, below its tree size.
+cites is in the bundle, below its tree size; and it recomputes from the bundle's entries what
+report.json states about them (check "report": each run's epsilon, delta and unit, the oversight
+register, approvals before release, dataset roots, one tree size), so an edited report fails even
+when re-signed with the evidence key.
 
 A checkpoint without a timestamp fails unless --allow-untimestamped makes it a warning.
 
@@ -704,6 +707,218 @@ class Verifier:
         return f"the {len(cited)} entries the report cites are in the bundle, below tree size {size}"
 
 
+# -- the report, recomputed from the bundle's entries ------------------------------------------------
+
+INTERVENING = ("veto_release", "rollback")  # a later one of these withdraws an approval
+NOT_THIS_LOG = ("art73_incidents",)  # sections that may name other trees' sizes (a frozen bundle's)
+# A tree size in prose: "tree size N", and the self-audit's "the log's N integrated entries",
+# "self-audit ... over N entries" (a count of the whole log is its tree size too).
+TREE_SIZE_TEXT = re.compile(r"tree size (\d+)|(\d+) integrated entries|self-audit[^.;]*? over (\d+) entries")
+
+
+def _number(v):
+    """A JSON number as the report compares it (an int and its float are equal); None stays None."""
+    return float(v) if type(v) in (int, float) else v
+
+
+def _strings(node, path=""):
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if not path and k in NOT_THIS_LOG:
+                continue
+            yield from _strings(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def _target(e):
+    return e.get("target") if isinstance(e.get("target"), dict) else {}
+
+
+class _Report:
+    """What report.json states, set beside what the bundle's proven entries say. Each ``_check_*``
+    returns a short account or raises Fail naming the report field that disagrees."""
+
+    def __init__(self, report, manifest, events):
+        self.r, self.m, self.events = report, manifest, events  # events: {index: event dict}
+
+    def of(self, kind, **fields):
+        return [(i, e) for i, e in sorted(self.events.items())
+                if e.get("kind") == kind and all(e.get(k) == v for k, v in fields.items())]
+
+    def section(self, name, kind):
+        value = self.r.get(name)
+        if not isinstance(value, kind):
+            raise Fail(f"report.json: {name} is missing or not a {kind.__name__}")
+        return value
+
+    def differ(self, field, stated, recomputed, why):
+        if stated != recomputed:
+            raise Fail(f"report.json {field} is {stated!r}, the bundle's entries give {recomputed!r} ({why})")
+
+    def tree_size(self):
+        size, log = self.m["tree_size"], self.section("log", dict)
+        root = next((c.get("root_hash") for c in self.m["checkpoints"] if c.get("size") == size), None)
+        self.differ("log.origin", log.get("origin"), self.m["origin"], "the manifest's origin")
+        self.differ("log.root", log.get("root"), base64.b64decode(root or "").hex(),
+                    f"the root of checkpoint {size}")
+        stated = [("log.tree_size", log.get("tree_size")),
+                  ("rules.evaluated_at_tree_size", self.section("rules", dict).get("evaluated_at_tree_size"))]
+        art12 = self.r.get("art12_log")
+        figures = art12.get("figures") if isinstance(art12, dict) else None
+        if isinstance(figures, dict) and "tree_size" in figures:
+            stated.append(("art12_log.figures.tree_size", figures["tree_size"]))
+        stated += [(path, int("".join(m))) for path, text in _strings(self.r)
+                   for m in TREE_SIZE_TEXT.findall(text)]
+        for field, value in stated:
+            self.differ(field, value, size, "the tree size of the bundle's proofs")
+        return f"one tree size, {size} ({len(stated)} statements)"
+
+    def dp_budget(self):
+        runs = self.section("dp_budget", dict).get("runs")
+        if not isinstance(runs, list):
+            raise Fail("report.json: dp_budget.runs is missing or not a list")
+        listed = set()
+        for r in runs:
+            name = r.get("run") if isinstance(r, dict) else None
+            listed.add(name)
+            where = f"dp_budget.runs[{name}]"
+            starts = self.of("run.started", run=name)
+            if not starts:
+                raise Fail(f"report.json {where}: the bundle holds no run.started of run {name!r}")
+            first = starts[-1][1]  # a resumed segment repeats the run's configuration
+            dp = first.get("dp") if isinstance(first.get("dp"), dict) else {}
+            done = self.of("run.completed", run=name)
+            privacy = None
+            for i, e in self.of("run.privacy", run=name):  # the highest step; a tie: the later entry
+                if privacy is None or (privacy[1].get("step") or 0) <= (e.get("step") or 0):
+                    privacy = (i, e)
+            epsilon = delta = None
+            if privacy is not None:
+                epsilon, delta = _number(privacy[1].get("epsilon")), _number(privacy[1].get("delta"))
+            if done and _number(done[-1][1].get("epsilon")) is not None:
+                epsilon = _number(done[-1][1].get("epsilon"))
+            if delta is None:
+                delta = _number(dp.get("delta"))
+            why = "run.completed's ε, else the run.privacy of the highest step, never a sum over segments"
+            self.differ(f"{where}.epsilon", _number(r.get("epsilon")), epsilon, why)
+            self.differ(f"{where}.delta", _number(r.get("delta")), delta,
+                        "the run.privacy's δ, else run.started's")
+            self.differ(f"{where}.unit", r.get("unit"), dp.get("unit"), "run.started's dp.unit")
+            self.differ(f"{where}.dp_enabled", r.get("dp_enabled"), bool(dp.get("enabled")),
+                        "run.started's dp.enabled")
+            for key in ("dataset", "dataset_version"):
+                self.differ(f"{where}.{key}", r.get(key), first.get(key), f"run.started's {key}")
+        scope = self.m["scope"]
+        if scope.get("kind") == "run" and self.of("run.started", run=scope.get("run")) \
+                and scope.get("run") not in listed:
+            raise Fail(f"report.json dp_budget.runs leaves out the bundle's run {scope.get('run')!r}")
+        return f"ε, δ and the unit of {len(runs)} run(s)"
+
+    def _in_scope(self, e):
+        """Does an oversight decision target what the bundle is about?"""
+        s, t = self.m["scope"], _target(e)
+        if s.get("kind") == "run":
+            return t.get("run") == s.get("run")
+        if s.get("kind") == "model":
+            return t.get("model") == s.get("model")
+        if s.get("kind") == "dataset":
+            return t.get("dataset") == s.get("dataset") and \
+                (s.get("version") is None or t.get("dataset_version") == s.get("version"))
+        return False  # a time range: which decisions belong is what the entries' times say
+
+    def oversight(self):
+        rows = self.section("art14_oversight", dict).get("rows")
+        if not isinstance(rows, list):
+            raise Fail("report.json: art14_oversight.rows is missing or not a list")
+        listed, counts = set(), {}
+        for row in rows:
+            i = row.get("index") if isinstance(row, dict) else None
+            where = f"art14_oversight.rows[#{i}]"
+            e = self.events.get(i) if type(i) is int else None
+            release = row.get("action") == "release"
+            kind = "model.released" if release else "oversight.decision"
+            if e is None or e.get("kind") != kind:
+                raise Fail(f"report.json {where}: the bundle holds no {kind} entry #{i}")
+            listed.add(i)
+            self.differ(f"{where}.who", row.get("who"), e.get("actor"), f"the actor of entry {i}")
+            if release:
+                self.differ(f"{where}.decision_id", row.get("decision_id"), e.get("approval"),
+                            f"the approval entry {i} names")
+                self.approved(i, e, where)
+            else:
+                counts[e.get("action")] = counts.get(e.get("action"), 0) + 1
+                self.differ(f"{where}.action", row.get("action"), e.get("action"), f"the action of entry {i}")
+                self.differ(f"{where}.decision_id", row.get("decision_id"), e.get("decision_id"),
+                            f"the decision id of entry {i}")
+        missing = [i for i, e in self.of("oversight.decision") if self._in_scope(e) and i not in listed]
+        if missing:
+            raise Fail(f"report.json art14_oversight.rows leaves out the decision(s) "
+                       f"{', '.join(f'#{i}' for i in missing)} the bundle holds for its scope")
+        stats = self.r["art14_oversight"].get("statistics")
+        if isinstance(stats, dict):
+            self.differ("art14_oversight.statistics.decisions", stats.get("decisions"), sum(counts.values()),
+                        "the decisions in the register")
+            self.differ("art14_oversight.statistics.by_action", stats.get("by_action"), counts,
+                        "the decisions in the register")
+        return f"{len(rows)} register rows match their entries"
+
+    def approved(self, at, release, where):
+        """A release is preceded by the approve_release decision it names, not withdrawn since."""
+        name, model = release.get("approval"), release.get("model")
+        approvals = [(i, e) for i, e in self.of("oversight.decision", decision_id=name) if i < at]
+        if not approvals or approvals[-1][1].get("action") != "approve_release":
+            raise Fail(f"report.json {where}: release #{at} of {model} names approval {name!r}, and no "
+                       "approve_release decision with that id precedes it in the bundle")
+        since = approvals[-1][0]
+        for i, e in self.of("oversight.decision"):
+            if since < i < at and e.get("action") in INTERVENING and _target(e).get("model") in (None, model):
+                raise Fail(f"report.json {where}: approval {name!r} (#{since}) was withdrawn by "
+                           f"{e.get('action')} #{i} before release #{at}")
+
+    def dataset_roots(self):
+        sheets = self.r.get("art10_datasheets", [])
+        if not isinstance(sheets, list):
+            raise Fail("report.json: art10_datasheets is not a list")
+        n = 0
+        for d in sheets:
+            version = d.get("version") if isinstance(d, dict) else None
+            if not isinstance(version, dict) or version.get("root") is None:
+                continue
+            where = f"art10_datasheets[{d.get('dataset')} v{d.get('dataset_version')}].version"
+            found = self.of("dataset.version", dataset=d.get("dataset"),
+                            dataset_version=d.get("dataset_version"))
+            if not found:
+                raise Fail(f"report.json {where}: the bundle holds no dataset.version entry of it")
+            for key, value in version.items():
+                self.differ(f"{where}.{key}", value, found[-1][1].get(key), f"entry {found[-1][0]}")
+            n += 1
+        return f"the roots of {n} dataset version(s)"
+
+
+def check_report(files, manifest, proven):
+    """Recompute from the bundle's proven entries what report.json states about them (docs/evidence.md,
+    check ``report``); Fail names the first field that disagrees."""
+    if "report.json" not in manifest["report"]:
+        raise Fail("the bundle has no report.json to check")
+    if not proven:
+        raise Fail("not checked: the entries did not verify")
+    report = load_json(files["report.json"], "report.json")
+    if not isinstance(report, dict):
+        raise Fail("report.json is not a JSON object")
+    events = {}
+    for i in proven:
+        e = load_json(files[f"entries/{i}.json"], f"entries/{i}.json")
+        if isinstance(e, dict):
+            events[i] = e
+    r = _Report(report, manifest, events)
+    done = [r.tree_size(), r.dp_budget(), r.oversight(), r.dataset_roots()]
+    return "recomputed from the entries and matching: " + "; ".join(done)
+
+
 def verify(path, log_key=None, tsa_roots=(), evidence_key=None, allow_untimestamped=False):
     """[(check, ok, detail)], warnings."""
     results = []
@@ -716,7 +931,8 @@ def verify(path, log_key=None, tsa_roots=(), evidence_key=None, allow_untimestam
     steps = [("manifest", v.manifest), ("files", v.file_hashes), ("attestation", v.attestation),
              ("log-key", v.log_key), ("checkpoints", v.checkpoints), ("consistency", v.consistency),
              ("timestamps", v.timestamps), ("entries", v.entries),
-             ("evidence-key", v.evidence_key_entry), ("citations", v.citations)]
+             ("evidence-key", v.evidence_key_entry), ("citations", v.citations),
+             ("report", lambda: check_report(files, v.m, v.proven))]
     for name, step in steps:
         try:
             results.append((name, True, step()))

@@ -7,9 +7,12 @@ writer, no database, nothing else of the app, so an auditor can run it alone.
 
 Each check has a stable name, the same in the bundle's standalone ``verify.py``:
 ``archive``, ``manifest``, ``files``, ``attestation``, ``log-key``, ``checkpoints``,
-``consistency``, ``timestamps``, ``entries``, ``evidence-key``, ``citations``. A check that
-cannot run because an earlier one failed is reported as failed too, so the account always names
-what was not established.
+``consistency``, ``timestamps``, ``entries``, ``evidence-key``, ``citations``, ``report``. A check
+that cannot run because an earlier one failed is reported as failed too, so the account always
+names what was not established.
+
+``report`` (recomputing report.json from the bundle's entries) is written once, in the standalone
+verifier, which needs nothing but the standard library for it: this module runs that code.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from ledger.proofs import ConsistencyProof, b64, unb64
 from ledger.timestamp_verify import verify_timestamp
 from ledger.tlog_proof import parse_tlog_proof
 
+from . import standalone_verify
+
 __all__ = ["EVIDENCE_KEY_EVENT", "FORMAT", "BundleCheck", "BundleReport", "report_citations", "verify_bundle"]
 
 FORMAT = "https://rlhf-audit-trail.dev/evidence-bundle"
@@ -46,7 +51,7 @@ PREDICATE_TYPE = "https://rlhf-audit-trail.dev/evidence/v1"
 UNLISTED = ("manifest.json", "attestation.dsse.json")  # the two files the manifest cannot list
 _MAX_TOTAL = 4 << 30  # uncompressed bytes: refuse zip bombs before inflating anything
 CHECKS = ("archive", "manifest", "files", "attestation", "log-key", "checkpoints", "consistency",
-          "timestamps", "entries", "evidence-key", "citations")
+          "timestamps", "entries", "evidence-key", "citations", "report")
 EVIDENCE_KEY_EVENT = "keys.evidence_key"
 _CITATION = re.compile(rb"/log/v1/proof/(\d+)|entries/(\d+)\.json")
 
@@ -432,6 +437,13 @@ def _check_citations(b: _Bundle) -> str:
     return f"the {len(cited)} entries the report cites are in the bundle, below tree size {size}"
 
 
+def _check_report(b: _Bundle) -> str:
+    try:
+        return str(standalone_verify.check_report(b.files, b.manifest, b.proven))
+    except standalone_verify.Fail as e:
+        raise _Fail(str(e)) from e
+
+
 def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequence[bytes] = (),
                   evidence_key: bytes | None = None, allow_untimestamped: bool = False) -> BundleReport:
     """Check an evidence bundle (zip bytes) and return the account of every check.
@@ -460,6 +472,7 @@ def verify_bundle(data: bytes, *, log_key: str | None = None, tsa_roots: Sequenc
         ("entries", lambda: _check_entries(b)),
         ("evidence-key", lambda: _check_evidence_key(b, report.warnings)),
         ("citations", lambda: _check_citations(b)),
+        ("report", lambda: _check_report(b)),
     ]
     for name, step in steps:
         try:

@@ -33,7 +33,7 @@ from ..auth.principal import authorized
 from ..core.deps import CallerDep, IndexDep, LogDep, PrincipalDep
 from ..core.params import MAX_INT
 from ..events.index import IndexedEvent
-from ..events.recording import Actor
+from ..events.recording import Actor, stamped
 
 __all__ = ["EventsController", "MAX_BATCH", "MAX_PAGE", "authorized"]
 
@@ -48,7 +48,8 @@ _IN_BATCH = re.compile(r"\$\.events\[(\d+)\]")
 
 def _events(body: bytes, actor: Actor) -> list[bytes]:
     """The canonical entries of a body: one event object, or ``{"events": [...]}`` alone, each
-    stamped with who sent it (``actor``, ``role``: whatever it said).
+    stamped as ``rlhf-audit append`` stamps a line (:func:`stamped`): when it was recorded and
+    who sent it (``at``, ``actor``, ``role``: whatever it said), ``v`` its own, else 1.
 
     The body is parsed and each event checked by the ledger's one rule for events from outside
     (``ledger.canonical``: RFC 8785 / I-JSON numbers, no duplicate keys, the kind grammar, no
@@ -73,7 +74,7 @@ def _events(body: bytes, actor: Actor) -> list[bytes]:
         try:
             if not isinstance(event, dict):
                 raise EntryError("an event must be a JSON object")
-            data = encode_event({**event, "actor": actor.pseudonym, "role": actor.role}, submitted=True)
+            data = encode_event(stamped(event, actor), submitted=True)
         except EntryError as e:
             raise EntryError(f"event {i}: {e} (nothing was appended)") from None
         entries.append(data)

@@ -154,7 +154,8 @@ async def test_append_one_batch_and_bad_batch(log: Log) -> None:
         assert one["leaf_index"] == before
         stored = orjson.loads(await log.entry(before))
         assert stored.pop("role") == "operator" and stored.pop("actor").startswith("pseud:")  # the sender
-        assert stored == {"kind": "feedback.recorded", "n": 1}
+        assert stored.pop("at").endswith("Z")  # when the server recorded it
+        assert stored == {"kind": "feedback.recorded", "v": 1, "n": 1}
 
         batch = [{"kind": "feedback.recorded", "n": n} for n in range(3)]
         r = await client.post("/api/v1/events", json={"events": batch}, headers=_auth(token))

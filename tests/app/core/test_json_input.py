@@ -90,9 +90,10 @@ ACCEPTED: list[tuple[bytes, bytes]] = [
 
 
 def _unstamped(entry: bytes) -> bytes:
-    """An entry appended over HTTP without the ``actor`` and ``role`` the server stamps on it."""
+    """An entry appended over HTTP without the envelope the server stamps on it (as ``append`` does)."""
     doc = decode_event(entry)
     assert doc.pop("role") == "operator" and doc.pop("actor").startswith("pseud:")
+    assert doc.pop("v") == 1 and doc.pop("at")
     return canonicalize(doc)
 
 
