@@ -294,9 +294,10 @@ class AuditCallback(TrainerCallback):
 
     def _upstream(self, base: Path | None) -> dict[str, str] | None:
         """Stated (the constructor's, else the spec's ``base_model_id``/``_revision``), else read."""
-        stated = self.base_model_upstream or {"id": getattr(self.spec, "base_model_id", None),
-                                              "revision": getattr(self.spec, "base_model_revision", None)}
-        stated = {k: v for k, v in stated.items() if v is not None}
+        given: Mapping[str, Any] = self.base_model_upstream or {
+            "id": getattr(self.spec, "base_model_id", None),
+            "revision": getattr(self.spec, "base_model_revision", None)}
+        stated = {k: v for k, v in given.items() if v is not None}
         if stated:
             return {**stated, "source": "stated"}
         return model_upstream(base) if base is not None else None

@@ -194,11 +194,12 @@ def train_dp(spec: TrainingSpec, pairs: Sequence[PreferencePair], output_dir: Pa
     engine, hooks, dp_optimizer, dp_loader, sigma = _privatize(spec, model, optimizer, len(rows),
                                                                sample_rate, steps_total)
 
-    plan = {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": spec.dp.max_grad_norm,
-            "target_epsilon": spec.dp.target_epsilon, "delta": spec.dp.delta, "sample_rate": sample_rate,
-            "accountant": spec.dp.accountant,
-            "accountant_parameters": accountant_parameters(engine.accountant, spec.dp.delta),
-            "pairs": len(rows), "planned_steps": steps_total}
+    plan: dict[str, Any] = {
+        "enabled": True, "noise_multiplier": sigma, "max_grad_norm": spec.dp.max_grad_norm,
+        "target_epsilon": spec.dp.target_epsilon, "delta": spec.dp.delta, "sample_rate": sample_rate,
+        "accountant": spec.dp.accountant,
+        "accountant_parameters": accountant_parameters(engine.accountant, spec.dp.delta),
+        "pairs": len(rows), "planned_steps": steps_total}
     audit.dp, delta = plan, spec.dp.delta
     args, state, ctl = trainer.args, TrainerState(), TrainerControl()
     state.max_steps, state.num_train_epochs = steps_total, spec.epochs

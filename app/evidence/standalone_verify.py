@@ -710,7 +710,9 @@ class Verifier:
 # -- the report, recomputed from the bundle's entries ------------------------------------------------
 
 INTERVENING = ("veto_release", "rollback")  # a later one of these withdraws an approval
-NOT_THIS_LOG = ("art73_incidents",)  # sections that may name other trees' sizes (a frozen bundle's)
+# The sections whose prose states this report's tree size; the others quote what people wrote
+# (justifications, datasheets, documentation) or other bundles' sizes (incident freezes).
+SIZE_SECTIONS = ("log", "rules", "art12_log")
 # A tree size in prose: "tree size N", and the self-audit's "the log's N integrated entries",
 # "self-audit ... over N entries" (a count of the whole log is its tree size too).
 TREE_SIZE_TEXT = re.compile(r"tree size (\d+)|(\d+) integrated entries|self-audit[^.;]*? over (\d+) entries")
@@ -726,7 +728,7 @@ def _strings(node, path=""):
         yield path, node
     elif isinstance(node, dict):
         for k, v in node.items():
-            if not path and k in NOT_THIS_LOG:
+            if not path and k not in SIZE_SECTIONS:
                 continue
             yield from _strings(v, f"{path}.{k}" if path else k)
     elif isinstance(node, list):
@@ -836,7 +838,9 @@ class _Report:
             raise Fail("report.json: art14_oversight.rows is missing or not a list")
         listed, counts = set(), {}
         for row in rows:
-            i = row.get("index") if isinstance(row, dict) else None
+            if not isinstance(row, dict):
+                raise Fail("report.json: a row of art14_oversight.rows is not an object")
+            i = row.get("index")
             where = f"art14_oversight.rows[#{i}]"
             e = self.events.get(i) if type(i) is int else None
             release = row.get("action") == "release"

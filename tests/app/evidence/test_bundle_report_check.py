@@ -139,6 +139,8 @@ CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("run-run_a", "tree size", lambda r: r["log"].update(tree_size=85), "log.tree_size"),
     ("run-run_a", "tree size in prose", _art12, "art12_log.statements[0].text"),
     ("run-run_a", "checkpoint root", lambda r: r["log"].update(root="00" * 32), "log.root"),
+    ("run-run_a", "malformed register", lambda r: r["art14_oversight"].update(rows=[1]),
+     "art14_oversight.rows is not an object"),
 ]
 
 
