@@ -16,8 +16,8 @@ It also checks that the key which signed the attestation is the one the log reco
 bundle's keys.evidence_key entry, proven below its tree size) and that every entry the report
 cites is in the bundle, below its tree size; and it recomputes from the bundle's entries what
 report.json states about them (check "report": each run's epsilon, delta and unit, the oversight
-register, approvals before release, dataset roots, one tree size), so an edited report fails even
-when re-signed with the evidence key.
+register, approvals before release, dataset roots, incident freezes, one tree size), so an edited
+report fails even when re-signed with the evidence key.
 
 A checkpoint without a timestamp fails unless --allow-untimestamped makes it a warning.
 
@@ -883,6 +883,24 @@ class _Report:
                 raise Fail(f"report.json {where}: approval {name!r} (#{since}) was withdrawn by "
                            f"{e.get('action')} #{i} before release #{at}")
 
+    def incidents(self):
+        """Each evidence freeze the report lists (Art. 73) is an incident.frozen entry of the bundle."""
+        section = self.r.get("art73_incidents", {})
+        rows = section.get("incidents", []) if isinstance(section, dict) else None
+        if not isinstance(rows, list):
+            raise Fail("report.json: art73_incidents.incidents is not a list")
+        for row in rows:
+            if not isinstance(row, dict):
+                raise Fail("report.json: a row of art73_incidents.incidents is not an object")
+            i = row.get("index")
+            e = self.events.get(i) if type(i) is int else None
+            if e is None or e.get("kind") != "incident.frozen":
+                raise Fail(f"report.json art73_incidents.incidents[#{i}]: the bundle holds no "
+                           f"incident.frozen entry #{i}")
+            for key in ("incident", "scope", "object_key"):
+                self.differ(f"art73_incidents.incidents[#{i}].{key}", row.get(key), e.get(key), f"entry {i}")
+        return f"{len(rows)} incident freeze(s)"
+
     def dataset_roots(self):
         sheets = self.r.get("art10_datasheets", [])
         if not isinstance(sheets, list):
@@ -919,7 +937,7 @@ def check_report(files, manifest, proven):
         if isinstance(e, dict):
             events[i] = e
     r = _Report(report, manifest, events)
-    done = [r.tree_size(), r.dp_budget(), r.oversight(), r.dataset_roots()]
+    done = [r.tree_size(), r.dp_budget(), r.oversight(), r.dataset_roots(), r.incidents()]
     return "recomputed from the entries and matching: " + "; ".join(done)
 
 

@@ -20,7 +20,7 @@ from ledger.log import Log
 from tests.support.evidence import OVERSEER, members, pins, standalone, write_story
 
 
-def _frozen(incident: str, scope: dict[str, object]) -> dict[str, object]:
+def frozen_event(incident: str, scope: dict[str, object]) -> dict[str, object]:
     return event("incident.frozen", OVERSEER, incident=incident, reason="harmful output reported",
                  scope=scope, object_key=f"incidents/{incident}/bundle.zip", sha256="sha256:" + "e" * 64,
                  entries=3, tree_size=10, held=0, held_root=None, missing=0, changed=0)
@@ -33,11 +33,11 @@ async def test_scopes_hold_the_incidents_that_touch_them(db: Database, log: Log,
     await record_evidence_key(log, index, key)
     await write_story(log)
     appended = await log.append([
-        _frozen("inc_run_a", {"kind": "run", "run": "run_a"}),
-        _frozen("inc_model_a", {"kind": "model", "model": "model_a"}),
-        _frozen("inc_ds_helpful", {"kind": "dataset", "dataset": "ds_helpful", "version": 1}),
-        _frozen("inc_run_b", {"kind": "run", "run": "run_b"}),
-        _frozen("inc_time", {"kind": "time", "since": "2020-01-01T00:00:00Z",
+        frozen_event("inc_run_a", {"kind": "run", "run": "run_a"}),
+        frozen_event("inc_model_a", {"kind": "model", "model": "model_a"}),
+        frozen_event("inc_ds_helpful", {"kind": "dataset", "dataset": "ds_helpful", "version": 1}),
+        frozen_event("inc_run_b", {"kind": "run", "run": "run_b"}),
+        frozen_event("inc_time", {"kind": "time", "since": "2020-01-01T00:00:00Z",
                              "until": "2020-01-02T00:00:00Z"})])
     await log.integrate()
     await log.timestamp_pending(force=True)

@@ -21,6 +21,7 @@ from app.evidence.scope import Scope
 from app.evidence.verify import verify_bundle
 from ledger._internal.local_tsa import LocalTSA
 from ledger.log import Log
+from tests.app.evidence.test_bundle_incidents import frozen_event
 from tests.app.evidence.test_bundle_tamper import forge, rezip
 from tests.support.evidence import OVERSEER, WORKER, Pins, members, pins, standalone, write_story
 
@@ -59,6 +60,9 @@ async def bundles(db: Database, log: Log, local_tsa: LocalTSA, tmp_path: Path) -
     await record_evidence_key(log, EventIndex(db, log), key)
     await write_story(log)
     await _resumed_run(log)
+    await log.append([frozen_event("inc_1", {"kind": "run", "run": "run_a"})])
+    await log.integrate()
+    await log.timestamp_pending(force=True)
     out = {}
     for scope in (Scope("run", run="run_a"), Scope("run", run="run_r"), Scope("model", model="model_a"),
                   Scope("dataset", dataset="ds_helpful", version=1)):
@@ -139,6 +143,8 @@ CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("run-run_a", "tree size", lambda r: r["log"].update(tree_size=85), "log.tree_size"),
     ("run-run_a", "tree size in prose", _art12, "art12_log.statements[0].text"),
     ("run-run_a", "checkpoint root", lambda r: r["log"].update(root="00" * 32), "log.root"),
+    ("run-run_a", "incident", lambda r: r["art73_incidents"]["incidents"][0].update(incident="inc_9"),
+     "].incident"),
     ("run-run_a", "malformed register", lambda r: r["art14_oversight"].update(rows=[1]),
      "art14_oversight.rows is not an object"),
 ]
