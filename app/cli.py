@@ -109,7 +109,8 @@ for _command in ledger_cli.COMMANDS:
     cli.add_command(_PRODUCT_AUDIT.get(_command.name, _command))
 cli.add_command(click.Group(
     "keys", help=ledger_keys.keys.help,
-    commands=[*ledger_keys.keys.commands.values(), key_commands.rotate_records_kek_command]))
+    commands=[*ledger_keys.keys.commands.values(), key_commands.rotate_records_kek_command,
+              key_commands.rotate_evidence_key_command]))
 
 
 @cli.command()

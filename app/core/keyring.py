@@ -14,7 +14,9 @@ so these keys are files in the home (owner-only, 0600), never rows next to the l
   exists the KEK is undecided and :attr:`Keyring.records_kek` refuses (fail closed) until
   ``app.keys.kek_rotation.settle_records_kek`` has seen which key the database is under;
 - ``keys/evidence.key``: the Ed25519 seed of the operator's evidence-signing key, which signs the
-  DSSE attestation of evidence bundles (``app.evidence``).
+  DSSE attestation of evidence bundles (``app.evidence``); ``rlhf-audit keys rotate-evidence-key``
+  (``app.keys.evidence_rotation``) replaces it, keeping the old one as
+  ``keys/retired/evidence-<key id>.key``.
 - ``keys/release.key``: the 32-byte seed of the release-signing key, ECDSA P-256 (``model_signing
   verify key`` takes no Ed25519), which signs each released model's OpenSSF model-signing signature
   and its SLSA provenance (``app.releases``; rotated by ``rlhf-audit releases rotate-key``).
@@ -42,10 +44,11 @@ from ledger.home import LogHome
 from .errors import Misconfigured, Unavailable
 from .settings import Settings
 
-__all__ = ["ENV_KEYS_DIR", "RECORDS_KEY", "RECORDS_KEY_NEXT", "RELEASE_KEY", "Keyring", "RecordsKekPending",
-           "records_kek_id", "release_key_from_seed"]
+__all__ = ["ENV_KEYS_DIR", "EVIDENCE_KEY", "RECORDS_KEY", "RECORDS_KEY_NEXT", "RELEASE_KEY", "Keyring",
+           "RecordsKekPending", "records_kek_id", "release_key_from_seed"]
 
 ENV_KEYS_DIR = "RLHF_AUDIT_KEYS_DIR"  # read into Settings.keys_dir (app.core.settings)
+EVIDENCE_KEY = "evidence.key"
 RECORDS_KEY = "records.key"
 RECORDS_KEY_NEXT = "records.key.next"  # a staged KEK: a rotation is under way or was interrupted
 RELEASE_KEY = "release.key"
@@ -109,6 +112,7 @@ class Keyring:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._records: tuple[tuple[int, int, int] | None, bytes] | None = None
+        self._evidence: tuple[tuple[int, int, int] | None, Ed25519PrivateKey] | None = None
 
     @classmethod
     def of(cls, home: LogHome, settings: Settings) -> Keyring:
@@ -141,10 +145,35 @@ class Keyring:
     def pseudonymizer(self) -> Pseudonymizer:
         return Pseudonymizer(self._key("pseudonym.key"))
 
-    @cached_property
+    @property
     def evidence_signer(self) -> Ed25519PrivateKey:
-        """The Ed25519 key that signs evidence bundles' attestations (``app.evidence``)."""
-        return Ed25519PrivateKey.from_private_bytes(self._key("evidence.key"))
+        """The Ed25519 key that signs evidence bundles' attestations (``app.evidence``).
+
+        Re-read when the file changed: a server signs with the new key as soon as another process
+        has rotated it (the rotation replaces the file atomically)."""
+        path = self.directory / EVIDENCE_KEY
+        stamp = _stamp(path)
+        if self._evidence is None or stamp is None or self._evidence[0] != stamp:
+            key = Ed25519PrivateKey.from_private_bytes(self._key(EVIDENCE_KEY))
+            self._evidence = (stamp if stamp is not None else _stamp(path), key)
+        return self._evidence[1]
+
+    def has(self, name: str) -> bool:
+        """Whether the key file ``name`` exists (reading a key property would create it)."""
+        return (self.directory / name).is_file()
+
+    def replace_key(self, name: str, seed: bytes, retired_name: str) -> Path:
+        """Make ``seed`` the key ``name``: the old file kept first as ``retired/<retired_name>``
+        (0600, durable), then the new one renamed over it, so a reader sees the old key or the new
+        one, never none (a reader must not create a key of its own meanwhile)."""
+        retired = self.retired_dir / retired_name
+        try:
+            self.retired_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write_durably(retired, (self.directory / name).read_bytes(), replace=True)
+            _write_durably(self.directory / name, seed, replace=True)
+        except OSError as e:
+            raise Misconfigured(f"cannot replace the key {self.directory / name}: {e}") from e
+        return retired
 
     @cached_property
     def release_signer(self) -> ec.EllipticCurvePrivateKey:

@@ -1,6 +1,6 @@
-"""``rlhf-audit keys rotate-records-kek``: mounted by ``app.cli`` in the ``keys`` group, beside the ledger's
-``rotate-log-key``; and the product's ``rlhf-audit public-keys``, mounted where the ledger's would be:
-the ledger's keys plus the evidence-signing key."""
+"""``rlhf-audit keys rotate-records-kek`` and ``rotate-evidence-key``: mounted by ``app.cli`` in the
+``keys`` group, beside the ledger's ``rotate-log-key``; and the product's ``rlhf-audit public-keys``,
+mounted where the ledger's would be: the ledger's keys plus the evidence- and release-signing keys."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from ..core.commands import Opened, acting_as, on_home, settings_of
 from ..core.roles import ADMINS
 
-__all__ = ["public_keys", "rotate_records_kek_command"]
+__all__ = ["public_keys", "rotate_evidence_key_command", "rotate_records_kek_command"]
 
 
 @click.command("public-keys")
@@ -29,17 +29,32 @@ def public_keys(ctx: click.Context) -> None:
     from ledger.home import LogHome
 
     from ..core.keyring import Keyring
-    from ..evidence.dsse import key_id, public_key_pem
+    from .public import signing_keys
 
     home = LogHome.resolve(ctx.obj.get("home"))
-    keys = home.public_keys()
-    evidence = Keyring.of(home, settings_of(ctx)).evidence_signer.public_key()
-    keys |= {"evidence_key": public_key_pem(evidence).decode(), "evidence_key_id": key_id(evidence)}
-    from ..releases import keys as release
-
-    signer = Keyring.of(home, settings_of(ctx)).release_signer.public_key()
-    keys |= {"release_key": release.public_key_pem(signer).decode(), "release_key_id": release.key_id(signer)}
+    keys = home.public_keys() | signing_keys(Keyring.of(home, settings_of(ctx)), create=True)
     click.echo(orjson.dumps(keys).decode())
+
+
+@click.command("rotate-evidence-key")
+@click.option("--as", "as_account", default=None, metavar="ACCOUNT",
+              help="The admin account this is done as, on the log (default: system).")
+@click.pass_context
+def rotate_evidence_key_command(ctx: click.Context, as_account: str | None) -> None:
+    """New evidence-signing key (Ed25519); the old one kept in <keys>/retired/; logs keys.evidence_key
+    naming the key it replaces. Bundles built before keep verifying with the key they carry."""
+    from ..events.index import EventIndex
+    from .evidence_rotation import rotate_evidence_key
+
+    async def body(opened: Opened) -> Any:
+        actor = await acting_as(opened.db, opened.keyring, as_account, ADMINS)
+        return await rotate_evidence_key(opened.log, EventIndex(opened.db, opened.log), opened.keyring, actor)
+
+    done = on_home(ctx, body)
+    click.echo(f"rotated the evidence key: {done.previous_key_id} -> {done.key_id} (event at index "
+               f"{done.leaf_index}); old key retired in {done.retired_file}", err=True)
+    click.echo("give auditors the new key for --evidence-key (`rlhf-audit public-keys`); keep the old "
+               "public key for bundles built before", err=True)
 
 
 @click.command("rotate-records-kek")

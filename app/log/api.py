@@ -32,8 +32,9 @@ from ledger.timestamp_verify import parse_timestamp
 from ledger.timestamping import is_local
 from ledger.tlog_proof import format_tlog_proof
 
-from ..core.deps import IndexDep, LogDep
+from ..core.deps import IndexDep, KeyringDep, LogDep
 from ..core.params import MAX_INT  # what the databases store: larger numbers are refused as 400
+from ..keys.public import signing_keys
 
 __all__ = ["LogController", "healthz"]
 
@@ -176,14 +177,16 @@ class LogController(Controller):
         return {"size": size, "timestamps": stamps}
 
     @get("/v1/keys")
-    async def keys(self, request: Req, log: LogDep) -> dict[str, Any]:
+    async def keys(self, request: Req, log: LogDep, keyring: KeyringDep) -> dict[str, Any]:
         """Origin, current log verifier key, every key the log has used (``log_vkey_history``: the
-        first checkpoint size each signs) and TSA chain: the JSON of ``rlhf-audit public-keys``.
-        The log's keys are read from the log, which follows a rotation made by another process."""
+        first checkpoint size each signs), TSA chain, and the evidence- and release-signing public
+        keys with their ids (:func:`app.keys.public.signing_keys`; a key not made yet is left out):
+        the JSON of ``rlhf-audit public-keys``. Every key is read as it is now, so a rotation made
+        by another process shows at once."""
         log.follow_key()
         keys: dict[str, Any] = {**request.app.state.public_keys, "log_vkey": log.signer.verifier.vkey,
                                 "log_vkey_history": log.key_history.to_json()}
-        return keys
+        return keys | signing_keys(keyring)
 
     @get("/v1/lookup")
     async def lookup(
