@@ -6,6 +6,10 @@ run of 10,000 events among 2,000 others; the bundle is the run's scope (all proo
 checkpoint, a consistency proof to the newest). The standalone verifier runs as an auditor runs it:
 a fresh ``python -I verify.py`` process, start-up included.
 
+Besides wall time the build's CPU time (all threads) and its SQL statements are printed, with the
+builder's own per-phase wall times: under CPU contention wall time grows with the run queue while
+CPU time does not, so the ratio says how much of a slow build was waiting (docs/performance.md).
+
     python benchmarks/bench_bundle.py [--entries 10000]
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import event as sa_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -67,10 +72,17 @@ async def main(n: int) -> None:
     index = EventIndex(db, log)
     await index.catch_up()  # the server keeps the index warm; the bundle build only queries it
 
-    t0 = time.perf_counter()
+    statements = [0]
+
+    def counted(*_: object) -> None:
+        statements[0] += 1
+
+    sa_event.listen(store.engine.sync_engine, "before_cursor_execute", counted)
+    t0, cpu0 = time.perf_counter(), time.process_time()
     built = await build_bundle(db, log, Scope("run", run="run_bench"), evidence_key=key, index=index,
                                settings=Settings())
-    build_s = time.perf_counter() - t0
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    sa_event.remove(store.engine.sync_engine, "before_cursor_execute", counted)
     assert built.entries >= n, built.entries  # with the evidence key's entry and the report's citations
 
     t0 = time.perf_counter()
@@ -100,7 +112,10 @@ async def main(n: int) -> None:
                           ("verify, app.evidence.verify (rlhf-audit verify-bundle)", ledger_s),
                           ("verify, standalone verify.py (new process)", standalone_s)):
         print(f"{what:<52} {seconds:6.2f} s   target < 5 s: {'met' if seconds < 5 else 'NOT met'}")
-    print("build phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in built.timings.items()))
+    print("build phases (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in built.timings.items()))
+    print(f"build: {build_cpu:.2f} s CPU (all threads) in {build_s:.2f} s wall "
+          f"(ratio {build_s / build_cpu:.2f}); {statements[0]:,} SQL statements; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

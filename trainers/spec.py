@@ -90,6 +90,14 @@ def _label(d: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _flag(d: dict[str, Any], key: str) -> bool | None:
+    """An optional JSON boolean: ``1`` or ``"yes"`` is refused rather than read as true."""
+    value = d.get(key)
+    if value is not None and type(value) is not bool:
+        raise JobSpecError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
 def _unknown(d: dict[str, Any], cls: type, where: str) -> None:
     known = {f.name for f in fields(cls)}
     extra = sorted(set(d) - known)
@@ -150,7 +158,9 @@ class DPSettings:
 class TrainingSpec:
     """One training job. ``base_model`` is a local directory (or whatever ``from_pretrained`` takes);
     ``base_model_id`` and ``base_model_revision`` state where that directory came from upstream
-    (recorded as stated on ``run.started``; training loads ``base_model`` either way)."""
+    (recorded as stated on ``run.started``; training loads ``base_model`` either way);
+    ``base_model_general_purpose`` declares it a general-purpose AI model, which brings the run's
+    releases under AI Act Art. 53 (``ai-act.art53.gpai``)."""
 
     kind: Literal["reward_model", "dpo"]
     base_model: str
@@ -168,6 +178,7 @@ class TrainingSpec:
     beta: float = 0.1
     base_model_id: str | None = None
     base_model_revision: str | None = None
+    base_model_general_purpose: bool | None = None  # the operator's declaration: AI Act Art. 53 applies
 
     @classmethod
     def from_dict(cls, d: Any) -> TrainingSpec:
@@ -199,6 +210,7 @@ class TrainingSpec:
             beta=_number({"beta": d.get("beta", 0.1)}, "beta", float, above=0),
             base_model_id=_label(d, "base_model_id"),
             base_model_revision=_label(d, "base_model_revision"),
+            base_model_general_purpose=_flag(d, "base_model_general_purpose"),
         )
 
     def to_dict(self) -> dict[str, Any]:
