@@ -23,6 +23,7 @@ __all__ = [
     "leaf_hashes",
     "node_hash",
     "range_nodes",
+    "root_from_inclusion",
     "root_of",
     "verify_consistency",
     "verify_inclusion",
@@ -187,8 +188,15 @@ def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> None:
     """RFC 9162 2.1.3.2; raises ProofError unless ``leaf`` is at ``index`` under ``root``."""
-    _check_hash(leaf, "leaf hash")
     _check_hash(root, "root hash")
+    if root_from_inclusion(index, size, leaf, proof) != root:
+        raise ProofError("inclusion proof does not lead to the root hash")
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """RFC 9162 2.1.3.2: the root an inclusion proof of ``leaf`` at ``index`` leads to (for a
+    signature over the root, as a COSE receipt has); raises ProofError if the proof is malformed."""
+    _check_hash(leaf, "leaf hash")
     for h in proof:
         _check_hash(h, "proof hash")
     if not 0 <= index < size:
@@ -209,8 +217,7 @@ def verify_inclusion(
         sn >>= 1
     if sn != 0:
         raise ProofError("inclusion proof is shorter than the tree is deep")
-    if r != root:
-        raise ProofError("inclusion proof does not lead to the root hash")
+    return r
 
 
 def verify_consistency(  # noqa: C901 (RFC 9162 2.1.4.2, step by step)

@@ -499,6 +499,19 @@ class EventIndex:
 
     # -- reading --------------------------------------------------------------------------
 
+    async def first(self, kind: str, **fields: Any) -> IndexedEvent | None:
+        """The first event of ``kind`` whose body has all of ``fields`` (e.g. a key event naming
+        one key): the kind's events read page by page, for kinds the log holds few of."""
+        after = None
+        while True:
+            page = await self.query(kind=kind, after=after, limit=100)
+            for e in page:
+                if all(e.event.get(k) == v for k, v in fields.items()):
+                    return e
+            if len(page) < 100:
+                return None
+            after = page[-1].index
+
     async def query(
         self, *, kind: str | Sequence[str] | None = None, run: str | None = None,
         dataset: str | None = None, dataset_version: int | None = None, model: str | None = None,

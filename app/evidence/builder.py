@@ -117,15 +117,9 @@ async def record_evidence_key(log: Log, index: EventIndex, key: Ed25519PrivateKe
     :func:`build_bundle` calls it; recorded earlier, when the key is set up, the event does not
     push a bundle's proofs to the checkpoint that first holds it."""
     pem, kid = dsse.public_key_pem(key.public_key()).decode(), dsse.key_id(key.public_key())
-    after = None
-    while True:
-        page = await index.query(kind=EVIDENCE_KEY_EVENT, after=after, limit=100)
-        for e in page:
-            if e.event.get("key_id") == kid and e.event.get("key") == pem:
-                return e.index
-        if len(page) < 100:
-            break
-        after = page[-1].index
+    found = await index.first(EVIDENCE_KEY_EVENT, key_id=kid, key=pem)
+    if found is not None:
+        return found.index
     return (await record(log, EVIDENCE_KEY_EVENT, SYSTEM, key=pem, key_id=kid)).leaf_index
 
 

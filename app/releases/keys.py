@@ -47,15 +47,9 @@ async def record_release_key(log: Log, index: EventIndex, key: ec.EllipticCurveP
     has none (a new home's key, or a rotated one)."""
     pem, kid = public_key_pem(key.public_key()).decode(), key_id(key.public_key())
     await index.catch_up()
-    after = None
-    while True:
-        page = await index.query(kind=RELEASE_KEY_EVENT, after=after, limit=100)
-        for e in page:
-            if e.event.get("key_id") == kid and e.event.get("key") == pem:
-                return e.index
-        if len(page) < 100:
-            break
-        after = page[-1].index
+    found = await index.first(RELEASE_KEY_EVENT, key_id=kid, key=pem)
+    if found is not None:
+        return found.index
     return (await record(log, RELEASE_KEY_EVENT, actor, key=pem, key_id=kid, replaces=replaces)).leaf_index
 
 

@@ -24,11 +24,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.errors import ProofError
+from ledger.merkle import leaf_hash, root_from_inclusion
 from ledger.note import Signer
 from ledger.proofs import InclusionProof
 
 __all__ = ["INCLUSION_PROOFS", "RFC9162_SHA256", "VDP", "VDS", "VerifiedReceipt", "issue_receipt",
-           "root_from_inclusion", "verify_receipt"]
+           "verify_receipt"]
 
 VDS, VDP = 395, 396  # COSE header parameters: verifiable data structure, and its proofs
 RFC9162_SHA256 = 1
@@ -62,27 +64,6 @@ def issue_receipt(signer: Signer, proof: InclusionProof, root: bytes) -> bytes:
     return message.encode(tag=True, detached_payload=root)  # type: ignore[no-any-return]
 
 
-def root_from_inclusion(leaf_index: int, tree_size: int, leaf: bytes, path: list[bytes]) -> bytes:
-    """RFC 9162 section 2.1.3.2: the root an inclusion proof leads to (ValueError if malformed)."""
-    if not 0 <= leaf_index < tree_size:
-        raise ValueError(f"leaf index {leaf_index} is not below the tree size {tree_size}")
-    fn, sn, r = leaf_index, tree_size - 1, leaf
-    for p in path:
-        if sn == 0:
-            raise ValueError("the inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = hashlib.sha256(b"\x01" + p + r).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
-        else:
-            r = hashlib.sha256(b"\x01" + r + p).digest()
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ValueError("the inclusion proof is too short")
-    return r
-
-
 @dataclass(frozen=True)
 class VerifiedReceipt:
     tree_size: int
@@ -104,7 +85,10 @@ def verify_receipt(receipt: bytes, entry: bytes, public_key: bytes) -> VerifiedR
     if len(proofs) != 1:
         raise ValueError(f"expected one inclusion proof, found {len(proofs)}")
     tree_size, leaf_index, path = cbor2.loads(proofs[0])
-    root = root_from_inclusion(leaf_index, tree_size, hashlib.sha256(b"\x00" + entry).digest(), path)
+    try:
+        root = root_from_inclusion(leaf_index, tree_size, leaf_hash(entry), path)
+    except ProofError as e:
+        raise ValueError(f"the receipt's inclusion proof is malformed: {e}") from None
     message.key = _okp_key(None, public_key)
     if not message.verify_signature(detached_payload=root):
         raise ValueError("the receipt's signature does not verify over the recomputed root")
