@@ -130,17 +130,12 @@ async def reserve(db: Database, dataset: str, run: str, planned_epsilon: float) 
     """Reserve ``planned_epsilon`` for ``run``, or raise BudgetExceeded (atomic under concurrency)."""
     name = dataset_id(dataset)
     planned = _epsilon(planned_epsilon, "planned epsilon")
-    b = dataset_budgets.c
     try:
         async with db.transaction("reserving budget") as conn:
             await conn.execute(sa.insert(budget_reservations).values(
                 run=_run(run), dataset=name, planned=planned, state="reserved", created_at=now(),
                 updated_at=now()))
-            took = await conn.execute(sa.update(dataset_budgets).where(
-                b.dataset == name, b.epsilon_total - b.spent - b.reserved >= planned - _SLACK).values(
-                reserved=b.reserved + planned, updated_at=now()))
-            if took.rowcount != 1:
-                raise _Refused
+            await _take(conn, name, planned)
     except IntegrityError:
         raise BudgetError(f"run {run} already has a budget reservation") from None
     except _Refused:
@@ -151,6 +146,17 @@ async def reserve(db: Database, dataset: str, run: str, planned_epsilon: float) 
 
 class _Refused(Exception):
     pass
+
+
+async def _take(conn: Any, dataset: str, epsilon: float) -> None:
+    """Add ``epsilon`` to the dataset's reserved ε if it fits in what is neither spent nor reserved:
+    one conditional UPDATE, so concurrent takers cannot both pass when only one fits."""
+    b = dataset_budgets.c
+    took = await conn.execute(sa.update(dataset_budgets).where(
+        b.dataset == dataset, b.epsilon_total - b.spent - b.reserved >= epsilon - _SLACK).values(
+        reserved=b.reserved + epsilon, updated_at=now()))
+    if took.rowcount != 1:
+        raise _Refused
 
 
 async def get_reservation(db: Database, run: str) -> Reservation:
@@ -168,7 +174,7 @@ async def reserve_more(db: Database, run: str, planned_epsilon: float) -> Reserv
     much already), taking the difference from its dataset's budget in one transaction: BudgetExceeded
     when the difference does not fit, BudgetError when the reservation is no longer ``reserved``."""
     planned = _epsilon(planned_epsilon, "planned epsilon")
-    r, b = budget_reservations.c, dataset_budgets.c
+    r = budget_reservations.c
     try:
         async with db.transaction("reserving more budget") as conn:
             # Write before reading: this locks the reservation's row (PostgreSQL) or takes the write
@@ -184,11 +190,7 @@ async def reserve_more(db: Database, run: str, planned_epsilon: float) -> Reserv
             if extra <= _SLACK:
                 return _reservation(row)
             await conn.execute(sa.update(budget_reservations).where(r.run == run).values(planned=planned))
-            took = await conn.execute(sa.update(dataset_budgets).where(
-                b.dataset == dataset, b.epsilon_total - b.spent - b.reserved >= extra - _SLACK).values(
-                reserved=b.reserved + extra, updated_at=now()))
-            if took.rowcount != 1:
-                raise _Refused
+            await _take(conn, dataset, extra)
     except _Refused:
         budget = await get_budget(db, dataset)
         raise BudgetExceeded(dataset, extra, budget.epsilon_total, budget.spent, budget.reserved) from None
