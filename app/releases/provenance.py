@@ -74,15 +74,15 @@ def _dependencies(started: list[LoggedEntry]) -> list[dict[str, Any]]:
                      "digest": {"rlhfAuditMerkleRoot": str(first.get("dataset_root"))}})
     code = first.get("code") if isinstance(first.get("code"), dict) else {}
     if code.get("repository") and code.get("commit"):  # SLSA's ResourceDescriptor for a git source
-        deps.append({"uri": f"git+{code['repository']}@{code['commit']}",
+        deps.append({"name": "code", "uri": f"git+{code['repository']}@{code['commit']}",
                      "digest": {"gitCommit": code["commit"]},
                      **({"annotations": {"dirty": True}} if code.get("dirty") else {})})
     upstream = base.get("upstream") if isinstance(base.get("upstream"), dict) else {}
     if upstream.get("id"):  # a hub id (the base model's files are hashed above in any case)
         revision = str(upstream.get("revision") or "")
         pinned = {"digest": {"gitCommit": revision}} if re.fullmatch(r"[0-9a-f]{40}", revision) else {}
-        deps.append({"uri": f"https://huggingface.co/{upstream['id']}", **pinned,
-                     "annotations": {k: v for k, v in upstream.items() if v is not None}})
+        deps.append({"name": "base_model_upstream", "uri": f"https://huggingface.co/{upstream['id']}",
+                     **pinned, "annotations": {k: v for k, v in upstream.items() if v is not None}})
     return deps
 
 

@@ -123,7 +123,10 @@ async def test_a_release_is_signed_attested_and_proved_for_other_ecosystems(log:
     assert predicate.run_details.metadata.invocation_id == run
     build = body["predicate"]["buildDefinition"]
     assert build["externalParameters"]["spec"]["dataset"] == started[0]["dataset"]
-    deps = {d["name"]: d["digest"] for d in build["resolvedDependencies"]}
+    deps = {d["name"]: d.get("digest") for d in build["resolvedDependencies"]}
+    code = started[0].get("code") or {}
+    if code.get("repository"):  # a checkout with a remote (CI's clone): the source at its commit
+        assert deps["code"] == {"gitCommit": code["commit"]}
     assert deps[f"dataset/{started[0]['dataset']}/v{started[0]['dataset_version']}"] \
         == {"rlhfAuditMerkleRoot": started[0]["dataset_root"]}
     assert {n.removeprefix("base_model/"): "sha256:" + d["sha256"] for n, d in deps.items()
