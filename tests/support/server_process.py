@@ -30,10 +30,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def cli(home: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
-    """Run ``rlhf-audit --home HOME ARGS``; its stdout (a failure shows its stderr)."""
+    """Run ``rlhf-audit --home HOME ARGS``; its stdout (a failure shows its stdout and stderr)."""
     done = subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), *args], input=stdin,
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
